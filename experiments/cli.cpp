@@ -1,0 +1,192 @@
+// The `copaint` command line: global options, dispatch, `list`, `--version`, `--help`.
+#include "experiments/cli.h"
+
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include <boost/program_options.hpp>
+
+#include "datasets/dataset.h"
+#include "datasets/mask.h"
+#include "framework/device.h"
+#include "framework/error.h"
+#include "framework/log.h"
+#include "framework/model.h"
+#include "framework/registry.h"
+#include "framework/version.h"
+#include "methods/method.h"
+#include "metrics/metric.h"
+
+namespace po = boost::program_options;
+
+namespace copaint {
+namespace {
+
+std::vector<Command>& commands() {
+  static std::vector<Command> list;
+  return list;
+}
+
+const char* kUsage = "usage: copaint [global options] <command> [command options]\n";
+
+po::options_description global_options() {
+  po::options_description d("Global options");
+  d.add_options()
+      ("help,h", "print this help (or `copaint <command> --help` for a command's options)")
+      ("version", "print version, git revision, LibTorch version and whether CUDA is available")
+      ("device", po::value<std::string>()->default_value("auto"),
+       "auto | cpu | cuda | cuda:N (auto = CUDA when LibTorch sees a GPU)")
+      ("threads", po::value<int>()->default_value(0), "CPU threads for LibTorch (0 = its default)")
+      ("log-level", po::value<std::string>()->default_value("info"),
+       "debug | info | warn | error | quiet")
+      ("quiet,q", "no progress bars and only warnings and errors");
+  return d;
+}
+
+std::string version_text() {
+  std::ostringstream os;
+  os << "copaint " << version() << "\n"
+     << "git revision: " << git_revision() << "\n"
+     << "LibTorch: " << torch_version() << "\n"
+     << "CUDA available: " << (cuda_available() ? "yes" : "no") << "\n";
+  return os.str();
+}
+
+template <class T>
+void print_registry(std::ostream& out, const char* title) {
+  const auto& entries = Registry<T>::global().entries();
+  out << title << " (" << entries.size() << "):\n";
+  for (const auto& e : entries) {
+    out << "  " << e.name << " - " << e.description << "\n";
+    for (const auto& o : e.options) {
+      out << "      " << e.name << "." << o.key << " = " << o.default_value << "    " << o.help
+          << "\n";
+    }
+  }
+}
+
+int cmd_list(CommandContext& ctx) {
+  po::options_description d("copaint list [methods|metrics|datasets|masks|models]");
+  d.add_options()("help,h", "print this help")("what", po::value<std::string>(), "one kind only");
+  po::positional_options_description pos;
+  pos.add("what", 1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(ctx.args).options(d).positional(pos).run(), vm);
+  if (vm.count("help")) {
+    ctx.out << d;
+    return 0;
+  }
+  const std::string what = vm.count("what") ? vm["what"].as<std::string>() : "";
+  const std::map<std::string, std::function<void()>> kinds = {
+      {"methods", [&] { print_registry<Method>(ctx.out, "methods"); }},
+      {"metrics", [&] { print_registry<Metric>(ctx.out, "metrics"); }},
+      {"datasets", [&] { print_registry<Dataset>(ctx.out, "datasets"); }},
+      {"masks", [&] { print_registry<MaskGenerator>(ctx.out, "masks"); }},
+      {"models", [&] { print_registry<Denoiser>(ctx.out, "models"); }},
+  };
+  if (!what.empty()) {
+    auto it = kinds.find(what);
+    if (it == kinds.end()) {
+      throw UsageError("unknown kind '" + what + "'; valid: datasets, masks, methods, metrics, models");
+    }
+    it->second();
+    return 0;
+  }
+  for (const char* k : {"methods", "metrics", "datasets", "masks", "models"}) {
+    kinds.at(k)();
+    ctx.out << "\n";
+  }
+  return 0;
+}
+
+void print_help(std::ostream& out) {
+  out << kUsage << "\nCommands:\n";
+  for (const auto& c : commands()) out << "  " << c.name << std::string(12 - std::min<size_t>(11, c.name.size()), ' ') << c.summary << "\n";
+  out << "\n" << global_options() << "\n"
+      << "Settings use dotted keys (e.g. copaint.G=5): give them with `--set key=value` or in an\n"
+      << "INI file with `--config FILE` (commands that take settings); the command line wins.\n";
+}
+
+void ensure_builtin_commands() {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  add_command({"list", "list registered methods, metrics, datasets, masks and models with their options",
+               cmd_list});
+}
+
+}  // namespace
+
+void add_command(Command command) {
+  for (auto& c : commands()) {
+    if (c.name == command.name) {
+      c = std::move(command);
+      return;
+    }
+  }
+  commands().push_back(std::move(command));
+}
+
+int run_cli(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+  ensure_builtin_commands();
+  register_all();
+  try {
+    // Global options stop at the first positional (the subcommand).
+    std::vector<std::string> global_args, rest;
+    size_t i = 0;
+    const auto opts = global_options();
+    for (; i < argv.size(); ++i) {
+      const std::string& a = argv[i];
+      if (a.empty() || a[0] != '-') break;
+      global_args.push_back(a);
+      const bool takes_value = (a == "--device" || a == "--threads" || a == "--log-level");
+      if (takes_value && i + 1 < argv.size()) global_args.push_back(argv[++i]);
+    }
+    rest.assign(argv.begin() + static_cast<long>(i), argv.end());
+
+    po::variables_map vm;
+    po::store(po::command_line_parser(global_args).options(opts).run(), vm);
+    po::notify(vm);
+    if (vm.count("version")) {
+      out << version_text();
+      return 0;
+    }
+    if (vm.count("help") || rest.empty()) {
+      print_help(rest.empty() && !vm.count("help") ? err : out);
+      return vm.count("help") ? 0 : 2;
+    }
+    set_log_level(vm.count("quiet") ? LogLevel::kWarn
+                                    : parse_log_level(vm["log-level"].as<std::string>()));
+    if (vm.count("quiet")) ProgressBar::set_enabled(false);
+    set_num_threads(vm["threads"].as<int>());
+    // Validate the device early so a typo fails before any work.
+    parse_device(vm["device"].as<std::string>());
+
+    const std::string name = rest.front();
+    for (auto& c : commands()) {
+      if (c.name == name) {
+        CommandContext ctx{std::vector<std::string>(rest.begin() + 1, rest.end()), out, err,
+                           vm["device"].as<std::string>()};
+        return c.run(ctx);
+      }
+    }
+    std::vector<std::string> names;
+    for (const auto& c : commands()) names.push_back(c.name);
+    throw UsageError("unknown command '" + name + "'; valid: " + join_names(names));
+  } catch (const UsageError& e) {
+    err << "copaint: " << e.what() << "\n";
+    return 2;
+  } catch (const po::error& e) {
+    err << "copaint: " << e.what() << "\n";
+    return 2;
+  } catch (const InputError& e) {
+    err << "copaint: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    err << "copaint: error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace copaint

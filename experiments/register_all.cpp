@@ -1,0 +1,23 @@
+// One place that registers every built-in entry of every registry (survives static linking).
+#include "datasets/dataset.h"
+#include "datasets/mask.h"
+#include "experiments/cli.h"
+#include "methods/method.h"
+#include "metrics/metric.h"
+
+namespace copaint {
+
+void register_builtin_models();  // experiments/models.cpp
+
+void register_all() {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  register_builtin_methods();
+  register_builtin_metrics();
+  register_builtin_datasets();
+  register_builtin_masks();
+  register_builtin_models();
+}
+
+}  // namespace copaint

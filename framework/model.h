@@ -1,0 +1,41 @@
+// The model interface methods see: a denoiser mapping (x_t, original timestep, optional label)
+// to eps (and the variance channels when the network learns sigma), plus evaluation counters.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+namespace copaint {
+
+/// A diffusion network. Methods never see the concrete class (UNet, analytic test models, ...).
+class Denoiser {
+ public:
+  static constexpr const char* kRegistryKind = "model";
+  virtual ~Denoiser() = default;
+
+  /// Raw network output for x [B,C,H,W] at timesteps t [B] (int64) of the *original* process
+  /// (respaced indices are mapped by the caller), y [B] class labels or undefined.
+  /// Returns [B, C, H, W], or [B, 2C, H, W] when learn_sigma() (first C channels are eps).
+  virtual at::Tensor forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) = 0;
+
+  virtual int64_t image_size() const = 0;
+  virtual int64_t channels() const = 0;
+  virtual bool learn_sigma() const { return false; }
+  /// Number of classes for a class-conditional model, 0 otherwise.
+  virtual int64_t num_classes() const { return 0; }
+  /// Number of steps of the process the network was trained on.
+  virtual int64_t num_train_timesteps() const { return 1000; }
+  virtual void to(const c10::Device& device) = 0;
+  virtual std::string describe() const = 0;
+};
+
+/// UNet evaluations spent on a piece of work (per batch call).
+struct EvalCounter {
+  int64_t forwards = 0;   ///< network forward passes (each over a whole batch)
+  int64_t backwards = 0;  ///< backward passes through the network to its input
+};
+
+}  // namespace copaint

@@ -1,0 +1,41 @@
+// Tests of device parsing and thread settings.
+#include "framework/device.h"
+
+#include <ATen/Parallel.h>
+#include <gtest/gtest.h>
+
+#include "framework/error.h"
+
+namespace copaint {
+namespace {
+
+TEST(Device, ParsesCpuAndAuto) {
+  EXPECT_TRUE(parse_device("cpu").is_cpu());
+  const auto a = parse_device("auto");
+  EXPECT_EQ(a.is_cuda(), cuda_available());
+}
+
+TEST(Device, RejectsMalformedSpecs) {
+  for (const char* bad : {"", "gpu", "cuda:", "cuda:x", "cuda:-1", "CPU", "cuda:0:1"}) {
+    EXPECT_THROW(parse_device(bad), UsageError) << bad;
+  }
+}
+
+TEST(Device, CudaWithoutGpuIsAUsageError) {
+  if (cuda_available()) GTEST_SKIP() << "a GPU is visible";
+  EXPECT_THROW(parse_device("cuda"), UsageError);
+  EXPECT_THROW(parse_device("cuda:1"), UsageError);
+}
+
+TEST(Device, ThreadCount) {
+  const int before = at::get_num_threads();
+  set_num_threads(0);
+  EXPECT_EQ(at::get_num_threads(), before);
+  set_num_threads(1);
+  EXPECT_EQ(at::get_num_threads(), 1);
+  EXPECT_THROW(set_num_threads(-1), UsageError);
+  set_num_threads(before);
+}
+
+}  // namespace
+}  // namespace copaint

@@ -1,0 +1,66 @@
+// Tests of Registry<T>: creation with resolved options, unknown names and keys listing valid ones.
+#include "framework/registry.h"
+
+#include <gtest/gtest.h>
+
+namespace copaint {
+namespace {
+
+struct Widget {
+  static constexpr const char* kRegistryKind = "widget";
+  Options resolved;
+};
+
+Registry<Widget> make_registry() {
+  Registry<Widget> r;
+  r.add({"alpha", "first widget",
+         {{"size", "3", "how big"}, {"color", "red", "which color"}},
+         [](const Options& o) { return std::make_unique<Widget>(Widget{o}); }});
+  r.add({"beta", "second widget", {}, [](const Options& o) { return std::make_unique<Widget>(Widget{o}); }});
+  return r;
+}
+
+TEST(Registry, CreatesWithDefaultsOverriddenByUser) {
+  auto r = make_registry();
+  auto w = r.create("alpha", Options{{"size", "7"}});
+  EXPECT_EQ(w->resolved.get_int("size"), 7);
+  EXPECT_EQ(w->resolved.get("color"), "red");
+  EXPECT_EQ(r.names(), (std::vector<std::string>{"alpha", "beta"}));
+}
+
+TEST(Registry, UnknownNameListsValidNames) {
+  auto r = make_registry();
+  try {
+    r.create("gamma");
+    FAIL() << "expected UsageError";
+  } catch (const UsageError& e) {
+    EXPECT_STREQ(e.what(), "unknown widget 'gamma'; valid: alpha, beta");
+  }
+}
+
+TEST(Registry, UnknownOptionListsValidKeys) {
+  auto r = make_registry();
+  try {
+    r.create("alpha", Options{{"colour", "blue"}});
+    FAIL() << "expected UsageError";
+  } catch (const UsageError& e) {
+    EXPECT_STREQ(e.what(), "unknown option 'alpha.colour' for widget 'alpha'; valid: size, color");
+  }
+  EXPECT_THROW(r.create("beta", Options{{"x", "1"}}), UsageError);
+}
+
+TEST(Registry, ReAddingReplacesSoRegistrationIsIdempotent) {
+  auto r = make_registry();
+  r.add({"alpha", "replaced", {}, [](const Options& o) { return std::make_unique<Widget>(Widget{o}); }});
+  EXPECT_EQ(r.entries().size(), 2u);
+  EXPECT_EQ(r.at("alpha").description, "replaced");
+}
+
+TEST(Registry, GlobalIsOnePerType) {
+  Registry<Widget>::global().add(make_registry().at("beta"));
+  EXPECT_TRUE(Registry<Widget>::global().contains("beta"));
+  EXPECT_EQ(&Registry<Widget>::global(), &Registry<Widget>::global());
+}
+
+}  // namespace
+}  // namespace copaint
