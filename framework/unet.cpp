@@ -1,0 +1,874 @@
+// The ADM UNet: architecture builder (names/shapes in state_dict order), functional forward with
+// ATen ops, state_dict loading with config diagnostics, fp16 conversion and config inference.
+#include "framework/unet.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "framework/error.h"
+
+namespace copaint {
+namespace {
+
+constexpr int64_t kGroups = 32;  // GroupNorm32 in the original: 32 groups everywhere
+
+std::string shape_str(at::IntArrayRef shape) {
+  std::ostringstream s;
+  s << '[';
+  for (size_t i = 0; i < shape.size(); ++i) s << (i ? "," : "") << shape[i];
+  s << ']';
+  return s.str();
+}
+
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> out;
+  std::string item;
+  std::istringstream in(text);
+  while (std::getline(in, item, ',')) {
+    const auto b = item.find_first_not_of(" \t");
+    const auto e = item.find_last_not_of(" \t");
+    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
+  }
+  return out;
+}
+
+std::string format_number(double v) {
+  std::ostringstream s;
+  if (v == std::floor(v) && std::abs(v) < 1e9) {
+    s << static_cast<int64_t>(v);
+  } else {
+    s << v;
+  }
+  return s.str();
+}
+
+std::string join_mult(const std::vector<double>& mult) {
+  std::string out;
+  for (size_t i = 0; i < mult.size(); ++i) out += (i ? "," : "") + format_number(mult[i]);
+  return out;
+}
+
+/// The original's default channel_mult per image size (create_model).
+std::vector<double> default_mult(int image_size) {
+  switch (image_size) {
+    case 512: return {0.5, 1, 1, 2, 2, 4, 4};
+    case 256: return {1, 1, 2, 2, 4, 4};
+    case 128: return {1, 1, 2, 3, 4};
+    case 64: return {1, 2, 3, 4};
+    default: return {};
+  }
+}
+
+/// GroupNorm32: normalise in float32, cast back to the input's dtype.
+at::Tensor group_norm32(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  const auto dtype = x.scalar_type();
+  // float32 unless the whole model runs in double (gradient checks).
+  const auto compute = dtype == at::kDouble ? at::kDouble : at::kFloat;
+  return at::group_norm(x.to(compute), kGroups, w.to(compute), b.to(compute), 1e-5).to(dtype);
+}
+
+at::Tensor conv3x3(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, int64_t stride = 1) {
+  return at::conv2d(x, w, b, {stride, stride}, {1, 1});
+}
+
+at::Tensor upsample2x(const at::Tensor& x) {
+  return at::upsample_nearest2d(x, {x.size(2) * 2, x.size(3) * 2});
+}
+
+at::Tensor downsample_pool(const at::Tensor& x) { return at::avg_pool2d(x, {2, 2}, {2, 2}); }
+
+bool starts_with(const std::string& s, const std::string& prefix) {
+  return s.compare(0, prefix.size(), prefix) == 0;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------------
+// UNetConfig
+
+std::string UNetConfig::to_string() const {
+  std::ostringstream s;
+  s << "image_size=" << image_size << ",in_channels=" << in_channels
+    << ",num_channels=" << num_channels << ",num_res_blocks=" << num_res_blocks
+    << ",channel_mult=\"" << channel_mult << "\",learn_sigma=" << (learn_sigma ? "true" : "false")
+    << ",class_cond=" << (class_cond ? "true" : "false") << ",num_classes=" << num_classes
+    << ",attention_resolutions=\"" << attention_resolutions << "\",num_heads=" << num_heads
+    << ",num_head_channels=" << num_head_channels << ",num_heads_upsample=" << num_heads_upsample
+    << ",use_scale_shift_norm=" << (use_scale_shift_norm ? "true" : "false")
+    << ",resblock_updown=" << (resblock_updown ? "true" : "false")
+    << ",use_new_attention_order=" << (use_new_attention_order ? "true" : "false")
+    << ",use_fp16=" << (use_fp16 ? "true" : "false") << ",dropout=" << dropout;
+  return s.str();
+}
+
+std::vector<double> UNetConfig::resolved_channel_mult() const {
+  if (channel_mult.empty()) {
+    auto mult = default_mult(image_size);
+    if (mult.empty()) {
+      throw UsageError("UNet: no default channel_mult for image_size=" +
+                       std::to_string(image_size) + " (defaults exist for 64, 128, 256, 512); "
+                       "set channel_mult, e.g. \"1,2,2\"");
+    }
+    return mult;
+  }
+  std::vector<double> mult;
+  for (const auto& item : split_commas(channel_mult)) {
+    size_t used = 0;
+    double v = 0;
+    try {
+      v = std::stod(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != item.size() || !(v > 0)) {
+      throw UsageError("UNet: bad channel_mult \"" + channel_mult + "\" (want positive numbers "
+                       "separated by commas, e.g. \"1,2,2\")");
+    }
+    mult.push_back(v);
+  }
+  if (mult.empty()) throw UsageError("UNet: empty channel_mult \"" + channel_mult + "\"");
+  return mult;
+}
+
+std::vector<int> UNetConfig::attention_downsample_rates() const {
+  std::vector<int> ds;
+  for (const auto& item : split_commas(attention_resolutions)) {
+    int res = 0;
+    try {
+      size_t used = 0;
+      res = std::stoi(item, &used);
+      if (used != item.size()) res = 0;
+    } catch (const std::exception&) {
+      res = 0;
+    }
+    if (res <= 0) {
+      throw UsageError("UNet: bad attention_resolutions \"" + attention_resolutions +
+                       "\" (want feature-map sizes separated by commas, e.g. \"16,8\")");
+    }
+    ds.push_back(image_size / res);  // integer division, as create_model does
+  }
+  return ds;
+}
+
+std::vector<std::string> unet_preset_names() { return {"celebahq256", "imagenet256"}; }
+
+UNetConfig unet_preset(const std::string& name) {
+  // Both checkpoints share the architecture flags of configs/{celebahq,imagenet}.yaml.
+  UNetConfig c;
+  c.image_size = 256;
+  c.num_channels = 256;
+  c.num_res_blocks = 2;
+  c.channel_mult = "";
+  c.attention_resolutions = "32,16,8";
+  c.num_heads = 4;
+  c.num_head_channels = 64;
+  c.num_heads_upsample = -1;
+  c.learn_sigma = true;
+  c.use_scale_shift_norm = true;
+  c.resblock_updown = true;
+  c.dropout = 0.0;
+  if (name == "celebahq256") {
+    c.class_cond = false;
+    c.use_fp16 = false;
+    return c;
+  }
+  if (name == "imagenet256") {
+    c.class_cond = true;
+    c.num_classes = 1000;
+    c.use_fp16 = true;
+    return c;
+  }
+  std::string names;
+  for (const auto& n : unet_preset_names()) names += (names.empty() ? "" : ", ") + n;
+  throw UsageError("unknown UNet preset '" + name + "'; valid: " + names);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Architecture builder: walks UNetModel.__init__ and records every parameter in registration order.
+
+struct UNet::Builder {
+  enum class Init { kFanIn, kOnes, kZeros, kNormal };
+  struct Param {
+    std::string name;
+    std::vector<int64_t> shape;
+    Init init;
+    int64_t fan_in;
+    bool torso_conv;
+  };
+
+  const UNetConfig& c;
+  std::vector<Param> params;
+  std::vector<Block> input_blocks;
+  Block middle_block;
+  std::vector<Block> output_blocks;
+  int time_w0 = -1, time_b0 = -1, time_w2 = -1, time_b2 = -1, label_emb = -1;
+  int out_norm_w = -1, out_norm_b = -1, out_conv_w = -1, out_conv_b = -1;
+
+  explicit Builder(const UNetConfig& config) : c(config) { build(); }
+
+  int add(const std::string& name, std::vector<int64_t> shape, Init init, int64_t fan_in = 0,
+          bool torso_conv = false) {
+    params.push_back({name, std::move(shape), init, fan_in, torso_conv});
+    return static_cast<int>(params.size() - 1);
+  }
+  static bool in_torso(const std::string& prefix) {
+    return starts_with(prefix, "input_blocks.") || starts_with(prefix, "middle_block.") ||
+           starts_with(prefix, "output_blocks.");
+  }
+  /// kernel 3 -> Conv2d 3x3, kernel 1 -> Conv2d 1x1, kernel 0 -> Conv1d with kernel 1.
+  void conv(const std::string& prefix, int64_t cin, int64_t cout, int kernel, int& w, int& b) {
+    std::vector<int64_t> shape = {cout, cin};
+    if (kernel == 0) {
+      shape.push_back(1);
+    } else {
+      shape.push_back(kernel);
+      shape.push_back(kernel);
+    }
+    const int64_t fan = cin * (kernel == 0 ? 1 : kernel * kernel);
+    const bool torso = in_torso(prefix);
+    w = add(prefix + ".weight", shape, Init::kFanIn, fan, torso);
+    b = add(prefix + ".bias", {cout}, Init::kFanIn, fan, torso);
+  }
+  void linear(const std::string& prefix, int64_t in, int64_t out, int& w, int& b) {
+    w = add(prefix + ".weight", {out, in}, Init::kFanIn, in);
+    b = add(prefix + ".bias", {out}, Init::kFanIn, in);
+  }
+  void norm(const std::string& prefix, int64_t ch, int& w, int& b) {
+    if (ch % kGroups != 0) {
+      throw UsageError("UNet: " + prefix + " has " + std::to_string(ch) +
+                       " channels, not divisible by the 32 GroupNorm groups (check num_channels "
+                       "and channel_mult)");
+    }
+    w = add(prefix + ".weight", {ch}, Init::kOnes);
+    b = add(prefix + ".bias", {ch}, Init::kZeros);
+  }
+
+  Layer res(const std::string& prefix, int64_t ch, int64_t out_ch, int updown) {
+    Layer l;
+    l.kind = Layer::Kind::kRes;
+    l.channels = ch;
+    l.out_channels = out_ch;
+    l.updown = updown;
+    norm(prefix + ".in_layers.0", ch, l.norm1_w, l.norm1_b);
+    conv(prefix + ".in_layers.2", ch, out_ch, 3, l.conv1_w, l.conv1_b);
+    const int64_t emb_dim = 4 * static_cast<int64_t>(c.num_channels);
+    linear(prefix + ".emb_layers.1", emb_dim, c.use_scale_shift_norm ? 2 * out_ch : out_ch,
+           l.emb_w, l.emb_b);
+    norm(prefix + ".out_layers.0", out_ch, l.norm2_w, l.norm2_b);
+    conv(prefix + ".out_layers.3", out_ch, out_ch, 3, l.conv2_w, l.conv2_b);
+    if (out_ch != ch) conv(prefix + ".skip_connection", ch, out_ch, 1, l.skip_w, l.skip_b);
+    return l;
+  }
+
+  Layer attention(const std::string& prefix, int64_t ch, int num_heads) {
+    Layer l;
+    l.kind = Layer::Kind::kAttn;
+    l.channels = l.out_channels = ch;
+    if (c.num_head_channels == -1) {
+      l.heads = num_heads;
+    } else {
+      if (c.num_head_channels <= 0 || ch % c.num_head_channels != 0) {
+        throw UsageError("UNet: attention at " + prefix + " has " + std::to_string(ch) +
+                         " channels, not divisible by num_head_channels=" +
+                         std::to_string(c.num_head_channels));
+      }
+      l.heads = ch / c.num_head_channels;
+    }
+    if (l.heads <= 0 || ch % l.heads != 0) {
+      throw UsageError("UNet: attention at " + prefix + " has " + std::to_string(ch) +
+                       " channels, not divisible into " + std::to_string(l.heads) + " heads");
+    }
+    norm(prefix + ".norm", ch, l.norm1_w, l.norm1_b);
+    conv(prefix + ".qkv", ch, 3 * ch, 0, l.w, l.b);
+    conv(prefix + ".proj_out", ch, ch, 0, l.conv2_w, l.conv2_b);
+    return l;
+  }
+
+  Layer resample(const std::string& prefix, int64_t ch, bool up) {
+    if (c.resblock_updown) return res(prefix, ch, ch, up ? 1 : -1);
+    Layer l;
+    l.kind = up ? Layer::Kind::kUp : Layer::Kind::kDown;
+    l.channels = l.out_channels = ch;
+    l.conv = true;  // create_model always uses conv_resample=True
+    conv(prefix + (up ? ".conv" : ".op"), ch, ch, 3, l.w, l.b);
+    return l;
+  }
+
+  void build() {
+    if (c.in_channels <= 0) throw UsageError("UNet: in_channels must be positive");
+    if (c.num_channels <= 0) throw UsageError("UNet: num_channels must be positive");
+    if (c.num_res_blocks < 0) throw UsageError("UNet: num_res_blocks must be >= 0");
+    if (c.class_cond && c.num_classes <= 0) throw UsageError("UNet: num_classes must be positive");
+    const auto mult = c.resolved_channel_mult();
+    const auto attn_ds = c.attention_downsample_rates();
+    const auto has_attn = [&](int ds) {
+      return std::find(attn_ds.begin(), attn_ds.end(), ds) != attn_ds.end();
+    };
+    const int64_t mc = c.num_channels;
+    const int heads_up = c.num_heads_upsample == -1 ? c.num_heads : c.num_heads_upsample;
+    const auto width = [&](double m) { return static_cast<int64_t>(m * static_cast<double>(mc)); };
+
+    linear("time_embed.0", mc, 4 * mc, time_w0, time_b0);
+    linear("time_embed.2", 4 * mc, 4 * mc, time_w2, time_b2);
+    if (c.class_cond) label_emb = add("label_emb.weight", {c.num_classes, 4 * mc}, Init::kNormal);
+
+    int64_t ch = width(mult[0]);
+    const int64_t input_ch = ch;
+    {
+      Layer l;
+      l.kind = Layer::Kind::kConv;
+      l.channels = c.in_channels;
+      l.out_channels = ch;
+      conv("input_blocks.0.0", c.in_channels, ch, 3, l.w, l.b);
+      input_blocks.push_back({l});
+    }
+    std::vector<int64_t> skip_chans = {ch};
+    int ds = 1;
+    for (size_t level = 0; level < mult.size(); ++level) {
+      for (int r = 0; r < c.num_res_blocks; ++r) {
+        const std::string prefix = "input_blocks." + std::to_string(input_blocks.size());
+        Block block = {res(prefix + ".0", ch, width(mult[level]), 0)};
+        ch = width(mult[level]);
+        if (has_attn(ds)) block.push_back(attention(prefix + ".1", ch, c.num_heads));
+        input_blocks.push_back(block);
+        skip_chans.push_back(ch);
+      }
+      if (level + 1 != mult.size()) {
+        const std::string prefix = "input_blocks." + std::to_string(input_blocks.size());
+        input_blocks.push_back({resample(prefix + ".0", ch, false)});
+        skip_chans.push_back(ch);
+        ds *= 2;
+      }
+    }
+    middle_block.push_back(res("middle_block.0", ch, ch, 0));
+    middle_block.push_back(attention("middle_block.1", ch, c.num_heads));
+    middle_block.push_back(res("middle_block.2", ch, ch, 0));
+
+    for (size_t level = mult.size(); level-- > 0;) {
+      for (int i = 0; i <= c.num_res_blocks; ++i) {
+        const int64_t skip = skip_chans.back();
+        skip_chans.pop_back();
+        const std::string prefix = "output_blocks." + std::to_string(output_blocks.size());
+        Block block = {res(prefix + ".0", ch + skip, width(mult[level]), 0)};
+        ch = width(mult[level]);
+        if (has_attn(ds)) block.push_back(attention(prefix + ".1", ch, heads_up));
+        if (level != 0 && i == c.num_res_blocks) {
+          block.push_back(resample(prefix + "." + std::to_string(block.size()), ch, true));
+          ds /= 2;
+        }
+        output_blocks.push_back(block);
+      }
+    }
+    norm("out.0", ch, out_norm_w, out_norm_b);
+    conv("out.2", input_ch, c.out_channels(), 3, out_conv_w, out_conv_b);
+  }
+};
+
+// ------------------------------------------------------------------------------------------------
+// UNet
+
+UNetLayout UNet::layout(const UNetConfig& config) {
+  Builder b(config);
+  UNetLayout out;
+  out.reserve(b.params.size());
+  for (auto& p : b.params) out.emplace_back(p.name, p.shape);
+  return out;
+}
+
+UNet::UNet(const UNetConfig& config) : config_(config) {
+  Builder b(config_);
+  input_blocks_ = std::move(b.input_blocks);
+  middle_block_ = std::move(b.middle_block);
+  output_blocks_ = std::move(b.output_blocks);
+  time_w0_ = b.time_w0;
+  time_b0_ = b.time_b0;
+  time_w2_ = b.time_w2;
+  time_b2_ = b.time_b2;
+  label_emb_ = b.label_emb;
+  out_norm_w_ = b.out_norm_w;
+  out_norm_b_ = b.out_norm_b;
+  out_conv_w_ = b.out_conv_w;
+  out_conv_b_ = b.out_conv_b;
+
+  at::NoGradGuard no_grad;
+  params_.reserve(b.params.size());
+  torso_conv_.reserve(b.params.size());
+  for (const auto& p : b.params) {
+    at::Tensor t = at::empty(p.shape, at::TensorOptions().dtype(at::kFloat));
+    switch (p.init) {
+      case Builder::Init::kFanIn: {
+        const double bound = 1.0 / std::sqrt(static_cast<double>(std::max<int64_t>(p.fan_in, 1)));
+        t.uniform_(-bound, bound);
+        break;
+      }
+      case Builder::Init::kOnes: t.fill_(1.0); break;
+      case Builder::Init::kZeros: t.zero_(); break;
+      case Builder::Init::kNormal: t.normal_(0.0, 1.0); break;
+    }
+    index_.emplace(p.name, params_.size());
+    params_.emplace_back(p.name, t);
+    torso_conv_.push_back(p.torso_conv);
+  }
+}
+
+int64_t UNet::parameter_count() const {
+  int64_t n = 0;
+  for (const auto& p : params_) n += p.second.numel();
+  return n;
+}
+
+const at::Tensor& UNet::parameter(const std::string& name) const {
+  auto it = index_.find(name);
+  if (it == index_.end()) throw UsageError("UNet has no parameter '" + name + "'");
+  return params_[it->second].second;
+}
+
+std::vector<at::Tensor> UNet::parameters() const {
+  std::vector<at::Tensor> out;
+  out.reserve(params_.size());
+  for (const auto& p : params_) out.push_back(p.second);
+  return out;
+}
+
+at::Device UNet::device() const { return params_.front().second.device(); }
+
+void UNet::requires_grad_(bool requires_grad) {
+  for (auto& p : params_) p.second.requires_grad_(requires_grad);
+}
+
+void UNet::to(at::Device device, at::ScalarType dtype) {
+  if (dtype != at::kHalf && !at::isFloatingType(dtype)) {
+    throw UsageError(std::string("UNet::to: unsupported dtype ") + c10::toString(dtype));
+  }
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    at::Tensor& t = params_[i].second;
+    const auto target = dtype == at::kHalf ? (torso_conv_[i] ? at::kHalf : at::kFloat) : dtype;
+    if (t.device() == device && t.scalar_type() == target) continue;
+    const bool rg = t.requires_grad();
+    t = t.detach().to(device, target);
+    if (rg) t.requires_grad_(true);
+  }
+  torso_dtype_ = dtype;
+}
+
+void UNet::load(const std::vector<std::pair<std::string, at::Tensor>>& state_dict) {
+  std::map<std::string, const at::Tensor*> given;
+  std::vector<std::string> duplicated, bad_dtype;
+  for (const auto& [name, t] : state_dict) {
+    if (!given.emplace(name, &t).second) duplicated.push_back(name);
+    if (!t.defined() || !at::isFloatingType(t.scalar_type())) bad_dtype.push_back(name);
+  }
+  std::vector<std::string> missing, unexpected, misshaped;
+  for (const auto& [name, t] : params_) {
+    auto it = given.find(name);
+    if (it == given.end()) {
+      missing.push_back(name);
+    } else if (it->second->defined() && it->second->sizes() != t.sizes()) {
+      misshaped.push_back(name + " (file " + shape_str(it->second->sizes()) + ", config " +
+                          shape_str(t.sizes()) + ")");
+    }
+  }
+  for (const auto& [name, t] : given) {
+    if (!index_.count(name)) unexpected.push_back(name);
+  }
+
+  if (!missing.empty() || !unexpected.empty() || !misshaped.empty() || !duplicated.empty() ||
+      !bad_dtype.empty()) {
+    std::ostringstream msg;
+    msg << "UNet state_dict does not match the configuration (" << config_.to_string() << ")";
+    const auto list = [&](const char* what, const std::vector<std::string>& names) {
+      if (names.empty()) return;
+      msg << "; " << names.size() << ' ' << what << ": ";
+      for (size_t i = 0; i < names.size(); ++i) msg << (i ? ", " : "") << names[i];
+    };
+    list("missing", missing);
+    list("unexpected", unexpected);
+    list("mis-shaped", misshaped);
+    list("duplicated", duplicated);
+    list("not floating point", bad_dtype);
+
+    // Hints: what the file itself says about the architecture.
+    std::vector<std::string> fixes;
+    try {
+      const UNetConfig f = infer_unet_config(state_dict, config_.image_size);
+      const auto hint = [&](bool differs, const std::string& text) {
+        if (differs) fixes.push_back(text);
+      };
+      const auto b = [](bool v) { return std::string(v ? "true" : "false"); };
+      hint(f.class_cond != config_.class_cond, "set class_cond=" + b(f.class_cond) +
+               (f.class_cond ? " (label_emb.weight is in the file)"
+                             : " (label_emb.weight is not in the file)"));
+      hint(f.class_cond && config_.class_cond && f.num_classes != config_.num_classes,
+           "set num_classes=" + std::to_string(f.num_classes) + " (label_emb.weight rows)");
+      hint(f.learn_sigma != config_.learn_sigma,
+           "set learn_sigma=" + b(f.learn_sigma) + " (out.2.weight has " +
+               std::to_string(f.out_channels()) + " output channels)");
+      hint(f.in_channels != config_.in_channels,
+           "set in_channels=" + std::to_string(f.in_channels) + " (input_blocks.0.0.weight)");
+      hint(f.num_channels != config_.num_channels,
+           "set num_channels=" + std::to_string(f.num_channels) + " (time_embed.0.weight)");
+      std::vector<double> mine;
+      try {
+        mine = config_.resolved_channel_mult();
+      } catch (const UsageError&) {
+      }
+      hint(f.resolved_channel_mult() != mine, "set channel_mult=" + f.channel_mult);
+      hint(f.num_res_blocks != config_.num_res_blocks,
+           "set num_res_blocks=" + std::to_string(f.num_res_blocks));
+      auto ds_file = f.attention_downsample_rates();
+      std::vector<int> ds_mine;
+      try {
+        ds_mine = config_.attention_downsample_rates();
+      } catch (const UsageError&) {
+      }
+      std::set<int> a(ds_file.begin(), ds_file.end());
+      std::set<int> m;
+      const int levels = static_cast<int>(f.resolved_channel_mult().size());
+      for (int ds : ds_mine) {
+        if (ds >= 1 && ds < (1 << levels)) m.insert(ds);  // rates with no level change nothing
+      }
+      hint(a != m, "set attention_resolutions=" + f.attention_resolutions);
+      hint(f.use_scale_shift_norm != config_.use_scale_shift_norm,
+           "set use_scale_shift_norm=" + b(f.use_scale_shift_norm) + " (emb_layers width)");
+      hint(f.resblock_updown != config_.resblock_updown,
+           "set resblock_updown=" + b(f.resblock_updown));
+    } catch (const std::exception& e) {
+      fixes.push_back(std::string("the file does not look like an ADM UNet (") + e.what() + ")");
+    }
+    if (!fixes.empty()) {
+      msg << "; likely config fixes: ";
+      for (size_t i = 0; i < fixes.size(); ++i) msg << (i ? "; " : "") << fixes[i];
+    }
+    throw InputError(msg.str());
+  }
+
+  at::NoGradGuard no_grad;
+  for (auto& [name, t] : params_) t.detach().copy_(*given.at(name));
+}
+
+// ------------------------------------------------------------------------------------------------
+// Forward
+
+at::Tensor UNet::res_block(const Layer& l, at::Tensor x, const at::Tensor& emb) const {
+  at::Tensor h = at::silu(group_norm32(x, p(l.norm1_w), p(l.norm1_b)));
+  if (l.updown != 0) {
+    h = l.updown > 0 ? upsample2x(h) : downsample_pool(h);
+    x = l.updown > 0 ? upsample2x(x) : downsample_pool(x);
+  }
+  h = conv3x3(h, p(l.conv1_w), p(l.conv1_b));
+  at::Tensor emb_out = at::linear(at::silu(emb), p(l.emb_w), p(l.emb_b)).to(h.scalar_type());
+  emb_out = emb_out.unsqueeze(-1).unsqueeze(-1);
+  if (config_.use_scale_shift_norm) {
+    auto ss = emb_out.chunk(2, 1);
+    h = group_norm32(h, p(l.norm2_w), p(l.norm2_b)) * (1 + ss[0]) + ss[1];
+  } else {
+    h = group_norm32(h + emb_out, p(l.norm2_w), p(l.norm2_b));
+  }
+  // out_layers: SiLU, Dropout (eval: identity), conv.
+  h = conv3x3(at::silu(h), p(l.conv2_w), p(l.conv2_b));
+  const at::Tensor skip = l.skip_w >= 0 ? at::conv2d(x, p(l.skip_w), p(l.skip_b)) : x;
+  return skip + h;
+}
+
+at::Tensor UNet::attention_block(const Layer& l, const at::Tensor& x) const {
+  const int64_t batch = x.size(0), ch = x.size(1);
+  const at::Tensor flat = x.reshape({batch, ch, -1});
+  const int64_t length = flat.size(2);
+  const at::Tensor qkv =
+      at::conv1d(group_norm32(flat, p(l.norm1_w), p(l.norm1_b)), p(l.w), p(l.b));
+  const int64_t heads = l.heads, head_ch = ch / heads;
+  const double scale = 1.0 / std::sqrt(std::sqrt(static_cast<double>(head_ch)));
+  at::Tensor q, k, v;
+  if (config_.use_new_attention_order) {
+    // QKVAttention: split q, k, v first, then heads.
+    auto parts = qkv.chunk(3, 1);
+    q = (parts[0] * scale).view({batch * heads, head_ch, length});
+    k = (parts[1] * scale).view({batch * heads, head_ch, length});
+    v = parts[2].reshape({batch * heads, head_ch, length});
+  } else {
+    // QKVAttentionLegacy: heads first, each head holding its own [q; k; v] rows.
+    auto parts = qkv.reshape({batch * heads, 3 * head_ch, length}).split(head_ch, 1);
+    q = parts[0] * scale;
+    k = parts[1] * scale;
+    v = parts[2];
+  }
+  at::Tensor weight = at::einsum("bct,bcs->bts", {q, k});
+  // Softmax in float32 (double only when the whole model runs in double), cast back.
+  const auto softmax_dtype = weight.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  weight = at::softmax(weight.to(softmax_dtype), -1).to(weight.scalar_type());
+  const at::Tensor a = at::einsum("bts,bcs->bct", {weight, v}).reshape({batch, -1, length});
+  const at::Tensor h = at::conv1d(a, p(l.conv2_w), p(l.conv2_b));
+  return (flat + h).reshape(x.sizes());
+}
+
+at::Tensor UNet::run_block(const Block& block, at::Tensor h, const at::Tensor& emb) const {
+  for (const Layer& l : block) {
+    switch (l.kind) {
+      case Layer::Kind::kConv: h = conv3x3(h, p(l.w), p(l.b)); break;
+      case Layer::Kind::kRes: h = res_block(l, h, emb); break;
+      case Layer::Kind::kAttn: h = attention_block(l, h); break;
+      case Layer::Kind::kDown:
+        h = l.conv ? conv3x3(h, p(l.w), p(l.b), 2) : downsample_pool(h);
+        break;
+      case Layer::Kind::kUp:
+        h = upsample2x(h);
+        if (l.conv) h = conv3x3(h, p(l.w), p(l.b));
+        break;
+    }
+  }
+  return h;
+}
+
+at::Tensor UNet::forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) const {
+  if (!x.defined() || x.dim() != 4 || x.size(1) != config_.in_channels) {
+    throw InputError("UNet::forward: x must be [B," + std::to_string(config_.in_channels) +
+                     ",H,W], got " + (x.defined() ? shape_str(x.sizes()) : "undefined"));
+  }
+  const int64_t batch = x.size(0);
+  const int64_t levels = static_cast<int64_t>(config_.resolved_channel_mult().size());
+  const int64_t factor = int64_t{1} << (levels - 1);
+  if (x.size(2) % factor != 0 || x.size(3) % factor != 0) {
+    throw InputError("UNet::forward: H and W must be multiples of " + std::to_string(factor) +
+                     " (" + std::to_string(levels) + " levels), got " + shape_str(x.sizes()));
+  }
+  if (!at::isFloatingType(x.scalar_type())) {
+    throw InputError("UNet::forward: x must be floating point");
+  }
+  at::Tensor steps = t;
+  if (!steps.defined() || steps.numel() != batch || steps.dim() > 1) {
+    throw InputError("UNet::forward: t must be [B=" + std::to_string(batch) + "], got " +
+                     (t.defined() ? shape_str(t.sizes()) : "undefined"));
+  }
+  steps = steps.reshape({batch});
+  if (config_.class_cond) {
+    if (!y.defined() || y.dim() != 1 || y.size(0) != batch ||
+        (y.scalar_type() != at::kLong && y.scalar_type() != at::kInt)) {
+      throw InputError("UNet::forward: class-conditional model needs y [B=" +
+                       std::to_string(batch) + "] integer labels");
+    }
+  } else if (y.defined()) {
+    throw InputError("UNet::forward: y given to a model without class_cond");
+  }
+
+  const at::Device device = x.device();
+  // Sinusoidal timestep embedding: freqs exp(-log(10000) * i / half) (float32, built on the
+  // CPU like the original), args t * freqs, [cos, sin], zero-padded to an odd width.
+  const int64_t dim = config_.num_channels, half = dim / 2;
+  const at::Tensor freqs =
+      at::exp(at::arange(0, half, at::TensorOptions().dtype(at::kFloat)) * (-std::log(10000.0)) /
+              half)
+          .to(device);
+  const at::Tensor args = steps.to(device).unsqueeze(1).to(at::kFloat) * freqs.unsqueeze(0);
+  at::Tensor temb = at::cat({at::cos(args), at::sin(args)}, -1);
+  if (dim % 2) temb = at::cat({temb, at::zeros_like(temb.narrow(1, 0, 1))}, -1);
+
+  const at::Tensor& w0 = p(time_w0_);
+  at::Tensor emb = at::linear(temb.to(w0.scalar_type()), w0, p(time_b0_));
+  emb = at::linear(at::silu(emb), p(time_w2_), p(time_b2_));
+  if (config_.class_cond) {
+    const auto n = config_.num_classes;
+    if (y.device().is_cpu() && y.numel() > 0 && (y.min().item<int64_t>() < 0 || y.max().item<int64_t>() >= n)) {
+      throw InputError("UNet::forward: labels y must be in [0, " + std::to_string(n) + ")");
+    }
+    emb = emb + at::embedding(p(label_emb_), y.to(device).to(at::kLong));
+  }
+
+  std::vector<at::Tensor> skips;
+  skips.reserve(input_blocks_.size());
+  at::Tensor h = x.to(torso_dtype_);
+  for (const Block& block : input_blocks_) {
+    h = run_block(block, h, emb);
+    skips.push_back(h);
+  }
+  h = run_block(middle_block_, h, emb);
+  for (const Block& block : output_blocks_) {
+    h = at::cat({h, skips.back()}, 1);
+    skips.pop_back();
+    h = run_block(block, h, emb);
+  }
+  const at::Tensor& ow = p(out_conv_w_);
+  h = h.to(ow.scalar_type());
+  h = conv3x3(at::silu(group_norm32(h, p(out_norm_w_), p(out_norm_b_))), ow, p(out_conv_b_));
+  return h.to(x.scalar_type());
+}
+
+// ------------------------------------------------------------------------------------------------
+// Config inference
+
+UNetConfig infer_unet_config(const std::vector<std::pair<std::string, at::Tensor>>& state_dict,
+                             int image_size) {
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const auto& [name, t] : state_dict) {
+    if (t.defined()) shapes[name] = t.sizes().vec();
+  }
+  const auto has = [&](const std::string& name) { return shapes.count(name) > 0; };
+  const auto shape = [&](const std::string& name, size_t dims) -> const std::vector<int64_t>& {
+    auto it = shapes.find(name);
+    if (it == shapes.end()) throw InputError("no tensor '" + name + "'");
+    if (it->second.size() != dims) {
+      throw InputError("'" + name + "' has shape " + shape_str(it->second) + ", expected " +
+                       std::to_string(dims) + " dims");
+    }
+    return it->second;
+  };
+  // Highest index N of "<prefix>.N." + 1.
+  const auto count_blocks = [&](const std::string& prefix) {
+    int n = 0;
+    for (const auto& [name, s] : shapes) {
+      if (!starts_with(name, prefix + ".")) continue;
+      const auto rest = name.substr(prefix.size() + 1);
+      const auto dot = rest.find('.');
+      try {
+        n = std::max(n, std::stoi(rest.substr(0, dot)) + 1);
+      } catch (const std::exception&) {
+      }
+    }
+    return n;
+  };
+  // Sub-layer indices present in one block.
+  const auto sub_layers = [&](const std::string& block) {
+    std::set<int> subs;
+    for (const auto& [name, s] : shapes) {
+      if (!starts_with(name, block + ".")) continue;
+      const auto rest = name.substr(block.size() + 1);
+      try {
+        subs.insert(std::stoi(rest.substr(0, rest.find('.'))));
+      } catch (const std::exception&) {
+      }
+    }
+    return subs;
+  };
+
+  UNetConfig c;
+  const auto& te = shape("time_embed.0.weight", 2);
+  c.num_channels = static_cast<int>(te[1]);
+  if (te[0] != 4 * te[1]) {
+    throw InputError("time_embed.0.weight " + shape_str(te) + " is not [4*C, C]");
+  }
+  const auto& first = shape("input_blocks.0.0.weight", 4);
+  c.in_channels = static_cast<int>(first[1]);
+  const int64_t out_ch = shape("out.2.weight", 4)[0];
+  if (out_ch == 2 * c.in_channels) {
+    c.learn_sigma = true;
+  } else if (out_ch == c.in_channels) {
+    c.learn_sigma = false;
+  } else {
+    throw InputError("out.2.weight has " + std::to_string(out_ch) + " output channels for " +
+                     std::to_string(c.in_channels) + " input channels (expected 1x or 2x)");
+  }
+  c.class_cond = has("label_emb.weight");
+  if (c.class_cond) c.num_classes = static_cast<int>(shape("label_emb.weight", 2)[0]);
+
+  const int n_in = count_blocks("input_blocks"), n_out = count_blocks("output_blocks");
+  if (n_out == 0) throw InputError("no output_blocks tensors");
+  // The first output block with a non-attention layer after its res block upsamples: index n.
+  int n = -1;
+  bool updown = false;
+  for (int k = 0; k < n_out && n < 0; ++k) {
+    const std::string block = "output_blocks." + std::to_string(k);
+    for (int sub : sub_layers(block)) {
+      if (sub == 0) continue;
+      const std::string layer = block + "." + std::to_string(sub);
+      if (has(layer + ".qkv.weight")) continue;
+      n = k;
+      updown = has(layer + ".in_layers.0.weight");
+      if (!updown && !has(layer + ".conv.weight")) {
+        throw InputError("cannot tell what " + layer + " is (neither an upsampling conv nor a "
+                         "res block)");
+      }
+      break;
+    }
+  }
+  if (n < 0) n = n_out - 1;  // one level: no upsampling anywhere
+  const int levels = n_out / (n + 1);
+  if (levels * (n + 1) != n_out || n_in != levels * (n + 1)) {
+    throw InputError("block counts (" + std::to_string(n_in) + " input, " +
+                     std::to_string(n_out) + " output) fit no channel_mult/num_res_blocks");
+  }
+  c.num_res_blocks = n;
+  c.resblock_updown = updown;
+
+  std::vector<double> mult(static_cast<size_t>(levels));
+  for (int l = 0; l < levels; ++l) {
+    const std::string name =
+        "output_blocks." + std::to_string((levels - 1 - l) * (n + 1)) + ".0.out_layers.3.weight";
+    mult[static_cast<size_t>(l)] =
+        static_cast<double>(shape(name, 4)[0]) / static_cast<double>(c.num_channels);
+  }
+  c.channel_mult = join_mult(mult);
+  if (static_cast<int64_t>(mult[0] * c.num_channels) != first[0]) {
+    throw InputError("input_blocks.0.0.weight has " + std::to_string(first[0]) +
+                     " channels but the first level has " + format_number(mult[0] * c.num_channels));
+  }
+
+  std::set<int> attn_ds;
+  for (int l = 0; l < levels; ++l) {
+    for (int r = 0; r < n; ++r) {
+      const auto idx = 1 + l * (n + 1) + r;
+      if (has("input_blocks." + std::to_string(idx) + ".1.qkv.weight")) attn_ds.insert(1 << l);
+    }
+    for (int i = 0; i <= n; ++i) {
+      const auto idx = (levels - 1 - l) * (n + 1) + i;
+      if (has("output_blocks." + std::to_string(idx) + ".1.qkv.weight")) attn_ds.insert(1 << l);
+    }
+  }
+
+  const auto& mid_out = shape("middle_block.0.out_layers.3.weight", 4);
+  const auto& mid_emb = shape("middle_block.0.emb_layers.1.weight", 2);
+  if (mid_emb[0] == 2 * mid_out[0]) {
+    c.use_scale_shift_norm = true;
+  } else if (mid_emb[0] == mid_out[0]) {
+    c.use_scale_shift_norm = false;
+  } else {
+    throw InputError("middle_block.0.emb_layers.1.weight " + shape_str(mid_emb) +
+                     " is neither C nor 2*C rows");
+  }
+
+  if (image_size <= 0) {
+    for (int size : {512, 256, 128, 64}) {
+      if (default_mult(size) == mult) image_size = size;
+    }
+    if (image_size <= 0) {
+      throw UsageError("cannot infer image_size: channel_mult " + c.channel_mult +
+                       " is no default of guided-diffusion; give the image size");
+    }
+  }
+  c.image_size = image_size;
+  std::string attn;
+  for (int ds : attn_ds) {  // ascending rate = descending resolution, as the configs list them
+    if (image_size % ds != 0) {
+      throw UsageError("image_size " + std::to_string(image_size) +
+                       " is not divisible by the attention downsampling rate " +
+                       std::to_string(ds));
+    }
+    attn += (attn.empty() ? "" : ",") + std::to_string(image_size / ds);
+  }
+  c.attention_resolutions = attn;
+  c.dropout = 0.0;
+  c.use_fp16 = false;
+
+  // The inferred config must reproduce the file exactly.
+  const UNetLayout expected = UNet::layout(c);
+  if (expected.size() != shapes.size()) {
+    throw InputError("inferred config (" + c.to_string() + ") has " +
+                     std::to_string(expected.size()) + " tensors, the state_dict " +
+                     std::to_string(shapes.size()));
+  }
+  for (const auto& [name, s] : expected) {
+    auto it = shapes.find(name);
+    if (it == shapes.end() || it->second != s) {
+      throw InputError("inferred config (" + c.to_string() + ") expects " + name + " " +
+                       shape_str(s) + ", the state_dict " +
+                       (it == shapes.end() ? std::string("lacks it") : shape_str(it->second)));
+    }
+  }
+  return c;
+}
+
+}  // namespace copaint
