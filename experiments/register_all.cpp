@@ -4,6 +4,7 @@
 #include "experiments/cli.h"
 #include "methods/method.h"
 #include "metrics/metric.h"
+#include "metrics/register_metrics.h"
 
 namespace copaint {
 
