@@ -56,11 +56,16 @@ std::string join_mult(const std::vector<double>& mult) {
 /// The original's default channel_mult per image size (create_model).
 std::vector<double> default_mult(int image_size) {
   switch (image_size) {
-    case 512: return {0.5, 1, 1, 2, 2, 4, 4};
-    case 256: return {1, 1, 2, 2, 4, 4};
-    case 128: return {1, 1, 2, 3, 4};
-    case 64: return {1, 2, 3, 4};
-    default: return {};
+    case 512:
+      return {0.5, 1, 1, 2, 2, 4, 4};
+    case 256:
+      return {1, 1, 2, 2, 4, 4};
+    case 128:
+      return {1, 1, 2, 3, 4};
+    case 64:
+      return {1, 2, 3, 4};
+    default:
+      return {};
   }
 }
 
@@ -72,7 +77,8 @@ at::Tensor group_norm32(const at::Tensor& x, const at::Tensor& w, const at::Tens
   return at::group_norm(x.to(compute), kGroups, w.to(compute), b.to(compute), 1e-5).to(dtype);
 }
 
-at::Tensor conv3x3(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, int64_t stride = 1) {
+at::Tensor conv3x3(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                   int64_t stride = 1) {
   return at::conv2d(x, w, b, {stride, stride}, {1, 1});
 }
 
@@ -110,9 +116,10 @@ std::vector<double> UNetConfig::resolved_channel_mult() const {
   if (channel_mult.empty()) {
     auto mult = default_mult(image_size);
     if (mult.empty()) {
-      throw UsageError("UNet: no default channel_mult for image_size=" +
-                       std::to_string(image_size) + " (defaults exist for 64, 128, 256, 512); "
-                       "set channel_mult, e.g. \"1,2,2\"");
+      throw UsageError(
+          "UNet: no default channel_mult for image_size=" + std::to_string(image_size) +
+          " (defaults exist for 64, 128, 256, 512); "
+          "set channel_mult, e.g. \"1,2,2\"");
     }
     return mult;
   }
@@ -126,7 +133,8 @@ std::vector<double> UNetConfig::resolved_channel_mult() const {
       used = 0;
     }
     if (used != item.size() || !(v > 0)) {
-      throw UsageError("UNet: bad channel_mult \"" + channel_mult + "\" (want positive numbers "
+      throw UsageError("UNet: bad channel_mult \"" + channel_mult +
+                       "\" (want positive numbers "
                        "separated by commas, e.g. \"1,2,2\")");
     }
     mult.push_back(v);
@@ -257,8 +265,8 @@ struct UNet::Builder {
     norm(prefix + ".in_layers.0", ch, l.norm1_w, l.norm1_b);
     conv(prefix + ".in_layers.2", ch, out_ch, 3, l.conv1_w, l.conv1_b);
     const int64_t emb_dim = 4 * static_cast<int64_t>(c.num_channels);
-    linear(prefix + ".emb_layers.1", emb_dim, c.use_scale_shift_norm ? 2 * out_ch : out_ch,
-           l.emb_w, l.emb_b);
+    linear(prefix + ".emb_layers.1", emb_dim, c.use_scale_shift_norm ? 2 * out_ch : out_ch, l.emb_w,
+           l.emb_b);
     norm(prefix + ".out_layers.0", out_ch, l.norm2_w, l.norm2_b);
     conv(prefix + ".out_layers.3", out_ch, out_ch, 3, l.conv2_w, l.conv2_b);
     if (out_ch != ch) conv(prefix + ".skip_connection", ch, out_ch, 1, l.skip_w, l.skip_b);
@@ -273,9 +281,9 @@ struct UNet::Builder {
       l.heads = num_heads;
     } else {
       if (c.num_head_channels <= 0 || ch % c.num_head_channels != 0) {
-        throw UsageError("UNet: attention at " + prefix + " has " + std::to_string(ch) +
-                         " channels, not divisible by num_head_channels=" +
-                         std::to_string(c.num_head_channels));
+        throw UsageError(
+            "UNet: attention at " + prefix + " has " + std::to_string(ch) +
+            " channels, not divisible by num_head_channels=" + std::to_string(c.num_head_channels));
       }
       l.heads = ch / c.num_head_channels;
     }
@@ -406,9 +414,15 @@ UNet::UNet(const UNetConfig& config) : config_(config) {
         t.uniform_(-bound, bound);
         break;
       }
-      case Builder::Init::kOnes: t.fill_(1.0); break;
-      case Builder::Init::kZeros: t.zero_(); break;
-      case Builder::Init::kNormal: t.normal_(0.0, 1.0); break;
+      case Builder::Init::kOnes:
+        t.fill_(1.0);
+        break;
+      case Builder::Init::kZeros:
+        t.zero_();
+        break;
+      case Builder::Init::kNormal:
+        t.normal_(0.0, 1.0);
+        break;
     }
     index_.emplace(p.name, params_.size());
     params_.emplace_back(p.name, t);
@@ -501,7 +515,8 @@ void UNet::load(const std::vector<std::pair<std::string, at::Tensor>>& state_dic
         if (differs) fixes.push_back(text);
       };
       const auto b = [](bool v) { return std::string(v ? "true" : "false"); };
-      hint(f.class_cond != config_.class_cond, "set class_cond=" + b(f.class_cond) +
+      hint(f.class_cond != config_.class_cond,
+           "set class_cond=" + b(f.class_cond) +
                (f.class_cond ? " (label_emb.weight is in the file)"
                              : " (label_emb.weight is not in the file)"));
       hint(f.class_cond && config_.class_cond && f.num_classes != config_.num_classes,
@@ -580,8 +595,7 @@ at::Tensor UNet::attention_block(const Layer& l, const at::Tensor& x) const {
   const int64_t batch = x.size(0), ch = x.size(1);
   const at::Tensor flat = x.reshape({batch, ch, -1});
   const int64_t length = flat.size(2);
-  const at::Tensor qkv =
-      at::conv1d(group_norm32(flat, p(l.norm1_w), p(l.norm1_b)), p(l.w), p(l.b));
+  const at::Tensor qkv = at::conv1d(group_norm32(flat, p(l.norm1_w), p(l.norm1_b)), p(l.w), p(l.b));
   const int64_t heads = l.heads, head_ch = ch / heads;
   const double scale = 1.0 / std::sqrt(std::sqrt(static_cast<double>(head_ch)));
   at::Tensor q, k, v;
@@ -610,9 +624,15 @@ at::Tensor UNet::attention_block(const Layer& l, const at::Tensor& x) const {
 at::Tensor UNet::run_block(const Block& block, at::Tensor h, const at::Tensor& emb) const {
   for (const Layer& l : block) {
     switch (l.kind) {
-      case Layer::Kind::kConv: h = conv3x3(h, p(l.w), p(l.b)); break;
-      case Layer::Kind::kRes: h = res_block(l, h, emb); break;
-      case Layer::Kind::kAttn: h = attention_block(l, h); break;
+      case Layer::Kind::kConv:
+        h = conv3x3(h, p(l.w), p(l.b));
+        break;
+      case Layer::Kind::kRes:
+        h = res_block(l, h, emb);
+        break;
+      case Layer::Kind::kAttn:
+        h = attention_block(l, h);
+        break;
       case Layer::Kind::kDown:
         h = l.conv ? conv3x3(h, p(l.w), p(l.b), 2) : downsample_pool(h);
         break;
@@ -660,10 +680,9 @@ at::Tensor UNet::forward(const at::Tensor& x, const at::Tensor& t, const at::Ten
   // Sinusoidal timestep embedding: freqs exp(-log(10000) * i / half) (float32, built on the
   // CPU like the original), args t * freqs, [cos, sin], zero-padded to an odd width.
   const int64_t dim = config_.num_channels, half = dim / 2;
-  const at::Tensor freqs =
-      at::exp(at::arange(0, half, at::TensorOptions().dtype(at::kFloat)) * (-std::log(10000.0)) /
-              half)
-          .to(device);
+  const at::Tensor freqs = at::exp(at::arange(0, half, at::TensorOptions().dtype(at::kFloat)) *
+                                   (-std::log(10000.0)) / half)
+                               .to(device);
   const at::Tensor args = steps.to(device).unsqueeze(1).to(at::kFloat) * freqs.unsqueeze(0);
   at::Tensor temb = at::cat({at::cos(args), at::sin(args)}, -1);
   if (dim % 2) temb = at::cat({temb, at::zeros_like(temb.narrow(1, 0, 1))}, -1);
@@ -673,7 +692,8 @@ at::Tensor UNet::forward(const at::Tensor& x, const at::Tensor& t, const at::Ten
   emb = at::linear(at::silu(emb), p(time_w2_), p(time_b2_));
   if (config_.class_cond) {
     const auto n = config_.num_classes;
-    if (y.device().is_cpu() && y.numel() > 0 && (y.min().item<int64_t>() < 0 || y.max().item<int64_t>() >= n)) {
+    if (y.device().is_cpu() && y.numel() > 0 &&
+        (y.min().item<int64_t>() < 0 || y.max().item<int64_t>() >= n)) {
       throw InputError("UNet::forward: labels y must be in [0, " + std::to_string(n) + ")");
     }
     emb = emb + at::embedding(p(label_emb_), y.to(device).to(at::kLong));
@@ -779,7 +799,8 @@ UNetConfig infer_unet_config(const std::vector<std::pair<std::string, at::Tensor
       n = k;
       updown = has(layer + ".in_layers.0.weight");
       if (!updown && !has(layer + ".conv.weight")) {
-        throw InputError("cannot tell what " + layer + " is (neither an upsampling conv nor a "
+        throw InputError("cannot tell what " + layer +
+                         " is (neither an upsampling conv nor a "
                          "res block)");
       }
       break;
@@ -788,8 +809,8 @@ UNetConfig infer_unet_config(const std::vector<std::pair<std::string, at::Tensor
   if (n < 0) n = n_out - 1;  // one level: no upsampling anywhere
   const int levels = n_out / (n + 1);
   if (levels * (n + 1) != n_out || n_in != levels * (n + 1)) {
-    throw InputError("block counts (" + std::to_string(n_in) + " input, " +
-                     std::to_string(n_out) + " output) fit no channel_mult/num_res_blocks");
+    throw InputError("block counts (" + std::to_string(n_in) + " input, " + std::to_string(n_out) +
+                     " output) fit no channel_mult/num_res_blocks");
   }
   c.num_res_blocks = n;
   c.resblock_updown = updown;
@@ -804,7 +825,8 @@ UNetConfig infer_unet_config(const std::vector<std::pair<std::string, at::Tensor
   c.channel_mult = join_mult(mult);
   if (static_cast<int64_t>(mult[0] * c.num_channels) != first[0]) {
     throw InputError("input_blocks.0.0.weight has " + std::to_string(first[0]) +
-                     " channels but the first level has " + format_number(mult[0] * c.num_channels));
+                     " channels but the first level has " +
+                     format_number(mult[0] * c.num_channels));
   }
 
   std::set<int> attn_ds;

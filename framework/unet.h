@@ -16,23 +16,23 @@ namespace copaint {
 
 /// ADM architecture flags, named as guided-diffusion's script flags.
 struct UNetConfig {
-  int image_size = 256;          ///< training resolution; resolves channel_mult "" and attention
-  int in_channels = 3;           ///< image channels (out = in, or 2*in with learn_sigma)
-  int num_channels = 128;        ///< base width (model_channels)
-  int num_res_blocks = 2;        ///< res blocks per level
+  int image_size = 256;           ///< training resolution; resolves channel_mult "" and attention
+  int in_channels = 3;            ///< image channels (out = in, or 2*in with learn_sigma)
+  int num_channels = 128;         ///< base width (model_channels)
+  int num_res_blocks = 2;         ///< res blocks per level
   std::string channel_mult = "";  ///< "" = the original's default per image size, else "1,2,2"
-  bool learn_sigma = false;      ///< output 2*in channels (eps and the variance interpolation)
-  bool class_cond = false;       ///< has label_emb
-  int num_classes = 1000;        ///< rows of label_emb when class_cond
+  bool learn_sigma = false;       ///< output 2*in channels (eps and the variance interpolation)
+  bool class_cond = false;        ///< has label_emb
+  int num_classes = 1000;         ///< rows of label_emb when class_cond
   std::string attention_resolutions = "16,8";  ///< feature-map sizes with attention
-  int num_heads = 4;             ///< heads per attention block (when num_head_channels == -1)
-  int num_head_channels = -1;    ///< channels per head; overrides num_heads when != -1
-  int num_heads_upsample = -1;   ///< heads in the decoder (-1 = num_heads)
+  int num_heads = 4;                 ///< heads per attention block (when num_head_channels == -1)
+  int num_head_channels = -1;        ///< channels per head; overrides num_heads when != -1
+  int num_heads_upsample = -1;       ///< heads in the decoder (-1 = num_heads)
   bool use_scale_shift_norm = true;  ///< FiLM conditioning: norm(h) * (1 + scale) + shift
-  bool resblock_updown = false;  ///< res blocks do the up/down sampling
+  bool resblock_updown = false;      ///< res blocks do the up/down sampling
   bool use_new_attention_order = false;  ///< QKVAttention (split qkv, then heads) vs legacy
-  bool use_fp16 = false;         ///< the original's flag; fp16 runs only after to(cuda, kHalf)
-  double dropout = 0.0;          ///< recorded only: forward() is always in eval mode
+  bool use_fp16 = false;  ///< the original's flag; fp16 runs only after to(cuda, kHalf)
+  double dropout = 0.0;   ///< recorded only: forward() is always in eval mode
 
   /// Canonical "key=value,..." listing every field in declaration order; the list-valued
   /// fields are quoted (channel_mult="1,2,2", attention_resolutions="16,8").
@@ -73,7 +73,8 @@ class UNet {
   /// naming every missing, unexpected and mis-shaped tensor and the config flags most likely wrong.
   void load(const std::vector<std::pair<std::string, at::Tensor>>& state_dict);
   /// x [B,C,H,W]; t [B] timesteps of the ORIGINAL 1000-step process (int64 or float);
-  /// y [B] int64 labels (class_cond only) or undefined. Returns [B, out_channels, H, W] in x's dtype.
+  /// y [B] int64 labels (class_cond only) or undefined. Returns [B, out_channels, H, W] in x's
+  /// dtype.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y = {}) const;
   /// Moves parameters. kHalf mimics the original's convert_to_fp16: only the conv weights and
   /// biases of input/middle/output blocks become fp16 (GroupNorm, linears, time_embed, label_emb
@@ -95,9 +96,9 @@ class UNet {
     enum class Kind { kConv, kRes, kAttn, kDown, kUp } kind = Kind::kConv;
     int64_t channels = 0;  ///< input channels
     int64_t out_channels = 0;
-    int64_t heads = 1;  ///< attention
-    int updown = 0;     ///< res block: -1 down, +1 up
-    bool conv = false;  ///< Down/Up: learned conv (else avg-pool / plain nearest)
+    int64_t heads = 1;   ///< attention
+    int updown = 0;      ///< res block: -1 down, +1 up
+    bool conv = false;   ///< Down/Up: learned conv (else avg-pool / plain nearest)
     int w = -1, b = -1;  ///< conv; attention qkv
     int norm1_w = -1, norm1_b = -1, conv1_w = -1, conv1_b = -1;  ///< res in_layers; attn norm
     int emb_w = -1, emb_b = -1, norm2_w = -1, norm2_b = -1;

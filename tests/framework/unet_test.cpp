@@ -1,5 +1,5 @@
-// Tests of framework/unet.h: layouts of the paper's checkpoints, parity with guided-diffusion on the
-// adm_tiny fixtures, load diagnostics, config inference, gradients and fp16 bookkeeping.
+// Tests of framework/unet.h: layouts of the paper's checkpoints, parity with guided-diffusion on
+// the adm_tiny fixtures, load diagnostics, config inference, gradients and fp16 bookkeeping.
 #include "framework/unet.h"
 
 #include <ATen/ATen.h>
@@ -218,7 +218,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, UNetParity, ::testing::Values("adm_tiny", "ad
 TEST(UNetLoad, InferConfigRecoversFixtures) {
   for (const std::string name : {"adm_tiny", "adm_tiny_cond"}) {
     SCOPED_TRACE(name);
-    const UNetConfig want = config_from_json(read_json(kFixtures + name + "_config.json")["config"]);
+    const UNetConfig want =
+        config_from_json(read_json(kFixtures + name + "_config.json")["config"]);
     const UNetConfig got = infer_unet_config(load_state_dict(kFixtures + name + ".pt"), 32);
     EXPECT_EQ(got.image_size, want.image_size);
     EXPECT_EQ(got.num_channels, want.num_channels);
@@ -244,6 +245,7 @@ TEST(UNetLoad, CondCheckpointIntoUnconditionalConfigNamesLabelEmb) {
     FAIL() << "load accepted a class-conditional state_dict into an unconditional config";
   } catch (const InputError& e) {
     const std::string msg = e.what();
+    std::cout << "[ message ] " << msg << "\n";
     EXPECT_NE(msg.find("1 unexpected: label_emb.weight"), std::string::npos) << msg;
     EXPECT_NE(msg.find("set class_cond=true"), std::string::npos) << msg;
     EXPECT_EQ(msg.find("missing"), std::string::npos) << msg;
@@ -366,9 +368,9 @@ TEST(UNetInfer, RecoversPresetsAndSmallConfigs) {
     }
   }
   // image_size from the default channel_mult table.
-  EXPECT_EQ(infer_unet_config(fake_state_dict(UNet::layout(unet_preset("celebahq256"))), 0)
-                .image_size,
-            256);
+  EXPECT_EQ(
+      infer_unet_config(fake_state_dict(UNet::layout(unet_preset("celebahq256"))), 0).image_size,
+      256);
   EXPECT_THROW(infer_unet_config(fake_state_dict(UNet::layout(small_config())), 0), UsageError);
   // Not a UNet.
   StateDictVec junk = {{"features.0.weight", at::zeros({3, 3})}};
@@ -450,21 +452,22 @@ TEST(UNetGradient, InputGradientMatchesFiniteDifferences) {
       {0, 0, 0, 0}, {0, 1, 7, 8}, {0, 2, 15, 3}, {0, 0, 9, 15}, {0, 1, 4, 4}};
   for (const auto& idx : probes) {
     at::Tensor plus = x0.clone(), minus = x0.clone();
-    plus.index_put_({idx[0], idx[1], idx[2], idx[3]}, x0.index({idx[0], idx[1], idx[2], idx[3]}) + eps);
+    plus.index_put_({idx[0], idx[1], idx[2], idx[3]},
+                    x0.index({idx[0], idx[1], idx[2], idx[3]}) + eps);
     minus.index_put_({idx[0], idx[1], idx[2], idx[3]},
                      x0.index({idx[0], idx[1], idx[2], idx[3]}) - eps);
     const double fd =
         (objective(plus).item<double>() - objective(minus).item<double>()) / (2 * eps);
     const double ad = grads[0].index({idx[0], idx[1], idx[2], idx[3]}).item<double>();
-    EXPECT_NEAR(ad, fd, 1e-6 + 1e-5 * std::abs(fd)) << "x[" << idx[1] << "," << idx[2] << ","
-                                                   << idx[3] << "]";
+    EXPECT_NEAR(ad, fd, 1e-6 + 1e-5 * std::abs(fd))
+        << "x[" << idx[1] << "," << idx[2] << "," << idx[3] << "]";
   }
 
   // Unfrozen parameters receive gradients too.
   net.requires_grad_(true);
   const at::Tensor l2 = net.forward(x0, t, y).sum();
-  const auto pg = torch::autograd::grad({l2}, {net.parameter("out.2.weight"),
-                                               net.parameter("input_blocks.0.0.weight")});
+  const auto pg = torch::autograd::grad(
+      {l2}, {net.parameter("out.2.weight"), net.parameter("input_blocks.0.0.weight")});
   EXPECT_GT(pg[0].abs().sum().item<double>(), 0.0);
   EXPECT_GT(pg[1].abs().sum().item<double>(), 0.0);
 }
