@@ -22,6 +22,10 @@ struct InpaintInput {
   at::Tensor y;      ///< [B] int64 class labels, or undefined for unconditional models
   at::Tensor x_T;    ///< optional [B,C,H,W] initial noise; drawn from the generators if undefined
   std::vector<at::Generator> generators;  ///< one per sample (CPU generators)
+  /// Replaces the Gaussian noise a method draws for `purpose` (e.g. "undo" for time travel) at
+  /// respaced step t; returns a tensor shaped like `like`. Empty = draw from the generators.
+  /// Lets tests replay a reference run's noise.
+  std::function<at::Tensor(const std::string& purpose, int64_t t, const at::Tensor& like)> noise;
   /// Called after each outer step with (step, total steps); may be empty.
   std::function<void(int64_t, int64_t)> on_step;
 };

@@ -1,11 +1,12 @@
 // Registration of every built-in method in Registry<Method>::global().
 #include "framework/registry.h"
+#include "methods/copaint.h"
 #include "methods/method.h"
 
 namespace copaint {
 
 void register_builtin_methods() {
-  (void)Registry<Method>::global();
+  register_copaint_methods(Registry<Method>::global());
 }
 
 }  // namespace copaint

@@ -1,0 +1,79 @@
+// Shared sampler helpers: model evaluation at respaced steps, per-sample noise, input checks.
+#include "methods/sampling.h"
+
+#include <ATen/ATen.h>
+
+#include "framework/error.h"
+
+namespace copaint {
+
+at::Tensor predict_eps(Denoiser& model, const DiffusionSchedule& schedule, const at::Tensor& x,
+                       const at::Tensor& t, const at::Tensor& y, EvalCounter& counter) {
+  const auto map = at::tensor(schedule.timestep_map, at::kLong).to(t.device());
+  const at::Tensor out = model.forward(x, map.index({t}), y);
+  ++counter.forwards;
+  const int64_t c = x.size(1);
+  if (out.size(1) == c) return out;
+  if (out.size(1) != 2 * c) {
+    throw InputError("model returned " + std::to_string(out.size(1)) + " channels for a " +
+                     std::to_string(c) + "-channel input (expected " + std::to_string(c) +
+                     " or " + std::to_string(2 * c) + ")");
+  }
+  return out.narrow(1, 0, c);
+}
+
+at::Tensor per_sample_randn(const at::Tensor& like, const std::vector<at::Generator>& generators) {
+  if (static_cast<int64_t>(generators.size()) != like.size(0)) {
+    throw InputError("need one generator per sample: " + std::to_string(generators.size()) +
+                     " for a batch of " + std::to_string(like.size(0)));
+  }
+  std::vector<at::Tensor> parts;
+  parts.reserve(generators.size());
+  auto shape = like.sizes().vec();
+  shape[0] = 1;
+  for (const auto& g : generators) {
+    parts.push_back(at::randn(shape, g, at::TensorOptions().dtype(at::kFloat)));
+  }
+  return at::cat(parts, 0).to(like.device(), like.scalar_type());
+}
+
+at::Tensor check_input(const Denoiser& model, const InpaintInput& input) {
+  const auto& img = input.image;
+  if (!img.defined() || img.dim() != 4) {
+    throw InputError("image batch must be [B,C,H,W]");
+  }
+  if (img.size(1) != model.channels()) {
+    throw InputError("image has " + std::to_string(img.size(1)) + " channels, the model takes " +
+                     std::to_string(model.channels()));
+  }
+  if (img.size(2) != model.image_size() || img.size(3) != model.image_size()) {
+    throw InputError("image is " + std::to_string(img.size(2)) + "x" + std::to_string(img.size(3)) +
+                     ", the model takes " + std::to_string(model.image_size()) + "x" +
+                     std::to_string(model.image_size()));
+  }
+  const auto& m = input.mask;
+  if (!m.defined() || m.dim() != 4 || (m.size(0) != img.size(0) && m.size(0) != 1) ||
+      (m.size(1) != 1 && m.size(1) != img.size(1)) || m.size(2) != img.size(2) ||
+      m.size(3) != img.size(3)) {
+    throw InputError("mask must be [B or 1, 1 or C, H, W] matching the image " +
+                     std::to_string(img.size(2)) + "x" + std::to_string(img.size(3)));
+  }
+  if (model.num_classes() > 0 && !input.y.defined()) {
+    throw InputError("the model is class-conditional: class labels are required");
+  }
+  if (input.x_T.defined() && input.x_T.sizes() != img.sizes()) {
+    throw InputError("x_T must have the image batch's shape");
+  }
+  if (!input.x_T.defined() && static_cast<int64_t>(input.generators.size()) != img.size(0)) {
+    throw InputError("need one generator per sample: " + std::to_string(input.generators.size()) +
+                     " for a batch of " + std::to_string(img.size(0)));
+  }
+  return m.to(img.device(), at::kFloat);
+}
+
+at::Tensor initial_noise(const InpaintInput& input) {
+  if (input.x_T.defined()) return input.x_T.to(input.image.device(), input.image.scalar_type());
+  return per_sample_randn(input.image, input.generators);
+}
+
+}  // namespace copaint
