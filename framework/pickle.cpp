@@ -73,7 +73,8 @@ enum class Global : uint8_t {
   kRebuildParameter,
   kStorageType,
   kDtype,
-  kSize
+  kSize,
+  kRestoreTypeTag  ///< torch.jit._pickle.restore_type_tag(obj, type_str): identity
 };
 
 struct Obj;
@@ -334,6 +335,12 @@ class Unpickler {
         return o;
       }
     }
+    if (module == "torch.jit._pickle" && name == "restore_type_tag") {
+      // Written by LibTorch's pickle_save around typed dicts and lists; only re-attaches a
+      // TorchScript type annotation, so it is read as the identity.
+      o->global = Global::kRestoreTypeTag;
+      return o;
+    }
     fail(op_pos_, "global '" + printable(o->s) + "' is not allowed in a checkpoint");
   }
 
@@ -441,6 +448,9 @@ class Unpickler {
         t->items = a[0]->items;
         return t;
       }
+      case Global::kRestoreTypeTag:
+        if (a.size() != 2) fail(op_pos_, "restore_type_tag takes 2 arguments");
+        return a[0];
       default:
         fail(op_pos_, "calling '" + printable(fn->s) + "' is not supported");
     }
