@@ -10,6 +10,7 @@
 #include <caffe2/serialize/read_adapter_interface.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -86,6 +87,9 @@ class BoundedAdapter final : public caffe2::serialize::ReadAdapterInterface {
 /// Checks the zip central directory before miniz reads it: every entry's uncompressed size
 /// must be at most the file size, so no record read can allocate more than the file holds
 /// (torch.save never compresses; a compressed entry may not expand beyond the file size).
+/// Also checks what PyTorchStreamReader's constructor checks after opening the archive (the
+/// first entry lies in a folder, a readable version record), because libtorch 1.13 leaks the
+/// miniz state when its constructor throws.
 void check_zip_directory(const MappedFile& f) {
   const uint8_t* d = f.data();
   const uint64_t n = f.size();
@@ -117,15 +121,23 @@ void check_zip_directory(const MappedFile& f) {
   if (cd_off > n || cd_size > n - cd_off) throw bad(eocd, "central directory outside the file");
   if (entries > cd_size / 46) throw bad(eocd, "too many entries for the central directory");
   const uint64_t cd_end = cd_off + cd_size;
+  struct Entry {
+    uint64_t flags, method, comp, local;
+  };
+  std::unordered_map<std::string, Entry> by_name;
+  std::string first_name;
   uint64_t p = cd_off;
   for (uint64_t e = 0; e < entries; ++e) {
     if (cd_end - p < 46 || read_le(d + p, 4) != 0x02014b50)
       throw bad(p, "bad central directory entry");
+    const uint64_t flags = read_le(d + p + 8, 2);
+    const uint64_t method = read_le(d + p + 10, 2);
     uint64_t comp = read_le(d + p + 20, 4);
     uint64_t uncomp = read_le(d + p + 24, 4);
     const uint64_t name_len = read_le(d + p + 28, 2);
     const uint64_t extra_len = read_le(d + p + 30, 2);
     const uint64_t comment_len = read_le(d + p + 32, 2);
+    uint64_t local = read_le(d + p + 42, 4);
     if (cd_end - p - 46 < name_len + extra_len + comment_len)
       throw bad(p, "entry overruns the directory");
     uint64_t q = p + 46 + name_len;
@@ -145,6 +157,11 @@ void check_zip_directory(const MappedFile& f) {
         if (comp == 0xFFFFFFFFu) {
           if (r_end - r < 8) throw bad(q, "bad zip64 extra field");
           comp = read_le(d + r, 8);
+          r += 8;
+        }
+        if (local == 0xFFFFFFFFu) {
+          if (r_end - r < 8) throw bad(q, "bad zip64 extra field");
+          local = read_le(d + r, 8);
         }
       }
       q += 4 + len;
@@ -152,7 +169,35 @@ void check_zip_directory(const MappedFile& f) {
     if (comp > n || uncomp > n) {
       throw bad(p, "entry of " + std::to_string(uncomp) + " bytes is larger than the file");
     }
+    std::string name(reinterpret_cast<const char*>(d + p + 46), name_len);
+    if (e == 0) first_name = name;
+    by_name.emplace(std::move(name), Entry{flags, method, comp, local});
     p += 46 + name_len + extra_len + comment_len;
+  }
+  const size_t slash = first_name.find('/');
+  if (slash == std::string::npos) throw bad(cd_off, "the first record is not in a folder");
+  const std::string prefix = first_name.substr(0, slash + 1);
+  auto version = by_name.find(prefix + ".data/version");
+  if (version == by_name.end()) version = by_name.find(prefix + "version");
+  if (version == by_name.end()) throw bad(cd_off, "no version record");
+  const Entry& v = version->second;
+  if (v.method != 0 || (v.flags & 1)) throw bad(cd_off, "the version record is not stored plainly");
+  {  // the record must hold a number, as std::stoull reads it
+    if (v.local > n || n - v.local < 30 || read_le(d + v.local, 4) != 0x04034b50) {
+      throw bad(v.local, "bad local header of the version record");
+    }
+    const uint64_t data =
+        v.local + 30 + read_le(d + v.local + 26, 2) + read_le(d + v.local + 28, 2);
+    if (data > n || n - data < v.comp) throw bad(v.local, "version record outside the file");
+    uint64_t k = 0, value = 0, digits = 0;
+    while (k < v.comp && std::isspace(d[data + k])) ++k;
+    for (; k < v.comp && std::isdigit(d[data + k]) && digits < 18; ++k, ++digits) {
+      value = value * 10 + (d[data + k] - '0');
+    }
+    if (digits == 0 || value < caffe2::serialize::kMinSupportedFileFormatVersion ||
+        value > caffe2::serialize::kMaxSupportedFileFormatVersion) {
+      throw bad(data, "unsupported or corrupt version record");
+    }
   }
 }
 
