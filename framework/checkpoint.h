@@ -24,7 +24,8 @@ using StateDict = std::vector<std::pair<std::string, at::Tensor>>;
 /// gives a GenericDict of its tensors.
 /// Only these globals are accepted: collections.OrderedDict, torch._utils._rebuild_tensor_v2 /
 /// _rebuild_tensor / _rebuild_parameter, torch.{Float,Half,BFloat16,Double,Long,Int,Short,Char,
-/// Byte,Bool}Storage, torch dtype objects and torch.Size; nothing from the file is executed.
+/// Byte,Bool}Storage, torch dtype objects, torch.Size and torch.jit._pickle.restore_type_tag
+/// (read as the identity; LibTorch's pickle_save writes it); nothing from the file is executed.
 /// Throws InputError naming the file (and the byte offset) on a missing, truncated, corrupt or
 /// unsupported file, an unknown global or opcode, absurd sizes, or excessive nesting.
 c10::IValue read_torch_file(const std::string& path);
