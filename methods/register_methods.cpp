@@ -2,11 +2,13 @@
 #include "framework/registry.h"
 #include "methods/copaint.h"
 #include "methods/method.h"
+#include "methods/replacement.h"
 
 namespace copaint {
 
 void register_builtin_methods() {
   register_copaint_methods(Registry<Method>::global());
+  register_replacement_methods(Registry<Method>::global());
 }
 
 }  // namespace copaint
