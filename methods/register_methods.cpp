@@ -2,6 +2,7 @@
 #include "framework/registry.h"
 #include "methods/copaint.h"
 #include "methods/method.h"
+#include "methods/repaint.h"
 #include "methods/replacement.h"
 
 namespace copaint {
@@ -9,6 +10,7 @@ namespace copaint {
 void register_builtin_methods() {
   register_copaint_methods(Registry<Method>::global());
   register_replacement_methods(Registry<Method>::global());
+  register_repaint_method(Registry<Method>::global());
 }
 
 }  // namespace copaint
