@@ -9,6 +9,7 @@
 
 #include "datasets/dataset.h"
 #include "datasets/mask.h"
+#include "experiments/inpaint_command.h"
 #include "framework/device.h"
 #include "framework/error.h"
 #include "framework/log.h"
@@ -114,6 +115,8 @@ void ensure_builtin_commands() {
   done = true;
   add_command({"list", "list registered methods, metrics, datasets, masks and models with their options",
                cmd_list});
+  register_inpaint_command();
+  register_inspect_command();
 }
 
 }  // namespace

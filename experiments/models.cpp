@@ -1,11 +1,214 @@
-// Registration of the model presets (checkpoint-backed UNets and test doubles).
-#include "framework/model.h"
+// Registration of the model presets (checkpoint-backed UNets and the analytic test model).
+#include "experiments/models.h"
+
+#include <filesystem>
+#include <sstream>
+
+#include <ATen/ATen.h>
+
+#include "framework/checkpoint.h"
+#include "framework/denoisers.h"
+#include "framework/error.h"
+#include "framework/log.h"
 #include "framework/registry.h"
 
 namespace copaint {
+namespace {
+
+std::string b(bool v) { return v ? "true" : "false"; }
+
+std::string num(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+/// A UNetDenoiser that runs its torso in fp16 on CUDA (guided-diffusion's use_fp16); on the CPU,
+/// where LibTorch has no fp16 convolutions, it stays in float32 with a warning.
+class Fp16UNetDenoiser : public UNetDenoiser {
+ public:
+  using UNetDenoiser::UNetDenoiser;
+  void to(const c10::Device& device) override {
+    if (device.is_cuda()) {
+      unet().to(device, at::kHalf);
+    } else {
+      log_warn("use_fp16 ignored on " + device.str() + ": fp16 convolutions need CUDA");
+      unet().to(device, at::kFloat);
+    }
+  }
+};
+
+/// Checks the checkpoint option of `entry` and loads the UNet.
+std::unique_ptr<Denoiser> load_unet(const std::string& entry, const UNetConfig& config,
+                                    const std::string& path) {
+  if (path.empty()) {
+    throw UsageError("model '" + entry + "' needs a checkpoint: give --checkpoint FILE or --set " +
+                     entry + ".checkpoint=FILE");
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    throw InputError("checkpoint '" + path + "' of model '" + entry + "': " +
+                     (std::filesystem::exists(path, ec) ? "not a regular file" : "no such file"));
+  }
+  auto unet = std::make_shared<UNet>(config);
+  const StateDict sd = load_state_dict(path);
+  try {
+    unet->load(sd);
+  } catch (const InputError& e) {
+    throw InputError(path + ": " + e.what());
+  }
+  unet->requires_grad_(false);
+  if (config.use_fp16) return std::make_unique<Fp16UNetDenoiser>(std::move(unet));
+  return std::make_unique<UNetDenoiser>(std::move(unet));
+}
+
+/// Runs `fn`, prefixing option errors with the entry's name.
+template <class F>
+auto with_prefix(const std::string& entry, F fn) {
+  try {
+    return fn();
+  } catch (const UsageError& e) {
+    const std::string what = e.what();
+    if (what.rfind("model '", 0) == 0) throw;
+    throw UsageError("model '" + entry + "': " + what);
+  }
+}
+
+const char* flag_help(const std::string& flag) {
+  static const std::vector<std::pair<std::string, const char*>> help = {
+      {"image_size", "training resolution (resolves channel_mult \"\" and attention_resolutions)"},
+      {"in_channels", "image channels (not a guided-diffusion flag: it always uses 3)"},
+      {"num_channels", "base width (model_channels)"},
+      {"num_res_blocks", "res blocks per level"},
+      {"channel_mult", "level multipliers, e.g. 1,2,2 (empty = guided-diffusion's default)"},
+      {"learn_sigma", "network outputs eps and variance channels (2x channels)"},
+      {"class_cond", "class-conditional (has label_emb)"},
+      {"num_classes", "rows of label_emb when class_cond (guided-diffusion: 1000)"},
+      {"attention_resolutions", "feature-map sizes with attention, e.g. 32,16,8"},
+      {"num_heads", "attention heads (when num_head_channels = -1)"},
+      {"num_head_channels", "channels per head; overrides num_heads when != -1"},
+      {"num_heads_upsample", "decoder heads (-1 = num_heads)"},
+      {"use_scale_shift_norm", "FiLM conditioning in res blocks"},
+      {"resblock_updown", "res blocks do the up/down sampling"},
+      {"use_new_attention_order", "QKVAttention (split qkv, then heads) instead of legacy order"},
+      {"use_fp16", "fp16 torso on CUDA (ignored on the CPU)"},
+      {"dropout", "recorded only: sampling never uses dropout"},
+  };
+  for (const auto& [k, h] : help) {
+    if (k == flag) return h;
+  }
+  return "";
+}
+
+std::vector<OptionSpec> adm_specs() {
+  UNetConfig d;
+  std::vector<OptionSpec> specs;
+  for (const auto& [k, v] : adm_flags(d)) specs.push_back({k, v, flag_help(k)});
+  specs.push_back({"checkpoint", "", "checkpoint file (torch.save zip/legacy or .safetensors)"});
+  return specs;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> adm_flags(const UNetConfig& c) {
+  return {
+      {"image_size", std::to_string(c.image_size)},
+      {"in_channels", std::to_string(c.in_channels)},
+      {"num_channels", std::to_string(c.num_channels)},
+      {"num_res_blocks", std::to_string(c.num_res_blocks)},
+      {"channel_mult", c.channel_mult},
+      {"learn_sigma", b(c.learn_sigma)},
+      {"class_cond", b(c.class_cond)},
+      {"num_classes", std::to_string(c.num_classes)},
+      {"attention_resolutions", c.attention_resolutions},
+      {"num_heads", std::to_string(c.num_heads)},
+      {"num_head_channels", std::to_string(c.num_head_channels)},
+      {"num_heads_upsample", std::to_string(c.num_heads_upsample)},
+      {"use_scale_shift_norm", b(c.use_scale_shift_norm)},
+      {"resblock_updown", b(c.resblock_updown)},
+      {"use_new_attention_order", b(c.use_new_attention_order)},
+      {"use_fp16", b(c.use_fp16)},
+      {"dropout", num(c.dropout)},
+  };
+}
+
+UNetConfig adm_config_from_options(const Options& o) {
+  UNetConfig c;
+  auto i = [&](const char* k) { return static_cast<int>(o.get_int(k)); };
+  c.image_size = i("image_size");
+  c.in_channels = i("in_channels");
+  c.num_channels = i("num_channels");
+  c.num_res_blocks = i("num_res_blocks");
+  c.channel_mult = o.get("channel_mult");
+  c.learn_sigma = o.get_bool("learn_sigma");
+  c.class_cond = o.get_bool("class_cond");
+  c.num_classes = i("num_classes");
+  c.attention_resolutions = o.get("attention_resolutions");
+  c.num_heads = i("num_heads");
+  c.num_head_channels = i("num_head_channels");
+  c.num_heads_upsample = i("num_heads_upsample");
+  c.use_scale_shift_norm = o.get_bool("use_scale_shift_norm");
+  c.resblock_updown = o.get_bool("resblock_updown");
+  c.use_new_attention_order = o.get_bool("use_new_attention_order");
+  c.use_fp16 = o.get_bool("use_fp16");
+  c.dropout = o.get_double("dropout");
+  if (c.image_size <= 0 || c.in_channels <= 0 || c.num_channels <= 0 || c.num_res_blocks < 0) {
+    throw UsageError(
+        "image_size, in_channels and num_channels must be positive, "
+        "num_res_blocks non-negative");
+  }
+  c.resolved_channel_mult();  // validates channel_mult now rather than at load time
+  return c;
+}
+
+std::unique_ptr<Denoiser> create_model(const std::string& name, const Options& settings) {
+  return Registry<Denoiser>::global().create(name, settings.scope(name));
+}
 
 void register_builtin_models() {
-  (void)Registry<Denoiser>::global();
+  auto& reg = Registry<Denoiser>::global();
+  for (const std::string& preset : unet_preset_names()) {
+    const UNetConfig config = unet_preset(preset);
+    const std::string what = preset == "celebahq256"
+                                 ? "RePaint's CelebA-HQ 256x256 ADM UNet (unconditional)"
+                                 : "OpenAI's class-conditional ImageNet 256x256 ADM UNet";
+    reg.add({preset,
+             what + " (the paper's checkpoint; needs checkpoint=FILE)",
+             {{"checkpoint", "", "checkpoint file (torch.save zip/legacy or .safetensors)"},
+              {"use_fp16", b(config.use_fp16), flag_help("use_fp16")}},
+             [preset](const Options& o) {
+               return with_prefix(preset, [&] {
+                 UNetConfig c = unet_preset(preset);
+                 c.use_fp16 = o.get_bool("use_fp16");
+                 return load_unet(preset, c, o.get("checkpoint"));
+               });
+             }});
+  }
+  reg.add({"adm",
+           "any guided-diffusion ADM UNet: architecture flags named as guided-diffusion's "
+           "(`copaint inspect FILE` prints them for a checkpoint)",
+           adm_specs(), [](const Options& o) {
+             return with_prefix("adm", [&] {
+               return load_unet("adm", adm_config_from_options(o), o.get("checkpoint"));
+             });
+           }});
+  reg.add({"gaussian",
+           "analytic test model: data ~ N(mean, std^2) per pixel, exact eps (no checkpoint)",
+           {{"image_size", "32", "image side"},
+            {"channels", "3", "image channels"},
+            {"mean", "0", "mean of every pixel, in [-1,1]"},
+            {"std", "0.5", "standard deviation of every pixel (> 0)"}},
+           [](const Options& o) -> std::unique_ptr<Denoiser> {
+             return with_prefix("gaussian", [&]() -> std::unique_ptr<Denoiser> {
+               const int64_t size = o.get_int("image_size"), ch = o.get_int("channels");
+               const double mean = o.get_double("mean"), std = o.get_double("std");
+               if (size <= 0 || ch <= 0)
+                 throw UsageError("image_size and channels must be positive");
+               if (!(mean >= -1 && mean <= 1)) throw UsageError("mean must be in [-1,1]");
+               if (!(std > 0)) throw UsageError("std must be positive");
+               return std::make_unique<GaussianDenoiser>(at::full({ch, size, size}, mean), std);
+             });
+           }});
 }
 
 }  // namespace copaint
