@@ -1,0 +1,138 @@
+// DDRM for inpainting and super-resolution via the projection onto A's row space.
+#include "methods/ddrm.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "framework/diffusion.h"
+#include "framework/error.h"
+#include "methods/ddpm.h"
+#include "methods/degradation.h"
+#include "methods/sampling.h"
+
+namespace copaint {
+
+DDRMParams DDRMParams::from_options(const Options& o) {
+  DDRMParams p;
+  p.respacing = o.get("respacing");
+  p.t_T = o.get_int("t_T");
+  p.eta = o.get_double("eta");
+  p.eta_b = o.get_double("eta_b");
+  p.sigma_0 = o.get_double("sigma_0");
+  p.mode = o.get("mode");
+  p.scale = o.get_int("scale");
+  if (p.t_T < 0) throw UsageError("ddrm.t_T must be >= 0");
+  if (p.eta < 0 || p.eta > 1) throw UsageError("ddrm.eta must be in [0, 1]");
+  if (p.eta_b < 0 || p.eta_b > 1) throw UsageError("ddrm.eta_b must be in [0, 1]");
+  if (p.sigma_0 < 0) throw UsageError("ddrm.sigma_0 must be >= 0");
+  if (p.mode != "inpaint" && p.mode != "super_resolution") {
+    throw UsageError("ddrm.mode must be inpaint or super_resolution, got '" + p.mode + "'");
+  }
+  if (p.mode == "super_resolution" && p.scale < 1) {
+    throw UsageError("ddrm.scale must be >= 1 in super_resolution mode");
+  }
+  return p;
+}
+
+std::vector<OptionSpec> ddrm_option_specs(const DDRMParams& d) {
+  auto num = [](double v) { return canonical_value(std::to_string(v)); };
+  return {
+      {"respacing", d.respacing, "respacing of the model's 1000-step process (guided-diffusion rule)"},
+      {"t_T", std::to_string(d.t_T), "steps (0 = the respaced size)"},
+      {"eta", num(d.eta), "etaA = etaC: noise share off the measured subspace (reference 0, DDRM paper 0.85)"},
+      {"eta_b", num(d.eta_b), "etaB: weight of the measurement on the measured subspace"},
+      {"sigma_0", num(d.sigma_0), "measurement noise level (added to y)"},
+      {"mode", d.mode, "inpaint | super_resolution (A = average pooling by scale)"},
+      {"scale", std::to_string(d.scale), "super-resolution factor"},
+  };
+}
+
+int64_t DDRM::expected_forwards() const {
+  const int64_t size = DiffusionSchedule::linear(1000).respaced(params_.respacing).size();
+  return resolve_t_T("ddrm", params_.t_T, size) - 1;
+}
+
+InpaintOutput DDRM::run(Denoiser& model, const InpaintInput& input) {
+  const at::Tensor mask = check_input(model, input);
+  const DiffusionSchedule schedule = method_schedule(model, params_.respacing);
+  const int64_t t_T = resolve_t_T("ddrm", params_.t_T, schedule.size());
+  const Degradation deg = Degradation::from_mode("ddrm", params_.mode, params_.scale, mask,
+                                                 input.image.size(-1));
+  at::NoGradGuard no_grad;
+  const double s = deg.singular(), sigma_0 = params_.sigma_0, eta = params_.eta,
+               eta_b = params_.eta_b;
+  const auto as_float = [](const at::Tensor& v) { return v.reshape({-1})[0].item<float>(); };
+
+  // The measurement (with its noise when sigma_0 > 0) and its image-space lift.
+  at::Tensor y = deg.A(input.image);
+  if (sigma_0 > 0) {
+    at::Tensor n = draw_noise(input, "measurement", t_T, y);
+    if (deg.is_inpaint()) n = deg.A(n);
+    y = y + n * sigma_0;
+  }
+  const at::Tensor lifted = deg.Ap(y);
+
+  // Initialisation at the largest noise level.
+  at::Tensor x = initial_noise(input);
+  {
+    const at::Tensor a = extract(schedule.alphas_cumprod, batch_steps(t_T - 1, x), x);
+    const at::Tensor L = at::sqrt(at::rsub(a, 1.0)) / at::sqrt(a);
+    const bool large = static_cast<float>(s) * as_float(L) > sigma_0;
+    const double inv = large ? sigma_0 / s : 0.0;
+    const at::Tensor rem_measured = at::sqrt(at::clamp_min(at::pow(L, 2) - inv * inv, 0.0));
+    const at::Tensor rem_free = at::sqrt(at::clamp_min(at::pow(L, 2), 0.0));
+    at::Tensor init = large ? lifted : at::zeros_like(x);
+    if (inv == 0.0) {
+      init = init + rem_free * x;
+    } else {
+      const at::Tensor pz = deg.project(x);
+      init = init + rem_measured * pz + rem_free * (x - pz);
+    }
+    x = init / L;
+  }
+
+  InpaintOutput out;
+  const int64_t total = t_T - 1;
+  for (int64_t k = 0; k < total; ++k) {
+    const int64_t t_last = t_T - 1 - k, t_cur = t_last - 1;
+    const at::Tensor t = batch_steps(t_last, x), t_next = batch_steps(t_cur, x);
+    const at::Tensor a = extract(schedule.alphas_cumprod, t, x);
+    const at::Tensor a_next = extract(schedule.alphas_cumprod, t_next, x);
+    const at::Tensor eps = predict_eps(model, schedule, x, t, input.y, out.evals);
+    const at::Tensor x0 = (x - eps * at::sqrt(at::rsub(a, 1.0))) / at::sqrt(a);
+    const at::Tensor sigma_next = at::sqrt(at::rsub(a_next, 1.0)) / at::sqrt(a_next);
+    const float sn = as_float(sigma_next) * static_cast<float>(s);
+    const at::Tensor std_next = sigma_next * eta;
+    const at::Tensor tilde_next = at::sqrt(at::pow(sigma_next, 2) - at::pow(std_next, 2));
+    const at::Tensor z = draw_noise(input, "step", t_last, x);
+
+    const at::Tensor free = x0 + tilde_next * eps + std_next * z;
+    at::Tensor measured;
+    if (sn > sigma_0) {  // noisier than y
+      const at::Tensor diff_b =
+          at::sqrt(at::pow(sigma_next, 2) - sigma_0 * sigma_0 / (s * s) * (eta_b * eta_b));
+      measured = lifted * eta_b + deg.project(x0) * (1.0 - eta_b) + diff_b * deg.project(z);
+    } else if (sn < sigma_0) {  // less noisy than y
+      const at::Tensor px0 = deg.project(x0);
+      measured = px0 + tilde_next * ((lifted - px0) * (s / sigma_0)) + std_next * deg.project(z);
+    } else {
+      measured = deg.project(free);
+    }
+    const at::Tensor x_mod_next = (free - deg.project(free)) + measured;
+    x = at::sqrt(a_next) * x_mod_next;
+    if (input.on_step) input.on_step(k + 1, total);
+  }
+  out.sample = x.clamp(-1, 1);
+  return out;
+}
+
+void register_ddrm_method(Registry<Method>& registry) {
+  registry.add({"ddrm",
+                "DDRM: denoising diffusion restoration in A's SVD basis (reference setting: "
+                "eta=0, eta_b=1, sigma_0=0)",
+                ddrm_option_specs(DDRMParams{}),
+                [](const Options& o) { return std::make_unique<DDRM>(DDRMParams::from_options(o)); }});
+}
+
+}  // namespace copaint

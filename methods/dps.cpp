@@ -1,0 +1,112 @@
+// DPS: diffusion posterior sampling with the measurement-norm gradient through the network.
+#include "methods/dps.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include "framework/diffusion.h"
+#include "framework/error.h"
+#include "methods/ddpm.h"
+#include "methods/degradation.h"
+#include "methods/sampling.h"
+
+namespace copaint {
+
+DPSParams DPSParams::from_options(const Options& o) {
+  DPSParams p;
+  p.respacing = o.get("respacing");
+  p.t_T = o.get_int("t_T");
+  p.step_size = o.get_double("step_size");
+  p.eta = o.get_double("eta");
+  p.measurement_sigma = o.get_double("measurement_sigma");
+  p.batch_norm = o.get_bool("batch_norm");
+  p.mode = o.get("mode");
+  p.scale = o.get_int("scale");
+  p.clip_denoised = o.get_bool("clip_denoised");
+  if (p.t_T < 0) throw UsageError("dps.t_T must be >= 0");
+  if (p.eta < 0) throw UsageError("dps.eta must be >= 0");
+  if (p.measurement_sigma < 0) throw UsageError("dps.measurement_sigma must be >= 0");
+  if (p.mode != "inpaint" && p.mode != "super_resolution") {
+    throw UsageError("dps.mode must be inpaint or super_resolution, got '" + p.mode + "'");
+  }
+  if (p.mode == "super_resolution" && p.scale < 1) {
+    throw UsageError("dps.scale must be >= 1 in super_resolution mode");
+  }
+  return p;
+}
+
+std::vector<OptionSpec> dps_option_specs(const DPSParams& d) {
+  auto num = [](double v) { return canonical_value(std::to_string(v)); };
+  auto flag = [](bool v) { return std::string(v ? "true" : "false"); };
+  return {
+      {"respacing", d.respacing, "respacing of the model's 1000-step process (guided-diffusion rule)"},
+      {"t_T", std::to_string(d.t_T), "steps (0 = the respaced size)"},
+      {"step_size", num(d.step_size), "gradient scale (reference: 1.0 CelebA-HQ, 0.5 ImageNet)"},
+      {"eta", num(d.eta), "DDIM sigma scale (1 = DDPM-like)"},
+      {"measurement_sigma", num(d.measurement_sigma), "noise added to the measurement y"},
+      {"batch_norm", flag(d.batch_norm), "reference behaviour: one norm over the whole batch"},
+      {"mode", d.mode, "inpaint | super_resolution (A = average pooling by scale)"},
+      {"scale", std::to_string(d.scale), "super-resolution factor"},
+      {"clip_denoised", flag(d.clip_denoised), "clamp x0 predictions to [-1, 1]"},
+  };
+}
+
+int64_t DPS::expected_forwards() const {
+  const int64_t size = DiffusionSchedule::linear(1000).respaced(params_.respacing).size();
+  return resolve_t_T("dps", params_.t_T, size) - 1;
+}
+
+InpaintOutput DPS::run(Denoiser& model, const InpaintInput& input) {
+  const at::Tensor mask = check_input(model, input);
+  const DiffusionSchedule schedule = method_schedule(model, params_.respacing);
+  const int64_t t_T = resolve_t_T("dps", params_.t_T, schedule.size());
+  const Degradation deg = Degradation::from_mode("dps", params_.mode, params_.scale, mask,
+                                                 input.image.size(-1));
+  at::Tensor measurement;
+  {
+    at::NoGradGuard no_grad;
+    measurement = deg.A(input.image);
+    if (params_.measurement_sigma > 0) {
+      measurement = measurement +
+                    draw_noise(input, "measurement", t_T, measurement) * params_.measurement_sigma;
+    }
+  }
+
+  InpaintOutput out;
+  at::Tensor x = initial_noise(input).detach();
+  const int64_t total = t_T - 1;
+  for (int64_t k = 0; k < total; ++k) {
+    const int64_t t_last = t_T - 1 - k;
+    at::AutoGradMode enable_grad(true);
+    x = x.detach().requires_grad_(true);
+    const at::Tensor t = batch_steps(t_last, x), t_prev = batch_steps(t_last - 1, x);
+    const at::Tensor eps = predict_eps(model, schedule, x, t, input.y, out.evals);
+    at::Tensor x0 = x0_from_eps(schedule, x, t, eps);
+    if (params_.clip_denoised) x0 = x0.clamp(-1, 1);
+    const at::Tensor diff = measurement - deg.A(x0);
+    const at::Tensor norm = params_.batch_norm ? at::pow(diff, 2).sum().sqrt()
+                                               : at::pow(diff, 2).sum({1, 2, 3}).sqrt().sum();
+    const at::Tensor grad =
+        torch::autograd::grad({norm}, {x}, /*grad_outputs=*/{}, /*retain_graph=*/false)[0];
+    ++out.evals.backwards;
+    at::NoGradGuard no_grad;
+    const at::Tensor x0_d = x0.detach(), x_d = x.detach();
+    const at::Tensor eps_x0 = eps_from_x0(schedule, x_d, t, x0_d);
+    const at::Tensor noise = draw_noise(input, "step", t_last, x_d);
+    const at::Tensor stepped = ddim_step(schedule, x0_d, eps_x0, t, t_prev, params_.eta, noise);
+    x = stepped - grad.detach() * params_.step_size;
+    if (input.on_step) input.on_step(k + 1, total);
+  }
+  out.sample = x.detach().clamp(-1, 1);
+  return out;
+}
+
+void register_dps_method(Registry<Method>& registry) {
+  registry.add({"dps",
+                "DPS: DDIM (eta=1) steps plus step_size * gradient of ||y - A x0_hat|| through "
+                "the network",
+                dps_option_specs(DPSParams{}),
+                [](const Options& o) { return std::make_unique<DPS>(DPSParams::from_options(o)); }});
+}
+
+}  // namespace copaint
