@@ -23,7 +23,9 @@ class Dataset {
   virtual ImageItem get(int64_t index) const = 0;
 };
 
-/// Registers the LibTorch-only built-in datasets. Idempotent.
+/// Registers the built-in datasets (folder, celebahq, imagenet100, fashion_mnist). Idempotent.
+/// The image-file ones decode through read_image_file (datasets/image_file.h), which needs a
+/// decoder installed by the I/O layer (experiments/) or by the caller.
 void register_builtin_datasets();
 
 }  // namespace copaint

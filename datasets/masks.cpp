@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "datasets/mask.h"
+#include "datasets/mask_sets.h"
 #include "framework/error.h"
 #include "framework/registry.h"
 
@@ -134,6 +135,7 @@ void register_builtin_masks() {
              return std::make_unique<FunctionMask>(
                  [f](int64_t h, int64_t w, int64_t i, uint64_t s) { return box_mask(h, w, i, s, f); });
            }});
+  register_file_masks();  // text, narrow, wide, file (datasets/mask_sets.cpp)
 }
 
 }  // namespace copaint
