@@ -25,6 +25,10 @@ DDNMParams DDNMParams::from_options(const Options& o) {
   p.mode = o.get("mode");
   p.scale = o.get_int("scale");
   p.clip_denoised = o.get_bool("clip_denoised");
+  p.paper_update = o.get_bool("paper_update");
+  if (p.paper_update && p.sigma_y != 0) {
+    throw UsageError("ddnm.paper_update is the noise-free update: it needs ddnm.sigma_y = 0");
+  }
   if (p.t_T < 0) throw UsageError("ddnm.t_T must be >= 0");
   if (p.n_sample < 1 || p.jump_length < 1 || p.jump_n_sample < 1) {
     throw UsageError("ddnm.n_sample, jump_length and jump_n_sample must be >= 1");
@@ -53,6 +57,8 @@ std::vector<OptionSpec> ddnm_option_specs(const DDNMParams& d) {
       {"mode", d.mode, "inpaint | super_resolution (A = average pooling by scale)"},
       {"scale", std::to_string(d.scale), "super-resolution factor"},
       {"clip_denoised", d.clip_denoised ? "true" : "false", "clamp x0 predictions to [-1, 1]"},
+      {"paper_update", d.paper_update ? "true" : "false",
+       "the DDNM paper's noise-free update (no gamma_t factor; default: the reference's)"},
   };
 }
 
@@ -103,7 +109,10 @@ InpaintOutput DDNM::run(Denoiser& model, const InpaintInput& input) {
       const float s0 = sigma_t.reshape({-1})[0].item<float>();
       const float limit = (a_prev.reshape({-1})[0] * sigma_y).item<float>();
       at::Tensor lambda, gamma;
-      if (s0 >= limit) {
+      if (params_.paper_update) {
+        lambda = at::ones({}, x.options());
+        gamma = at::ones({}, x.options());
+      } else if (s0 >= limit) {
         lambda = at::ones({}, x.options());
         gamma = at::sqrt(at::pow(sigma_t, 2) - at::pow(a_prev * sigma_y, 2));
       } else {

@@ -29,6 +29,10 @@ struct DDNMParams {
   std::string mode = "inpaint";   ///< inpaint | super_resolution [mode]
   int64_t scale = 0;              ///< super-resolution factor [scale]
   bool clip_denoised = true;      ///< clamp x0 predictions to [-1, 1]
+  /// The DDNM paper's noise-free update x_{t-1} = sqrt(ab_{t-1}) x0 + sqrt(1 - ab_{t-1})
+  /// (eta z + sqrt(1 - eta^2) eps) (needs sigma_y = 0). Default: the reference's update, whose
+  /// factor gamma_t = sqrt(1 - ab_t^2) shrinks the late steps' noise (under-dispersed samples).
+  bool paper_update = false;
 
   static DDNMParams from_options(const Options& options);
 };
@@ -47,6 +51,7 @@ at::Tensor ddnm_correct(const Degradation& degradation, const at::Tensor& x0, co
 /// gamma = 0; x_{t-1} = sqrt(ab_{t-1}) x0 + gamma (sqrt(1-ab_{t-1}) eta z
 /// + sqrt(1-ab_{t-1}) sqrt(1-eta^2) eps)); an upward pair re-noises one step. The sample is x at
 /// step 0, clamped. y = A(image) without added noise (sigma_y only changes lambda and gamma).
+/// paper_update drops gamma (lambda = 1).
 /// Noise purposes: "step", "undo".
 class DDNM : public Method {
  public:

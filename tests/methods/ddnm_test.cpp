@@ -98,6 +98,23 @@ TEST(DDNM, SuperResolutionMatchesTheLowResolutionImage) {
   EXPECT_GT(max_abs(out, inpaint), 0.05);
 }
 
+// The reference's gamma_t factor shrinks the late steps' noise: its unknown region varies less
+// across seeds than with the paper's update (the prior's spread here is 0.5).
+TEST(DDNM, PaperUpdateIsMoreDispersedThanTheReferenceUpdate) {
+  GaussianProblem prob;
+  std::vector<uint64_t> seeds;
+  for (uint64_t s = 0; s < 16; ++s) seeds.push_back(s + 20);
+  auto spread = [&](bool paper) {
+    DDNMParams p = small_params();
+    p.paper_update = paper;
+    const at::Tensor out = DDNM(p).run(*prob.model, prob.input(seeds)).sample;
+    return (out.std(0) * (1 - prob.mask[0])).sum().item<double>() / (1 - prob.mask).sum().item<double>();
+  };
+  const double reference = spread(false), paper = spread(true);
+  EXPECT_GT(paper, 1.5 * reference);
+  EXPECT_GT(paper, 0.3);
+}
+
 TEST(DDNM, Registered) {
   Registry<Method> reg;
   register_ddnm_method(reg);
@@ -108,6 +125,7 @@ TEST(DDNM, Registered) {
   EXPECT_DOUBLE_EQ(d->params().sigma_y, 0.0);
   EXPECT_THROW(reg.create("ddnm", Options{{"mode", "super_resolution"}}), UsageError);  // no scale
   EXPECT_THROW(reg.create("ddnm", Options{{"eta", "1.5"}}), UsageError);
+  EXPECT_THROW(reg.create("ddnm", Options{{"paper_update", "true"}, {"sigma_y", "0.1"}}), UsageError);
   GaussianProblem prob;
   auto sr3 = reg.create("ddnm", Options{{"respacing", "50"}, {"mode", "super_resolution"}, {"scale", "3"}});
   EXPECT_THROW(sr3->run(*prob.model, prob.input({1})), UsageError);  // 3 does not divide 8
