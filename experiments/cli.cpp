@@ -117,6 +117,7 @@ void ensure_builtin_commands() {
                cmd_list});
   register_inpaint_command();
   register_inspect_command();
+  register_train_command();
 }
 
 }  // namespace

@@ -26,6 +26,9 @@ struct Command {
 /// Adds a subcommand (later issues add inpaint, run, report, train, inspect).
 void add_command(Command command);
 
+/// Adds `train` (experiments/train_command.cpp).
+void register_train_command();
+
 /// Registers every built-in method, metric, dataset, mask and model (idempotent).
 void register_all();
 
