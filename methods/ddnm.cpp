@@ -47,7 +47,8 @@ DDNMParams DDNMParams::from_options(const Options& o) {
 std::vector<OptionSpec> ddnm_option_specs(const DDNMParams& d) {
   auto num = [](double v) { return canonical_value(std::to_string(v)); };
   return {
-      {"respacing", d.respacing, "respacing of the model's 1000-step process (guided-diffusion rule)"},
+      {"respacing", d.respacing,
+       "respacing of the model's 1000-step process (guided-diffusion rule)"},
       {"t_T", std::to_string(d.t_T), "steps of the schedule (0 = the respaced size)"},
       {"n_sample", std::to_string(d.n_sample), "up/down resampling moves per step (RePaint rule)"},
       {"jump_length", std::to_string(d.jump_length), "time travel: steps back per jump (1 = none)"},
@@ -85,8 +86,8 @@ int64_t DDNM::expected_forwards() const {
 InpaintOutput DDNM::run(Denoiser& model, const InpaintInput& input) {
   const at::Tensor mask = check_input(model, input);
   const DiffusionSchedule schedule = method_schedule(model, params_.respacing);
-  const Degradation degradation = Degradation::from_mode("ddnm", params_.mode, params_.scale, mask,
-                                                         input.image.size(-1));
+  const Degradation degradation =
+      Degradation::from_mode("ddnm", params_.mode, params_.scale, mask, input.image.size(-1));
   const std::vector<int64_t> list = times(schedule.size());
   at::NoGradGuard no_grad;
   const at::Tensor y = degradation.A(input.image);
@@ -138,8 +139,9 @@ void register_ddnm_method(Registry<Method>& registry) {
   registry.add({"ddnm",
                 "DDNM: null-space correction of x0 (A = mask or average pooling), eta=0.85, "
                 "sigma_y=0",
-                ddnm_option_specs(DDNMParams{}),
-                [](const Options& o) { return std::make_unique<DDNM>(DDNMParams::from_options(o)); }});
+                ddnm_option_specs(DDNMParams{}), [](const Options& o) {
+                  return std::make_unique<DDNM>(DDNMParams::from_options(o));
+                }});
 }
 
 }  // namespace copaint

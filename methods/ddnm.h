@@ -20,15 +20,15 @@ namespace copaint {
 /// Settings of ddnm (names in brackets: the reference's ddnm.* config).
 struct DDNMParams {
   std::string respacing = "250";  ///< respacing of the model's process [timestep_respacing]
-  int64_t t_T = 0;                ///< schedule length, 0 = the respaced size [schedule_jump_params.t_T]
-  int64_t n_sample = 1;           ///< [schedule_jump_params.n_sample]
-  int64_t jump_length = 1;        ///< time travel: steps back per jump (1 = none) [jump_length]
-  int64_t jump_n_sample = 1;      ///< time travel: visits of each jump point [jump_n_sample]
-  double eta = 0.85;              ///< share of fresh noise in the update [ddnm.eta]
-  double sigma_y = 0.0;           ///< measurement noise level [ddnm.sigma_y]
-  std::string mode = "inpaint";   ///< inpaint | super_resolution [mode]
-  int64_t scale = 0;              ///< super-resolution factor [scale]
-  bool clip_denoised = true;      ///< clamp x0 predictions to [-1, 1]
+  int64_t t_T = 0;            ///< schedule length, 0 = the respaced size [schedule_jump_params.t_T]
+  int64_t n_sample = 1;       ///< [schedule_jump_params.n_sample]
+  int64_t jump_length = 1;    ///< time travel: steps back per jump (1 = none) [jump_length]
+  int64_t jump_n_sample = 1;  ///< time travel: visits of each jump point [jump_n_sample]
+  double eta = 0.85;          ///< share of fresh noise in the update [ddnm.eta]
+  double sigma_y = 0.0;       ///< measurement noise level [ddnm.sigma_y]
+  std::string mode = "inpaint";  ///< inpaint | super_resolution [mode]
+  int64_t scale = 0;             ///< super-resolution factor [scale]
+  bool clip_denoised = true;     ///< clamp x0 predictions to [-1, 1]
   /// The DDNM paper's noise-free update x_{t-1} = sqrt(ab_{t-1}) x0 + sqrt(1 - ab_{t-1})
   /// (eta z + sqrt(1 - eta^2) eps) (needs sigma_y = 0). Default: the reference's update, whose
   /// factor gamma_t = sqrt(1 - ab_t^2) shrinks the late steps' noise (under-dispersed samples).

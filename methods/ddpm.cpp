@@ -33,8 +33,8 @@ ModelOutput predict_model(Denoiser& model, const DiffusionSchedule& schedule, co
   }
   if (out.size(1) != 2 * c) {
     throw InputError("model returned " + std::to_string(out.size(1)) + " channels for a " +
-                     std::to_string(c) + "-channel input (expected " + std::to_string(c) +
-                     " or " + std::to_string(2 * c) + ")");
+                     std::to_string(c) + "-channel input (expected " + std::to_string(c) + " or " +
+                     std::to_string(2 * c) + ")");
   }
   result.eps = out.narrow(1, 0, c);
   result.var_values = out.narrow(1, c, c);
@@ -63,18 +63,20 @@ DdpmCoefficients DdpmCoefficients::from_schedule(const DiffusionSchedule& s) {
   return d;
 }
 
-PosteriorMeanVariance p_mean_variance(const DiffusionSchedule& schedule,
-                                      const DdpmCoefficients& k, const at::Tensor& x,
-                                      const at::Tensor& t, const ModelOutput& output,
-                                      VarianceType variance, bool clip_denoised) {
+PosteriorMeanVariance p_mean_variance(const DiffusionSchedule& schedule, const DdpmCoefficients& k,
+                                      const at::Tensor& x, const at::Tensor& t,
+                                      const ModelOutput& output, VarianceType variance,
+                                      bool clip_denoised) {
   PosteriorMeanVariance r;
   if (variance == VarianceType::kAuto) {
-    variance = output.var_values.defined() ? VarianceType::kLearnedRange : VarianceType::kFixedSmall;
+    variance =
+        output.var_values.defined() ? VarianceType::kLearnedRange : VarianceType::kFixedSmall;
   }
   switch (variance) {
     case VarianceType::kLearnedRange: {
       if (!output.var_values.defined()) {
-        throw UsageError("learned_range variance needs a network with variance channels (learn_sigma)");
+        throw UsageError(
+            "learned_range variance needs a network with variance channels (learn_sigma)");
       }
       const at::Tensor min_log = extract(k.posterior_log_variance_clipped, t, x);
       const at::Tensor max_log = extract(k.log_betas, t, x);
@@ -93,8 +95,8 @@ PosteriorMeanVariance p_mean_variance(const DiffusionSchedule& schedule,
   }
   r.pred_x0 = x0_from_eps(schedule, x, t, output.eps);
   if (clip_denoised) r.pred_x0 = r.pred_x0.clamp(-1, 1);
-  r.mean = extract(k.posterior_mean_coef1, t, x) * r.pred_x0 +
-           extract(k.posterior_mean_coef2, t, x) * x;
+  r.mean =
+      extract(k.posterior_mean_coef1, t, x) * r.pred_x0 + extract(k.posterior_mean_coef2, t, x) * x;
   return r;
 }
 

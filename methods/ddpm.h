@@ -44,10 +44,10 @@ ModelOutput predict_model(Denoiser& model, const DiffusionSchedule& schedule, co
 
 /// guided-diffusion's per-step DDPM arrays of a (respaced) process, in double.
 struct DdpmCoefficients {
-  std::vector<double> alphas_cumprod_prev;  ///< ab_{t-1}, 1 at t = 0
-  std::vector<double> posterior_variance;   ///< beta_t (1 - ab_{t-1}) / (1 - ab_t)
+  std::vector<double> alphas_cumprod_prev;             ///< ab_{t-1}, 1 at t = 0
+  std::vector<double> posterior_variance;              ///< beta_t (1 - ab_{t-1}) / (1 - ab_t)
   std::vector<double> posterior_log_variance_clipped;  ///< log of it, entry 0 replaced by entry 1
-  std::vector<double> posterior_mean_coef1;  ///< beta_t sqrt(ab_{t-1}) / (1 - ab_t)
+  std::vector<double> posterior_mean_coef1;            ///< beta_t sqrt(ab_{t-1}) / (1 - ab_t)
   std::vector<double> posterior_mean_coef2;  ///< (1 - ab_{t-1}) sqrt(1 - beta_t) / (1 - ab_t)
   std::vector<double> log_betas;             ///< log beta_t
   std::vector<double> log_large_variance;    ///< log of (posterior_variance[1], betas[1:])

@@ -38,9 +38,11 @@ DDRMParams DDRMParams::from_options(const Options& o) {
 std::vector<OptionSpec> ddrm_option_specs(const DDRMParams& d) {
   auto num = [](double v) { return canonical_value(std::to_string(v)); };
   return {
-      {"respacing", d.respacing, "respacing of the model's 1000-step process (guided-diffusion rule)"},
+      {"respacing", d.respacing,
+       "respacing of the model's 1000-step process (guided-diffusion rule)"},
       {"t_T", std::to_string(d.t_T), "steps (0 = the respaced size)"},
-      {"eta", num(d.eta), "etaA = etaC: noise share off the measured subspace (reference 0, DDRM paper 0.85)"},
+      {"eta", num(d.eta),
+       "etaA = etaC: noise share off the measured subspace (reference 0, DDRM paper 0.85)"},
       {"eta_b", num(d.eta_b), "etaB: weight of the measurement on the measured subspace"},
       {"sigma_0", num(d.sigma_0), "measurement noise level (added to y)"},
       {"mode", d.mode, "inpaint | super_resolution (A = average pooling by scale)"},
@@ -57,8 +59,8 @@ InpaintOutput DDRM::run(Denoiser& model, const InpaintInput& input) {
   const at::Tensor mask = check_input(model, input);
   const DiffusionSchedule schedule = method_schedule(model, params_.respacing);
   const int64_t t_T = resolve_t_T("ddrm", params_.t_T, schedule.size());
-  const Degradation deg = Degradation::from_mode("ddrm", params_.mode, params_.scale, mask,
-                                                 input.image.size(-1));
+  const Degradation deg =
+      Degradation::from_mode("ddrm", params_.mode, params_.scale, mask, input.image.size(-1));
   at::NoGradGuard no_grad;
   const double s = deg.singular(), sigma_0 = params_.sigma_0, eta = params_.eta,
                eta_b = params_.eta_b;
@@ -131,8 +133,9 @@ void register_ddrm_method(Registry<Method>& registry) {
   registry.add({"ddrm",
                 "DDRM: denoising diffusion restoration in A's SVD basis (reference setting: "
                 "eta=0, eta_b=1, sigma_0=0)",
-                ddrm_option_specs(DDRMParams{}),
-                [](const Options& o) { return std::make_unique<DDRM>(DDRMParams::from_options(o)); }});
+                ddrm_option_specs(DDRMParams{}), [](const Options& o) {
+                  return std::make_unique<DDRM>(DDRMParams::from_options(o));
+                }});
 }
 
 }  // namespace copaint

@@ -35,10 +35,10 @@ std::vector<OptionSpec> ddrm_option_specs(const DDRMParams& defaults);
 /// reference's initialisation; the measured term only where s L > sigma_0) and steps
 /// t -> t - 1 for t = t_T - 1 .. 1 with x0 = (x_t - sqrt(1-ab_t) eps) / sqrt(ab_t) (unclamped):
 /// off the measured subspace x_mod' = x0 + sqrt(sn^2 - (eta sn)^2) eps + eta sn z; on it, when
-/// s sn > sigma_0, x_mod' = eta_b Ap(y) + (1 - eta_b) P x0 + sqrt(sn^2 - sigma_0^2 eta_b^2 / s^2) P z,
-/// when s sn < sigma_0, x_mod' = P x0 + sqrt(sn^2 - (eta sn)^2) s (Ap(y) - P x0) / sigma_0 +
-/// eta sn P z (sn = sigma_{t-1}); then x_{t-1} = sqrt(ab_{t-1}) x_mod'. The sample is x_0,
-/// clamped. Noise purposes: "measurement" (shaped like y, only for sigma_0 > 0), "step".
+/// s sn > sigma_0, x_mod' = eta_b Ap(y) + (1 - eta_b) P x0 + sqrt(sn^2 - sigma_0^2 eta_b^2 / s^2) P
+/// z, when s sn < sigma_0, x_mod' = P x0 + sqrt(sn^2 - (eta sn)^2) s (Ap(y) - P x0) / sigma_0 + eta
+/// sn P z (sn = sigma_{t-1}); then x_{t-1} = sqrt(ab_{t-1}) x_mod'. The sample is x_0, clamped.
+/// Noise purposes: "measurement" (shaped like y, only for sigma_0 > 0), "step".
 class DDRM : public Method {
  public:
   explicit DDRM(DDRMParams params) : params_(std::move(params)) {}

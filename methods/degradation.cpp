@@ -15,7 +15,8 @@ Degradation Degradation::inpaint(at::Tensor mask) {
 }
 
 Degradation Degradation::super_resolution(int64_t scale, int64_t size) {
-  if (scale < 1) throw UsageError("super-resolution scale must be >= 1, got " + std::to_string(scale));
+  if (scale < 1)
+    throw UsageError("super-resolution scale must be >= 1, got " + std::to_string(scale));
   if (size % scale != 0) {
     throw UsageError("super-resolution scale " + std::to_string(scale) +
                      " does not divide the image size " + std::to_string(size));

@@ -39,7 +39,8 @@ std::vector<OptionSpec> dps_option_specs(const DPSParams& d) {
   auto num = [](double v) { return canonical_value(std::to_string(v)); };
   auto flag = [](bool v) { return std::string(v ? "true" : "false"); };
   return {
-      {"respacing", d.respacing, "respacing of the model's 1000-step process (guided-diffusion rule)"},
+      {"respacing", d.respacing,
+       "respacing of the model's 1000-step process (guided-diffusion rule)"},
       {"t_T", std::to_string(d.t_T), "steps (0 = the respaced size)"},
       {"step_size", num(d.step_size), "gradient scale (reference: 1.0 CelebA-HQ, 0.5 ImageNet)"},
       {"eta", num(d.eta), "DDIM sigma scale (1 = DDPM-like)"},
@@ -60,8 +61,8 @@ InpaintOutput DPS::run(Denoiser& model, const InpaintInput& input) {
   const at::Tensor mask = check_input(model, input);
   const DiffusionSchedule schedule = method_schedule(model, params_.respacing);
   const int64_t t_T = resolve_t_T("dps", params_.t_T, schedule.size());
-  const Degradation deg = Degradation::from_mode("dps", params_.mode, params_.scale, mask,
-                                                 input.image.size(-1));
+  const Degradation deg =
+      Degradation::from_mode("dps", params_.mode, params_.scale, mask, input.image.size(-1));
   at::Tensor measurement;
   {
     at::NoGradGuard no_grad;
@@ -105,8 +106,9 @@ void register_dps_method(Registry<Method>& registry) {
   registry.add({"dps",
                 "DPS: DDIM (eta=1) steps plus step_size * gradient of ||y - A x0_hat|| through "
                 "the network",
-                dps_option_specs(DPSParams{}),
-                [](const Options& o) { return std::make_unique<DPS>(DPSParams::from_options(o)); }});
+                dps_option_specs(DPSParams{}), [](const Options& o) {
+                  return std::make_unique<DPS>(DPSParams::from_options(o));
+                }});
 }
 
 }  // namespace copaint

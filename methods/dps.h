@@ -15,10 +15,10 @@ namespace copaint {
 
 /// Settings of dps (names in brackets: the reference's dps.* config).
 struct DPSParams {
-  std::string respacing = "250";   ///< respacing of the model's process [timestep_respacing]
-  int64_t t_T = 0;                 ///< steps, 0 = the respaced size [dps.schedule_jump_params.t_T]
-  double step_size = 1.0;          ///< gradient scale [dps.step_size] (CelebA-HQ 1.0, ImageNet 0.5)
-  double eta = 1.0;                ///< DDIM sigma scale [dps.eta]
+  std::string respacing = "250";  ///< respacing of the model's process [timestep_respacing]
+  int64_t t_T = 0;                ///< steps, 0 = the respaced size [dps.schedule_jump_params.t_T]
+  double step_size = 1.0;         ///< gradient scale [dps.step_size] (CelebA-HQ 1.0, ImageNet 0.5)
+  double eta = 1.0;               ///< DDIM sigma scale [dps.eta]
   double measurement_sigma = 1e-4;  ///< noise added to the measurement y (the reference's noiser)
   bool batch_norm = false;          ///< reference behaviour: one norm over the whole batch
                                     ///< (couples the samples); default: one norm per sample

@@ -30,12 +30,14 @@ RePaintParams RePaintParams::from_options(const Options& o) {
 
 std::vector<OptionSpec> repaint_option_specs(const RePaintParams& d) {
   return {
-      {"respacing", d.respacing, "respacing of the model's 1000-step process (guided-diffusion rule)"},
+      {"respacing", d.respacing,
+       "respacing of the model's 1000-step process (guided-diffusion rule)"},
       {"t_T", std::to_string(d.t_T), "steps of the jump schedule (0 = the respaced size)"},
       {"n_sample", std::to_string(d.n_sample), "up/down resampling moves per step"},
       {"jump_length", std::to_string(d.jump_length), "steps travelled back per jump"},
       {"jump_n_sample", std::to_string(d.jump_n_sample), "visits of each jump point"},
-      {"variance", d.variance, "reverse-step variance: auto | learned_range | fixed_small | fixed_large"},
+      {"variance", d.variance,
+       "reverse-step variance: auto | learned_range | fixed_small | fixed_large"},
       {"clip_denoised", d.clip_denoised ? "true" : "false", "clamp x0 predictions to [-1, 1]"},
   };
 }
@@ -71,8 +73,9 @@ InpaintOutput RePaint::run(Denoiser& model, const InpaintInput& input) {
       const at::Tensor noise = draw_noise(input, "step", t_last, x);
       if (!first) {
         const at::Tensor ab = extract(schedule.alphas_cumprod, t, x);
-        const at::Tensor known = at::sqrt(ab) * input.image +
-                                 at::sqrt(at::rsub(ab, 1.0)) * draw_noise(input, "inject", t_last, x);
+        const at::Tensor known =
+            at::sqrt(ab) * input.image +
+            at::sqrt(at::rsub(ab, 1.0)) * draw_noise(input, "inject", t_last, x);
         x = mask * known + at::rsub(mask, 1.0) * x;
       }
       const ModelOutput output = predict_model(model, schedule, x, t, input.y, out.evals);
@@ -95,8 +98,9 @@ void register_repaint_method(Registry<Method>& registry) {
   registry.add({"repaint",
                 "RePaint: DDPM steps with known-region injection and jump resampling (t_T=250, "
                 "jump_length=10, jump_n_sample=10)",
-                repaint_option_specs(RePaintParams{}),
-                [](const Options& o) { return std::make_unique<RePaint>(RePaintParams::from_options(o)); }});
+                repaint_option_specs(RePaintParams{}), [](const Options& o) {
+                  return std::make_unique<RePaint>(RePaintParams::from_options(o));
+                }});
 }
 
 }  // namespace copaint

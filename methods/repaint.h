@@ -17,9 +17,9 @@ namespace copaint {
 /// Settings of repaint (names in brackets: the reference's repaint.* config).
 struct RePaintParams {
   std::string respacing = "250";  ///< respacing of the model's process [timestep_respacing]
-  int64_t t_T = 0;                ///< schedule length, 0 = the respaced size [schedule_jump_params.t_T]
-  int64_t n_sample = 1;           ///< [schedule_jump_params.n_sample]
-  int64_t jump_length = 10;       ///< steps travelled back per jump [jump_length]
+  int64_t t_T = 0;           ///< schedule length, 0 = the respaced size [schedule_jump_params.t_T]
+  int64_t n_sample = 1;      ///< [schedule_jump_params.n_sample]
+  int64_t jump_length = 10;  ///< steps travelled back per jump [jump_length]
   int64_t jump_n_sample = 10;     ///< visits of each jump point [jump_n_sample]
   std::string variance = "auto";  ///< auto | learned_range | fixed_small | fixed_large
   bool clip_denoised = true;      ///< clamp x0 predictions to [-1, 1]

@@ -43,7 +43,8 @@ class ForwardSamples {
     auto it = cache_.find(t);
     if (it == cache_.end()) {
       const at::Tensor noise = draw_noise(input_, "forward", t, input_.image);
-      it = cache_.emplace(t, q_sample(schedule_, input_.image, batch_steps(t, input_.image), noise)).first;
+      it = cache_.emplace(t, q_sample(schedule_, input_.image, batch_steps(t, input_.image), noise))
+               .first;
     }
     return it->second;
   }
@@ -84,7 +85,8 @@ BlendedParams BlendedParams::from_options(const Options& o) {
 
 std::vector<OptionSpec> blended_option_specs(const BlendedParams& d) {
   return {
-      {"respacing", d.respacing, "respacing of the model's 1000-step process (guided-diffusion rule)"},
+      {"respacing", d.respacing,
+       "respacing of the model's 1000-step process (guided-diffusion rule)"},
       {"steps", std::to_string(d.steps), "DDIM steps over the respaced process (0 = all)"},
       {"schedule_type", d.schedule_type, "DDIM step spacing: linear | quad"},
       {"eta", num(d.eta), "DDIM sigma scale (0 = deterministic DDIM)"},
@@ -93,7 +95,9 @@ std::vector<OptionSpec> blended_option_specs(const BlendedParams& d) {
 }
 
 int64_t Blended::expected_forwards() const {
-  return static_cast<int64_t>(ddim_list(params_, respaced_size(params_.respacing), "blended").size()) - 1;
+  return static_cast<int64_t>(
+             ddim_list(params_, respaced_size(params_.respacing), "blended").size()) -
+         1;
 }
 
 InpaintOutput Blended::run(Denoiser& model, const InpaintInput& input) {
@@ -171,8 +175,10 @@ ResampleParams ResampleParams::from_options(const Options& o) {
 
 std::vector<OptionSpec> resample_option_specs(const ResampleParams& d) {
   std::vector<OptionSpec> specs = blended_option_specs(d.ddim);
-  specs.push_back({"particles", std::to_string(d.particles), "particles per output sample (the reference: 10 per batch)"});
-  specs.push_back({"temperature", num(d.temperature), "weights softmax(temperature / (mse / mean mse))"});
+  specs.push_back({"particles", std::to_string(d.particles),
+                   "particles per output sample (the reference: 10 per batch)"});
+  specs.push_back(
+      {"temperature", num(d.temperature), "weights softmax(temperature / (mse / mean mse))"});
   specs.push_back({"resample_pre_step", flag(d.resample_pre_step),
                    "reference behaviour: resample the pre-step states and drop the step"});
   return specs;
@@ -180,14 +186,17 @@ std::vector<OptionSpec> resample_option_specs(const ResampleParams& d) {
 
 int64_t Resample::expected_forwards() const {
   const int64_t steps =
-      static_cast<int64_t>(ddim_list(params_.ddim, respaced_size(params_.ddim.respacing), "resample").size()) - 1;
+      static_cast<int64_t>(
+          ddim_list(params_.ddim, respaced_size(params_.ddim.respacing), "resample").size()) -
+      1;
   return steps * params_.particles;
 }
 
 InpaintOutput Resample::run(Denoiser& model, const InpaintInput& input) {
   const at::Tensor mask = check_input(model, input);
   if (input.x_T.defined()) {
-    throw InputError("resample draws its own particles: x_T cannot be given (use the \"x_T\" noise override)");
+    throw InputError(
+        "resample draws its own particles: x_T cannot be given (use the \"x_T\" noise override)");
   }
   if (static_cast<int64_t>(input.generators.size()) != input.image.size(0)) {
     throw InputError("resample needs one generator per sample for its resampling draws");
@@ -256,13 +265,15 @@ void register_replacement_methods(Registry<Method>& registry) {
   registry.add({"blended",
                 "Blended (the reference's ddim): DDIM replacing the known region by the noised "
                 "reference before each step",
-                blended_option_specs(BlendedParams{}),
-                [](const Options& o) { return std::make_unique<Blended>(BlendedParams::from_options(o)); }});
+                blended_option_specs(BlendedParams{}), [](const Options& o) {
+                  return std::make_unique<Blended>(BlendedParams::from_options(o));
+                }});
   registry.add({"resample",
                 "Resampling (Trippe et al.): replacement DDIM over N particles per sample with "
                 "importance resampling, one kept",
-                resample_option_specs(ResampleParams{}),
-                [](const Options& o) { return std::make_unique<Resample>(ResampleParams::from_options(o)); }});
+                resample_option_specs(ResampleParams{}), [](const Options& o) {
+                  return std::make_unique<Resample>(ResampleParams::from_options(o));
+                }});
 }
 
 }  // namespace copaint

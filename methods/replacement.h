@@ -50,9 +50,9 @@ class Blended : public Method {
 
 /// Settings of resample (the reference's R_DDIMSampler).
 struct ResampleParams {
-  BlendedParams ddim;         ///< the underlying replacement DDIM sampler
-  int64_t particles = 10;     ///< particles per output sample [n_samples]
-  double temperature = 100;   ///< weights softmax(temperature / (mse / mean mse))
+  BlendedParams ddim;        ///< the underlying replacement DDIM sampler
+  int64_t particles = 10;    ///< particles per output sample [n_samples]
+  double temperature = 100;  ///< weights softmax(temperature / (mse / mean mse))
   /// Reference behaviour: the resampled particles are the pre-step states x_t (the DDIM step's
   /// result is dropped, so the unknown region never leaves x_T). Default: resample the stepped
   /// particles x_{t-1}, which is the sequential Monte Carlo the method describes.

@@ -38,10 +38,13 @@ TEST(BaselinesOnGaussian, ConditionalMomentsTable) {
   // The truth: the clamped prior's per-pixel mean and spread (Monte Carlo, 20000 draws).
   auto g = at::make_generator<at::CPUGeneratorImpl>(5);
   const at::Tensor draws =
-      (prob.mean.unsqueeze(0) + at::randn({20000, 1, 8, 8}, g) * GaussianProblem::kStd).clamp(-1, 1).to(at::kDouble);
+      (prob.mean.unsqueeze(0) + at::randn({20000, 1, 8, 8}, g) * GaussianProblem::kStd)
+          .clamp(-1, 1)
+          .to(at::kDouble);
   const at::Tensor true_mean = draws.mean(0, true), true_std = draws.std(0, true, true);
   // Monte Carlo error of a 32-sample mean (what a perfect sampler scores).
-  const double floor = ((true_std / std::sqrt(double(kSamples))) * unknown).sum().item<double>() / n_unknown * std::sqrt(2 / M_PI);
+  const double floor = ((true_std / std::sqrt(double(kSamples))) * unknown).sum().item<double>() /
+                       n_unknown * std::sqrt(2 / M_PI);
 
   const std::vector<Row> rows = {
       // Replacement / projection methods put the known pixels in place (up to the last step's
@@ -49,17 +52,22 @@ TEST(BaselinesOnGaussian, ConditionalMomentsTable) {
       // steps pull little on this model).
       {"blended", "blended", {{"respacing", "50"}}, 0.1},
       {"resample", "resample", {{"respacing", "50"}, {"particles", "4"}}, 0.1},
-      {"repaint", "repaint", {{"respacing", "50"}, {"jump_length", "5"}, {"jump_n_sample", "3"}}, 0.1},
+      {"repaint",
+       "repaint",
+       {{"respacing", "50"}, {"jump_length", "5"}, {"jump_n_sample", "3"}},
+       0.1},
       {"ddnm", "ddnm", {{"respacing", "50"}}, 0.1},
       {"ddnm_paper", "ddnm", {{"respacing", "50"}, {"paper_update", "true"}}, 0.1},
       {"ddrm", "ddrm", {{"respacing", "50"}}, 0.1},
       {"dps", "dps", {{"respacing", "50"}}, 0.3},
       {"copaint", "copaint", {{"respacing", "50"}}, 0.3},
   };
-  std::printf("\nGaussian model 8x8, half mask, %lld samples, respacing 50 (perfect-sampler mean error ~%.3f)\n",
-              static_cast<long long>(kSamples), floor);
-  std::printf("%-10s %10s %12s %12s %9s %9s %8s\n", "method", "known MAE", "unk mean err", "unk std err",
-              "fwd/smp", "bwd/smp", "ms");
+  std::printf(
+      "\nGaussian model 8x8, half mask, %lld samples, respacing 50 (perfect-sampler mean error "
+      "~%.3f)\n",
+      static_cast<long long>(kSamples), floor);
+  std::printf("%-10s %10s %12s %12s %9s %9s %8s\n", "method", "known MAE", "unk mean err",
+              "unk std err", "fwd/smp", "bwd/smp", "ms");
   for (const Row& row : rows) {
     ASSERT_TRUE(registry.contains(row.method)) << row.label;
     auto method = registry.create(row.method, row.options);
@@ -71,10 +79,13 @@ TEST(BaselinesOnGaussian, ConditionalMomentsTable) {
     const at::Tensor s = out.sample.to(at::kDouble);
     ASSERT_TRUE(at::isfinite(s).all().item<bool>()) << row.label;
     const double known = masked_mae(out.sample, input.image, prob.mask);
-    const double mean_err = ((s.mean(0, true) - true_mean).abs() * unknown).sum().item<double>() / n_unknown;
-    const double std_err = ((s.std(0, true, true) - true_std).abs() * unknown).sum().item<double>() / n_unknown;
-    std::printf("%-10s %10.4f %12.4f %12.4f %9lld %9lld %8.1f\n", row.label.c_str(), known, mean_err,
-                std_err, static_cast<long long>(out.evals.forwards), static_cast<long long>(out.evals.backwards), ms);
+    const double mean_err =
+        ((s.mean(0, true) - true_mean).abs() * unknown).sum().item<double>() / n_unknown;
+    const double std_err =
+        ((s.std(0, true, true) - true_std).abs() * unknown).sum().item<double>() / n_unknown;
+    std::printf("%-10s %10.4f %12.4f %12.4f %9lld %9lld %8.1f\n", row.label.c_str(), known,
+                mean_err, std_err, static_cast<long long>(out.evals.forwards),
+                static_cast<long long>(out.evals.backwards), ms);
     RecordProperty(row.label + "_known_mae", std::to_string(known));
     RecordProperty(row.label + "_unknown_mean_err", std::to_string(mean_err));
     // Sanity bounds only: the known region is matched and the unknown region's mean stays within

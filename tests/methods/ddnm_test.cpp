@@ -108,7 +108,8 @@ TEST(DDNM, PaperUpdateIsMoreDispersedThanTheReferenceUpdate) {
     DDNMParams p = small_params();
     p.paper_update = paper;
     const at::Tensor out = DDNM(p).run(*prob.model, prob.input(seeds)).sample;
-    return (out.std(0) * (1 - prob.mask[0])).sum().item<double>() / (1 - prob.mask).sum().item<double>();
+    return (out.std(0) * (1 - prob.mask[0])).sum().item<double>() /
+           (1 - prob.mask).sum().item<double>();
   };
   const double reference = spread(false), paper = spread(true);
   EXPECT_GT(paper, 1.5 * reference);
@@ -125,9 +126,11 @@ TEST(DDNM, Registered) {
   EXPECT_DOUBLE_EQ(d->params().sigma_y, 0.0);
   EXPECT_THROW(reg.create("ddnm", Options{{"mode", "super_resolution"}}), UsageError);  // no scale
   EXPECT_THROW(reg.create("ddnm", Options{{"eta", "1.5"}}), UsageError);
-  EXPECT_THROW(reg.create("ddnm", Options{{"paper_update", "true"}, {"sigma_y", "0.1"}}), UsageError);
+  EXPECT_THROW(reg.create("ddnm", Options{{"paper_update", "true"}, {"sigma_y", "0.1"}}),
+               UsageError);
   GaussianProblem prob;
-  auto sr3 = reg.create("ddnm", Options{{"respacing", "50"}, {"mode", "super_resolution"}, {"scale", "3"}});
+  auto sr3 = reg.create("ddnm",
+                        Options{{"respacing", "50"}, {"mode", "super_resolution"}, {"scale", "3"}});
   EXPECT_THROW(sr3->run(*prob.model, prob.input({1})), UsageError);  // 3 does not divide 8
 }
 

@@ -46,7 +46,8 @@ TEST(DDRM, WithoutStepNoiseTheKnownPixelsAreTheScaledMeasurement) {
   NoiseRecorder full;
   InpaintInput in2 = prob.input({1});
   full.attach(in2);
-  EXPECT_LT(masked_mae(DDRM(small_params()).run(*prob.model, in2).sample, in.image, prob.mask), 0.03);
+  EXPECT_LT(masked_mae(DDRM(small_params()).run(*prob.model, in2).sample, in.image, prob.mask),
+            0.03);
 }
 
 TEST(DDRM, SuperResolutionKeepsTheScaledLowResolutionImage) {

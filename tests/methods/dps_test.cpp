@@ -37,8 +37,10 @@ TEST(DPS, GradientPullsTheKnownRegionToTheMeasurement) {
   GaussianProblem prob;
   DPSParams off = small_params();
   off.step_size = 0;
-  const double free = masked_mae(DPS(off).run(*prob.model, prob.input({5})).sample, prob.image, prob.mask);
-  const double guided = masked_mae(DPS(small_params()).run(*prob.model, prob.input({5})).sample, prob.image, prob.mask);
+  const double free =
+      masked_mae(DPS(off).run(*prob.model, prob.input({5})).sample, prob.image, prob.mask);
+  const double guided = masked_mae(DPS(small_params()).run(*prob.model, prob.input({5})).sample,
+                                   prob.image, prob.mask);
   EXPECT_LT(guided, 0.5 * free);
   DPSParams sr = small_params();
   sr.mode = "super_resolution";

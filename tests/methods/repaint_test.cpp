@@ -53,8 +53,9 @@ TEST(RePaint, PosteriorCoefficientsAndVariances) {
   const auto s = DiffusionSchedule::linear(1000).respaced("50");
   const auto k = DdpmCoefficients::from_schedule(s);
   for (int64_t t = 1; t < s.size(); ++t) {
-    EXPECT_NEAR(k.posterior_mean_coef1[t] + k.posterior_mean_coef2[t] * std::sqrt(s.alphas_cumprod[t]),
-                std::sqrt(s.alphas_cumprod[t - 1]), 1e-12);
+    EXPECT_NEAR(
+        k.posterior_mean_coef1[t] + k.posterior_mean_coef2[t] * std::sqrt(s.alphas_cumprod[t]),
+        std::sqrt(s.alphas_cumprod[t - 1]), 1e-12);
     EXPECT_LT(k.posterior_variance[t], s.betas[t]);
   }
   EXPECT_DOUBLE_EQ(k.posterior_log_variance_clipped[0], std::log(k.posterior_variance[1]));
@@ -106,7 +107,8 @@ TEST(RePaint, InjectsTheNoisedReferenceBeforeEveryStepButTheFirst) {
   for (size_t k = 0; k + 1 < list.size(); ++k) {
     if (list[k + 1] > list[k]) continue;
     if (forward > 0) {
-      const at::Tensor ab = extract(schedule.alphas_cumprod, batch_steps(list[k], in.image), in.image);
+      const at::Tensor ab =
+          extract(schedule.alphas_cumprod, batch_steps(list[k], in.image), in.image);
       const at::Tensor known = at::sqrt(ab) * in.image + at::sqrt(1 - ab) * injects[forward - 1];
       err = std::max(err, max_abs(rec.inputs[forward] * prob.mask, known * prob.mask));
     }
@@ -158,8 +160,9 @@ TEST(RePaint, Registered) {
   EXPECT_EQ(r->params().jump_length, 10);
   EXPECT_EQ(r->params().jump_n_sample, 10);
   EXPECT_THROW(reg.create("repaint", Options{{"variance", "huge"}}), UsageError);
-  EXPECT_THROW(reg.create("repaint", Options{{"respacing", "100"}, {"t_T", "250"}})->expected_forwards(),
-               UsageError);
+  EXPECT_THROW(
+      reg.create("repaint", Options{{"respacing", "100"}, {"t_T", "250"}})->expected_forwards(),
+      UsageError);
 }
 
 }  // namespace

@@ -43,8 +43,10 @@ TEST(Resample, ResidualResamplingCopiesIntegerPartsAndDrawsTheRest) {
   EXPECT_EQ(idx[0], 0);
   EXPECT_EQ(idx[1], 0);
   // Deterministic given the generator.
-  auto g1 = at::make_generator<at::CPUGeneratorImpl>(7), g2 = at::make_generator<at::CPUGeneratorImpl>(7);
-  EXPECT_EQ(residual_resample({0.3, 0.2, 0.5, 0.1}, 5, g1), residual_resample({0.3, 0.2, 0.5, 0.1}, 5, g2));
+  auto g1 = at::make_generator<at::CPUGeneratorImpl>(7),
+       g2 = at::make_generator<at::CPUGeneratorImpl>(7);
+  EXPECT_EQ(residual_resample({0.3, 0.2, 0.5, 0.1}, 5, g1),
+            residual_resample({0.3, 0.2, 0.5, 0.1}, 5, g2));
 }
 
 // With one particle, resampling is the identity and the noise draws are Blended's.
