@@ -44,6 +44,10 @@ po::options_description train_options() {
        "stop (after saving) once this much wall time has passed; 0 = no limit. Re-running the "
        "same command resumes from the saved state")
       ("seed", po::value<uint64_t>()->default_value(0), "seed of data order, timesteps and noise")
+      ("evaluate", po::value<std::string>(),
+       "no training: print the eps-MSE of the saved EMA weights by timestep on the dataset "
+       "(comma-separated timesteps of the 1000-step process, e.g. 0,250,500,750,999)")
+      ("eval-images", po::value<int64_t>()->default_value(256), "images used by --evaluate")
       ("config", po::value<std::vector<std::string>>()->composing(), "INI settings file (repeatable)")
       ("set", po::value<std::vector<std::string>>()->composing(), "key=value setting (repeatable)");
   return d;
@@ -107,6 +111,32 @@ int cmd_train(CommandContext& ctx) {
         << " lr=" << params.lr << " ema_decay=" << params.ema_decay << " seed=" << params.seed << "\n";
   }
 
+  if (vm.count("evaluate")) {
+    if (trainer.steps_done() == 0) throw InputError("no training state in " + out.string() + " to evaluate");
+    const int64_t n = std::min<int64_t>(dataset->size(), vm["eval-images"].as<int64_t>());
+    std::vector<at::Tensor> images;
+    for (int64_t i = 0; i < n; ++i) {
+      at::Tensor img = dataset->get(i).image;
+      if (img.size(0) == 1 && config.in_channels == 3) img = img.expand({3, -1, -1});
+      images.push_back(img);
+    }
+    const at::Tensor x0 = at::stack(images);
+    ctx.out << "| timestep | eps-MSE (EMA, " << n << " images of " << dataset_name << ") |\n|---|---|\n";
+    for (const auto& item : split_list(vm["evaluate"].as<std::string>())) {
+      const int64_t t = std::stoll(item);
+      if (t < 0 || t >= 1000) throw UsageError("--evaluate timesteps must be in [0, 999]");
+      double total = 0;
+      int64_t count = 0;
+      at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(params.seed + 7919 * static_cast<uint64_t>(t));
+      for (int64_t b = 0; b < n; b += params.batch_size) {
+        const int64_t m = std::min(params.batch_size, n - b);
+        total += trainer.eval_loss(x0.narrow(0, b, m), t, gen, /*use_ema=*/true) * m;
+        count += m;
+      }
+      ctx.out << "| " << t << " | " << total / count << " |\n";
+    }
+    return 0;
+  }
   auto save = [&] {
     trainer.save_state(state_path);
     save_torch_state_dict((out / "model_ema.pt").string(), trainer.ema_state());
@@ -138,6 +168,9 @@ int cmd_train(CommandContext& ctx) {
     status.precision(4);
     status << "loss " << smoothed;
     bar.advance(1, status.str());
+    if (trainer.steps_done() % 50 == 0) {
+      log_debug("train: step " + std::to_string(trainer.steps_done()) + " " + status.str());
+    }
     const bool timeout = max_minutes > 0 &&
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > 60 * max_minutes;
     if (trainer.steps_done() % save_every == 0 || trainer.steps_done() == params.steps || timeout) {
