@@ -2,6 +2,7 @@
 #include "datasets/dataset.h"
 #include "datasets/mask.h"
 #include "experiments/cli.h"
+#include "experiments/dataset_io.h"
 #include "methods/method.h"
 #include "metrics/metric.h"
 #include "metrics/register_metrics.h"
@@ -18,6 +19,7 @@ void register_all() {
   register_builtin_metrics();
   register_builtin_datasets();
   register_builtin_masks();
+  install_image_file_reader();  // file-backed datasets and masks decode through OpenCV
   register_builtin_models();
 }
 
