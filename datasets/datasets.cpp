@@ -23,7 +23,8 @@ std::unique_ptr<Dataset> make_imagenet100(const Options& o) {
   const ImageNet100Layout layout = imagenet100_layout(required_root(o, "imagenet100"));
   const std::string label_file = o.get("labels").empty() ? layout.label_file : o.get("labels");
   if (label_file.empty()) {
-    throw InputError("imagenet100: no val_label.json in '" + o.get("root") + "' or its parent (set labels)");
+    throw InputError("imagenet100: no val_label.json in '" + o.get("root") +
+                     "' or its parent (set labels)");
   }
   // The reference keys labels by the original "_val_" names and renames them to its "_test_" files.
   auto labels = std::make_shared<std::map<std::string, int64_t>>();
@@ -47,7 +48,8 @@ std::unique_ptr<Dataset> make_imagenet100(const Options& o) {
   auto ds = std::make_unique<ImageFolderDataset>(p);
   for (const auto& f : ds->files()) {
     const std::string name = std::filesystem::path(f).filename().string();
-    if (!labels->count(name)) throw InputError("imagenet100: '" + label_file + "' has no label for " + name);
+    if (!labels->count(name))
+      throw InputError("imagenet100: '" + label_file + "' has no label for " + name);
   }
   return ds;
 }
@@ -56,28 +58,29 @@ std::unique_ptr<Dataset> make_imagenet100(const Options& o) {
 
 void register_builtin_datasets() {
   auto& reg = Registry<Dataset>::global();
-  reg.add({"folder",
-           "any folder of images (jpg/jpeg/png/gif, recursive), sorted by path as the reference does",
-           {{"root", "", "the image folder"},
-            {"start", "0", "first image (sorted order)"},
-            {"count", "-1", "number of images, -1 = all"},
-            {"size", "256", "output side (the model's image size)"},
-            {"channels", "3", "3 = RGB, 1 = grey"},
-            {"preprocess", "resize",
-             "resize (Pillow bicubic to size x size, the reference's CelebA-HQ loader) | "
-             "center_crop (guided-diffusion's center_crop_arr, the ImageNet loader) | none"},
-            {"allow_upscale", "false", "accept images smaller than size"}},
-           [](const Options& o) -> std::unique_ptr<Dataset> {
-             ImageFolderParams p;
-             p.root = required_root(o, "folder");
-             p.start = o.get_int("start");
-             p.count = o.get_int("count");
-             p.size = o.get_int("size");
-             p.channels = o.get_int("channels");
-             p.preprocess = parse_folder_preprocess(o.get("preprocess"));
-             p.allow_upscale = o.get_bool("allow_upscale");
-             return std::make_unique<ImageFolderDataset>(p);
-           }});
+  reg.add(
+      {"folder",
+       "any folder of images (jpg/jpeg/png/gif, recursive), sorted by path as the reference does",
+       {{"root", "", "the image folder"},
+        {"start", "0", "first image (sorted order)"},
+        {"count", "-1", "number of images, -1 = all"},
+        {"size", "256", "output side (the model's image size)"},
+        {"channels", "3", "3 = RGB, 1 = grey"},
+        {"preprocess", "resize",
+         "resize (Pillow bicubic to size x size, the reference's CelebA-HQ loader) | "
+         "center_crop (guided-diffusion's center_crop_arr, the ImageNet loader) | none"},
+        {"allow_upscale", "false", "accept images smaller than size"}},
+       [](const Options& o) -> std::unique_ptr<Dataset> {
+         ImageFolderParams p;
+         p.root = required_root(o, "folder");
+         p.start = o.get_int("start");
+         p.count = o.get_int("count");
+         p.size = o.get_int("size");
+         p.channels = o.get_int("channels");
+         p.preprocess = parse_folder_preprocess(o.get("preprocess"));
+         p.allow_upscale = o.get_bool("allow_upscale");
+         return std::make_unique<ImageFolderDataset>(p);
+       }});
   reg.add({"celebahq",
            "the paper's CelebA-HQ set: LaMa's visual_test_source_256 (as the reference's download "
            "script prepares it), sorted, first 100",

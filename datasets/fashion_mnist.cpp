@@ -18,7 +18,8 @@ namespace {
 
 std::vector<unsigned char> read_maybe_gzip(const std::string& path) {
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) throw InputError("IDX file '" + path + "' does not exist");
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw InputError("IDX file '" + path + "' does not exist");
   gzFile f = gzopen(path.c_str(), "rb");
   if (f == nullptr) throw InputError("cannot open IDX file '" + path + "'");
   std::vector<unsigned char> out;
@@ -42,7 +43,8 @@ std::vector<unsigned char> read_maybe_gzip(const std::string& path) {
   int err = Z_OK;
   gzerror(f, &err);
   const int close_rc = gzclose(f);
-  if (err == Z_BUF_ERROR || close_rc == Z_BUF_ERROR) throw InputError("IDX file '" + path + "' is truncated");
+  if (err == Z_BUF_ERROR || close_rc == Z_BUF_ERROR)
+    throw InputError("IDX file '" + path + "' is truncated");
   if ((err != Z_OK && err != Z_STREAM_END) || close_rc != Z_OK) {
     throw InputError("IDX file '" + path + "' is corrupt");
   }
@@ -53,22 +55,27 @@ std::vector<unsigned char> read_maybe_gzip(const std::string& path) {
 
 at::Tensor read_idx_file(const std::string& path) {
   const std::vector<unsigned char> b = read_maybe_gzip(path);
-  if (b.size() < 4 || b[0] != 0 || b[1] != 0) throw InputError("'" + path + "' is not an IDX file (bad magic)");
+  if (b.size() < 4 || b[0] != 0 || b[1] != 0)
+    throw InputError("'" + path + "' is not an IDX file (bad magic)");
   if (b[2] != 0x08) {
     throw InputError("IDX file '" + path + "' holds data type 0x" + std::to_string(b[2]) +
                      "; only unsigned bytes (0x08) are supported");
   }
   const int ndim = b[3];
-  if (ndim < 1 || ndim > 4) throw InputError("IDX file '" + path + "' has " + std::to_string(ndim) + " dimensions");
-  if (b.size() < 4 + 4 * static_cast<size_t>(ndim)) throw InputError("IDX file '" + path + "' is truncated");
+  if (ndim < 1 || ndim > 4)
+    throw InputError("IDX file '" + path + "' has " + std::to_string(ndim) + " dimensions");
+  if (b.size() < 4 + 4 * static_cast<size_t>(ndim))
+    throw InputError("IDX file '" + path + "' is truncated");
   std::vector<int64_t> shape;
   uint64_t count = 1;
   for (int d = 0; d < ndim; ++d) {
     const unsigned char* p = &b[4 + 4 * d];
-    const uint64_t v = (uint64_t{p[0]} << 24) | (uint64_t{p[1]} << 16) | (uint64_t{p[2]} << 8) | p[3];
+    const uint64_t v =
+        (uint64_t{p[0]} << 24) | (uint64_t{p[1]} << 16) | (uint64_t{p[2]} << 8) | p[3];
     shape.push_back(static_cast<int64_t>(v));
     count *= v;
-    if (count > (uint64_t{1} << 32)) throw InputError("IDX file '" + path + "' has an implausible shape");
+    if (count > (uint64_t{1} << 32))
+      throw InputError("IDX file '" + path + "' has an implausible shape");
   }
   const size_t data_start = 4 + 4 * static_cast<size_t>(ndim);
   if (b.size() - data_start != count) {
@@ -85,7 +92,8 @@ FashionMnistDataset::FashionMnistDataset(const FashionMnistParams& params) : par
     throw UsageError("fashion_mnist split must be 'test' or 'train', got '" + params_.split + "'");
   }
   if (params_.size <= 0) throw UsageError("fashion_mnist size must be positive");
-  if (params_.channels != 1 && params_.channels != 3) throw UsageError("fashion_mnist channels must be 1 or 3");
+  if (params_.channels != 1 && params_.channels != 3)
+    throw UsageError("fashion_mnist channels must be 1 or 3");
   if (params_.start < 0 || params_.count < -1) throw UsageError("fashion_mnist: bad start/count");
   const std::string prefix = params_.split == "test" ? "t10k" : "train";
   const auto root = std::filesystem::path(params_.root);

@@ -22,11 +22,11 @@ at::Tensor read_idx_file(const std::string& path);
 
 struct FashionMnistParams {
   std::string root = kFashionMnistDefaultRoot;  ///< folder with the four *-ubyte.gz files
-  std::string split = "test";  ///< "test" (t10k, 10000 images) or "train" (60000)
-  int64_t start = 0;           ///< first image of the slice
-  int64_t count = -1;          ///< images from `start`, -1 = all the rest
-  int64_t size = 32;           ///< output side: >= 28 pads with background (-1), < 28 resizes
-  int64_t channels = 3;        ///< 1 = grey, 3 = grey replicated to RGB
+  std::string split = "test";                   ///< "test" (t10k, 10000 images) or "train" (60000)
+  int64_t start = 0;                            ///< first image of the slice
+  int64_t count = -1;                           ///< images from `start`, -1 = all the rest
+  int64_t size = 32;     ///< output side: >= 28 pads with background (-1), < 28 resizes
+  int64_t channels = 3;  ///< 1 = grey, 3 = grey replicated to RGB
 };
 
 /// Fashion-MNIST as [channels,size,size] float images in [-1,1] (x / 255 * 2 - 1) with their class

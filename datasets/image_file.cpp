@@ -25,7 +25,8 @@ bool has_image_extension(const std::string& name) {
   const auto dot = name.rfind('.');
   if (dot == std::string::npos) return false;
   std::string ext = name.substr(dot + 1);
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   return ext == "jpg" || ext == "jpeg" || ext == "png" || ext == "gif";
 }
 
@@ -79,7 +80,8 @@ at::Tensor read_image_file(const std::string& path, int64_t channels) {
 
 std::vector<std::string> list_image_files(const std::string& root) {
   std::error_code ec;
-  if (!std::filesystem::exists(root, ec)) throw InputError("image folder '" + root + "' does not exist");
+  if (!std::filesystem::exists(root, ec))
+    throw InputError("image folder '" + root + "' does not exist");
   if (!std::filesystem::is_directory(root, ec)) {
     throw InputError("image folder '" + root + "' is not a directory");
   }

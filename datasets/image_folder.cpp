@@ -74,8 +74,9 @@ at::Tensor ImageFolderDataset::preprocess(const at::Tensor& hwc_u8, const ImageF
   at::Tensor img = hwc_u8;
   const int64_t h = img.size(0), w = img.size(1);
   if (!p.allow_upscale && std::min(h, w) < p.size) {
-    throw InputError("image '" + name + "' is " + size_str(h, w) + ", smaller than the model size " +
-                     std::to_string(p.size) + " (set allow_upscale to enlarge it)");
+    throw InputError("image '" + name + "' is " + size_str(h, w) +
+                     ", smaller than the model size " + std::to_string(p.size) +
+                     " (set allow_upscale to enlarge it)");
   }
   switch (p.preprocess) {
     case FolderPreprocess::kResize:
@@ -163,7 +164,8 @@ std::map<std::string, int64_t> read_label_json(const std::string& path) {
     skip();
     const bool neg = i < s.size() && s[i] == '-';
     if (neg) ++i;
-    if (i >= s.size() || !std::isdigit(static_cast<unsigned char>(s[i]))) fail("expected an integer");
+    if (i >= s.size() || !std::isdigit(static_cast<unsigned char>(s[i])))
+      fail("expected an integer");
     int64_t v = 0;
     while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
       if (v > (std::numeric_limits<int64_t>::max() - 9) / 10) fail("integer too large");

@@ -25,11 +25,11 @@ enum class FolderPreprocess {
 FolderPreprocess parse_folder_preprocess(const std::string& name);
 
 struct ImageFolderParams {
-  std::string root;        ///< folder searched recursively for jpg/jpeg/png/gif files
-  int64_t start = 0;       ///< first file (in sorted order) of the dataset
-  int64_t count = -1;      ///< number of files from `start`, -1 = all the rest
-  int64_t size = 256;      ///< output side
-  int64_t channels = 3;    ///< 3 = RGB, 1 = grey (Pillow's luma)
+  std::string root;      ///< folder searched recursively for jpg/jpeg/png/gif files
+  int64_t start = 0;     ///< first file (in sorted order) of the dataset
+  int64_t count = -1;    ///< number of files from `start`, -1 = all the rest
+  int64_t size = 256;    ///< output side
+  int64_t channels = 3;  ///< 3 = RGB, 1 = grey (Pillow's luma)
   FolderPreprocess preprocess = FolderPreprocess::kResize;
   bool allow_upscale = false;  ///< accept images whose short side is below `size`
   /// Item id from the file path; default: the file name without extension.

@@ -30,8 +30,10 @@ class TextMask : public MaskGenerator {
   explicit TextMask(const std::string& path) : path_(path) {
     if (!path_.empty()) {
       const NpyArray arr = read_npy(path_);
-      if (arr.data.dim() != 2 || (arr.data.scalar_type() != at::kByte && arr.data.scalar_type() != at::kBool)) {
-        throw InputError(path_ + ": text mask bitmap must be a 2-d uint8 or bool array, got dtype " +
+      if (arr.data.dim() != 2 ||
+          (arr.data.scalar_type() != at::kByte && arr.data.scalar_type() != at::kBool)) {
+        throw InputError(path_ +
+                         ": text mask bitmap must be a 2-d uint8 or bool array, got dtype " +
                          arr.descr + " with " + std::to_string(arr.data.dim()) + " dimensions");
       }
       bitmap_ = arr.data.to(at::kByte);
@@ -64,13 +66,15 @@ class FreeFormMask : public MaskGenerator {
     check_size(h, w, name_.c_str());
     if (files_.empty()) return stroke_mask(h, w, index, seed, params_);
     if (index < 0 || index >= static_cast<int64_t>(files_.size())) {
-      throw InputError(name_ + " mask folder '" + dir_ + "' holds " + std::to_string(files_.size()) +
-                       " masks; image index " + std::to_string(index) + " has none");
+      throw InputError(name_ + " mask folder '" + dir_ + "' holds " +
+                       std::to_string(files_.size()) + " masks; image index " +
+                       std::to_string(index) + " has none");
     }
     return load_repaint_mask(files_[index], h, w);
   }
   std::string describe() const override {
-    return files_.empty() ? "LaMa-style stroke generator (our stand-in)" : "RePaint mask folder " + dir_;
+    return files_.empty() ? "LaMa-style stroke generator (our stand-in)"
+                          : "RePaint mask folder " + dir_;
   }
 
  private:
@@ -81,7 +85,8 @@ class FreeFormMask : public MaskGenerator {
 
 class FileMask : public MaskGenerator {
  public:
-  FileMask(const std::string& path, bool invert, bool resize) : path_(path), invert_(invert), resize_(resize) {
+  FileMask(const std::string& path, bool invert, bool resize)
+      : path_(path), invert_(invert), resize_(resize) {
     if (path_.empty()) throw UsageError("file mask needs file.path (a PNG, or a folder of them)");
     std::error_code ec;
     if (std::filesystem::is_directory(path_, ec)) {
@@ -101,7 +106,8 @@ class FileMask : public MaskGenerator {
     return load_user_mask(files_[index], h, w, invert_, resize_);
   }
   std::string describe() const override {
-    return (files_.empty() ? "mask file " : "mask folder ") + path_ + (invert_ ? " (inverted)" : "");
+    return (files_.empty() ? "mask file " : "mask folder ") + path_ +
+           (invert_ ? " (inverted)" : "");
   }
 
  private:
@@ -114,11 +120,13 @@ class FileMask : public MaskGenerator {
 
 at::Tensor load_repaint_mask(const std::string& path, int64_t height, int64_t width) {
   at::Tensor g = read_image_file(path, 1);  // uint8 [H,W,1]
-  if (g.size(0) != height || g.size(1) != width) g = pil_resize(g, height, width, PilFilter::kBicubic);
+  if (g.size(0) != height || g.size(1) != width)
+    g = pil_resize(g, height, width, PilFilter::kBicubic);
   return g.permute({2, 0, 1}).to(at::kFloat).div(255.0f).contiguous();
 }
 
-at::Tensor load_user_mask(const std::string& path, int64_t height, int64_t width, bool invert, bool resize) {
+at::Tensor load_user_mask(const std::string& path, int64_t height, int64_t width, bool invert,
+                          bool resize) {
   at::Tensor g = read_image_file(path, 1);
   if (g.size(0) != height || g.size(1) != width) {
     if (!resize) {
@@ -138,13 +146,14 @@ void register_file_masks() {
            "for other sizes; without `path`, our own rendering)",
            {{"path", "", "the reference's datasets/text_masks/lorem3.npy; empty = rendered text"}},
            [](const Options& o) { return std::make_unique<TextMask>(o.get("path")); }});
-  reg.add({"narrow",
-           "thin free-form strokes (the paper's `narrow`: RePaint's thin masks, i-th image gets the "
-           "i-th; without `dir`, a LaMa random_thin_256-style generator)",
-           {{"dir", "", "folder of RePaint's thin/ mask PNGs (white = known); empty = generator"}},
-           [](const Options& o) {
-             return std::make_unique<FreeFormMask>("narrow", o.get("dir"), thin_stroke_params());
-           }});
+  reg.add(
+      {"narrow",
+       "thin free-form strokes (the paper's `narrow`: RePaint's thin masks, i-th image gets the "
+       "i-th; without `dir`, a LaMa random_thin_256-style generator)",
+       {{"dir", "", "folder of RePaint's thin/ mask PNGs (white = known); empty = generator"}},
+       [](const Options& o) {
+         return std::make_unique<FreeFormMask>("narrow", o.get("dir"), thin_stroke_params());
+       }});
   reg.add({"wide",
            "thick free-form strokes and boxes (the paper's `wide`: RePaint's thick masks; without "
            "`dir`, a LaMa random_thick_256-style generator)",
@@ -152,15 +161,17 @@ void register_file_masks() {
            [](const Options& o) {
              return std::make_unique<FreeFormMask>("wide", o.get("dir"), thick_stroke_params());
            }});
-  reg.add({"file",
-           "the user's masks: one image for all images, or a folder (i-th image gets the i-th file "
-           "in sorted order); non-zero = known",
-           {{"path", "", "mask image, or folder of mask images"},
-            {"invert", "false", "zero = known instead (masks drawn white = hole)"},
-            {"resize", "false", "nearest-neighbour resize masks of another size instead of failing"}},
-           [](const Options& o) {
-             return std::make_unique<FileMask>(o.get("path"), o.get_bool("invert"), o.get_bool("resize"));
-           }});
+  reg.add(
+      {"file",
+       "the user's masks: one image for all images, or a folder (i-th image gets the i-th file "
+       "in sorted order); non-zero = known",
+       {{"path", "", "mask image, or folder of mask images"},
+        {"invert", "false", "zero = known instead (masks drawn white = hole)"},
+        {"resize", "false", "nearest-neighbour resize masks of another size instead of failing"}},
+       [](const Options& o) {
+         return std::make_unique<FileMask>(o.get("path"), o.get_bool("invert"),
+                                           o.get_bool("resize"));
+       }});
 }
 
 }  // namespace copaint

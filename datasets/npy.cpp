@@ -205,7 +205,8 @@ NpyArray parse_npy(const std::string& bytes, const std::string& name) {
   const uint64_t have = bytes.size() - data_start;
   if (have != need) {
     std::ostringstream msg;
-    msg << name << ": .npy data has " << have << " bytes, the header's shape and dtype need " << need;
+    msg << name << ": .npy data has " << have << " bytes, the header's shape and dtype need "
+        << need;
     throw InputError(msg.str());
   }
 

@@ -50,10 +50,17 @@ Coeffs pil_coeffs(int64_t in_size, int64_t out_size, PilFilter filter) {
   double (*fn)(double) = nullptr;
   double support = 0;
   switch (filter) {
-    case PilFilter::kBox: fn = box_filter, support = 0.5; break;
-    case PilFilter::kBilinear: fn = bilinear_filter, support = 1.0; break;
-    case PilFilter::kBicubic: fn = bicubic_filter, support = 2.0; break;
-    case PilFilter::kNearest: throw UsageError("pil_coeffs: nearest has no kernel");
+    case PilFilter::kBox:
+      fn = box_filter, support = 0.5;
+      break;
+    case PilFilter::kBilinear:
+      fn = bilinear_filter, support = 1.0;
+      break;
+    case PilFilter::kBicubic:
+      fn = bicubic_filter, support = 2.0;
+      break;
+    case PilFilter::kNearest:
+      throw UsageError("pil_coeffs: nearest has no kernel");
   }
   const double scale = static_cast<double>(in_size) / out_size;
   const double filterscale = std::max(scale, 1.0);
@@ -121,8 +128,10 @@ at::Tensor pil_nearest(const at::Tensor& in, int64_t out_h, int64_t out_w) {
   const int64_t h = in.size(0), w = in.size(1);
   std::vector<int64_t> rows(out_h), cols(out_w);
   const double sy = static_cast<double>(h) / out_h, sx = static_cast<double>(w) / out_w;
-  for (int64_t y = 0; y < out_h; ++y) rows[y] = std::min<int64_t>(h - 1, static_cast<int64_t>((y + 0.5) * sy));
-  for (int64_t x = 0; x < out_w; ++x) cols[x] = std::min<int64_t>(w - 1, static_cast<int64_t>((x + 0.5) * sx));
+  for (int64_t y = 0; y < out_h; ++y)
+    rows[y] = std::min<int64_t>(h - 1, static_cast<int64_t>((y + 0.5) * sy));
+  for (int64_t x = 0; x < out_w; ++x)
+    cols[x] = std::min<int64_t>(w - 1, static_cast<int64_t>((x + 0.5) * sx));
   auto ri = at::tensor(rows, at::kLong), ci = at::tensor(cols, at::kLong);
   return in.index_select(0, ri).index_select(1, ci).contiguous();
 }
@@ -146,7 +155,8 @@ inline int16_t saturate_short(float v) {
 }
 
 // Source offsets (sx - 1 .. sx + 2, clamped) and fixed-point weights for every output index.
-void opencv_axis(int64_t in_size, int64_t out_size, std::vector<int64_t>& idx, std::vector<int16_t>& wt) {
+void opencv_axis(int64_t in_size, int64_t out_size, std::vector<int64_t>& idx,
+                 std::vector<int16_t>& wt) {
   const double inv_scale = static_cast<double>(out_size) / in_size;
   const double scale = 1. / inv_scale;
   idx.resize(out_size * 4);
@@ -228,7 +238,8 @@ at::Tensor opencv_resize_cubic_u8(const at::Tensor& image, int64_t out_h, int64_
   for (int64_t r = 0; r < ih; ++r) {
     for (int64_t d = 0; d < out_w; ++d) {
       int32_t v = 0;
-      for (int k = 0; k < 4; ++k) v += src[r * iw + xi[d * 4 + k]] * static_cast<int32_t>(xw[d * 4 + k]);
+      for (int k = 0; k < 4; ++k)
+        v += src[r * iw + xi[d * 4 + k]] * static_cast<int32_t>(xw[d * 4 + k]);
       rows[r * out_w + d] = v;
     }
   }
@@ -250,10 +261,12 @@ at::Tensor opencv_resize_cubic_u8(const at::Tensor& image, int64_t out_h, int64_
       t = static_cast<float>(S[1][x]) * b1 + t;
       t = static_cast<float>(S[0][x]) * b0 + t;
       const long r = std::lrint(t);
-      dst[d * out_w + x] = static_cast<uint8_t>(std::clamp<long>(std::clamp<long>(r, INT16_MIN, INT16_MAX), 0, 255));
+      dst[d * out_w + x] =
+          static_cast<uint8_t>(std::clamp<long>(std::clamp<long>(r, INT16_MIN, INT16_MAX), 0, 255));
     }
     for (int64_t x = simd_end; x < out_w; ++x) {
-      const int64_t v = static_cast<int64_t>(S[0][x]) * b[0] + static_cast<int64_t>(S[1][x]) * b[1] +
+      const int64_t v = static_cast<int64_t>(S[0][x]) * b[0] +
+                        static_cast<int64_t>(S[1][x]) * b[1] +
                         static_cast<int64_t>(S[2][x]) * b[2] + static_cast<int64_t>(S[3][x]) * b[3];
       const int64_t r = (v + (int64_t{1} << (2 * kCoefBits - 1))) >> (2 * kCoefBits);
       dst[d * out_w + x] = static_cast<uint8_t>(std::clamp<int64_t>(r, 0, 255));

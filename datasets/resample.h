@@ -17,7 +17,8 @@ enum class PilFilter { kNearest, kBox, kBilinear, kBicubic };
 /// Pillow. Throws UsageError for a non-uint8 or non-3-d input or a non-positive size.
 at::Tensor pil_resize(const at::Tensor& image, int64_t out_h, int64_t out_w, PilFilter filter);
 
-/// guided-diffusion's / RePaint's `center_crop_arr`: box-downscale by halves while the short side is
+/// guided-diffusion's / RePaint's `center_crop_arr`: box-downscale by halves while the short side
+/// is
 /// >= 2*size, bicubic-resize so the short side is `size` (sides rounded half-to-even, as Python's
 /// round), then take the centre size x size crop. uint8 [H,W,C] in, uint8 [size,size,C] out.
 at::Tensor center_crop_arr(const at::Tensor& image, int64_t size);

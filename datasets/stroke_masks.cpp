@@ -44,9 +44,11 @@ void draw_segment(float* hole, int64_t h, int64_t w, double x0, double y0, doubl
                   double brush) {
   const double r = brush / 2.0;
   const int64_t xa = std::max<int64_t>(0, static_cast<int64_t>(std::floor(std::min(x0, x1) - r)));
-  const int64_t xb = std::min<int64_t>(w - 1, static_cast<int64_t>(std::ceil(std::max(x0, x1) + r)));
+  const int64_t xb =
+      std::min<int64_t>(w - 1, static_cast<int64_t>(std::ceil(std::max(x0, x1) + r)));
   const int64_t ya = std::max<int64_t>(0, static_cast<int64_t>(std::floor(std::min(y0, y1) - r)));
-  const int64_t yb = std::min<int64_t>(h - 1, static_cast<int64_t>(std::ceil(std::max(y0, y1) + r)));
+  const int64_t yb =
+      std::min<int64_t>(h - 1, static_cast<int64_t>(std::ceil(std::max(y0, y1) + r)));
   const double dx = x1 - x0, dy = y1 - y0, len2 = dx * dx + dy * dy;
   for (int64_t y = ya; y <= yb; ++y) {
     for (int64_t x = xa; x <= xb; ++x) {
@@ -58,7 +60,8 @@ void draw_segment(float* hole, int64_t h, int64_t w, double x0, double y0, doubl
   }
 }
 
-void draw_strokes(Rng& rng, float* hole, int64_t h, int64_t w, const StrokeMaskParams& p, double k) {
+void draw_strokes(Rng& rng, float* hole, int64_t h, int64_t w, const StrokeMaskParams& p,
+                  double k) {
   const int64_t times = rng.randint(p.min_times, p.max_times + 2);
   for (int64_t i = 0; i < times; ++i) {
     double sx = static_cast<double>(rng.randint(0, w));
@@ -82,15 +85,16 @@ void draw_strokes(Rng& rng, float* hole, int64_t h, int64_t w, const StrokeMaskP
 void draw_boxes(Rng& rng, float* hole, int64_t h, int64_t w, const StrokeMaskParams& p, double k) {
   const int64_t margin = static_cast<int64_t>(std::lround(p.box_margin * k));
   const int64_t min_size = std::max<int64_t>(1, std::lround(p.box_min_size * k));
-  const int64_t max_size = std::min({static_cast<int64_t>(std::lround(p.box_max_size * k)) + 1,
-                                     h - 2 * margin, w - 2 * margin});
+  const int64_t max_size = std::min(
+      {static_cast<int64_t>(std::lround(p.box_max_size * k)) + 1, h - 2 * margin, w - 2 * margin});
   if (max_size <= min_size) return;
   const int64_t times = rng.randint(p.box_min_times, p.box_max_times + 1);
   for (int64_t i = 0; i < times; ++i) {
     const int64_t bw = rng.randint(min_size, max_size), bh = rng.randint(min_size, max_size);
     const int64_t x0 = rng.randint(margin, w - margin - bw + 1);
     const int64_t y0 = rng.randint(margin, h - margin - bh + 1);
-    for (int64_t y = y0; y < y0 + bh; ++y) std::fill(hole + y * w + x0, hole + y * w + x0 + bw, 1.f);
+    for (int64_t y = y0; y < y0 + bh; ++y)
+      std::fill(hole + y * w + x0, hole + y * w + x0 + bw, 1.f);
   }
 }
 

@@ -105,8 +105,8 @@ at::Tensor text_mask_from_bitmap(const at::Tensor& bitmap, int64_t height, int64
 at::Tensor text_mask_from_npy(const std::string& path, int64_t height, int64_t width) {
   const NpyArray arr = read_npy(path);
   if (arr.data.dim() != 2) {
-    throw InputError(path + ": text mask bitmap must be 2-d, got " + std::to_string(arr.data.dim()) +
-                     " dimensions");
+    throw InputError(path + ": text mask bitmap must be 2-d, got " +
+                     std::to_string(arr.data.dim()) + " dimensions");
   }
   const auto st = arr.data.scalar_type();
   if (st != at::kByte && st != at::kBool) {

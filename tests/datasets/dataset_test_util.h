@@ -21,7 +21,9 @@ namespace copaint::testing {
 inline std::string fixture(const std::string& rel) {
   return std::string(COPAINT_TEST_FIXTURES_DIR) + "/datasets/" + rel;
 }
-inline std::string shared(const std::string& rel) { return std::string(COPAINT_SHARED_DIR) + "/" + rel; }
+inline std::string shared(const std::string& rel) {
+  return std::string(COPAINT_SHARED_DIR) + "/" + rel;
+}
 
 inline at::Tensor load_u8(const std::string& path) { return read_npy(path).data; }
 
@@ -40,8 +42,9 @@ inline at::Tensor npy_image_reader(const std::string& path, int64_t channels) {
 class TempDir {
  public:
   explicit TempDir(const std::string& tag) {
-    path_ = std::filesystem::temp_directory_path() /
-            ("copaint_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
+    path_ =
+        std::filesystem::temp_directory_path() /
+        ("copaint_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
     std::filesystem::remove_all(path_);
     std::filesystem::create_directories(path_);
   }
@@ -64,14 +67,16 @@ class TempDir {
 inline void write_u8_npy(const std::string& path, const at::Tensor& t) {
   at::Tensor c = t.contiguous();
   std::string shape = "(";
-  for (int64_t d = 0; d < c.dim(); ++d) shape += std::to_string(c.size(d)) + (c.dim() == 1 || d + 1 < c.dim() ? ", " : "");
+  for (int64_t d = 0; d < c.dim(); ++d)
+    shape += std::to_string(c.size(d)) + (c.dim() == 1 || d + 1 < c.dim() ? ", " : "");
   shape += ")";
   std::string header = "{'descr': '|u1', 'fortran_order': False, 'shape': " + shape + ", }";
   while ((10 + header.size() + 1) % 64 != 0) header += ' ';
   header += '\n';
   std::ofstream out(path, std::ios::binary);
   out.write("\x93NUMPY\x01\x00", 8);
-  const char len[2] = {static_cast<char>(header.size() & 0xff), static_cast<char>(header.size() >> 8)};
+  const char len[2] = {static_cast<char>(header.size() & 0xff),
+                       static_cast<char>(header.size() >> 8)};
   out.write(len, 2);
   out << header;
   out.write(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()), c.numel());

@@ -18,7 +18,8 @@ namespace copaint {
 namespace {
 
 bool installed() {
-  return std::filesystem::exists(std::string(kFashionMnistDefaultRoot) + "/t10k-images-idx3-ubyte.gz");
+  return std::filesystem::exists(std::string(kFashionMnistDefaultRoot) +
+                                 "/t10k-images-idx3-ubyte.gz");
 }
 
 void write_gz(const std::string& path, const std::string& bytes, size_t keep) {
@@ -40,7 +41,8 @@ std::string idx_bytes(std::vector<int> dims, int fill_count, unsigned char type 
 }
 
 TEST(FashionMnist, ReadsDebianTestSplit) {
-  if (!installed()) GTEST_SKIP() << "dataset-fashion-mnist not installed (" << kFashionMnistDefaultRoot << ")";
+  if (!installed())
+    GTEST_SKIP() << "dataset-fashion-mnist not installed (" << kFashionMnistDefaultRoot << ")";
   FashionMnistDataset ds(FashionMnistParams{});
   ASSERT_EQ(ds.size(), 10000);
   const ImageItem it = ds.get(0);
@@ -93,7 +95,8 @@ TEST(FashionMnist, SlicesSizesChannelsAndRegistry) {
   p.split = "validation";
   EXPECT_THROW(FashionMnistDataset{p}, UsageError);
   register_builtin_datasets();
-  auto reg = Registry<Dataset>::global().create("fashion_mnist", Options{{"split", "train"}, {"count", "2"}});
+  auto reg = Registry<Dataset>::global().create("fashion_mnist",
+                                                Options{{"split", "train"}, {"count", "2"}});
   EXPECT_EQ(reg->size(), 2);
   EXPECT_EQ(reg->get(1).id, "train_00001");
 }

@@ -38,11 +38,12 @@ TEST_F(ImageFolderTest, ListsLikeTheReference) {
   for (const char* f : {"10.png", "9.png", "B.JPEG", "sub/1.jpg", "c.gif", "notes.txt", "noext"}) {
     write_u8_npy(d / f, image(4, 4, 0));
   }
-  std::filesystem::create_directories(d / "dir.png");  // a folder with an image-like name is searched
+  std::filesystem::create_directories(d /
+                                      "dir.png");  // a folder with an image-like name is searched
   write_u8_npy(d / "dir.png/x.png", image(4, 4, 0));
   const auto files = list_image_files(d.str());
-  const std::vector<std::string> expect = {d / "10.png", d / "9.png", d / "B.JPEG", d / "c.gif",
-                                           d / "dir.png/x.png", d / "sub/1.jpg"};
+  const std::vector<std::string> expect = {d / "10.png", d / "9.png",         d / "B.JPEG",
+                                           d / "c.gif",  d / "dir.png/x.png", d / "sub/1.jpg"};
   EXPECT_EQ(files, expect);
   EXPECT_THROW(list_image_files(d / "absent"), InputError);
   EXPECT_THROW(list_image_files(d / "notes.txt"), InputError);
@@ -66,11 +67,19 @@ TEST_F(ImageFolderTest, SlicesPreprocessesAndNamesItems) {
   EXPECT_EQ(it.id, "1");
   EXPECT_EQ(it.label, -1);
   const at::Tensor expect = pil_resize(imgs[1], 16, 16, PilFilter::kBicubic)
-                                .permute({2, 0, 1}).to(at::kFloat).div(255.0f).mul(2.0f).sub(1.0f);
+                                .permute({2, 0, 1})
+                                .to(at::kFloat)
+                                .div(255.0f)
+                                .mul(2.0f)
+                                .sub(1.0f);
   EXPECT_TRUE(at::equal(it.image, expect));
   p.preprocess = FolderPreprocess::kCenterCrop;
-  EXPECT_TRUE(at::equal(ImageFolderDataset(p).get(2).image,
-                        center_crop_arr(imgs[3], 16).permute({2, 0, 1}).to(at::kFloat).div(255.0f).mul(2.0f).sub(1.0f)));
+  EXPECT_TRUE(at::equal(ImageFolderDataset(p).get(2).image, center_crop_arr(imgs[3], 16)
+                                                                .permute({2, 0, 1})
+                                                                .to(at::kFloat)
+                                                                .div(255.0f)
+                                                                .mul(2.0f)
+                                                                .sub(1.0f)));
   p.channels = 1;
   EXPECT_EQ(ImageFolderDataset(p).get(0).image.sizes(), (at::IntArrayRef{1, 16, 16}));
   EXPECT_THROW(ds.get(3), UsageError);
@@ -131,7 +140,8 @@ TEST_F(ImageFolderTest, CelebAHqLayoutAndIds) {
   EXPECT_EQ(ds->get(0).id, "10012");
   EXPECT_EQ(ds->get(1).id, "01003");
   EXPECT_EQ(ds->get(2).id, "25531");
-  EXPECT_THROW(Registry<Dataset>::global().create("celebahq", Options{{"root", d.str()}}), InputError);  // 100
+  EXPECT_THROW(Registry<Dataset>::global().create("celebahq", Options{{"root", d.str()}}),
+               InputError);                                                  // 100
   EXPECT_THROW(Registry<Dataset>::global().create("celebahq"), UsageError);  // no root
   EXPECT_EQ(celebahq_id("/x/abc.png"), "abc");
 }
@@ -156,8 +166,9 @@ TEST_F(ImageFolderTest, ImageNet100LabelsAndIds) {
   EXPECT_EQ(ds->get(1).label, 0);
   EXPECT_EQ(ds->get(1).image.sizes(), (at::IntArrayRef{3, 8, 8}));
   write_u8_npy(d / "test/ILSVRC2012_test_00000050.JPEG", image(8, 8, 6));
-  EXPECT_THROW(Registry<Dataset>::global().create("imagenet100", Options{{"root", d.str()}, {"count", "3"}}),
-               InputError);  // no label for 00000050
+  EXPECT_THROW(
+      Registry<Dataset>::global().create("imagenet100", Options{{"root", d.str()}, {"count", "3"}}),
+      InputError);  // no label for 00000050
   {
     std::ofstream j(d / "bad.json");
     j << "{\"a\": \"x\"}";
@@ -178,11 +189,14 @@ TEST_F(ImageFolderTest, RepaintMaskFolderAndFileMasks) {
   auto& reg = Registry<MaskGenerator>::global();
   auto narrow = reg.create("narrow", Options{{"dir", d.str()}});
   EXPECT_NE(narrow->describe().find(d.str()), std::string::npos);
-  EXPECT_TRUE(at::equal(narrow->make(16, 16, 2, 0), masks[2].permute({2, 0, 1}).to(at::kFloat).div(255.f)));
+  EXPECT_TRUE(
+      at::equal(narrow->make(16, 16, 2, 0), masks[2].permute({2, 0, 1}).to(at::kFloat).div(255.f)));
   EXPECT_THROW(narrow->make(16, 16, 3, 0), InputError);
   // Another size: Pillow bicubic, not thresholded (as the reference loads them).
-  EXPECT_TRUE(at::equal(narrow->make(8, 8, 1, 0),
-                        pil_resize(masks[1], 8, 8, PilFilter::kBicubic).permute({2, 0, 1}).to(at::kFloat).div(255.f)));
+  EXPECT_TRUE(at::equal(narrow->make(8, 8, 1, 0), pil_resize(masks[1], 8, 8, PilFilter::kBicubic)
+                                                      .permute({2, 0, 1})
+                                                      .to(at::kFloat)
+                                                      .div(255.f)));
   EXPECT_THROW(reg.create("wide", Options{{"dir", d / "absent"}}), InputError);
 
   auto one = reg.create("file", Options{{"path", d / "000001.png"}});
@@ -190,11 +204,13 @@ TEST_F(ImageFolderTest, RepaintMaskFolderAndFileMasks) {
   auto inv = reg.create("file", Options{{"path", d / "000001.png"}, {"invert", "true"}});
   EXPECT_TRUE(at::equal(inv->make(16, 16, 0, 0), 1 - one->make(16, 16, 0, 0)));
   auto folder = reg.create("file", Options{{"path", d.str()}});
-  EXPECT_TRUE(at::equal(folder->make(16, 16, 0, 0), masks[0].permute({2, 0, 1}).ne(0).to(at::kFloat)));
+  EXPECT_TRUE(
+      at::equal(folder->make(16, 16, 0, 0), masks[0].permute({2, 0, 1}).ne(0).to(at::kFloat)));
   EXPECT_THROW(one->make(8, 8, 0, 0), InputError);
   auto resized = reg.create("file", Options{{"path", d / "000001.png"}, {"resize", "true"}});
-  EXPECT_TRUE(at::equal(resized->make(8, 8, 0, 0),
-                        pil_resize(masks[1], 8, 8, PilFilter::kNearest).permute({2, 0, 1}).ne(0).to(at::kFloat)));
+  EXPECT_TRUE(at::equal(
+      resized->make(8, 8, 0, 0),
+      pil_resize(masks[1], 8, 8, PilFilter::kNearest).permute({2, 0, 1}).ne(0).to(at::kFloat)));
   EXPECT_THROW(reg.create("file"), UsageError);
   EXPECT_THROW(reg.create("file", Options{{"path", d / "absent.png"}}), InputError);
 }

@@ -27,9 +27,10 @@ std::string slurp(const std::string& path) {
 TEST(Npy, ReadsEveryDtypeAndByteOrder) {
   const auto expected = at::arange(24, at::kDouble).reshape({2, 3, 4});
   const std::map<std::string, at::ScalarType> cases = {
-      {"le_f4", at::kFloat}, {"be_f4", at::kFloat}, {"le_f8", at::kDouble}, {"le_i2", at::kShort},
-      {"be_i4", at::kInt},   {"le_i8", at::kLong},  {"u1", at::kByte},      {"i1", at::kChar},
-      {"le_u2", at::kInt},   {"le_f2", at::kHalf},  {"fortran_f4", at::kFloat}, {"v2_f4", at::kFloat}};
+      {"le_f4", at::kFloat}, {"be_f4", at::kFloat},      {"le_f8", at::kDouble},
+      {"le_i2", at::kShort}, {"be_i4", at::kInt},        {"le_i8", at::kLong},
+      {"u1", at::kByte},     {"i1", at::kChar},          {"le_u2", at::kInt},
+      {"le_f2", at::kHalf},  {"fortran_f4", at::kFloat}, {"v2_f4", at::kFloat}};
   for (const auto& [name, type] : cases) {
     const NpyArray a = read_npy(fixture("npy/" + name + ".npy"));
     EXPECT_EQ(a.data.scalar_type(), type) << name;

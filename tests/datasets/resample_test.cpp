@@ -21,8 +21,8 @@ void expect_same(const at::Tensor& ours, const std::string& golden) {
   const at::Tensor ref = load_u8(fixture("pillow/" + golden + ".npy"));
   ASSERT_EQ(ours.sizes(), ref.sizes()) << golden;
   const auto diff = (ours.to(at::kInt) - ref.to(at::kInt)).abs();
-  EXPECT_EQ(diff.max().item<int>(), 0) << golden << ": " << diff.gt(0).sum().item<int64_t>() << " of "
-                                       << diff.numel() << " values differ";
+  EXPECT_EQ(diff.max().item<int>(), 0) << golden << ": " << diff.gt(0).sum().item<int64_t>()
+                                       << " of " << diff.numel() << " values differ";
 }
 
 TEST(PilResize, BitExactWithPillow) {
@@ -33,8 +33,10 @@ TEST(PilResize, BitExactWithPillow) {
   expect_same(pil_resize(a, 14, 18, PilFilter::kBox), "a_box_14x18");
   expect_same(pil_resize(a, 11, 17, PilFilter::kNearest), "a_nearest_11x17");
   expect_same(pil_to_gray(a), "a_gray");
-  expect_same(pil_resize(load_u8(fixture("pillow/g.npy")), 7, 9, PilFilter::kBicubic), "g_bicubic_7x9");
-  expect_same(pil_resize(load_u8(fixture("pillow/b.npy")), 29, 29, PilFilter::kBicubic), "b_bicubic_29x29");
+  expect_same(pil_resize(load_u8(fixture("pillow/g.npy")), 7, 9, PilFilter::kBicubic),
+              "g_bicubic_7x9");
+  expect_same(pil_resize(load_u8(fixture("pillow/b.npy")), 29, 29, PilFilter::kBicubic),
+              "b_bicubic_29x29");
 }
 
 TEST(PilResize, CenterCropArrAndNormalisationMatchReference) {
@@ -83,7 +85,8 @@ TEST(OpenCvCubic, WithinOneLevelOfExactFormula) {
         double v = 0;
         for (int i = -1; i <= 2; ++i) {
           for (int j = -1; j <= 2; ++j) {
-            const int64_t r = std::clamp<int64_t>(sy + i, 0, 22), c = std::clamp<int64_t>(sx + j, 0, 30);
+            const int64_t r = std::clamp<int64_t>(sy + i, 0, 22),
+                          c = std::clamp<int64_t>(sx + j, 0, 30);
             v += w(fy - (sy + i)) * w(fx - (sx + j)) * acc[r][c];
           }
         }

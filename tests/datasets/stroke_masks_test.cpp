@@ -20,7 +20,8 @@ struct Stats {
 
 Stats hole_stats(const StrokeMaskParams& p, int64_t n, int64_t size, uint64_t seed) {
   std::vector<double> h;
-  for (int64_t i = 0; i < n; ++i) h.push_back(1 - stroke_mask(size, size, i, seed, p).mean().item<double>());
+  for (int64_t i = 0; i < n; ++i)
+    h.push_back(1 - stroke_mask(size, size, i, seed, p).mean().item<double>());
   Stats s;
   for (double v : h) s.mean += v / n, s.min = std::min(s.min, v), s.max = std::max(s.max, v);
   for (double v : h) s.std += (v - s.mean) * (v - s.mean) / n;
@@ -49,8 +50,10 @@ TEST(StrokeMasks, DeterministicBinaryAndPerIndex) {
 TEST(StrokeMasks, HoleStatisticsNearRePaintSets) {
   const Stats thin = hole_stats(thin_stroke_params(), 100, 256, 0);
   const Stats thick = hole_stats(thick_stroke_params(), 100, 256, 0);
-  std::printf("thin : mean %.4f std %.4f min %.4f max %.4f\n", thin.mean, thin.std, thin.min, thin.max);
-  std::printf("thick: mean %.4f std %.4f min %.4f max %.4f\n", thick.mean, thick.std, thick.min, thick.max);
+  std::printf("thin : mean %.4f std %.4f min %.4f max %.4f\n", thin.mean, thin.std, thin.min,
+              thin.max);
+  std::printf("thick: mean %.4f std %.4f min %.4f max %.4f\n", thick.mean, thick.std, thick.min,
+              thick.max);
   EXPECT_NEAR(thin.mean, 0.297, 0.05);
   EXPECT_NEAR(thin.std, 0.123, 0.05);
   EXPECT_NEAR(thick.mean, 0.249, 0.05);
@@ -72,8 +75,10 @@ TEST(StrokeMasks, RegisteredAsNarrowAndWideWithoutFolders) {
   auto narrow = reg.create("narrow");
   auto wide = reg.create("wide");
   EXPECT_NE(narrow->describe().find("generator"), std::string::npos);
-  EXPECT_TRUE(at::equal(narrow->make(32, 32, 2, 5), stroke_mask(32, 32, 2, 5, thin_stroke_params())));
-  EXPECT_TRUE(at::equal(wide->make(32, 32, 2, 5), stroke_mask(32, 32, 2, 5, thick_stroke_params())));
+  EXPECT_TRUE(
+      at::equal(narrow->make(32, 32, 2, 5), stroke_mask(32, 32, 2, 5, thin_stroke_params())));
+  EXPECT_TRUE(
+      at::equal(wide->make(32, 32, 2, 5), stroke_mask(32, 32, 2, 5, thick_stroke_params())));
 }
 
 }  // namespace

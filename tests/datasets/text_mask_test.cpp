@@ -45,17 +45,23 @@ TEST(TextMask, OtherSizesStayBinaryAndKeepTheTextFraction) {
     const at::Tensor m = text_mask_from_npy(kLorem, s, s);
     ASSERT_EQ(m.sizes(), (at::IntArrayRef{1, s, s}));
     EXPECT_TRUE(at::equal(m, m.round().clamp(0, 1))) << s << ": not binary";
-    EXPECT_NEAR(1 - m.mean().item<double>(), hole256, s == 512 ? 0.01 : s == 128 ? 0.04 : 0.08) << s;
+    EXPECT_NEAR(1 - m.mean().item<double>(), hole256,
+                s == 512   ? 0.01
+                : s == 128 ? 0.04
+                           : 0.08)
+        << s;
     EXPECT_TRUE(at::equal(m, text_mask_from_npy(kLorem, s, s)));
   }
 }
 
 TEST(TextMask, BitmapErrors) {
-  EXPECT_THROW(text_mask_from_npy(testing::fixture("npy/le_f4.npy"), 8, 8), InputError);  // 3-d float
+  EXPECT_THROW(text_mask_from_npy(testing::fixture("npy/le_f4.npy"), 8, 8),
+               InputError);  // 3-d float
   EXPECT_THROW(text_mask_from_npy(testing::fixture("npy/absent.npy"), 8, 8), InputError);
   register_builtin_masks();
-  EXPECT_THROW(Registry<MaskGenerator>::global().create("text", Options{{"path", "/no/such/lorem.npy"}}),
-               InputError);
+  EXPECT_THROW(
+      Registry<MaskGenerator>::global().create("text", Options{{"path", "/no/such/lorem.npy"}}),
+      InputError);
 }
 
 TEST(TextMask, RenderedStandIn) {
@@ -71,7 +77,8 @@ TEST(TextMask, RenderedStandIn) {
   EXPECT_LT(hole, 0.25);
   // Several lines of text: unknown pixels in at least 4 separate row bands.
   const at::Tensor rows_with_text = (m[0].sum(1) < 256).to(at::kInt);
-  const int64_t starts = (rows_with_text.slice(0, 1) - rows_with_text.slice(0, 0, -1)).eq(1).sum().item<int64_t>();
+  const int64_t starts =
+      (rows_with_text.slice(0, 1) - rows_with_text.slice(0, 0, -1)).eq(1).sum().item<int64_t>();
   EXPECT_GE(starts, 4);
   for (int64_t s : {32, 64, 100}) {
     const at::Tensor small = rendered_text_mask(s, s);

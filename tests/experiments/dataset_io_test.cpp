@@ -27,18 +27,24 @@ const std::string kShared = COPAINT_SHARED_DIR;
 
 at::Tensor cv_cubic(const at::Tensor& u8, int64_t oh, int64_t ow) {
   at::Tensor c = u8.contiguous();
-  cv::Mat src(static_cast<int>(c.size(0)), static_cast<int>(c.size(1)), CV_8UC1, c.data_ptr<uint8_t>());
+  cv::Mat src(static_cast<int>(c.size(0)), static_cast<int>(c.size(1)), CV_8UC1,
+              c.data_ptr<uint8_t>());
   cv::Mat dst;
   cv::resize(src, dst, cv::Size(static_cast<int>(ow), static_cast<int>(oh)), 0, 0, cv::INTER_CUBIC);
   return at::from_blob(dst.data, {oh, ow}, at::kByte).clone();
 }
 
-int64_t differing(const at::Tensor& a, const at::Tensor& b) { return (a != b).sum().item<int64_t>(); }
+int64_t differing(const at::Tensor& a, const at::Tensor& b) {
+  return (a != b).sum().item<int64_t>();
+}
 
 TEST(DatasetIo, OpenCvCubicBitExact) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
-  for (auto [h, w, oh, ow] : std::vector<std::array<int64_t, 4>>{
-           {37, 29, 80, 61}, {64, 64, 128, 128}, {64, 64, 23, 17}, {50, 70, 50, 33}, {16, 16, 16, 39}}) {
+  for (auto [h, w, oh, ow] : std::vector<std::array<int64_t, 4>>{{37, 29, 80, 61},
+                                                                 {64, 64, 128, 128},
+                                                                 {64, 64, 23, 17},
+                                                                 {50, 70, 50, 33},
+                                                                 {16, 16, 16, 39}}) {
     const at::Tensor img = at::randint(0, 256, {h, w}, gen, at::kLong).to(at::kByte);
     EXPECT_EQ(differing(opencv_resize_cubic_u8(img, oh, ow), cv_cubic(img, oh, ow)), 0)
         << h << "x" << w << " -> " << oh << "x" << ow;
@@ -56,7 +62,8 @@ TEST(DatasetIo, TextMaskResizeMatchesOpenCv) {
   auto text = Registry<MaskGenerator>::global().create("text", Options{{"path", path}});
   for (int64_t s : {64, 128, 512}) {
     const at::Tensor ref = cv_cubic(bitmap, s, s).to(at::kFloat).unsqueeze(0);
-    EXPECT_TRUE(at::equal(text->make(s, s, 0, 0), ref)) << s << ": " << differing(text->make(s, s, 0, 0), ref);
+    EXPECT_TRUE(at::equal(text->make(s, s, 0, 0), ref))
+        << s << ": " << differing(text->make(s, s, 0, 0), ref);
   }
 }
 
@@ -89,15 +96,16 @@ TEST(DatasetIo, RePaintMaskFoldersAndGeneratorStatistics) {
     }
     EXPECT_THROW(gen->make(256, 256, 100, 0), InputError);
     const HoleStats a = stats(theirs), b = stats(ours);
-    std::printf("%s: RePaint %s hole mean %.4f std %.4f | our generator mean %.4f std %.4f\n", name, sub,
-                a.mean, a.std, b.mean, b.std);
+    std::printf("%s: RePaint %s hole mean %.4f std %.4f | our generator mean %.4f std %.4f\n", name,
+                sub, a.mean, a.std, b.mean, b.std);
     EXPECT_NEAR(a.mean, b.mean, 0.05) << name;
     EXPECT_NEAR(a.std, b.std, 0.05) << name;
   }
 }
 
 TEST(DatasetIo, PngFolderReadsBackExactly) {
-  const auto dir = std::filesystem::temp_directory_path() / ("copaint_dsio_" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("copaint_dsio_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
   const at::Tensor u8 = at::randint(0, 256, {3, 12, 12}, gen, at::kLong).to(at::kByte);
