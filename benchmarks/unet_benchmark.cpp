@@ -1,12 +1,17 @@
 // UNet forward and forward+backward-to-input timings on the celebahq256 architecture (random
-// weights), at 64x64 and 256x256, batch 1 and 4, on the default device (CUDA when available).
+// weights), at 64x64 and 256x256, batch 1 and 4, on the default device (CUDA when available);
+// and on the CPU with the tiny trained fixture model (32x32, 2M parameters, what the CoPaint
+// parity tests run), batch 1/2/4, with 1 and 2 intra-op threads, with the oneDNN routing of
+// framework/onednn_ops.h off (plain ATen: the speed before it) and on.
 //   unet_benchmark --benchmark_filter='/64/' --benchmark_min_time=0.01
+//   unet_benchmark --benchmark_filter='Tiny.*threads:1'
 #include <ATen/ATen.h>
 #include <benchmark/benchmark.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include <memory>
 
+#include "benchmarks/tiny_fixtures.h"
 #include "framework/unet.h"
 
 namespace {
@@ -54,8 +59,57 @@ void BM_UNetForwardBackwardToInput(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * batch);
 }
 
+void BM_TinyUNetForward(benchmark::State& state) {
+  if (!copaint::bench::fixture_exists("unet/adm_tiny_trained.pt")) {
+    state.SkipWithError("tests/fixtures/unet/adm_tiny_trained.pt missing");
+    return;
+  }
+  const int64_t batch = state.range(0);
+  const copaint::bench::BenchSettings settings(state.range(1), state.range(2));
+  const copaint::UNet& net = copaint::bench::tiny_model().unet();
+  at::manual_seed(0);
+  const at::Tensor x = at::randn({batch, 3, 32, 32});
+  const at::Tensor t = at::full({batch}, 500, at::kLong);
+  at::NoGradGuard no_grad;
+  for (auto _ : state) {
+    at::Tensor out = net.forward(x, t);
+    benchmark::DoNotOptimize(out.data_ptr());
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+
+void BM_TinyUNetForwardBackwardToInput(benchmark::State& state) {
+  if (!copaint::bench::fixture_exists("unet/adm_tiny_trained.pt")) {
+    state.SkipWithError("tests/fixtures/unet/adm_tiny_trained.pt missing");
+    return;
+  }
+  const int64_t batch = state.range(0);
+  const copaint::bench::BenchSettings settings(state.range(1), state.range(2));
+  const copaint::UNet& net = copaint::bench::tiny_model().unet();
+  at::manual_seed(0);
+  const at::Tensor x0 = at::randn({batch, 3, 32, 32});
+  const at::Tensor t = at::full({batch}, 500, at::kLong);
+  for (auto _ : state) {
+    const at::Tensor x = x0.detach().requires_grad_(true);
+    const at::Tensor loss = net.forward(x, t).square().sum();
+    const auto grads = torch::autograd::grad({loss}, {x});
+    benchmark::DoNotOptimize(grads[0].data_ptr());
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+
 }  // namespace
 
+BENCHMARK(BM_TinyUNetForward)
+    ->ArgNames({"batch", "threads", "onednn"})
+    ->ArgsProduct({{1, 2, 4}, {1, 2}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_TinyUNetForwardBackwardToInput)
+    ->ArgNames({"batch", "threads", "onednn"})
+    ->ArgsProduct({{1, 2, 4}, {1, 2}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_UNetForward)
     ->ArgNames({"size", "batch"})
     ->Args({64, 1})

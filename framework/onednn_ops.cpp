@@ -1,0 +1,125 @@
+// oneDNN convolution and batched matmul with their own autograd nodes (see onednn_ops.h for why).
+#include "framework/onednn_ops.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <atomic>
+
+namespace copaint {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+std::atomic<bool> g_enabled{true};
+
+/// The oneDNN convolution itself: stride 1, dilation 1, one group.
+at::Tensor dnnl_conv(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b,
+                     int64_t padding) {
+  return at::mkldnn_convolution(x.contiguous(), w.contiguous(), b, {padding, padding}, {1, 1},
+                                {1, 1}, 1);
+}
+
+/// y = conv(x, w, b) with frozen w and b: the autograd node returns the gradient to x only.
+/// (at::mkldnn_convolution has its own derivative, but it goes through at::convolution_backward,
+/// whose backend choice sends small problems back to the BLAS.)
+struct FrozenConv : torch::autograd::Function<FrozenConv> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w,
+                            const c10::optional<at::Tensor>& b, int64_t padding) {
+    ctx->save_for_backward({w});
+    ctx->saved_data["padding"] = padding;
+    return dnnl_conv(x, w, b, padding);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const at::Tensor w = ctx->get_saved_variables()[0];
+    const int64_t padding = ctx->saved_data["padding"].toInt();
+    // For stride 1, d conv(x, w, p) / dx applied to g is conv(g, w', k - 1 - p) with w' the kernel
+    // flipped spatially and with in/out channels swapped. Through onednn_conv2d again, so a
+    // double backward stays possible.
+    const at::Tensor w_t = w.flip({2, 3}).transpose(0, 1);
+    const at::Tensor gx = onednn_conv2d(grads[0], w_t, at::Tensor(), 1, w.size(2) - 1 - padding);
+    return {gx, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+/// w [O,K] @ x [K,P] as a 1x1 convolution with weight w over x seen as a [1,K,P,1] image: planar
+/// (NCHW) when x is row-major, channels-last (NHWC, no copy) when x is column-major, e.g. a
+/// transposed view. The result is [O,P] in the image's layout (row- or column-major).
+at::Tensor conv_mm(const at::Tensor& w, const at::Tensor& x) {
+  const int64_t o = w.size(0), k = w.size(1), p = x.size(1);
+  const at::Tensor image = x.t().is_contiguous()
+                               ? x.t().unsqueeze(0).unsqueeze(2).permute({0, 3, 1, 2})
+                               : x.contiguous().view({1, k, p, 1});
+  return at::mkldnn_convolution(image, w.contiguous().view({o, k, 1, 1}), c10::nullopt, {0, 0},
+                                {1, 1}, {1, 1}, 1)
+      .squeeze(3)
+      .squeeze(0);
+}
+
+/// a [M,K] @ b [K,N]. oneDNN reorders the convolution weight into its blocked layout on every
+/// call, so the smaller operand is made the weight: a (a @ b) or b^T (the transposed product
+/// b^T a^T, transposed back), and the big one is read in place as the image.
+at::Tensor dnnl_mm(const at::Tensor& a, const at::Tensor& b) {
+  if (b.numel() >= a.numel()) return conv_mm(a, b);
+  return conv_mm(b.t(), a.t()).t();
+}
+
+struct Mm : torch::autograd::Function<Mm> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& a, const at::Tensor& b) {
+    ctx->save_for_backward({a, b});
+    return dnnl_mm(a, b);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &a = saved[0], &b = saved[1], &g = grads[0];
+    at::Tensor ga, gb;
+    if (ctx->needs_input_grad(0)) ga = onednn_mm(g, b.t());  // dL/da = g b^T
+    if (ctx->needs_input_grad(1)) gb = onednn_mm(a.t(), g);  // dL/db = a^T g
+    return {ga, gb};
+  }
+};
+
+}  // namespace
+
+void set_onednn_ops_enabled(bool enabled) { g_enabled = enabled; }
+bool onednn_ops_enabled() { return g_enabled; }
+
+bool onednn_usable(const at::Tensor& t) {
+  return g_enabled && t.defined() && t.device().is_cpu() && t.scalar_type() == at::kFloat &&
+         t.layout() == at::kStrided && at::hasMKLDNN() &&
+         at::globalContext().userEnabledMkldnn();
+}
+
+at::Tensor onednn_conv2d(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                         int64_t stride, int64_t padding) {
+  const bool frozen = !w.requires_grad() && !(b.defined() && b.requires_grad());
+  const bool fits = x.dim() == 4 && w.dim() == 4 && w.size(2) == w.size(3) && padding >= 0 &&
+                    padding < w.size(2) && (!b.defined() || onednn_usable(b));
+  if (stride != 1 || !frozen || !fits || !onednn_usable(x) || !onednn_usable(w)) {
+    return at::conv2d(x, w, b, {stride, stride}, {padding, padding});
+  }
+  const c10::optional<at::Tensor> bias = b.defined() ? c10::optional<at::Tensor>(b) : c10::nullopt;
+  return FrozenConv::apply(x, w, bias, padding);
+}
+
+at::Tensor onednn_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  const bool frozen = !w.requires_grad() && !(b.defined() && b.requires_grad());
+  if (x.dim() != 2 || w.dim() != 2 || !frozen || !onednn_usable(x) || !onednn_usable(w) ||
+      (b.defined() && !onednn_usable(b))) {
+    return at::linear(x, w, b);
+  }
+  return onednn_conv2d(x.reshape({x.size(0), x.size(1), 1, 1}), w.reshape({w.size(0), w.size(1), 1, 1}),
+                       b, 1, 0)
+      .view({x.size(0), w.size(0)});
+}
+
+at::Tensor onednn_mm(const at::Tensor& a, const at::Tensor& b) {
+  const bool fits = a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0);
+  if (!fits || !onednn_usable(a) || !onednn_usable(b)) return at::mm(a, b);  // at::mm: errors
+  return Mm::apply(a, b);
+}
+
+}  // namespace copaint
