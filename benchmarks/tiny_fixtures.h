@@ -4,8 +4,8 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <nlohmann/json.hpp>
 #include <torch/csrc/jit/serialization/pickle.h>
+#include <nlohmann/json.hpp>
 
 #include <fstream>
 #include <iterator>

@@ -89,8 +89,7 @@ bool onednn_ops_enabled() { return g_enabled; }
 
 bool onednn_usable(const at::Tensor& t) {
   return g_enabled && t.defined() && t.device().is_cpu() && t.scalar_type() == at::kFloat &&
-         t.layout() == at::kStrided && at::hasMKLDNN() &&
-         at::globalContext().userEnabledMkldnn();
+         t.layout() == at::kStrided && at::hasMKLDNN() && at::globalContext().userEnabledMkldnn();
 }
 
 at::Tensor onednn_conv2d(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
@@ -111,8 +110,8 @@ at::Tensor onednn_linear(const at::Tensor& x, const at::Tensor& w, const at::Ten
       (b.defined() && !onednn_usable(b))) {
     return at::linear(x, w, b);
   }
-  return onednn_conv2d(x.reshape({x.size(0), x.size(1), 1, 1}), w.reshape({w.size(0), w.size(1), 1, 1}),
-                       b, 1, 0)
+  return onednn_conv2d(x.reshape({x.size(0), x.size(1), 1, 1}),
+                       w.reshape({w.size(0), w.size(1), 1, 1}), b, 1, 0)
       .view({x.size(0), w.size(0)});
 }
 

@@ -30,8 +30,8 @@ TEST(OneDnnOps, ConvMatchesAtenInValueAndInputGradient) {
     int64_t batch, cin, cout, size, kernel, padding;
   };
   // Small (ATen would use the BLAS) and large problems, 3x3 and 1x1 kernels, an unpadded 3x3.
-  for (const Case c : {Case{1, 64, 64, 8, 3, 1}, Case{3, 32, 48, 16, 3, 1}, Case{1, 32, 96, 16, 1, 0},
-                       Case{2, 8, 4, 9, 3, 0}}) {
+  for (const Case c : {Case{1, 64, 64, 8, 3, 1}, Case{3, 32, 48, 16, 3, 1},
+                       Case{1, 32, 96, 16, 1, 0}, Case{2, 8, 4, 9, 3, 0}}) {
     const at::Tensor w = at::randn({c.cout, c.cin, c.kernel, c.kernel}) * 0.1;
     const at::Tensor b = at::randn({c.cout});
     const at::Tensor x = at::randn({c.batch, c.cin, c.size, c.size}).requires_grad_(true);
@@ -40,8 +40,8 @@ TEST(OneDnnOps, ConvMatchesAtenInValueAndInputGradient) {
     ASSERT_EQ(ours.sizes(), ref.sizes());
     EXPECT_LE(max_rel(ours, ref), 1e-5) << "cin " << c.cin << " kernel " << c.kernel;
     // A non-contiguous upstream gradient (every other output channel).
-    const at::Tensor weights = at::randn({c.batch, 2 * c.cout, ours.size(2), ours.size(3)})
-                                   .slice(1, 0, 2 * c.cout, 2);
+    const at::Tensor weights =
+        at::randn({c.batch, 2 * c.cout, ours.size(2), ours.size(3)}).slice(1, 0, 2 * c.cout, 2);
     EXPECT_LE(max_rel(input_grad(x, ours, weights), input_grad(x, ref, weights)), 1e-5);
   }
   // No bias.
@@ -154,7 +154,8 @@ TEST(OneDnnOps, FloatUNetTracksDoubleUNet) {
   const at::Tensor of = f.forward(xf, t), od = d.forward(xd, t);
   EXPECT_LE(max_rel(of, od), 1e-5);
   const at::Tensor weights = at::randn(of.sizes());
-  const at::Tensor gf = input_grad(xf, of, weights), gd = input_grad(xd, od, weights.to(at::kDouble));
+  const at::Tensor gf = input_grad(xf, of, weights),
+                   gd = input_grad(xd, od, weights.to(at::kDouble));
   EXPECT_LE(max_rel(gf, gd), 1e-5);
 }
 
