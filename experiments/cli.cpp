@@ -10,6 +10,7 @@
 #include "datasets/dataset.h"
 #include "datasets/mask.h"
 #include "experiments/inpaint_command.h"
+#include "experiments/run_command.h"
 #include "framework/device.h"
 #include "framework/error.h"
 #include "framework/log.h"
@@ -118,6 +119,10 @@ void ensure_builtin_commands() {
   register_inpaint_command();
   register_inspect_command();
   register_train_command();
+  register_run_command();
+  register_merge_command();
+  register_report_command();
+  register_export_command();
 }
 
 }  // namespace

@@ -12,7 +12,6 @@
 #include <sstream>
 
 #include <ATen/ATen.h>
-#include <ATen/CPUGeneratorImpl.h>
 #include <torch/csrc/jit/serialization/pickle.h>
 #include <boost/program_options.hpp>
 
@@ -20,6 +19,7 @@
 #include "experiments/cli.h"
 #include "experiments/config.h"
 #include "experiments/image_io.h"
+#include "experiments/inpaint_batch.h"
 #include "experiments/models.h"
 #include "framework/checkpoint.h"
 #include "framework/device.h"
@@ -27,7 +27,6 @@
 #include "framework/log.h"
 #include "framework/registry.h"
 #include "methods/method.h"
-#include "methods/sampling.h"
 
 namespace po = boost::program_options;
 
@@ -283,27 +282,22 @@ int cmd_inpaint(CommandContext& ctx) {
   const auto start = std::chrono::steady_clock::now();
   for (int64_t first = 0; first < n; first += bs) {
     const int64_t b = std::min(bs, n - first);
-    InpaintInput in;
-    for (int64_t i = first; i < first + b; ++i) {
-      in.generators.push_back(at::make_generator<at::CPUGeneratorImpl>(
-          inpaint_sample_seed(static_cast<uint64_t>(seed), i)));
-    }
-    in.image = image.unsqueeze(0).expand({b, -1, -1, -1}).contiguous().to(device);
-    in.mask = mask.unsqueeze(0).to(device);
-    if (model->num_classes() > 0)
-      in.y = at::full({b}, label, at::TensorOptions().dtype(at::kLong).device(device));
-    // Drawn here exactly as the method would (per_sample_randn), so that it can be saved.
-    in.x_T = init_noise.defined() ? init_noise.narrow(0, first, b).to(device)
-                                  : per_sample_randn(in.image, in.generators);
-    in.on_step = [&](int64_t, int64_t total) {
+    InpaintBatch batch;
+    for (int64_t i = first; i < first + b; ++i)
+      batch.seeds.push_back(inpaint_sample_seed(static_cast<uint64_t>(seed), i));
+    batch.images = image.unsqueeze(0).expand({b, -1, -1, -1});
+    batch.masks = mask.unsqueeze(0);
+    if (model->num_classes() > 0) batch.labels = at::full({b}, label, at::kLong);
+    if (init_noise.defined()) batch.x_T = init_noise.narrow(0, first, b);
+    batch.on_step = [&](int64_t, int64_t total) {
       if (!bar) bar = std::make_unique<ProgressBar>(total * batches, "inpaint");
       bar->advance(1);
     };
-    InpaintOutput result = method->run(*model, in);
+    const InpaintBatchResult result = run_inpaint_batch(*method, *model, batch, device);
     evals.forwards += result.evals.forwards;
     evals.backwards += result.evals.backwards;
-    samples.push_back(result.sample.detach().to(at::kCPU, at::kFloat));
-    noises.push_back(in.x_T.to(at::kCPU, at::kFloat));
+    samples.push_back(result.samples);
+    noises.push_back(result.x_T);
   }
   if (bar) bar->finish();
   const double seconds =

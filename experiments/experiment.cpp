@@ -1,0 +1,469 @@
+// Experiment files: validation with line numbers, the axis rule and the grid expansion.
+#include "experiments/experiment.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include "datasets/dataset.h"
+#include "datasets/mask.h"
+#include "experiments/config.h"
+#include "framework/error.h"
+#include "framework/log.h"
+#include "framework/model.h"
+#include "framework/registry.h"
+#include "methods/method.h"
+#include "metrics/metric.h"
+
+namespace copaint {
+namespace {
+
+std::string trim(const std::string& s) {
+  size_t b = 0, e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
+  return s.substr(b, e - b);
+}
+
+std::string join(const std::vector<std::string>& items, const char* sep = ",") {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : sep) + i;
+  return out;
+}
+
+/// The line of every key of an INI text (the last one when a key repeats), following the rules
+/// of the parser behind parse_ini_text: `#` starts a comment, `[s]` prefixes keys with `s.`.
+std::map<std::string, int> key_lines(const std::string& text) {
+  std::map<std::string, int> out;
+  std::istringstream in(text);
+  std::string line, prefix;
+  for (int n = 1; std::getline(in, line); ++n) {
+    const auto hash = line.find('#');
+    if (hash != std::string::npos) line.erase(hash);
+    line = trim(line);
+    if (line.empty()) continue;
+    if (line.front() == '[' && line.back() == ']') {
+      const std::string s = trim(line.substr(1, line.size() - 2));
+      prefix = s.empty() ? "" : s + ".";
+      continue;
+    }
+    const auto eq = line.find('=');
+    if (eq != std::string::npos) out[prefix + trim(line.substr(0, eq))] = n;
+  }
+  return out;
+}
+
+/// Where a key was given: "file:line" or "--set key".
+class Where {
+ public:
+  Where(std::string source, std::map<std::string, int> lines, std::set<std::string> overridden)
+      : source_(std::move(source)), lines_(std::move(lines)), overridden_(std::move(overridden)) {}
+  std::string at(const std::string& key) const {
+    if (overridden_.count(key)) return "--set " + key;
+    auto it = lines_.find(key);
+    if (it != lines_.end()) return source_ + ":" + std::to_string(it->second);
+    return source_;
+  }
+  [[noreturn]] void fail(const std::string& key, const std::string& message) const {
+    throw UsageError(at(key) + ": " + message);
+  }
+
+ private:
+  std::string source_;
+  std::map<std::string, int> lines_;
+  std::set<std::string> overridden_;
+};
+
+template <class T>
+std::vector<std::string> checked_names(const Options& config, const std::string& key,
+                                       const Where& where, bool required) {
+  if (!config.has(key)) {
+    if (required) {
+      throw UsageError(where.at(key) + ": missing key '" + key + "' (valid " + T::kRegistryKind +
+                       " names: " + join_names(Registry<T>::global().names()) + ")");
+    }
+    return {};
+  }
+  const std::vector<std::string> names = config.get_list(key);
+  if (names.empty() && required) where.fail(key, "'" + key + "' is empty");
+  std::set<std::string> seen;
+  for (const auto& n : names) {
+    if (!Registry<T>::global().contains(n)) {
+      where.fail(key, std::string("unknown ") + T::kRegistryKind + " '" + n +
+                          "'; valid: " + join_names(Registry<T>::global().names()));
+    }
+    if (!seen.insert(n).second) where.fail(key, "'" + n + "' is listed twice");
+  }
+  return names;
+}
+
+int64_t checked_int(const Options& config, const std::string& key, int64_t fallback,
+                    int64_t minimum, const Where& where) {
+  if (!config.has(key)) return fallback;
+  int64_t v = 0;
+  try {
+    v = config.get_int(key);
+  } catch (const UsageError& e) {
+    where.fail(key, e.what());
+  }
+  if (v < minimum) where.fail(key, "'" + key + "' must be >= " + std::to_string(minimum));
+  return v;
+}
+
+/// The option specs of a registry entry as a key set.
+template <class T>
+bool has_option(const std::string& name, const std::string& key) {
+  for (const auto& spec : Registry<T>::global().at(name).options) {
+    if (spec.key == key) return true;
+  }
+  return false;
+}
+
+template <class T>
+std::vector<std::string> option_keys(const std::string& name) {
+  std::vector<std::string> keys;
+  for (const auto& spec : Registry<T>::global().at(name).options) keys.push_back(spec.key);
+  return keys;
+}
+
+/// Resolves the options of entry `name`, naming the line of a key the message mentions.
+template <class T>
+Options resolve_at(const std::string& name, const Options& user, const Where& where) {
+  try {
+    return Registry<T>::global().resolve(name, user);
+  } catch (const UsageError& e) {
+    for (const auto& [k, v] : user.values()) {
+      if (std::string(e.what()).find("'" + name + "." + k + "'") != std::string::npos ||
+          std::string(e.what()).find("'" + k + "'") != std::string::npos)
+        where.fail(name + "." + k, e.what());
+    }
+    throw UsageError(where.at(name) + ": " + e.what());
+  }
+}
+
+bool is_ident(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+/// Whether `word` occurs in `text` as a whole identifier.
+bool has_word(const std::string& text, const std::string& word) {
+  for (size_t p = text.find(word); p != std::string::npos; p = text.find(word, p + 1)) {
+    const bool left = p == 0 || !is_ident(text[p - 1]);
+    const bool right = p + word.size() >= text.size() || !is_ident(text[p + word.size()]);
+    if (left && right) return true;
+  }
+  return false;
+}
+
+/// The key of method `m` that an error message most likely refers to (for its line number):
+/// one named in quotes, else one named as a word, else an axis whose value is quoted; else
+/// `methods`.
+std::string blamed_key(const std::string& m, const std::string& what, const Options& user,
+                       const std::vector<std::pair<std::string, std::string>>& axes) {
+  for (const auto& [k, v] : user.values()) {
+    if (what.find("'" + k + "'") != std::string::npos) return m + "." + k;
+  }
+  for (const auto& [k, v] : user.values()) {
+    if (has_word(what, k)) return m + "." + k;
+  }
+  for (const auto& [k, v] : axes) {
+    if (what.find("'" + v + "'") != std::string::npos) return m + "." + k;
+  }
+  return "methods";
+}
+
+/// Registry kind of a name used in the experiment ("" when not used).
+struct Scope {
+  std::string kind;
+  std::string name;
+};
+
+bool valid_name(const std::string& name) {
+  if (name.empty() || name == "." || name == "..") return false;
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.'))
+      return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+const std::vector<std::string>& experiment_top_level_keys() {
+  static const std::vector<std::string> keys = {"name",    "model",   "dataset",    "methods",
+                                                "masks",   "seeds",   "samples",    "metrics",
+                                                "batch_size", "mask_seed"};
+  return keys;
+}
+
+bool is_axis_key(const std::string& key, const std::vector<std::string>& methods) {
+  if (key == "dataset" || key == "methods" || key == "masks" || key == "seeds") return true;
+  const auto dot = key.find('.');
+  if (dot == std::string::npos) return false;
+  return std::find(methods.begin(), methods.end(), key.substr(0, dot)) != methods.end();
+}
+
+std::string ExperimentCell::axes_label() const {
+  std::string out;
+  for (const auto& [k, v] : axes) out += (out.empty() ? "" : ", ") + k + "=" + v;
+  return out;
+}
+
+std::string ExperimentCell::label() const {
+  const std::string a = axes_label();
+  return method + (a.empty() ? "" : " [" + a + "]") + " / " + mask + " / seed " +
+         std::to_string(seed);
+}
+
+std::string ExperimentCell::key() const {
+  Options ds = dataset_settings;
+  ds.erase("count");
+  std::ostringstream os;
+  os << "model=" << model << "\n"
+     << model_settings.canonical() << "dataset=" << dataset << "\n"
+     << ds.canonical() << "mask=" << mask << "\n"
+     << mask_settings.canonical() << "mask_seed=" << mask_seed << "\n"
+     << "method=" << method << "\n"
+     << method_settings.canonical() << "seed=" << seed << "\n";
+  return fnv1a_hex(os.str());
+}
+
+Experiment parse_experiment(const std::string& text, const std::string& source,
+                            const std::vector<std::string>& overrides) {
+  Options config = parse_ini_text(text, source);
+  const Options over = parse_assignments(overrides);
+  std::set<std::string> overridden;
+  for (const auto& [k, v] : over.values()) overridden.insert(k);
+  config.merge(over);
+  const Where where(source, key_lines(text), overridden);
+
+  Experiment ex;
+  ex.source = source;
+  ex.name = config.has("name") ? trim(config.get("name"))
+                               : std::filesystem::path(source).stem().string();
+  if (!valid_name(ex.name)) {
+    where.fail("name", "experiment name '" + ex.name +
+                           "' must be letters, digits, '.', '_' or '-' (it names the results folder)");
+  }
+
+  // Names of the entries used.
+  const auto models = checked_names<Denoiser>(config, "model", where, true);
+  if (models.size() != 1) where.fail("model", "exactly one model per experiment");
+  ex.model = models.front();
+  ex.datasets = checked_names<Dataset>(config, "dataset", where, true);
+  ex.methods = checked_names<Method>(config, "methods", where, true);
+  ex.masks = checked_names<MaskGenerator>(config, "masks", where, true);
+  ex.metrics = checked_names<Metric>(config, "metrics", where, false);
+  ex.samples = checked_int(config, "samples", 1, 1, where);
+  ex.batch_size = checked_int(config, "batch_size", 8, 0, where);
+  ex.mask_seed = checked_int(config, "mask_seed", 0, 0, where);
+  if (config.has("seeds")) {
+    std::set<int64_t> seen;
+    for (const auto& s : config.get_list("seeds")) {
+      Options one{{"seed", s}};
+      int64_t v = 0;
+      try {
+        v = one.get_int("seed");
+      } catch (const UsageError&) {
+        where.fail("seeds", "seed '" + s + "' is not an integer");
+      }
+      if (v < 0) where.fail("seeds", "seeds must be >= 0, got " + s);
+      if (!seen.insert(v).second) where.fail("seeds", "seed " + s + " is listed twice");
+      ex.seeds.push_back(v);
+    }
+    if (ex.seeds.empty()) where.fail("seeds", "'seeds' is empty");
+  } else {
+    ex.seeds = {0};
+  }
+
+  // Every other key must be scoped by a name the experiment uses (or one it could use).
+  std::map<std::string, Scope> scopes;
+  auto add_scope = [&](const std::string& kind, const std::string& name) {
+    scopes.emplace(name, Scope{kind, name});
+  };
+  add_scope("model", ex.model);
+  for (const auto& n : ex.datasets) add_scope("dataset", n);
+  for (const auto& n : ex.methods) add_scope("method", n);
+  for (const auto& n : ex.masks) add_scope("mask", n);
+  for (const auto& n : ex.metrics) add_scope("metric", n);
+  const auto& top = experiment_top_level_keys();
+  std::vector<std::string> used;
+  for (const auto& [name, s] : scopes) used.push_back(name);
+  for (const auto& [key, value] : config.values()) {
+    if (std::find(top.begin(), top.end(), key) != top.end()) continue;
+    const auto dot = key.find('.');
+    const std::string prefix = dot == std::string::npos ? "" : key.substr(0, dot);
+    const std::string rel = dot == std::string::npos ? "" : key.substr(dot + 1);
+    auto it = scopes.find(prefix);
+    if (it == scopes.end()) {
+      const bool registered =
+          !prefix.empty() &&
+          (Registry<Method>::global().contains(prefix) ||
+           Registry<Denoiser>::global().contains(prefix) ||
+           Registry<Dataset>::global().contains(prefix) ||
+           Registry<MaskGenerator>::global().contains(prefix) ||
+           Registry<Metric>::global().contains(prefix));
+      if (registered) {
+        log_debug(where.at(key) + ": '" + key + "' ignored: '" + prefix +
+                  "' is not used by this experiment");
+        continue;
+      }
+      where.fail(key, "unknown key '" + key + "': not a top-level key (" + join(top, ", ") +
+                          ") and not scoped by the experiment's model, datasets, methods, masks "
+                          "or metrics (" +
+                          join(used, ", ") + ")");
+    }
+    const std::string& kind = it->second.kind;
+    bool known = false;
+    std::vector<std::string> keys;
+    if (kind == "model") {
+      known = has_option<Denoiser>(prefix, rel);
+      keys = option_keys<Denoiser>(prefix);
+    } else if (kind == "dataset") {
+      known = has_option<Dataset>(prefix, rel);
+      keys = option_keys<Dataset>(prefix);
+    } else if (kind == "method") {
+      known = has_option<Method>(prefix, rel);
+      keys = option_keys<Method>(prefix);
+    } else if (kind == "mask") {
+      known = has_option<MaskGenerator>(prefix, rel);
+      keys = option_keys<MaskGenerator>(prefix);
+    } else {
+      known = has_option<Metric>(prefix, rel);
+      keys = option_keys<Metric>(prefix);
+    }
+    if (!known) {
+      where.fail(key, "unknown option '" + key + "' for " + kind + " '" + prefix + "'; valid: " +
+                          (keys.empty() ? std::string("(none)") : join_names(keys)));
+    }
+  }
+
+  // Resolve the non-axis settings.
+  ex.model_settings = resolve_at<Denoiser>(ex.model, config.scope(ex.model), where);
+  for (const auto& n : ex.datasets)
+    ex.dataset_settings[n] = resolve_at<Dataset>(n, config.scope(n), where);
+  // Masks, datasets, metrics and the model are only resolved here: building them may need
+  // files (mask folders, images, weights, checkpoints), which the run checks before any work and
+  // a dry run reports.
+  for (const auto& n : ex.masks)
+    ex.mask_settings[n] = resolve_at<MaskGenerator>(n, config.scope(n), where);
+  for (const auto& n : ex.metrics)
+    ex.metric_settings[n] = resolve_at<Metric>(n, config.scope(n), where);
+
+  // The resolved configuration (axes kept as lists).
+  Options& cfg = ex.config;
+  cfg.set("name", ex.name);
+  cfg.set("model", ex.model);
+  cfg.set("dataset", join(ex.datasets));
+  cfg.set("methods", join(ex.methods));
+  cfg.set("masks", join(ex.masks));
+  cfg.set("metrics", join(ex.metrics));
+  std::vector<std::string> seed_text;
+  for (int64_t s : ex.seeds) seed_text.push_back(std::to_string(s));
+  cfg.set("seeds", join(seed_text));
+  cfg.set("samples", std::to_string(ex.samples));
+  cfg.set("batch_size", std::to_string(ex.batch_size));
+  cfg.set("mask_seed", std::to_string(ex.mask_seed));
+  cfg.merge(ex.model_settings.prefixed(ex.model));
+  for (const auto& [n, o] : ex.dataset_settings) cfg.merge(o.prefixed(n));
+  for (const auto& [n, o] : ex.mask_settings) cfg.merge(o.prefixed(n));
+  for (const auto& [n, o] : ex.metric_settings) cfg.merge(o.prefixed(n));
+
+  // Each method's settings axes and the cells.
+  struct MethodCells {
+    std::string method;
+    std::vector<std::pair<Options, std::vector<std::pair<std::string, std::string>>>> variants;
+    std::vector<int64_t> forwards;
+  };
+  std::vector<MethodCells> per_method;
+  for (const auto& m : ex.methods) {
+    const Options user = config.scope(m);
+    Options fixed;
+    std::vector<std::string> axis_keys;
+    std::vector<std::vector<std::string>> axis_values;
+    Options listed = Registry<Method>::global().resolve(m, {});
+    for (const auto& [k, v] : user.values()) {
+      const std::vector<std::string> items = split_list(v);
+      listed.set(k, v);
+      if (items.size() > 1) {
+        axis_keys.push_back(k);
+        axis_values.push_back(items);
+      } else {
+        fixed.set(k, items.empty() ? v : items.front());
+      }
+    }
+    cfg.merge(listed.prefixed(m));
+    MethodCells mc{m, {}, {}};
+    size_t combos = 1;
+    for (const auto& vals : axis_values) combos *= vals.size();
+    for (size_t combo = 0; combo < combos; ++combo) {
+      // The first axis varies slowest.
+      std::vector<size_t> pick(axis_keys.size());
+      size_t rest = combo;
+      for (size_t a = axis_keys.size(); a-- > 0;) {
+        pick[a] = rest % axis_values[a].size();
+        rest /= axis_values[a].size();
+      }
+      Options user_cell = fixed;
+      std::vector<std::pair<std::string, std::string>> axes;
+      for (size_t a = 0; a < axis_keys.size(); ++a) {
+        user_cell.set(axis_keys[a], axis_values[a][pick[a]]);
+        axes.emplace_back(axis_keys[a], axis_values[a][pick[a]]);
+      }
+      const Options resolved = resolve_at<Method>(m, user_cell, where);
+      int64_t forwards = 0;
+      try {
+        forwards = Registry<Method>::global().at(m).factory(resolved)->expected_forwards();
+      } catch (const std::exception& e) {
+        const std::string what = e.what();
+        const std::string key = blamed_key(m, what, user, axes);
+        std::string label;
+        for (const auto& [k, v] : axes) label += (label.empty() ? "" : ", ") + k + "=" + v;
+        where.fail(key, "method '" + m + "'" + (label.empty() ? "" : " [" + label + "]") + ": " +
+                            what);
+      }
+      mc.variants.emplace_back(resolved, axes);
+      mc.forwards.push_back(forwards);
+    }
+    per_method.push_back(std::move(mc));
+  }
+
+  for (const auto& ds : ex.datasets) {
+    for (const auto& mc : per_method) {
+      for (size_t v = 0; v < mc.variants.size(); ++v) {
+        for (const auto& mask : ex.masks) {
+          for (int64_t seed : ex.seeds) {
+            ExperimentCell c;
+            c.index = static_cast<int64_t>(ex.cells.size());
+            c.method = mc.method;
+            c.method_settings = mc.variants[v].first;
+            c.axes = mc.variants[v].second;
+            c.dataset = ds;
+            c.dataset_settings = ex.dataset_settings.at(ds);
+            c.mask = mask;
+            c.mask_settings = ex.mask_settings.at(mask);
+            c.model = ex.model;
+            c.model_settings = ex.model_settings;
+            c.seed = seed;
+            c.mask_seed = ex.mask_seed;
+            c.expected_forwards = mc.forwards[v];
+            ex.cells.push_back(std::move(c));
+          }
+        }
+      }
+    }
+  }
+  return ex;
+}
+
+Experiment load_experiment(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  if (!in) throw InputError("cannot open experiment file '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_experiment(ss.str(), path, overrides);
+}
+
+}  // namespace copaint

@@ -1,0 +1,596 @@
+// Reports: loading results, comparison/ablation/timing tables in markdown, CSV and LaTeX, and
+// PNG exports (one sample, or a labelled grid drawn with OpenCV).
+#include "experiments/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <ostream>
+#include <set>
+#include <sstream>
+#include <tuple>
+
+#include <ATen/ATen.h>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "experiments/image_io.h"
+#include "experiments/results_h5.h"
+#include "framework/error.h"
+#include "metrics/aggregate.h"
+
+namespace copaint {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::map<std::string, std::string> parse_settings(const std::string& text) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto eq = line.find(" = ");
+    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 3);
+  }
+  return out;
+}
+
+std::string fmt(double v, int precision) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", precision, v);
+  return buf;
+}
+
+/// A table before rendering.
+struct Table {
+  std::string title;
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;
+};
+
+std::string latex_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '_' || c == '&' || c == '%' || c == '#' || c == '$' || c == '{' || c == '}') {
+      out += '\\';
+      out += c;
+    } else if (c == '~') {
+      out += "\\textasciitilde{}";
+    } else if (c == '^') {
+      out += "\\textasciicircum{}";
+    } else if (c == '\\') {
+      out += "\\textbackslash{}";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+void render(const Table& t, const std::string& format, std::ostream& out) {
+  if (format == "latex") {
+    out << "% " << t.title << "\n\\begin{table}[t]\n\\centering\n\\caption{"
+        << latex_escape(t.title) << "}\n\\begin{tabular}{l";
+    for (size_t i = 1; i < t.header.size(); ++i) out << "r";
+    out << "}\n\\toprule\n";
+    for (size_t i = 0; i < t.header.size(); ++i)
+      out << (i ? " & " : "") << latex_escape(t.header[i]);
+    out << " \\\\\n\\midrule\n";
+    for (const auto& r : t.rows) {
+      for (size_t i = 0; i < r.size(); ++i) out << (i ? " & " : "") << latex_escape(r[i]);
+      out << " \\\\\n";
+    }
+    out << "\\bottomrule\n\\end{tabular}\n\\end{table}\n\n";
+    return;
+  }
+  out << "### " << t.title << "\n\n|";
+  for (const auto& h : t.header) out << " " << h << " |";
+  out << "\n|";
+  for (size_t i = 0; i < t.header.size(); ++i) out << (i == 0 ? " --- |" : " ---: |");
+  out << "\n";
+  for (const auto& r : t.rows) {
+    out << "|";
+    for (const auto& c : r) out << " " << c << " |";
+    out << "\n";
+  }
+  out << "\n";
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+bool metric_selected(const std::string& name, const std::vector<std::string>& wanted) {
+  if (wanted.empty()) return true;
+  for (const auto& w : wanted) {
+    if (name == w || name.rfind(w + "_", 0) == 0) return true;
+  }
+  return false;
+}
+
+/// Per (variant, mask) of one section: the scores of each metric and the costs.
+struct Stats {
+  std::map<std::string, std::vector<double>> values;     ///< metric -> scores
+  std::map<std::string, std::vector<int64_t>> images;    ///< metric -> image index per score
+  std::map<std::string, bool> higher;                    ///< metric -> direction
+  std::vector<double> seconds, forwards, backwards;
+  int64_t peak = 0;
+  int64_t ok = 0, errors = 0;
+  std::set<int64_t> image_set;
+};
+
+struct Summary {
+  int64_t samples = 0, images = 0, errors = 0;
+  double mean = NAN, std = NAN, best = NAN;
+};
+
+Summary summarise(const Stats& s, const std::string& metric) {
+  Summary out;
+  out.errors = s.errors;
+  auto it = s.values.find(metric);
+  if (it == s.values.end() || it->second.empty()) return out;
+  const Aggregate a = aggregate(it->second);
+  out.samples = a.count;
+  out.mean = a.mean;
+  out.std = a.std;
+  const auto& ids = s.images.at(metric);
+  out.images = static_cast<int64_t>(std::set<int64_t>(ids.begin(), ids.end()).size());
+  out.best = best_mean(it->second, ids, s.higher.at(metric));
+  return out;
+}
+
+double mean_of(const std::vector<double>& v) {
+  if (v.empty()) return NAN;
+  double s = 0;
+  for (double x : v) s += x;
+  return s / static_cast<double>(v.size());
+}
+
+}  // namespace
+
+ResultSet load_results(const std::vector<std::string>& dbs) {
+  ResultSet rs;
+  std::map<std::string, int64_t> cell_at;
+  std::map<std::tuple<int64_t, int64_t, int64_t>, size_t> sample_at;
+  for (const auto& path : dbs) {
+    ResultsDb db(path, false);
+    rs.sources.push_back(path);
+    for (const auto& r : db.runs()) rs.runs.push_back(r);
+    std::map<int64_t, int64_t> cell_map;
+    for (auto c : db.cells()) {
+      auto it = cell_at.find(c.key);
+      if (it == cell_at.end()) {
+        const int64_t id = static_cast<int64_t>(rs.cells.size());
+        cell_at[c.key] = id;
+        cell_map[c.id] = id;
+        c.id = id;
+        rs.cells.push_back(std::move(c));
+      } else {
+        cell_map[c.id] = it->second;
+      }
+    }
+    const fs::path dir = fs::path(path).parent_path();
+    for (auto s : db.samples()) {
+      s.cell_id = cell_map.at(s.cell_id);
+      if (!s.h5_file.empty()) s.h5_file = (dir / s.h5_file).string();
+      const auto key = std::make_tuple(s.cell_id, s.image_index, s.sample_index);
+      auto it = sample_at.find(key);
+      if (it == sample_at.end()) {
+        sample_at[key] = rs.samples.size();
+        rs.samples.push_back(std::move(s));
+      } else if (rs.samples[it->second].status != "ok" && s.status == "ok") {
+        rs.samples[it->second] = std::move(s);
+      }
+    }
+  }
+  std::stable_sort(rs.cells.begin(), rs.cells.end(),
+                   [](const CellRecord& a, const CellRecord& b) { return a.position < b.position; });
+  // Re-index after sorting.
+  std::map<int64_t, int64_t> remap;
+  for (size_t i = 0; i < rs.cells.size(); ++i) {
+    remap[rs.cells[i].id] = static_cast<int64_t>(i);
+    rs.cells[i].id = static_cast<int64_t>(i);
+  }
+  for (auto& s : rs.samples) s.cell_id = remap.at(s.cell_id);
+  return rs;
+}
+
+std::vector<Variant> result_variants(const ResultSet& results) {
+  std::vector<Variant> out;
+  std::map<std::string, std::vector<std::map<std::string, std::string>>> settings_of;
+  std::set<std::pair<std::string, std::string>> seen;
+  for (const auto& c : results.cells) {
+    if (!seen.insert({c.method, c.settings_hash}).second) continue;
+    Variant v;
+    v.method = c.method;
+    v.settings_hash = c.settings_hash;
+    out.push_back(v);
+    settings_of[c.method].push_back(parse_settings(c.settings));
+  }
+  std::map<std::string, size_t> next;
+  for (auto& v : out) {
+    const auto& all = settings_of[v.method];
+    const auto& mine = all[next[v.method]++];
+    if (all.size() > 1) {
+      for (const auto& [k, val] : mine) {
+        for (const auto& other : all) {
+          auto it = other.find(k);
+          if (it == other.end() || it->second != val) {
+            v.varying[k] = val;
+            break;
+          }
+        }
+      }
+    }
+    v.label = v.method;
+    if (!v.varying.empty()) {
+      std::string s;
+      for (const auto& [k, val] : v.varying) s += (s.empty() ? "" : ", ") + k + "=" + val;
+      v.label += " (" + s + ")";
+    }
+  }
+  return out;
+}
+
+void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out) {
+  if (o.format != "markdown" && o.format != "csv" && o.format != "latex") {
+    throw UsageError("report: unknown format '" + o.format + "'; valid: markdown, csv, latex");
+  }
+  const std::vector<Variant> variants = result_variants(rs);
+  std::map<std::pair<std::string, std::string>, size_t> variant_of;
+  for (size_t i = 0; i < variants.size(); ++i)
+    variant_of[{variants[i].method, variants[i].settings_hash}] = i;
+
+  // Sections (dataset, model), masks and metrics in order of appearance.
+  std::vector<std::pair<std::string, std::string>> sections;
+  std::vector<std::string> masks, metrics;
+  for (const auto& c : rs.cells) {
+    if (std::find(sections.begin(), sections.end(), std::make_pair(c.dataset, c.model)) ==
+        sections.end())
+      sections.emplace_back(c.dataset, c.model);
+    if (std::find(masks.begin(), masks.end(), c.mask) == masks.end()) masks.push_back(c.mask);
+  }
+  for (const auto& s : rs.samples) {
+    for (const auto& sc : s.scores) {
+      if (metric_selected(sc.metric, o.metrics) &&
+          std::find(metrics.begin(), metrics.end(), sc.metric) == metrics.end())
+        metrics.push_back(sc.metric);
+    }
+  }
+  std::map<std::string, bool> higher;
+
+  // (section, variant, mask) -> stats; (section, variant) -> stats over masks.
+  using Key = std::tuple<size_t, size_t, std::string>;
+  std::map<Key, Stats> stats;
+  for (const auto& s : rs.samples) {
+    const CellRecord& c = rs.cells.at(s.cell_id);
+    const size_t sec = static_cast<size_t>(
+        std::find(sections.begin(), sections.end(), std::make_pair(c.dataset, c.model)) -
+        sections.begin());
+    const size_t v = variant_of.at({c.method, c.settings_hash});
+    for (const std::string& mask : {c.mask, std::string("\x01all")}) {
+      Stats& st = stats[Key{sec, v, mask}];
+      if (s.status != "ok") {
+        ++st.errors;
+        continue;
+      }
+      ++st.ok;
+      st.seconds.push_back(s.seconds);
+      st.forwards.push_back(static_cast<double>(s.forwards));
+      st.backwards.push_back(static_cast<double>(s.backwards));
+      st.peak = std::max(st.peak, s.peak_memory);
+      st.image_set.insert(s.image_index);
+      for (const auto& sc : s.scores) {
+        st.values[sc.metric].push_back(sc.value);
+        // Best-of-n pools an image's samples over seeds; masks differ per row, so key by image.
+        st.images[sc.metric].push_back(s.image_index);
+        st.higher[sc.metric] = sc.higher_is_better;
+        higher[sc.metric] = sc.higher_is_better;
+      }
+    }
+  }
+  auto find_stats = [&](size_t sec, size_t v, const std::string& mask) -> const Stats* {
+    auto it = stats.find(Key{sec, v, mask});
+    return it == stats.end() ? nullptr : &it->second;
+  };
+
+  if (o.format == "csv") {
+    out << "dataset,model,metric,higher_is_better,method,variant,settings,mask,samples,images,"
+           "errors,mean,std,best_mean,seconds_per_sample,forwards_per_sample,"
+           "backwards_per_sample\n";
+    for (size_t sec = 0; sec < sections.size(); ++sec) {
+      for (const auto& metric : metrics) {
+        for (size_t v = 0; v < variants.size(); ++v) {
+          for (const auto& mask : masks) {
+            const Stats* st = find_stats(sec, v, mask);
+            if (!st) continue;
+            const Summary sm = summarise(*st, metric);
+            std::string settings;
+            for (const auto& [k, val] : variants[v].varying)
+              settings += (settings.empty() ? "" : ";") + k + "=" + val;
+            out << csv_field(sections[sec].first) << "," << csv_field(sections[sec].second) << ","
+                << csv_field(metric) << "," << (higher[metric] ? 1 : 0) << ","
+                << csv_field(variants[v].method) << "," << csv_field(variants[v].label) << ","
+                << csv_field(settings) << "," << csv_field(mask) << "," << sm.samples << ","
+                << sm.images << "," << st->errors << "," << fmt(sm.mean, 10) << ","
+                << fmt(sm.std, 10) << "," << fmt(sm.best, 10) << ","
+                << fmt(mean_of(st->seconds), 6) << "," << fmt(mean_of(st->forwards), 2) << ","
+                << fmt(mean_of(st->backwards), 2) << "\n";
+          }
+        }
+      }
+    }
+    return;
+  }
+
+  const int p = o.precision;
+  auto cell_text = [&](const Stats* st, const std::string& metric) -> std::string {
+    if (!st) return "-";
+    const Summary sm = summarise(*st, metric);
+    if (sm.samples == 0) return st->errors ? "error" : "-";
+    std::string s = fmt(sm.mean, p);
+    if (o.std) s += " ± " + fmt(sm.std, p);
+    s += " (" + fmt(sm.best, p) + ")";
+    if (st->errors) s += " [" + std::to_string(st->errors) + " err]";
+    return s;
+  };
+
+  if (o.format == "markdown") {
+    std::set<std::string> names, hashes;
+    for (const auto& r : rs.runs) {
+      names.insert(r.name);
+      hashes.insert(r.config_hash);
+    }
+    std::string n;
+    for (const auto& x : names) n += (n.empty() ? "" : ", ") + x;
+    out << "# Results: " << (n.empty() ? std::string("?") : n) << "\n\n"
+        << rs.runs.size() << " run(s) from " << rs.sources.size() << " database(s), "
+        << rs.samples.size() << " samples, " << rs.cells.size() << " cells. "
+        << "Cells: mean over samples (seeds pooled) and, in parentheses, best-of-n: each "
+           "image's best sample, averaged over images.\n\n";
+  }
+
+  for (size_t sec = 0; sec < sections.size(); ++sec) {
+    const std::string where = "dataset " + sections[sec].first + ", model " + sections[sec].second;
+    for (const auto& metric : metrics) {
+      Table t;
+      t.title = metric + " (" + (higher[metric] ? "higher" : "lower") + " is better), " + where;
+      t.header = {"method"};
+      for (const auto& m : masks) t.header.push_back(m);
+      for (size_t v = 0; v < variants.size(); ++v) {
+        std::vector<std::string> row = {variants[v].label};
+        bool any = false;
+        for (const auto& mask : masks) {
+          const Stats* st = find_stats(sec, v, mask);
+          any = any || st;
+          row.push_back(cell_text(st, metric));
+        }
+        if (any) t.rows.push_back(std::move(row));
+      }
+      if (!t.rows.empty()) render(t, o.format, out);
+    }
+
+    // Ablations: a method with several variants, rows its varying settings.
+    std::vector<std::string> methods;
+    for (const auto& v : variants) {
+      if (!v.varying.empty() && std::find(methods.begin(), methods.end(), v.method) == methods.end())
+        methods.push_back(v.method);
+    }
+    for (const auto& method : methods) {
+      std::set<std::string> keys;
+      for (const auto& v : variants) {
+        if (v.method == method)
+          for (const auto& [k, val] : v.varying) keys.insert(k);
+      }
+      std::string over;
+      for (const auto& k : keys) over += (over.empty() ? "" : " x ") + k;
+      for (const auto& metric : metrics) {
+        Table t;
+        t.title = "ablation of " + method + " over " + over + ": " + metric + " (" +
+                  (higher[metric] ? "higher" : "lower") + " is better), " + where;
+        for (const auto& k : keys) t.header.push_back(k);
+        for (const auto& m : masks) t.header.push_back(m);
+        t.header.push_back("s/sample");
+        t.header.push_back("forwards/sample");
+        for (size_t v = 0; v < variants.size(); ++v) {
+          if (variants[v].method != method) continue;
+          const Stats* all = find_stats(sec, v, "\x01all");
+          if (!all) continue;
+          std::vector<std::string> row;
+          for (const auto& k : keys) {
+            auto it = variants[v].varying.find(k);
+            row.push_back(it == variants[v].varying.end() ? "" : it->second);
+          }
+          for (const auto& mask : masks) row.push_back(cell_text(find_stats(sec, v, mask), metric));
+          row.push_back(fmt(mean_of(all->seconds), 3));
+          row.push_back(fmt(mean_of(all->forwards), 1));
+          t.rows.push_back(std::move(row));
+        }
+        if (!t.rows.empty()) render(t, o.format, out);
+      }
+    }
+
+    if (o.timing) {
+      Table t;
+      t.title = "timing per sample, " + where;
+      t.header = {"method", "samples", "errors", "seconds", "forwards", "backwards",
+                  "peak MiB"};
+      for (size_t v = 0; v < variants.size(); ++v) {
+        const Stats* all = find_stats(sec, v, "\x01all");
+        if (!all) continue;
+        t.rows.push_back({variants[v].label, std::to_string(all->ok),
+                          std::to_string(all->errors), fmt(mean_of(all->seconds), 3),
+                          fmt(mean_of(all->forwards), 1), fmt(mean_of(all->backwards), 1),
+                          fmt(static_cast<double>(all->peak) / (1024.0 * 1024.0), 1)});
+      }
+      render(t, o.format, out);
+    }
+  }
+}
+
+void export_sample(const std::string& db_path, int64_t sample_id, const std::string& out_path) {
+  ResultsDb db(db_path, false);
+  const SampleRecord s = db.sample(sample_id);
+  if (s.status != "ok") {
+    throw InputError("sample " + std::to_string(sample_id) + " of '" + db_path +
+                     "' has status " + s.status + (s.error.empty() ? "" : ": " + s.error));
+  }
+  const std::string h5 = (fs::path(db_path).parent_path() / s.h5_file).string();
+  ResultsH5 file(h5, ResultsH5::Mode::kRead);
+  write_image(out_path, file.read_image(s.sample_path));
+}
+
+namespace {
+
+cv::Mat to_bgr(const at::Tensor& hwc_u8, int64_t tile) {
+  at::Tensor t = hwc_u8.contiguous();
+  const int h = static_cast<int>(t.size(0)), w = static_cast<int>(t.size(1));
+  const int c = static_cast<int>(t.size(2));
+  cv::Mat m(h, w, CV_8UC(c), t.data_ptr<uint8_t>());
+  cv::Mat bgr;
+  if (c == 1) {
+    cv::cvtColor(m, bgr, cv::COLOR_GRAY2BGR);
+  } else {
+    cv::cvtColor(m, bgr, cv::COLOR_RGB2BGR);
+  }
+  cv::Mat out;
+  cv::resize(bgr, out, cv::Size(static_cast<int>(tile), static_cast<int>(tile)), 0, 0,
+             tile >= h ? cv::INTER_NEAREST : cv::INTER_AREA);
+  return out;
+}
+
+/// Draws `text` centred in `box`, shrinking the font until it fits.
+void put_label(cv::Mat& canvas, const std::string& text, const cv::Rect& box) {
+  double scale = 0.45;
+  int base = 0;
+  cv::Size size;
+  for (; scale > 0.2; scale -= 0.05) {
+    size = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, scale, 1, &base);
+    if (size.width <= box.width - 4) break;
+  }
+  const cv::Point at(box.x + std::max(2, (box.width - size.width) / 2),
+                     box.y + (box.height + size.height) / 2);
+  cv::putText(canvas, text, at, cv::FONT_HERSHEY_SIMPLEX, scale, cv::Scalar(0, 0, 0), 1,
+              cv::LINE_AA);
+}
+
+}  // namespace
+
+int64_t export_grid(const ResultSet& rs, const GridOptions& o, const std::string& out_path) {
+  std::vector<Variant> variants = result_variants(rs);
+  std::map<std::pair<std::string, std::string>, size_t> variant_of;
+  std::vector<size_t> columns;
+  for (size_t i = 0; i < variants.size(); ++i) {
+    variant_of[{variants[i].method, variants[i].settings_hash}] = i;
+    const bool wanted =
+        o.methods.empty() ||
+        std::find(o.methods.begin(), o.methods.end(), variants[i].method) != o.methods.end() ||
+        std::find(o.methods.begin(), o.methods.end(), variants[i].label) != o.methods.end();
+    if (wanted) columns.push_back(i);
+  }
+  if (columns.empty()) throw UsageError("export --grid: no stored method matches --methods");
+  int64_t seed = o.seed;
+  if (seed < 0 && !rs.cells.empty()) seed = rs.cells.front().seed;
+  std::vector<std::string> masks;
+  for (const auto& c : rs.cells) {
+    const bool wanted =
+        o.masks.empty() || std::find(o.masks.begin(), o.masks.end(), c.mask) != o.masks.end();
+    if (wanted && std::find(masks.begin(), masks.end(), c.mask) == masks.end())
+      masks.push_back(c.mask);
+  }
+  // (variant, mask, image) -> sample; (mask, image) -> a sample holding its reference and mask.
+  std::map<std::tuple<size_t, std::string, int64_t>, const SampleRecord*> by_key;
+  std::map<std::pair<std::string, int64_t>, const SampleRecord*> inputs;
+  std::set<int64_t> stored_images;
+  for (const auto& s : rs.samples) {
+    if (s.status != "ok") continue;
+    const CellRecord& c = rs.cells.at(s.cell_id);
+    inputs.emplace(std::make_pair(c.mask, s.image_index), &s);
+    stored_images.insert(s.image_index);
+    if (c.seed != seed || s.sample_index != o.sample_index) continue;
+    by_key[{variant_of.at({c.method, c.settings_hash}), c.mask, s.image_index}] = &s;
+  }
+  std::vector<int64_t> images = o.images;
+  if (images.empty()) {
+    for (int64_t i : stored_images) {
+      if (images.size() < 4) images.push_back(i);
+    }
+  }
+  if (images.empty() || masks.empty()) throw InputError("export --grid: no stored samples");
+
+  std::map<std::string, std::unique_ptr<ResultsH5>> files;
+  auto read = [&](const SampleRecord& s, const std::string& path) {
+    auto& f = files[s.h5_file];
+    if (!f) f = std::make_unique<ResultsH5>(s.h5_file, ResultsH5::Mode::kRead);
+    return f->read_uint8(path);
+  };
+  int64_t tile = o.tile;
+  if (tile <= 0) {
+    const SampleRecord* any = inputs.begin()->second;
+    tile = std::max<int64_t>(96, read(*any, any->reference_path).size(0));
+  }
+  const int label_w = 110, header_h = 28, gap = 4;
+  const int t = static_cast<int>(tile);
+  const int cols = static_cast<int>(2 + columns.size());
+  const int rows = static_cast<int>(images.size() * masks.size());
+  cv::Mat canvas(header_h + rows * (t + gap), label_w + cols * (t + gap), CV_8UC3,
+                 cv::Scalar(255, 255, 255));
+  std::vector<std::string> headers = {"reference", "input"};
+  for (size_t v : columns) headers.push_back(variants[v].label);
+  for (int c = 0; c < cols; ++c)
+    put_label(canvas, headers[c], cv::Rect(label_w + c * (t + gap), 0, t, header_h));
+  int64_t drawn = 0;
+  int row = 0;
+  for (int64_t image : images) {
+    for (const auto& mask : masks) {
+      const int y = header_h + row * (t + gap);
+      auto in = inputs.find({mask, image});
+      std::string id = std::to_string(image);
+      if (in != inputs.end() && !in->second->image_id.empty()) id = in->second->image_id;
+      put_label(canvas, "img " + id, cv::Rect(0, y + t / 2 - 16, label_w, 16));
+      put_label(canvas, mask, cv::Rect(0, y + t / 2, label_w, 16));
+      auto place = [&](int c, const cv::Mat& m) {
+        m.copyTo(canvas(cv::Rect(label_w + c * (t + gap), y, t, t)));
+        ++drawn;
+      };
+      const cv::Mat missing(t, t, CV_8UC3, cv::Scalar(64, 64, 64));
+      if (in != inputs.end()) {
+        const at::Tensor ref = read(*in->second, in->second->reference_path);
+        const at::Tensor known = read(*in->second, in->second->mask_path).gt(127);
+        const at::Tensor masked =
+            at::where(known.expand_as(ref), ref, at::full_like(ref, 128)).contiguous();
+        place(0, to_bgr(ref, tile));
+        place(1, to_bgr(masked, tile));
+      } else {
+        place(0, missing);
+        place(1, missing);
+      }
+      for (size_t k = 0; k < columns.size(); ++k) {
+        auto it = by_key.find({columns[k], mask, image});
+        place(static_cast<int>(2 + k), it == by_key.end()
+                                           ? missing
+                                           : to_bgr(read(*it->second, it->second->sample_path),
+                                                    tile));
+      }
+      ++row;
+    }
+  }
+  bool ok = false;
+  try {
+    ok = cv::imwrite(out_path, canvas);
+  } catch (const cv::Exception& e) {
+    throw InputError("cannot write image '" + out_path + "': " + e.what());
+  }
+  if (!ok) throw InputError("cannot write image '" + out_path + "'");
+  return drawn;
+}
+
+}  // namespace copaint

@@ -1,0 +1,74 @@
+// Reports over stored results: loading one or several result databases, the paper-style
+// comparison tables (method variants x masks, one metric per table, mean and best-of-n),
+// ablation tables over a method's settings axes, timing, and image exports.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "experiments/results_db.h"
+
+namespace copaint {
+
+/// Results read from one or several databases (shards, a merge), deduplicated.
+struct ResultSet {
+  std::vector<std::string> sources;  ///< database files read
+  std::vector<RunRecord> runs;
+  std::vector<CellRecord> cells;  ///< unique by key; CellRecord::id is the index in this vector
+  /// Unique by (cell, image, sample); cell_id indexes `cells`; h5_file is a full path.
+  std::vector<SampleRecord> samples;
+};
+
+/// Reads every database (an ok row wins over an error row of the same sample).
+ResultSet load_results(const std::vector<std::string>& dbs);
+
+/// A method with one resolved setting (rows of the tables).
+struct Variant {
+  std::string method;
+  std::string settings_hash;
+  std::string label;  ///< "copaint" or "copaint (G=5)" when the method has several variants
+  std::map<std::string, std::string> varying;  ///< the settings that differ between its variants
+};
+
+/// The variants of a result set, in cell order, each with the keys that vary within its method.
+std::vector<Variant> result_variants(const ResultSet& results);
+
+struct ReportOptions {
+  std::string format = "markdown";    ///< markdown | csv | latex
+  std::vector<std::string> metrics;   ///< names or prefixes (lpips matches lpips_alex_v0.1); empty = all
+  bool timing = false;                ///< add the timing table (markdown, latex)
+  bool std = false;                   ///< show the standard deviation
+  int precision = 4;                  ///< digits after the point
+};
+
+/// Writes the report. Markdown/LaTeX: per dataset and model, one comparison table per metric
+/// (rows method variants, columns masks; "mean (best)" where mean is over all ok samples, seeds
+/// pooled, and best is the mean over images of each image's best sample, the reference's
+/// best_mean), one ablation table per metric for each method with several variants (rows the
+/// varying settings, plus seconds and forwards per sample), and with `timing` a table of
+/// seconds, forwards and backwards per sample. CSV: one tidy row per (dataset, model, metric,
+/// variant, mask) with samples, images, errors, mean, std, best_mean, seconds/forwards/backwards
+/// per sample.
+void write_report(const ResultSet& results, const ReportOptions& options, std::ostream& out);
+
+/// Writes the stored sample `sample_id` of database `db` as a PNG (or any OpenCV format).
+void export_sample(const std::string& db, int64_t sample_id, const std::string& out_path);
+
+struct GridOptions {
+  std::vector<int64_t> images;       ///< image indices (empty = the first 4 stored)
+  std::vector<std::string> masks;    ///< empty = all
+  std::vector<std::string> methods;  ///< method names or variant labels; empty = all
+  int64_t sample_index = 0;
+  int64_t seed = -1;  ///< -1 = the first seed stored
+  int64_t tile = 0;   ///< tile side in pixels (0 = the image size, at least 96)
+};
+
+/// A labelled image grid: one row per (image, mask), columns reference, masked input and each
+/// variant's sample; missing samples are dark grey. Returns the number of tiles drawn.
+int64_t export_grid(const ResultSet& results, const GridOptions& options,
+                    const std::string& out_path);
+
+}  // namespace copaint

@@ -1,0 +1,151 @@
+// `copaint report RESULTS` (tables) and `copaint export RESULTS` (PNG of a sample or a grid).
+#include <boost/program_options.hpp>
+
+#include "experiments/cli.h"
+#include "experiments/merge.h"
+#include "experiments/report.h"
+#include "experiments/run_command.h"
+#include "framework/error.h"
+#include "framework/options.h"
+
+namespace po = boost::program_options;
+
+namespace copaint {
+namespace {
+
+int cmd_report(CommandContext& ctx) {
+  po::options_description d(
+      "usage: copaint report RESULTS_DIR_OR_DB... [--format markdown|csv|latex] [--metric M]... "
+      "[--timing]\n\n"
+      "Reads a results folder (results.sqlite and any results.shard-*.sqlite) or database files,\n"
+      "and prints per metric the comparison table (rows: method variants, columns: masks; cells:\n"
+      "mean over samples with seeds pooled, and in parentheses best-of-n, the mean over images of\n"
+      "each image's best sample), ablation tables for methods run with settings axes, and with\n"
+      "--timing seconds and UNet forwards/backwards per sample.\n\nOptions");
+  d.add_options()("help,h", "print this help")(
+      "format", po::value<std::string>()->default_value("markdown"), "markdown | csv | latex")(
+      "metric", po::value<std::vector<std::string>>()->composing(),
+      "only this metric (repeatable; a prefix such as lpips matches lpips_alex_v0.1)")(
+      "timing", po::bool_switch(), "add the timing table")(
+      "std", po::bool_switch(), "show the standard deviation next to the mean")(
+      "precision", po::value<int>()->default_value(4), "digits after the point")(
+      "inputs", po::value<std::vector<std::string>>(), "");
+  po::positional_options_description pos;
+  pos.add("inputs", -1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(ctx.args).options(d).positional(pos).run(), vm);
+  po::notify(vm);
+  if (vm.count("help")) {
+    ctx.out << d;
+    return 0;
+  }
+  if (!vm.count("inputs")) throw UsageError("report: give a results folder or database");
+  std::vector<std::string> dbs;
+  for (const auto& a : vm["inputs"].as<std::vector<std::string>>()) {
+    for (const auto& f : find_result_dbs(a)) dbs.push_back(f);
+  }
+  ReportOptions o;
+  o.format = vm["format"].as<std::string>();
+  if (o.format == "md") o.format = "markdown";
+  if (vm.count("metric")) o.metrics = vm["metric"].as<std::vector<std::string>>();
+  o.timing = vm["timing"].as<bool>();
+  o.std = vm["std"].as<bool>();
+  o.precision = vm["precision"].as<int>();
+  if (o.precision < 0 || o.precision > 12) throw UsageError("report: --precision must be 0..12");
+  write_report(load_results(dbs), o, ctx.out);
+  return 0;
+}
+
+std::vector<int64_t> parse_ints(const std::string& text, const char* what) {
+  std::vector<int64_t> out;
+  for (const auto& item : split_list(text)) {
+    try {
+      size_t used = 0;
+      out.push_back(std::stoll(item, &used));
+      if (used != item.size()) throw std::invalid_argument(item);
+    } catch (const std::exception&) {
+      throw UsageError(std::string("export: ") + what + " must be integers, got '" + item + "'");
+    }
+  }
+  return out;
+}
+
+int cmd_export(CommandContext& ctx) {
+  po::options_description d(
+      "usage: copaint export RESULTS_DIR_OR_DB --sample ID --out x.png\n"
+      "       copaint export RESULTS_DIR_OR_DB --grid --out grid.png [--images 0,1] [--masks "
+      "half,line] [--methods copaint,repaint]\n\nOptions");
+  d.add_options()("help,h", "print this help")(
+      "sample", po::value<int64_t>(),
+      "id of a sample row (sample.id in the database; with a folder, of its results.sqlite)")(
+      "grid", po::bool_switch(),
+      "a labelled grid: a row per (image, mask); reference, masked input, each method's sample")(
+      "out", po::value<std::string>(), "output image (PNG); required")(
+      "images", po::value<std::string>(), "grid: image indices (default the first 4 stored)")(
+      "masks", po::value<std::string>(), "grid: masks (default all)")(
+      "methods", po::value<std::string>(),
+      "grid: method names or variant labels (default all)")(
+      "sample-index", po::value<int64_t>()->default_value(0), "grid: which sample of each image")(
+      "seed", po::value<int64_t>()->default_value(-1), "grid: which seed (default the first)")(
+      "tile", po::value<int64_t>()->default_value(0),
+      "grid: tile side in pixels (default the image size, at least 96)")(
+      "input", po::value<std::string>(), "");
+  po::positional_options_description pos;
+  pos.add("input", 1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(ctx.args).options(d).positional(pos).run(), vm);
+  po::notify(vm);
+  if (vm.count("help")) {
+    ctx.out << d;
+    return 0;
+  }
+  if (!vm.count("input")) throw UsageError("export: give a results folder or database");
+  if (!vm.count("out")) throw UsageError("export: --out is required");
+  const std::string input = vm["input"].as<std::string>(), out = vm["out"].as<std::string>();
+  const std::vector<std::string> dbs = find_result_dbs(input);
+  if (vm["grid"].as<bool>()) {
+    GridOptions g;
+    if (vm.count("images")) g.images = parse_ints(vm["images"].as<std::string>(), "--images");
+    if (vm.count("masks")) g.masks = split_list(vm["masks"].as<std::string>());
+    if (vm.count("methods")) g.methods = split_list(vm["methods"].as<std::string>());
+    g.sample_index = vm["sample-index"].as<int64_t>();
+    g.seed = vm["seed"].as<int64_t>();
+    g.tile = vm["tile"].as<int64_t>();
+    const int64_t tiles = export_grid(load_results(dbs), g, out);
+    ctx.out << "wrote " << out << " (" << tiles << " tiles)\n";
+    return 0;
+  }
+  if (!vm.count("sample")) throw UsageError("export: give --sample ID or --grid");
+  std::string db = dbs.front();
+  if (dbs.size() > 1) {
+    bool found = false;
+    for (const auto& f : dbs) {
+      if (f.size() >= 14 && f.compare(f.size() - 14, 14, "results.sqlite") == 0) {
+        db = f;
+        found = true;
+      }
+    }
+    if (!found) {
+      throw UsageError("export: '" + input +
+                       "' holds only shard databases; give one of them, or run `copaint merge` "
+                       "first");
+    }
+  }
+  export_sample(db, vm["sample"].as<int64_t>(), out);
+  ctx.out << "wrote " << out << "\n";
+  return 0;
+}
+
+}  // namespace
+
+void register_report_command() {
+  add_command({"report", "tables of stored results: methods x masks per metric, ablations, timing",
+               cmd_report});
+}
+
+void register_export_command() {
+  add_command({"export", "a stored sample as PNG, or a labelled grid of inputs and samples",
+               cmd_export});
+}
+
+}  // namespace copaint

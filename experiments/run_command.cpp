@@ -1,0 +1,146 @@
+// `copaint run EXPERIMENT.ini` and `copaint merge RESULTS_DIR`.
+#include "experiments/run_command.h"
+
+#include <cstdio>
+#include <ostream>
+
+#include <boost/program_options.hpp>
+
+#include "experiments/cli.h"
+#include "experiments/experiment.h"
+#include "experiments/merge.h"
+#include "experiments/runner.h"
+#include "framework/error.h"
+
+namespace po = boost::program_options;
+
+namespace copaint {
+namespace {
+
+po::options_description run_options() {
+  po::options_description d(
+      "usage: copaint [--device D] run EXPERIMENT.ini [--out DIR] [--set k=v]... [--dry-run] "
+      "[--shard i/n] [--retry-failed] [--force]\n\nOptions");
+  d.add_options()("help,h", "print this help")(
+      "out", po::value<std::string>(), "results folder (default results/<name>)")(
+      "set", po::value<std::vector<std::string>>()->composing(),
+      "an experiment key=value (repeatable; wins over the file), e.g. --set samples=2 or "
+      "--set copaint.G=1,2")(
+      "dry-run", po::bool_switch(),
+      "print the expanded grid and its cost in UNet evaluations, run nothing")(
+      "shard", po::value<std::string>(),
+      "i/n: run only work items (cell, image, sample) whose index % n == i, into "
+      "results.shard-i-of-n.{sqlite,h5}")(
+      "retry-failed", po::bool_switch(), "rerun samples stored with status error")(
+      "force", po::bool_switch(), "recompute samples already stored");
+  return d;
+}
+
+po::options_description run_testing_options() {
+  po::options_description d("Testing options");
+  d.add_options()("stop-after", po::value<int64_t>(),
+                  "stop (as if interrupted) once this many samples are stored")(
+      "crash-after", po::value<int64_t>(),
+      "fault injection: exit with code 86 once this many samples are in HDF5 but before they "
+      "are committed to SQLite");
+  return d;
+}
+
+const char* kRunNotes =
+    "\nThe experiment file is INI with dotted keys (experiments/*.ini; see experiments/README.md).\n"
+    "A comma list in `dataset`, `methods`, `masks`, `seeds` or a method setting (copaint.G = 1,2,5)\n"
+    "is a grid axis; other values are literal (adm.channel_mult = 1,2,2).\n"
+    "Results: DIR/results.sqlite (SQLite, WAL) and DIR/results.h5 (uint8 images). A rerun skips\n"
+    "stored samples (those with status error too, unless --retry-failed). Shards write their own\n"
+    "files; combine them with `copaint merge DIR` (or report on DIR directly).\n";
+
+int cmd_run(CommandContext& ctx) {
+  po::options_description visible = run_options();
+  po::options_description all;
+  all.add(visible).add(run_testing_options());
+  all.add_options()("experiment", po::value<std::string>());
+  po::positional_options_description pos;
+  pos.add("experiment", 1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(ctx.args).options(all).positional(pos).run(), vm);
+  po::notify(vm);
+  if (vm.count("help")) {
+    ctx.out << visible << run_testing_options() << kRunNotes;
+    return 0;
+  }
+  if (!vm.count("experiment")) throw UsageError("run: give an experiment file (experiments/*.ini)");
+  const std::vector<std::string> sets =
+      vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  const Experiment ex = load_experiment(vm["experiment"].as<std::string>(), sets);
+
+  RunOptions o;
+  if (vm.count("out")) o.out_dir = vm["out"].as<std::string>();
+  if (vm.count("shard")) parse_shard(vm["shard"].as<std::string>(), &o.shard_index, &o.shard_count);
+  o.retry_failed = vm["retry-failed"].as<bool>();
+  o.force = vm["force"].as<bool>();
+  o.device = ctx.device;
+  if (vm.count("stop-after")) o.stop_after = vm["stop-after"].as<int64_t>();
+  if (vm.count("crash-after")) o.crash_after = vm["crash-after"].as<int64_t>();
+
+  if (vm["dry-run"].as<bool>()) {
+    print_plan(ex, plan_experiment(ex, o), ctx.out);
+    if (o.shard_count > 1) ctx.out << "(shard " << o.shard_index << "/" << o.shard_count << ")\n";
+    return 0;
+  }
+  const RunSummary s = run_experiment(ex, o);
+  char line[512];
+  std::snprintf(line, sizeof line,
+                "%s: %lld samples, %lld already stored, %lld run now (%lld ok, %lld errors) in "
+                "%.1f s%s\n",
+                ex.name.c_str(), static_cast<long long>(s.selected),
+                static_cast<long long>(s.skipped), static_cast<long long>(s.ok + s.errors),
+                static_cast<long long>(s.ok), static_cast<long long>(s.errors), s.seconds,
+                s.stopped ? " (stopped early)" : "");
+  ctx.out << line << "results: " << s.paths.db << ", " << s.paths.h5 << "\n";
+  return 0;
+}
+
+int cmd_merge(CommandContext& ctx) {
+  po::options_description d(
+      "usage: copaint merge RESULTS_DIR [DB...] [--out DIR]\n\n"
+      "Merges the shard outputs of RESULTS_DIR (results.shard-*.sqlite with their .h5 files) and\n"
+      "any further databases given into DIR/results.sqlite and DIR/results.h5 (DIR defaults to\n"
+      "RESULTS_DIR). Refuses inputs of different experiments or configurations.\n\nOptions");
+  d.add_options()("help,h", "print this help")("out", po::value<std::string>(),
+                                               "output folder (default RESULTS_DIR)")(
+      "inputs", po::value<std::vector<std::string>>(), "");
+  po::positional_options_description pos;
+  pos.add("inputs", -1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(ctx.args).options(d).positional(pos).run(), vm);
+  po::notify(vm);
+  if (vm.count("help")) {
+    ctx.out << d;
+    return 0;
+  }
+  if (!vm.count("inputs")) throw UsageError("merge: give the results folder");
+  const auto args = vm["inputs"].as<std::vector<std::string>>();
+  std::vector<std::string> dbs;
+  for (const auto& a : args) {
+    for (const auto& f : find_result_dbs(a)) dbs.push_back(f);
+  }
+  const std::string out = vm.count("out") ? vm["out"].as<std::string>() : args.front();
+  const MergeSummary s = merge_results(dbs, out);
+  ctx.out << "merged " << s.inputs << " database(s): " << s.copied << " sample rows copied, "
+          << s.duplicates << " already present; " << s.cells << " cells in " << s.db << " and "
+          << s.h5 << "\n";
+  return 0;
+}
+
+}  // namespace
+
+void register_run_command() {
+  add_command({"run", "run an experiment grid (experiments/*.ini) into SQLite + HDF5 results",
+               cmd_run});
+}
+
+void register_merge_command() {
+  add_command({"merge", "merge the shard outputs of an experiment into one database", cmd_merge});
+}
+
+}  // namespace copaint

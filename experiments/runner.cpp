@@ -1,0 +1,581 @@
+// The experiment runner: planning (shards, resume), batching, scoring and storing samples.
+#include "experiments/runner.h"
+
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <memory>
+#include <ostream>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <ATen/ATen.h>
+
+#if defined(COPAINT_CUDA_MEMORY_STATS)
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+#include "datasets/dataset.h"
+#include "datasets/mask.h"
+#include "experiments/inpaint_batch.h"
+#include "experiments/inpaint_command.h"
+#include "experiments/results_db.h"
+#include "experiments/results_h5.h"
+#include "framework/device.h"
+#include "framework/error.h"
+#include "framework/log.h"
+#include "framework/model.h"
+#include "framework/registry.h"
+#include "framework/version.h"
+#include "methods/method.h"
+#include "metrics/metric.h"
+
+namespace copaint {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string iso_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+/// The dataset's settings without `count` (adding images keeps stored ones valid).
+std::string dataset_key(const std::string& name, const Options& settings) {
+  Options s = settings;
+  s.erase("count");
+  return name + "-" + s.hash().substr(0, 8);
+}
+
+std::string mask_key(const ExperimentCell& c, int64_t h, int64_t w) {
+  return c.mask + "-" +
+         fnv1a_hex(c.mask_settings.canonical() + "mask_seed=" + std::to_string(c.mask_seed) +
+                   "\nsize=" + std::to_string(h) + "x" + std::to_string(w) + "\n")
+             .substr(0, 8);
+}
+
+/// Calls f(cell, image, sample) for every work item of this shard, in grid order. Work item k
+/// (counting over cells, then images, then samples) belongs to shard k % count.
+template <class F>
+void for_each_selected(const Experiment& ex, const std::map<std::string, int64_t>& images,
+                       int64_t shard_index, int64_t shard_count, F f) {
+  int64_t k = 0;
+  for (const auto& cell : ex.cells) {
+    const int64_t n = std::max<int64_t>(0, images.at(cell.dataset));
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t s = 0; s < ex.samples; ++s, ++k) {
+        if (k % shard_count == shard_index) f(cell, i, s);
+      }
+    }
+  }
+}
+
+bool is_done(const std::map<std::pair<int64_t, int64_t>, std::string>& status, int64_t i,
+             int64_t s, const RunOptions& o) {
+  if (o.force) return false;
+  auto it = status.find({i, s});
+  if (it == status.end()) return false;
+  return it->second == "ok" || !o.retry_failed;
+}
+
+CellRecord cell_record(const ExperimentCell& c) {
+  CellRecord r;
+  r.key = c.key();
+  r.position = c.index;
+  r.method = c.method;
+  r.settings = c.method_settings.canonical();
+  r.settings_hash = c.method_settings.hash();
+  r.axes = c.axes_label();
+  r.dataset = c.dataset;
+  r.dataset_settings = c.dataset_settings.canonical();
+  r.mask = c.mask;
+  r.mask_settings = c.mask_settings.canonical();
+  r.model = c.model;
+  r.model_settings = c.model_settings.canonical();
+  r.seed = c.seed;
+  r.mask_seed = c.mask_seed;
+  return r;
+}
+
+void reset_peak_memory(const c10::Device& device) {
+#if defined(COPAINT_CUDA_MEMORY_STATS)
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+#else
+  (void)device;
+#endif
+}
+
+int64_t peak_memory(const c10::Device& device) {
+#if defined(COPAINT_CUDA_MEMORY_STATS)
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+    return stats.allocated_bytes[0].peak;
+  }
+#endif
+  (void)device;
+  return 0;
+}
+
+/// An exclusive lock on `path` for the life of the object: two processes never write the same
+/// result files.
+class FileLock {
+ public:
+  explicit FileLock(const std::string& path) : path_(path) {
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT, 0644);
+    if (fd_ < 0) throw InputError("cannot create lock file '" + path + "'");
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd_);
+      throw InputError("'" + path +
+                       "' is locked: another `copaint run` is writing these results (give each "
+                       "process its own --shard or --out)");
+    }
+  }
+  ~FileLock() {
+    ::flock(fd_, LOCK_UN);
+    ::close(fd_);
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+/// One sample to compute.
+struct Item {
+  int64_t image = 0;
+  int64_t sample = 0;
+};
+
+/// What became of one sample.
+struct Outcome {
+  bool ok = false;
+  at::Tensor sample;  ///< [C,H,W] on the CPU
+  double seconds = 0;
+  EvalCounter evals;
+  int64_t peak = 0;
+  std::string error;
+  std::vector<ScoreRecord> scores;
+};
+
+}  // namespace
+
+ResultPaths result_paths(const std::string& dir, int64_t shard_index, int64_t shard_count) {
+  ResultPaths p;
+  p.dir = dir;
+  const std::string stem =
+      shard_count <= 1 ? "results"
+                       : "results.shard-" + std::to_string(shard_index) + "-of-" +
+                             std::to_string(shard_count);
+  p.db = (fs::path(dir) / (stem + ".sqlite")).string();
+  p.h5 = (fs::path(dir) / (stem + ".h5")).string();
+  return p;
+}
+
+std::string default_results_dir(const Experiment& ex) {
+  return (fs::path("results") / ex.name).string();
+}
+
+void parse_shard(const std::string& text, int64_t* index, int64_t* count) {
+  const auto slash = text.find('/');
+  bool ok = slash != std::string::npos;
+  if (ok) {
+    try {
+      size_t a = 0, b = 0;
+      const std::string i = text.substr(0, slash), n = text.substr(slash + 1);
+      *index = std::stoll(i, &a);
+      *count = std::stoll(n, &b);
+      ok = a == i.size() && b == n.size() && *count >= 1 && *index >= 0 && *index < *count;
+    } catch (const std::exception&) {
+      ok = false;
+    }
+  }
+  if (!ok) throw UsageError("--shard must be i/n with 0 <= i < n, got '" + text + "'");
+}
+
+uint64_t experiment_sample_seed(int64_t seed, int64_t image_index, int64_t sample_index) {
+  return inpaint_sample_seed(inpaint_sample_seed(static_cast<uint64_t>(seed), image_index),
+                             sample_index);
+}
+
+GridPlan plan_experiment(const Experiment& ex, const RunOptions& options) {
+  GridPlan plan;
+  for (const auto& name : ex.datasets) {
+    const Options& settings = ex.dataset_settings.at(name);
+    try {
+      plan.images[name] = Registry<Dataset>::global().at(name).factory(settings)->size();
+    } catch (const std::exception& e) {
+      const int64_t count = settings.has("count") ? settings.get_int("count") : -1;
+      plan.images[name] = count > 0 ? count : -1;
+      plan.notes[name] = std::string("not opened (") + e.what() + ")" +
+                         (count > 0 ? "; counted from its `count` setting" : "");
+      if (count <= 0) plan.images_known = false;
+    }
+  }
+  for (const auto& name : ex.masks) {
+    try {
+      Registry<MaskGenerator>::global().at(name).factory(ex.mask_settings.at(name));
+    } catch (const std::exception& e) {
+      plan.warnings.push_back("mask " + name + ": " + e.what());
+    }
+  }
+  const std::string checkpoint = ex.model_settings.get("checkpoint", "");
+  std::error_code fs_ec;
+  if (ex.model_settings.has("checkpoint") && !fs::is_regular_file(checkpoint, fs_ec)) {
+    plan.warnings.push_back("model " + ex.model + ": checkpoint '" + checkpoint + "' " +
+                            (checkpoint.empty() ? "not set" : "not found"));
+  }
+  const std::string dir = options.out_dir.empty() ? default_results_dir(ex) : options.out_dir;
+  const ResultPaths paths = result_paths(dir, options.shard_index, options.shard_count);
+  std::unique_ptr<ResultsDb> db;
+  std::error_code ec;
+  if (fs::is_regular_file(paths.db, ec)) db = std::make_unique<ResultsDb>(paths.db, false);
+  std::map<std::string, int64_t> cell_ids;
+  if (db) {
+    for (const auto& c : db->cells()) cell_ids[c.key] = c.id;
+  }
+
+  plan.cells.resize(ex.cells.size());
+  std::map<std::pair<int64_t, int64_t>, std::string> status;
+  int64_t status_cell = -1;
+  for_each_selected(ex, plan.images, options.shard_index, options.shard_count,
+                    [&](const ExperimentCell& cell, int64_t i, int64_t s) {
+                      CellPlan& cp = plan.cells[cell.index];
+                      if (status_cell != cell.index) {
+                        status_cell = cell.index;
+                        status.clear();
+                        auto it = cell_ids.find(cell.key());
+                        if (db && it != cell_ids.end()) status = db->sample_status(it->second);
+                      }
+                      ++cp.selected;
+                      if (is_done(status, i, s, options)) ++cp.done;
+                    });
+  for (const auto& cell : ex.cells) {
+    CellPlan& cp = plan.cells[cell.index];
+    cp.cell = cell.index;
+    cp.images = plan.images.at(cell.dataset);
+    cp.forwards_per_sample = cell.expected_forwards;
+    plan.selected += cp.selected;
+    plan.done += cp.done;
+    plan.total_forwards += cp.selected * cp.forwards_per_sample;
+    plan.pending_forwards += (cp.selected - cp.done) * cp.forwards_per_sample;
+  }
+  return plan;
+}
+
+void print_plan(const Experiment& ex, const GridPlan& plan, std::ostream& out) {
+  char line[512];
+  out << "experiment " << ex.name << " (" << ex.source << "), config " << ex.config_hash()
+      << ": model " << ex.model << ", " << ex.datasets.size() << " dataset(s), "
+      << ex.methods.size() << " method(s), " << ex.masks.size() << " mask(s), "
+      << ex.seeds.size() << " seed(s), " << ex.samples << " sample(s) per image -> "
+      << ex.cells.size() << " cells\n";
+  for (const auto& [name, n] : plan.images) {
+    out << "dataset " << name << ": " << (n < 0 ? std::string("? images") : std::to_string(n) + " images");
+    auto it = plan.notes.find(name);
+    if (it != plan.notes.end()) out << " - " << it->second;
+    out << "\n";
+  }
+  std::snprintf(line, sizeof line, "%5s  %-12s %-28s %-9s %5s %8s %6s %10s %13s\n", "cell",
+                "method", "settings", "mask", "seed", "samples", "done", "fwd/sample",
+                "forwards");
+  out << line;
+  for (const auto& cp : plan.cells) {
+    const ExperimentCell& c = ex.cells[cp.cell];
+    std::string axes = c.axes_label();
+    if (axes.empty()) axes = "-";
+    std::snprintf(line, sizeof line,
+                  "%5" PRId64 "  %-12s %-28s %-9s %5" PRId64 " %8" PRId64 " %6" PRId64
+                  " %10" PRId64 " %13" PRId64 "\n",
+                  c.index, c.method.c_str(), axes.c_str(), c.mask.c_str(), c.seed, cp.selected,
+                  cp.done, cp.forwards_per_sample, cp.selected * cp.forwards_per_sample);
+    out << line;
+  }
+  std::snprintf(line, sizeof line,
+                "total: %zu cells, %" PRId64 " samples (%" PRId64 " done, %" PRId64
+                " to run), %" PRId64 " UNet forwards (%" PRId64
+                " to run) = expected forwards per sample x samples x images\n",
+                ex.cells.size(), plan.selected, plan.done, plan.selected - plan.done,
+                plan.total_forwards, plan.pending_forwards);
+  out << line;
+  if (!plan.images_known) out << "(image counts unknown for some datasets: totals are partial)\n";
+  for (const auto& w : plan.warnings) out << "warning: a run would fail: " << w << "\n";
+}
+
+RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (options.shard_count < 1 || options.shard_index < 0 ||
+      options.shard_index >= options.shard_count) {
+    throw UsageError("bad shard " + std::to_string(options.shard_index) + "/" +
+                     std::to_string(options.shard_count));
+  }
+  RunSummary summary;
+  const std::string dir = options.out_dir.empty() ? default_results_dir(ex) : options.out_dir;
+  summary.paths = result_paths(dir, options.shard_index, options.shard_count);
+  const ResultPaths& paths = summary.paths;
+  const std::string h5_name = fs::path(paths.h5).filename().string();
+
+  // Everything that can fail on configuration or files, before any work.
+  const c10::Device device = parse_device(options.device);
+  std::unique_ptr<Denoiser> model =
+      Registry<Denoiser>::global().at(ex.model).factory(ex.model_settings);
+  model->to(device);
+  const int64_t size = model->image_size(), channels = model->channels();
+  std::map<std::string, std::unique_ptr<Dataset>> datasets;
+  std::map<std::string, int64_t> images;
+  for (const auto& name : ex.datasets) {
+    datasets[name] = Registry<Dataset>::global().at(name).factory(ex.dataset_settings.at(name));
+    images[name] = datasets[name]->size();
+    if (images[name] == 0) log_warn("dataset " + name + " has no images");
+    if (images[name] > 0) {
+      const ImageItem first = datasets[name]->get(0);
+      if (first.image.dim() != 3 || first.image.size(0) != channels ||
+          first.image.size(1) != size || first.image.size(2) != size) {
+        throw InputError("dataset " + name + ": image '" + first.id + "' is " +
+                         std::to_string(first.image.size(0)) + "x" +
+                         std::to_string(first.image.size(1)) + "x" +
+                         std::to_string(first.image.size(2)) + " but model " + ex.model +
+                         " takes " + std::to_string(channels) + "x" + std::to_string(size) + "x" +
+                         std::to_string(size) + " (set " + name + ".size / channels)");
+      }
+    }
+  }
+  std::map<std::string, std::unique_ptr<MaskGenerator>> masks;
+  for (const auto& name : ex.masks)
+    masks[name] = Registry<MaskGenerator>::global().at(name).factory(ex.mask_settings.at(name));
+  std::vector<std::unique_ptr<Metric>> metrics;
+  for (const auto& name : ex.metrics)
+    metrics.push_back(Registry<Metric>::global().at(name).factory(ex.metric_settings.at(name)));
+
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (!fs::is_directory(dir, ec)) throw InputError("cannot create results folder '" + dir + "'");
+  FileLock lock(paths.db + ".lock");
+  ResultsDb db(paths.db, true);
+
+  // What this shard has to do.
+  std::map<int64_t, int64_t> cell_ids;
+  std::map<int64_t, std::vector<Item>> pending;
+  {
+    std::map<std::pair<int64_t, int64_t>, std::string> status;
+    int64_t status_cell = -1;
+    for_each_selected(ex, images, options.shard_index, options.shard_count,
+                      [&](const ExperimentCell& cell, int64_t i, int64_t s) {
+                        if (status_cell != cell.index) {
+                          status_cell = cell.index;
+                          cell_ids[cell.index] = db.ensure_cell(cell_record(cell));
+                          status = db.sample_status(cell_ids[cell.index]);
+                        }
+                        ++summary.selected;
+                        if (is_done(status, i, s, options)) {
+                          ++summary.skipped;
+                        } else {
+                          pending[cell.index].push_back({i, s});
+                        }
+                      });
+  }
+  int64_t to_run = summary.selected - summary.skipped;
+
+  RunRecord run;
+  run.name = ex.name;
+  run.config = ex.config_text();
+  run.config_hash = ex.config_hash();
+  run.git_revision = git_revision();
+  run.torch_version = torch_version();
+  run.cuda = cuda_available() ? "yes (" + std::to_string(at::detail::getCUDAHooks().getNumGPUs()) +
+                                    " GPU(s))"
+                              : "no";
+  run.device = describe_device(device) + "; model " + model->describe();
+  run.shard = options.shard_count > 1 ? std::to_string(options.shard_index) + "/" +
+                                            std::to_string(options.shard_count)
+                                      : "";
+  run.started = iso_now();
+  run.status = "running";
+  const int64_t run_id = db.add_run(run);
+  log_info("experiment " + ex.name + ": " + std::to_string(summary.selected) + " samples, " +
+           std::to_string(summary.skipped) + " already stored, " + std::to_string(to_run) +
+           " to run -> " + paths.db);
+
+  std::map<std::pair<std::string, int64_t>, ImageItem> image_cache;
+  std::map<std::pair<std::string, int64_t>, at::Tensor> mask_cache;
+  auto item_of = [&](const std::string& ds, int64_t i) -> const ImageItem& {
+    auto key = std::make_pair(ds, i);
+    auto it = image_cache.find(key);
+    if (it == image_cache.end()) it = image_cache.emplace(key, datasets.at(ds)->get(i)).first;
+    return it->second;
+  };
+  auto mask_of = [&](const ExperimentCell& c, int64_t i) -> const at::Tensor& {
+    auto key = std::make_pair(mask_key(c, size, size), i);
+    auto it = mask_cache.find(key);
+    if (it == mask_cache.end()) {
+      at::Tensor m = masks.at(c.mask)->make(size, size, i, static_cast<uint64_t>(c.mask_seed));
+      it = mask_cache.emplace(key, m.to(at::kFloat).contiguous()).first;
+    }
+    return it->second;
+  };
+
+  int64_t stored = 0, in_h5 = 0;
+  ProgressBar bar(to_run, "run " + ex.name);
+  try {
+    for (const auto& [cell_index, items] : pending) {
+      if (summary.stopped) break;
+      const ExperimentCell& cell = ex.cells[cell_index];
+      const int64_t cell_id = cell_ids.at(cell_index);
+      log_debug("cell " + std::to_string(cell_index) + ": " + cell.label());
+      std::unique_ptr<Method> method;
+      std::string method_error;
+      try {
+        method = Registry<Method>::global().at(cell.method).factory(cell.method_settings);
+      } catch (const std::exception& e) {
+        method_error = e.what();
+      }
+      const std::string ds_key = dataset_key(cell.dataset, cell.dataset_settings);
+      const std::string mk = mask_key(cell, size, size);
+      const int64_t bs = ex.batch_size == 0 ? static_cast<int64_t>(items.size()) : ex.batch_size;
+
+      // Runs a group of items as one batch; returns one outcome per item.
+      auto run_group = [&](const std::vector<Item>& group) {
+        if (!method) throw std::runtime_error(method_error);
+        InpaintBatch batch;
+        std::vector<at::Tensor> imgs, msks;
+        std::vector<int64_t> labels;
+        for (const auto& it : group) {
+          const ImageItem& item = item_of(cell.dataset, it.image);
+          check_class_label(*model, model->num_classes() > 0 ? item.label : -1,
+                            "image '" + item.id + "'");
+          imgs.push_back(item.image);
+          msks.push_back(mask_of(cell, it.image));
+          labels.push_back(item.label);
+          batch.seeds.push_back(experiment_sample_seed(cell.seed, it.image, it.sample));
+        }
+        batch.draw_x_T = false;  // each method draws its own starting noise from the generators
+        batch.images = at::stack(imgs);
+        batch.masks = at::stack(msks);
+        if (model->num_classes() > 0) batch.labels = at::tensor(labels, at::kLong);
+        reset_peak_memory(device);
+        const InpaintBatchResult r = run_inpaint_batch(*method, *model, batch, device);
+        std::vector<Outcome> out(group.size());
+        const int64_t b = static_cast<int64_t>(group.size());
+        for (int64_t k = 0; k < b; ++k) {
+          out[k].ok = true;
+          out[k].sample = r.samples[k];
+          out[k].seconds = r.seconds / static_cast<double>(b);
+          out[k].evals = r.evals;
+          out[k].peak = peak_memory(device);
+        }
+        if (!metrics.empty()) {
+          const at::Tensor s = r.samples.to(device), ref = batch.images.to(device),
+                           m = batch.masks.to(device);
+          for (auto& metric : metrics) {
+            const at::Tensor v = metric->score(s, ref, m).to(at::kCPU, at::kDouble).contiguous();
+            for (int64_t k = 0; k < b; ++k) {
+              out[k].scores.push_back(
+                  {metric->name(), v[k].item<double>(), metric->higher_is_better()});
+            }
+          }
+        }
+        return out;
+      };
+
+      for (size_t first = 0; first < items.size() && !summary.stopped; first += bs) {
+        const std::vector<Item> group(items.begin() + first,
+                                      items.begin() + std::min(items.size(), first + bs));
+        std::vector<Outcome> outcomes;
+        try {
+          outcomes = run_group(group);
+        } catch (const std::exception& e) {
+          if (group.size() == 1) {
+            outcomes.assign(1, Outcome{});
+            outcomes[0].error = e.what();
+          } else {
+            log_warn(cell.label() + ": a batch of " + std::to_string(group.size()) +
+                     " failed (" + e.what() + "); running its samples one by one");
+            for (const auto& it : group) {
+              try {
+                outcomes.push_back(run_group({it}).front());
+              } catch (const std::exception& e1) {
+                Outcome o;
+                o.error = e1.what();
+                outcomes.push_back(std::move(o));
+              }
+            }
+          }
+        }
+
+        // Images first (flushed, file closed), then the rows in one transaction.
+        std::vector<SampleRecord> records;
+        {
+          std::unique_ptr<ResultsH5> h5;
+          for (size_t k = 0; k < group.size(); ++k) {
+            const Item& it = group[k];
+            Outcome& o = outcomes[k];
+            SampleRecord r;
+            r.cell_id = cell_id;
+            r.image_index = it.image;
+            r.sample_index = it.sample;
+            r.run_id = run_id;
+            try {
+              r.image_id = item_of(cell.dataset, it.image).id;
+            } catch (const std::exception&) {
+              r.image_id = std::to_string(it.image);
+            }
+            if (o.ok) {
+              if (!h5) h5 = std::make_unique<ResultsH5>(paths.h5, ResultsH5::Mode::kWrite);
+              r.h5_file = h5_name;
+              r.reference_path = "/references/" + ds_key + "/" + std::to_string(it.image);
+              r.mask_path = "/masks/" + mk + "/" + std::to_string(it.image);
+              r.sample_path = "/samples/" + cell.key() + "/" + std::to_string(it.image) + "_" +
+                              std::to_string(it.sample);
+              if (!h5->contains(r.reference_path))
+                h5->write_image(r.reference_path, item_of(cell.dataset, it.image).image);
+              if (!h5->contains(r.mask_path)) h5->write_mask(r.mask_path, mask_of(cell, it.image));
+              h5->write_image(r.sample_path, o.sample);
+              r.status = "ok";
+              r.seconds = o.seconds;
+              r.forwards = o.evals.forwards;
+              r.backwards = o.evals.backwards;
+              r.peak_memory = o.peak;
+              r.scores = std::move(o.scores);
+              ++summary.ok;
+            } else {
+              r.status = "error";
+              r.error = o.error;
+              ++summary.errors;
+              log_warn(cell.label() + ", image " + std::to_string(it.image) + ", sample " +
+                       std::to_string(it.sample) + ": " + o.error);
+            }
+            records.push_back(std::move(r));
+          }
+          if (h5) h5->flush();
+        }
+        in_h5 += static_cast<int64_t>(group.size());
+        if (options.crash_after >= 0 && in_h5 >= options.crash_after) {
+          std::fflush(nullptr);
+          std::_Exit(kCrashExitCode);  // fault injection: the rows were never committed
+        }
+        db.write_samples(records);
+        stored += static_cast<int64_t>(group.size());
+        bar.advance(static_cast<int64_t>(group.size()), cell.method + "/" + cell.mask);
+        if (options.stop_after >= 0 && stored >= options.stop_after) summary.stopped = true;
+      }
+    }
+  } catch (const std::exception& e) {
+    bar.finish();
+    db.finish_run(run_id, iso_now(), std::string("failed: ") + e.what());
+    throw;
+  }
+  bar.finish();
+  db.finish_run(run_id, iso_now(), summary.stopped ? "stopped" : "finished");
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return summary;
+}
+
+}  // namespace copaint

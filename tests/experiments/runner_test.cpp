@@ -1,0 +1,682 @@
+// Tests of the experiment runner: grid expansion and the axis rule, file errors naming lines,
+// dry-run cost, SQLite rows and views, resume after a stop and after a hard crash, error rows,
+// sharding + merge, batch packing independence, and the shipped experiment files (parsed and
+// dry-run only). Uses the analytic `gaussian` model on a synthetic 8x8 dataset with tiny steps.
+#include "experiments/runner.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <tuple>
+
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <ATen/ATen.h>
+
+#include "datasets/dataset.h"
+#include "experiments/cli.h"
+#include "experiments/experiment.h"
+#include "experiments/merge.h"
+#include "experiments/report.h"
+#include "experiments/results_db.h"
+#include "experiments/results_h5.h"
+#include "framework/error.h"
+#include "framework/registry.h"
+#include "methods/method.h"
+#include "methods/sampling.h"
+
+extern char** environ;
+
+namespace copaint {
+namespace {
+
+namespace fs = std::filesystem;
+
+/// 8x8 RGB images, image i's first pixel is -1 + 0.25 i (runner_flaky's poison marker).
+class SyntheticDataset : public Dataset {
+ public:
+  SyntheticDataset(int64_t count, int64_t size) : count_(count), size_(size) {}
+  int64_t size() const override { return count_; }
+  ImageItem get(int64_t i) const override {
+    at::Tensor img =
+        at::arange(3 * size_ * size_, at::kFloat).reshape({3, size_, size_}).mul(0.37 * (i + 1));
+    img = img.sin().mul(0.8);
+    img[0][0][0] = -1.0 + 0.25 * static_cast<double>(i);
+    return {"syn" + std::to_string(i), img, -1};
+  }
+
+ private:
+  int64_t count_, size_;
+};
+
+/// Known pixels copied, unknown ones noise; throws for images whose first pixel > fail_above.
+class FlakyMethod : public Method {
+ public:
+  explicit FlakyMethod(double fail_above) : fail_above_(fail_above) {}
+  InpaintOutput run(Denoiser&, const InpaintInput& in) override {
+    for (int64_t b = 0; b < in.image.size(0); ++b) {
+      if (in.image[b][0][0][0].item<double>() > fail_above_) throw InputError("poisoned image");
+    }
+    const at::Tensor m = in.mask.expand_as(in.image);
+    InpaintOutput out;
+    out.sample = in.image * m + (1 - m) * initial_noise(in).clamp(-1, 1);
+    out.evals.forwards = 1;
+    return out;
+  }
+  int64_t expected_forwards() const override { return 1; }
+
+ private:
+  double fail_above_;
+};
+
+void register_test_entries() {
+  register_all();
+  Registry<Dataset>::global().add(
+      {"runner_synthetic", "test images", {{"count", "3", ""}, {"size", "8", ""}},
+       [](const Options& o) -> std::unique_ptr<Dataset> {
+         return std::make_unique<SyntheticDataset>(o.get_int("count"), o.get_int("size"));
+       }});
+  Registry<Method>::global().add({"runner_flaky", "test method", {{"fail_above", "2", ""}},
+                                  [](const Options& o) -> std::unique_ptr<Method> {
+                                    return std::make_unique<FlakyMethod>(
+                                        o.get_double("fail_above"));
+                                  }});
+}
+
+/// A small grid on the gaussian model: 2 variants of copaint + blended, 2 masks, 3 images x 2
+/// samples = 36 samples.
+const char* kTinyExperiment = R"INI(# tiny grid
+name = tiny
+model = gaussian
+dataset = runner_synthetic
+methods = copaint, blended
+masks = half, line
+seeds = 3
+samples = 2
+metrics = psnr, known_mse
+batch_size = 4
+
+[gaussian]
+image_size = 8
+std = 0.6
+
+[copaint]
+respacing = 10
+G = 1,2
+lr_xt = 0.05
+
+[blended]
+respacing = 10
+)INI";
+
+fs::path temp_dir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() /
+               ("copaint_runner_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+std::string write_file(const fs::path& path, const std::string& text) {
+  std::ofstream(path) << text;
+  return path.string();
+}
+
+/// (cell key, image, sample) -> (status, scores, uint8 sample image).
+struct Row {
+  std::string status;
+  std::map<std::string, double> scores;
+  at::Tensor image;
+};
+using Rows = std::map<std::tuple<std::string, int64_t, int64_t>, Row>;
+
+Rows read_rows(const std::vector<std::string>& dbs) {
+  const ResultSet rs = load_results(dbs);
+  Rows out;
+  for (const auto& s : rs.samples) {
+    Row r;
+    r.status = s.status;
+    for (const auto& sc : s.scores) r.scores[sc.metric] = sc.value;
+    if (s.status == "ok") r.image = ResultsH5(s.h5_file, ResultsH5::Mode::kRead).read_uint8(s.sample_path);
+    out[{rs.cells[s.cell_id].key, s.image_index, s.sample_index}] = r;
+  }
+  return out;
+}
+
+void expect_same_rows(const Rows& a, const Rows& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [key, ra] : a) {
+    auto it = b.find(key);
+    ASSERT_NE(it, b.end()) << std::get<0>(key) << " " << std::get<1>(key);
+    const Row& rb = it->second;
+    EXPECT_EQ(ra.status, rb.status);
+    ASSERT_EQ(ra.scores.size(), rb.scores.size());
+    for (const auto& [m, v] : ra.scores) EXPECT_DOUBLE_EQ(v, rb.scores.at(m)) << m;
+    if (ra.status == "ok") EXPECT_TRUE(at::equal(ra.image, rb.image));
+  }
+}
+
+int64_t count_rows(const std::string& db, const std::string& where = "1") {
+  ResultsDb d(db, false);
+  return std::stoll(d.query_text("SELECT COUNT(*) FROM sample WHERE " + where));
+}
+
+class Runner : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { register_test_entries(); }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Experiment files
+
+TEST_F(Runner, GridIsTheCrossProductWithMethodAxesOnly) {
+  const Experiment ex = parse_experiment(std::string(kTinyExperiment) +
+                                             "[gaussian]\nmean = 0\n",
+                                         "tiny.ini", {"seeds=3,4"});
+  // copaint: 2 variants, blended: 1; x 2 masks x 2 seeds.
+  ASSERT_EQ(ex.cells.size(), 12u);
+  EXPECT_EQ(ex.cells[0].method, "copaint");
+  EXPECT_EQ(ex.cells[0].axes_label(), "G=1");
+  EXPECT_EQ(ex.cells[0].mask, "half");
+  EXPECT_EQ(ex.cells[0].seed, 3);
+  EXPECT_EQ(ex.cells[1].seed, 4);
+  EXPECT_EQ(ex.cells[2].mask, "line");
+  EXPECT_EQ(ex.cells[4].axes_label(), "G=2");
+  EXPECT_EQ(ex.cells[4].method_settings.get("G"), "2");
+  EXPECT_EQ(ex.cells[4].method_settings.get("lr_xt"), "0.05");
+  EXPECT_EQ(ex.cells[4].method_settings.get("respacing"), "10");
+  EXPECT_EQ(ex.cells[8].method, "blended");
+  EXPECT_EQ(ex.cells[8].axes_label(), "");
+  std::set<std::string> keys;
+  for (const auto& c : ex.cells) {
+    EXPECT_EQ(c.index, &c - ex.cells.data());
+    keys.insert(c.key());
+    // expected_forwards is the method's own estimate.
+    auto m = Registry<Method>::global().at(c.method).factory(c.method_settings);
+    EXPECT_EQ(c.expected_forwards, m->expected_forwards());
+    EXPECT_GT(c.expected_forwards, 0);
+  }
+  EXPECT_EQ(keys.size(), ex.cells.size());
+  // The resolved config keeps the axis as a list and fills defaults.
+  EXPECT_EQ(ex.config.get("copaint.G"), "1,2");
+  EXPECT_EQ(ex.config.get("copaint.coef_xt_reg"), "0.0001");
+  EXPECT_EQ(ex.config.get("seeds"), "3,4");
+}
+
+TEST_F(Runner, CommasOutsideAxisKeysAreLiteral) {
+  EXPECT_TRUE(is_axis_key("methods", {}));
+  EXPECT_TRUE(is_axis_key("masks", {}));
+  EXPECT_TRUE(is_axis_key("seeds", {}));
+  EXPECT_TRUE(is_axis_key("copaint.G", {"copaint"}));
+  EXPECT_FALSE(is_axis_key("copaint.G", {"blended"}));
+  EXPECT_FALSE(is_axis_key("adm.channel_mult", {"copaint"}));
+  const Experiment ex = parse_experiment(
+      "model = adm\ndataset = runner_synthetic\nmethods = blended\nmasks = half\n"
+      "adm.channel_mult = 1,2,2\nadm.attention_resolutions = 16,8\nadm.image_size = 32\n"
+      "adm.checkpoint = /nonexistent.pt\n",
+      "axes.ini");
+  ASSERT_EQ(ex.cells.size(), 1u);
+  EXPECT_EQ(ex.model_settings.get("channel_mult"), "1,2,2");
+  EXPECT_EQ(ex.model_settings.get("attention_resolutions"), "16,8");
+  EXPECT_EQ(ex.name, "axes");
+}
+
+TEST_F(Runner, MalformedFilesFailNamingTheLine) {
+  auto message = [](const std::string& text, std::vector<std::string> sets = {}) {
+    try {
+      parse_experiment(text, "bad.ini", sets);
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string head =
+      "model = gaussian\ndataset = runner_synthetic\nmethods = blended\nmasks = half\n";
+  auto has = [](const std::string& s, const std::string& part) {
+    return s.find(part) != std::string::npos;
+  };
+  std::string m = message(head + "colour = blue\n");
+  EXPECT_TRUE(has(m, "bad.ini:5") && has(m, "unknown key 'colour'")) << m;
+  m = message(head + "[blended]\nrespacing = 10\nstepz = 3\n");
+  EXPECT_TRUE(has(m, "bad.ini:7") && has(m, "blended.stepz") && has(m, "respacing")) << m;
+  m = message("model = gaussian\ndataset = runner_synthetic\nmethods = blended, nope\nmasks = half\n");
+  EXPECT_TRUE(has(m, "bad.ini:3") && has(m, "unknown method 'nope'") && has(m, "copaint")) << m;
+  m = message(head + "seeds = 1,a\n");
+  EXPECT_TRUE(has(m, "bad.ini:5") && has(m, "'a'")) << m;
+  m = message("model = gaussian\ndataset = runner_synthetic\nmethods = blended\nmasks = half, hexagon\n");
+  EXPECT_TRUE(has(m, "bad.ini:4") && has(m, "unknown mask 'hexagon'")) << m;
+  m = message(head + "metrics = psnr, fid\n");
+  EXPECT_TRUE(has(m, "bad.ini:5") && has(m, "unknown metric 'fid'")) << m;
+  m = message(head + "samples = 0\n");
+  EXPECT_TRUE(has(m, "bad.ini:5") && has(m, "samples")) << m;
+  m = message(head + "[blended]\nrespacing = 10,abc\n");
+  EXPECT_TRUE(has(m, "bad.ini:6") && has(m, "respacing")) << m;
+  m = message(head, {"blended.G=2"});
+  EXPECT_TRUE(has(m, "--set blended.G")) << m;
+  m = message("dataset = runner_synthetic\nmethods = blended\nmasks = half\n");
+  EXPECT_TRUE(has(m, "missing key 'model'")) << m;
+  m = message(head + "methods = blended, blended\n");
+  EXPECT_TRUE(has(m, "listed twice")) << m;
+  // Settings of a registered method the experiment does not use are ignored.
+  EXPECT_EQ(message(head + "copaint.G = 5\n"), "no error");
+}
+
+TEST_F(Runner, MissingCheckpointFailsBeforeAnyWork) {
+  const fs::path dir = temp_dir("ckpt");
+  const Experiment ex = parse_experiment(
+      "model = adm\ndataset = runner_synthetic\nmethods = blended\nmasks = half\n"
+      "adm.image_size = 8\nadm.channel_mult = 1,2\nadm.checkpoint = /nonexistent/model.pt\n",
+      "ckpt.ini");
+  RunOptions o;
+  o.out_dir = (dir / "out").string();
+  o.device = "cpu";
+  try {
+    run_experiment(ex, o);
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/model.pt"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir / "out" / "results.sqlite"));
+  fs::remove_all(dir);
+}
+
+TEST_F(Runner, DryRunCostIsForwardsTimesSamplesTimesImages) {
+  const Experiment ex = parse_experiment(kTinyExperiment, "tiny.ini");
+  RunOptions o;
+  o.out_dir = temp_dir("dry").string();
+  const GridPlan plan = plan_experiment(ex, o);
+  EXPECT_EQ(plan.images.at("runner_synthetic"), 3);
+  int64_t expected = 0;
+  for (const auto& c : ex.cells) expected += c.expected_forwards * 3 * 2;
+  EXPECT_EQ(plan.total_forwards, expected);
+  EXPECT_EQ(plan.pending_forwards, expected);
+  EXPECT_EQ(plan.selected, 36);
+  EXPECT_EQ(plan.done, 0);
+  std::ostringstream out;
+  print_plan(ex, plan, out);
+  EXPECT_NE(out.str().find(std::to_string(expected) + " UNet forwards"), std::string::npos)
+      << out.str();
+  EXPECT_NE(out.str().find("G=2"), std::string::npos);
+  // The CLI prints the same.
+  const std::string ini = write_file(fs::path(o.out_dir) / "tiny.ini", kTinyExperiment);
+  std::ostringstream cli_out, cli_err;
+  ASSERT_EQ(run_cli({"run", ini, "--dry-run", "--out", o.out_dir}, cli_out, cli_err), 0)
+      << cli_err.str();
+  EXPECT_NE(cli_out.str().find(std::to_string(expected) + " UNet forwards"), std::string::npos);
+  fs::remove_all(o.out_dir);
+}
+
+TEST_F(Runner, ShippedExperimentsParseAndDryRun) {
+  const fs::path root = COPAINT_SOURCE_DIR;
+  std::map<std::string, size_t> cells;
+  for (const char* name : {"quickstart", "paper_celebahq", "paper_imagenet",
+                           "ablation_gradient_steps", "ablation_time_travel",
+                           "ablation_learning_rate"}) {
+    SCOPED_TRACE(name);
+    const Experiment ex = load_experiment((root / "experiments" / (std::string(name) + ".ini")).string());
+    EXPECT_EQ(ex.name, name);
+    RunOptions o;
+    o.out_dir = temp_dir(std::string("shipped_") + name).string();
+    const GridPlan plan = plan_experiment(ex, o);
+    EXPECT_TRUE(plan.images_known);
+    EXPECT_GT(plan.total_forwards, 0);
+    std::ostringstream out;
+    print_plan(ex, plan, out);
+    EXPECT_NE(out.str().find("UNet forwards"), std::string::npos);
+    cells[name] = ex.cells.size();
+    if (std::string(name).rfind("paper_", 0) == 0) {
+      EXPECT_EQ(ex.masks.size(), 7u);
+      EXPECT_EQ(ex.samples, 2);
+      const int64_t images = plan.images.begin()->second;
+      EXPECT_EQ(images, 100);
+    }
+    fs::remove_all(o.out_dir);
+  }
+  EXPECT_GT(cells["ablation_time_travel"], 4u);
+  EXPECT_GT(cells["ablation_gradient_steps"], 2u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running, storing, resuming
+
+TEST_F(Runner, StoresEverySampleWithRowsScoresImagesAndViews) {
+  const fs::path dir = temp_dir("store");
+  const Experiment ex = parse_experiment(kTinyExperiment, "tiny.ini");
+  RunOptions o;
+  o.out_dir = dir.string();
+  o.device = "cpu";
+  const RunSummary s = run_experiment(ex, o);
+  EXPECT_EQ(s.selected, 36);
+  EXPECT_EQ(s.ok, 36);
+  EXPECT_EQ(s.errors, 0);
+  EXPECT_EQ(s.paths.db, (dir / "results.sqlite").string());
+
+  ResultsDb db(s.paths.db, false);
+  EXPECT_EQ(db.query_text("PRAGMA journal_mode"), "wal");
+  const auto runs = db.runs();
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].name, "tiny");
+  EXPECT_EQ(runs[0].config_hash, ex.config_hash());
+  EXPECT_EQ(runs[0].config, ex.config_text());
+  EXPECT_EQ(runs[0].status, "finished");
+  EXPECT_FALSE(runs[0].finished.empty());
+  EXPECT_FALSE(runs[0].torch_version.empty());
+  EXPECT_EQ(db.cells().size(), 6u);
+  const auto samples = db.samples();
+  ASSERT_EQ(samples.size(), 36u);
+  std::set<std::tuple<int64_t, int64_t, int64_t>> unique;
+  ResultsH5 h5(s.paths.h5, ResultsH5::Mode::kRead);
+  const auto cells = db.cells();
+  for (const auto& r : samples) {
+    unique.insert({r.cell_id, r.image_index, r.sample_index});
+    EXPECT_EQ(r.status, "ok");
+    EXPECT_GT(r.forwards, 0);
+    EXPECT_EQ(r.peak_memory, 0);
+    EXPECT_EQ(r.h5_file, "results.h5");
+    ASSERT_EQ(r.scores.size(), 2u);
+    const CellRecord& c = cells[r.cell_id - 1];
+    EXPECT_EQ(r.image_id, "syn" + std::to_string(r.image_index));
+    // The stored reference is the dataset image, the stored sample scores as stored.
+    const at::Tensor ref = h5.read_image(r.reference_path);
+    const at::Tensor img = SyntheticDataset(3, 8).get(r.image_index).image;
+    EXPECT_LE((ref - img).abs().max().item<double>(), 0.5 / 127.5 + 1e-6);
+    const at::Tensor mask = h5.read_mask(r.mask_path);
+    EXPECT_EQ(mask.sizes(), (std::vector<int64_t>{1, 8, 8}));
+    if (c.mask == "half") EXPECT_DOUBLE_EQ(mask.mean().item<double>(), 0.5);
+    const at::Tensor sample = h5.read_image(r.sample_path);
+    for (const auto& sc : r.scores) {
+      if (sc.metric != "known_mse") continue;
+      EXPECT_FALSE(sc.higher_is_better);
+      // Recomputed from the 8-bit image: equal up to quantisation.
+      const double mse = ((sample - img).pow(2) * mask).sum().item<double>() /
+                         (mask.sum().item<double>() * 3);
+      EXPECT_NEAR(sc.value, mse, 0.02);
+    }
+  }
+  EXPECT_EQ(unique.size(), 36u);
+  // The view's mean equals the mean of the score rows.
+  const std::string view_mean = db.query_text(
+      "SELECT mean FROM cell_metric WHERE cell_id = 1 AND metric = 'psnr'");
+  const std::string rows_mean = db.query_text(
+      "SELECT AVG(value) FROM score JOIN sample ON sample.id = score.sample_id "
+      "WHERE sample.cell_id = 1 AND metric = 'psnr'");
+  EXPECT_NEAR(std::stod(view_mean), std::stod(rows_mean), 1e-12);
+  EXPECT_EQ(db.query_text("SELECT count FROM cell_metric WHERE cell_id = 1 AND metric = 'psnr'"),
+            "6");
+  EXPECT_EQ(db.query_text("SELECT images FROM cell_best WHERE cell_id = 1 AND metric = 'psnr'"),
+            "3");
+  fs::remove_all(dir);
+}
+
+TEST_F(Runner, ResultsDoNotDependOnBatchPacking) {
+  const fs::path dir = temp_dir("packing");
+  RunOptions o;
+  o.device = "cpu";
+  o.out_dir = (dir / "b1").string();
+  run_experiment(parse_experiment(kTinyExperiment, "tiny.ini", {"batch_size=1"}), o);
+  o.out_dir = (dir / "b0").string();
+  run_experiment(parse_experiment(kTinyExperiment, "tiny.ini", {"batch_size=0"}), o);
+  const Rows a = read_rows({(dir / "b1" / "results.sqlite").string()});
+  const Rows b = read_rows({(dir / "b0" / "results.sqlite").string()});
+  ASSERT_EQ(a.size(), 36u);
+  ASSERT_EQ(b.size(), a.size());
+  for (const auto& [key, ra] : a) {
+    const Row& rb = b.at(key);
+    for (const auto& [m, v] : ra.scores) EXPECT_NEAR(v, rb.scores.at(m), 1e-4 * (1 + std::fabs(v)));
+    EXPECT_LE((ra.image.to(at::kInt) - rb.image.to(at::kInt)).abs().max().item<int>(), 1);
+  }
+  fs::remove_all(dir);
+}
+
+TEST_F(Runner, ResumeAfterStopRunsOnlyTheMissingSamples) {
+  const fs::path dir = temp_dir("resume");
+  const Experiment ex = parse_experiment(kTinyExperiment, "tiny.ini");
+  RunOptions o;
+  o.device = "cpu";
+  o.out_dir = (dir / "full").string();
+  run_experiment(ex, o);
+
+  o.out_dir = (dir / "resumed").string();
+  o.stop_after = 10;
+  const RunSummary first = run_experiment(ex, o);
+  EXPECT_TRUE(first.stopped);
+  const int64_t stored = count_rows(first.paths.db);
+  EXPECT_GE(stored, 10);
+  EXPECT_LT(stored, 36);
+  // Delete some rows as well: they are recomputed too.
+  {
+    ResultsDb db(first.paths.db, false);
+    db.exec("DELETE FROM score WHERE sample_id IN (SELECT id FROM sample WHERE image_index = 1 AND cell_id = 1)");
+    db.exec("DELETE FROM sample WHERE image_index = 1 AND cell_id = 1");
+  }
+  const int64_t left = count_rows(first.paths.db);
+  o.stop_after = -1;
+  const RunSummary second = run_experiment(ex, o);
+  EXPECT_EQ(second.skipped, left);
+  EXPECT_EQ(second.ok, 36 - left);
+  EXPECT_FALSE(second.stopped);
+  // A third run does nothing.
+  const RunSummary third = run_experiment(ex, o);
+  EXPECT_EQ(third.skipped, 36);
+  EXPECT_EQ(third.ok + third.errors, 0);
+  EXPECT_EQ(ResultsDb(first.paths.db, false).runs().size(), 3u);
+  expect_same_rows(read_rows({(dir / "full" / "results.sqlite").string()}),
+                   read_rows({first.paths.db}));
+  fs::remove_all(dir);
+}
+
+// The child half of ResumeAfterHardCrash: when the variable is set, this process runs the
+// experiment with fault injection and exits (code kCrashExitCode) before gtest starts.
+const bool kCrashChild = [] {
+  const char* spec = std::getenv("COPAINT_RUNNER_CRASH_CHILD");
+  if (!spec) return false;
+  register_test_entries();
+  const std::string s = spec;  // "<ini>|<out dir>|<crash after>"
+  const auto a = s.find('|'), b = s.rfind('|');
+  RunOptions o;
+  o.out_dir = s.substr(a + 1, b - a - 1);
+  o.device = "cpu";
+  o.crash_after = std::stoll(s.substr(b + 1));
+  try {
+    run_experiment(load_experiment(s.substr(0, a)), o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "child: %s\n", e.what());
+    std::_Exit(2);
+  }
+  std::_Exit(3);  // not reached when the fault injection fires
+}();
+
+TEST_F(Runner, ResumeAfterHardCrashRecomputesTheUncommittedBatch) {
+  const fs::path dir = temp_dir("crash");
+  const std::string ini = write_file(dir / "tiny.ini", kTinyExperiment);
+  const std::string out = (dir / "crashed").string();
+  const std::string env = "COPAINT_RUNNER_CRASH_CHILD=" + ini + "|" + out + "|9";
+  std::vector<char*> envp;
+  for (char** e = environ; *e; ++e) envp.push_back(*e);
+  envp.push_back(const_cast<char*>(env.c_str()));
+  envp.push_back(nullptr);
+  char arg0[] = "runner_crash_child";
+  char* argv[] = {arg0, nullptr};
+  pid_t pid = 0;
+  ASSERT_EQ(posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv, envp.data()), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), kCrashExitCode);
+
+  // Batches of 4 within a cell: cell 0's 6 samples (batches of 4 and 2) were committed; cell 1's
+  // first batch of 4 reached HDF5 only.
+  const std::string db = (fs::path(out) / "results.sqlite").string();
+  EXPECT_EQ(count_rows(db), 6);
+  {
+    ResultsH5 h5((fs::path(out) / "results.h5").string(), ResultsH5::Mode::kRead);
+    const Experiment ex = load_experiment(ini);
+    int64_t in_h5[2] = {0, 0};
+    for (int c = 0; c < 2; ++c) {
+      for (int64_t i = 0; i < 3; ++i) {
+        for (int64_t s = 0; s < 2; ++s) {
+          in_h5[c] += h5.contains("/samples/" + ex.cells[c].key() + "/" + std::to_string(i) +
+                                  "_" + std::to_string(s));
+        }
+      }
+    }
+    EXPECT_EQ(in_h5[0], 6);
+    EXPECT_EQ(in_h5[1], 4);
+  }
+  ResultsDb(db, false).runs();  // readable
+  const Experiment ex = load_experiment(ini);
+  RunOptions o;
+  o.device = "cpu";
+  o.out_dir = out;
+  const RunSummary resumed = run_experiment(ex, o);
+  EXPECT_EQ(resumed.skipped, 6);
+  EXPECT_EQ(resumed.ok, 30);
+  o.out_dir = (dir / "full").string();
+  run_experiment(ex, o);
+  expect_same_rows(read_rows({(dir / "full" / "results.sqlite").string()}), read_rows({db}));
+  const auto runs = ResultsDb(db, false).runs();
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0].status, "running");  // the crashed run never finished
+  EXPECT_EQ(runs[1].status, "finished");
+  fs::remove_all(dir);
+}
+
+TEST_F(Runner, FailingSamplesAreStoredAsErrorsAndTheRunGoesOn) {
+  const fs::path dir = temp_dir("errors");
+  // Images 2 and 3 have first pixel -0.5 and -0.25: above -0.6 they fail.
+  const Experiment ex = parse_experiment(
+      "name = flaky\nmodel = gaussian\ndataset = runner_synthetic\nmethods = runner_flaky\n"
+      "masks = half\nsamples = 2\nmetrics = psnr\nbatch_size = 3\ngaussian.image_size = 8\n"
+      "runner_synthetic.count = 4\nrunner_flaky.fail_above = -0.6\n",
+      "flaky.ini");
+  RunOptions o;
+  o.device = "cpu";
+  o.out_dir = dir.string();
+  const RunSummary s = run_experiment(ex, o);
+  EXPECT_EQ(s.ok, 4);
+  EXPECT_EQ(s.errors, 4);
+  const std::string db = s.paths.db;
+  EXPECT_EQ(count_rows(db, "status = 'error' AND image_index >= 2"), 4);
+  EXPECT_EQ(count_rows(db, "status = 'ok' AND image_index < 2"), 4);
+  EXPECT_EQ(count_rows(db, "error LIKE '%poisoned image%'"), 4);
+  EXPECT_EQ(ResultsDb(db, false).query_text(
+                "SELECT COUNT(*) FROM score JOIN sample ON sample.id = score.sample_id "
+                "WHERE status = 'error'"),
+            "0");
+  // A rerun skips the errors; --retry-failed reruns them.
+  EXPECT_EQ(run_experiment(ex, o).skipped, 8);
+  o.retry_failed = true;
+  const RunSummary retry = run_experiment(ex, o);
+  EXPECT_EQ(retry.skipped, 4);
+  EXPECT_EQ(retry.errors, 4);
+  EXPECT_EQ(count_rows(db), 8);
+  // The report counts them.
+  std::ostringstream out;
+  write_report(load_results({db}), ReportOptions{}, out);
+  EXPECT_NE(out.str().find("[4 err]"), std::string::npos) << out.str();
+  fs::remove_all(dir);
+}
+
+TEST_F(Runner, ShardsTogetherEqualTheFullRunAndMerge) {
+  const fs::path dir = temp_dir("shards");
+  const Experiment ex = parse_experiment(kTinyExperiment, "tiny.ini");
+  RunOptions o;
+  o.device = "cpu";
+  o.out_dir = (dir / "full").string();
+  run_experiment(ex, o);
+  o.out_dir = (dir / "sharded").string();
+  int64_t total = 0;
+  for (int64_t i = 0; i < 3; ++i) {
+    o.shard_index = i;
+    o.shard_count = 3;
+    const RunSummary s = run_experiment(ex, o);
+    EXPECT_EQ(s.paths.db, (dir / "sharded" / ("results.shard-" + std::to_string(i) +
+                                                "-of-3.sqlite"))
+                              .string());
+    EXPECT_EQ(s.selected, 12);
+    total += s.ok;
+  }
+  EXPECT_EQ(total, 36);
+  const Rows full = read_rows({(dir / "full" / "results.sqlite").string()});
+  const std::vector<std::string> shard_dbs = find_result_dbs((dir / "sharded").string());
+  ASSERT_EQ(shard_dbs.size(), 3u);
+  expect_same_rows(full, read_rows(shard_dbs));
+
+  const MergeSummary m = merge_results(shard_dbs, (dir / "sharded").string());
+  EXPECT_EQ(m.copied, 36);
+  EXPECT_EQ(m.cells, 6);
+  expect_same_rows(full, read_rows({m.db}));
+  // Merging again adds nothing.
+  EXPECT_EQ(merge_results(shard_dbs, (dir / "sharded").string()).duplicates, 36);
+  EXPECT_EQ(count_rows(m.db), 36);
+
+  // A database of another experiment is refused.
+  o.out_dir = (dir / "other").string();
+  o.shard_index = 0;
+  o.shard_count = 1;
+  run_experiment(parse_experiment(kTinyExperiment, "tiny.ini", {"name=other", "methods=blended"}),
+                 o);
+  EXPECT_THROW(merge_results({(dir / "other" / "results.sqlite").string()},
+                             (dir / "sharded").string()),
+               InputError);
+  fs::remove_all(dir);
+}
+
+TEST_F(Runner, CliRunReportAndExport) {
+  const fs::path dir = temp_dir("cli");
+  const std::string ini = write_file(dir / "tiny.ini", kTinyExperiment);
+  std::ostringstream out, err;
+  ASSERT_EQ(run_cli({"--device", "cpu", "run", ini, "--out", (dir / "r").string(), "--set",
+                     "masks=half", "--shard", "0/2"},
+                    out, err),
+            0)
+      << err.str();
+  ASSERT_EQ(run_cli({"--device", "cpu", "run", ini, "--out", (dir / "r").string(), "--set",
+                     "masks=half", "--shard", "1/2"},
+                    out, err),
+            0)
+      << err.str();
+  ASSERT_EQ(run_cli({"merge", (dir / "r").string()}, out, err), 0) << err.str();
+  EXPECT_NE(out.str().find("18 sample rows copied"), std::string::npos) << out.str();
+  std::ostringstream rep;
+  ASSERT_EQ(run_cli({"report", (dir / "r").string(), "--metric", "psnr", "--timing"}, rep, err), 0)
+      << err.str();
+  EXPECT_NE(rep.str().find("### psnr (higher is better)"), std::string::npos) << rep.str();
+  EXPECT_EQ(rep.str().find("known_mse"), std::string::npos);
+  EXPECT_NE(rep.str().find("timing per sample"), std::string::npos);
+  EXPECT_NE(rep.str().find("| copaint (G=1) |"), std::string::npos);
+  std::ostringstream csv;
+  ASSERT_EQ(run_cli({"report", (dir / "r").string(), "--format", "csv"}, csv, err), 0);
+  EXPECT_EQ(csv.str().rfind("dataset,model,metric", 0), 0u);
+  std::ostringstream tex;
+  ASSERT_EQ(run_cli({"report", (dir / "r").string(), "--format", "latex"}, tex, err), 0);
+  EXPECT_NE(tex.str().find("\\begin{tabular}"), std::string::npos);
+  EXPECT_NE(tex.str().find("known\\_mse"), std::string::npos);
+
+  const std::string png = (dir / "s.png").string();
+  ASSERT_EQ(run_cli({"export", (dir / "r").string(), "--sample", "1", "--out", png}, out, err), 0)
+      << err.str();
+  EXPECT_TRUE(fs::exists(png));
+  const std::string grid = (dir / "grid.png").string();
+  ASSERT_EQ(run_cli({"export", (dir / "r").string(), "--grid", "--out", grid, "--images", "0,2"},
+                    out, err),
+            0)
+      << err.str();
+  EXPECT_NE(out.str().find("(10 tiles)"), std::string::npos) << out.str();  // 2 rows x 5 columns
+  EXPECT_TRUE(fs::exists(grid));
+  // Bad arguments are usage errors.
+  EXPECT_EQ(run_cli({"run", ini, "--shard", "2/2"}, out, err), 2);
+  EXPECT_EQ(run_cli({"report", (dir / "r").string(), "--format", "html"}, out, err), 2);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace copaint
