@@ -230,6 +230,14 @@ std::string ExperimentCell::key() const {
   return fnv1a_hex(os.str());
 }
 
+std::string Experiment::where(const std::vector<std::string>& keys) const {
+  for (const auto& k : keys) {
+    auto it = origin.find(k);
+    if (it != origin.end()) return it->second;
+  }
+  return source;
+}
+
 Experiment parse_experiment(const std::string& text, const std::string& source,
                             const std::vector<std::string>& overrides) {
   Options config = parse_ini_text(text, source);
@@ -241,6 +249,7 @@ Experiment parse_experiment(const std::string& text, const std::string& source,
 
   Experiment ex;
   ex.source = source;
+  for (const auto& [k, v] : config.values()) ex.origin[k] = where.at(k);
   ex.name = config.has("name") ? trim(config.get("name"))
                                : std::filesystem::path(source).stem().string();
   if (!valid_name(ex.name)) {

@@ -78,8 +78,12 @@ struct Experiment {
   /// defaults filled and axes kept as lists. Its canonical text and hash are stored with results.
   Options config;
   std::vector<ExperimentCell> cells;
+  /// Where each key given by the file or --set came from: "file:line" or "--set key".
+  std::map<std::string, std::string> origin;
 
   std::string config_text() const { return config.canonical(); }
+  /// The origin of the first of `keys` that was given, else `source`.
+  std::string where(const std::vector<std::string>& keys) const;
   std::string config_hash() const { return config.hash(); }
 };
 

@@ -149,6 +149,18 @@ class FileLock {
   int fd_ = -1;
 };
 
+/// Runs `f`, prefixing a configuration or file error with where the experiment set `keys`.
+template <class F>
+auto blame(const Experiment& ex, const std::vector<std::string>& keys, F f) {
+  try {
+    return f();
+  } catch (const UsageError& e) {
+    throw UsageError(ex.where(keys) + ": " + e.what());
+  } catch (const InputError& e) {
+    throw InputError(ex.where(keys) + ": " + e.what());
+  }
+}
+
 /// One sample to compute.
 struct Item {
   int64_t image = 0;
@@ -325,14 +337,17 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
 
   // Everything that can fail on configuration or files, before any work.
   const c10::Device device = parse_device(options.device);
-  std::unique_ptr<Denoiser> model =
-      Registry<Denoiser>::global().at(ex.model).factory(ex.model_settings);
+  std::unique_ptr<Denoiser> model = blame(ex, {ex.model + ".checkpoint", "model"}, [&] {
+    return Registry<Denoiser>::global().at(ex.model).factory(ex.model_settings);
+  });
   model->to(device);
   const int64_t size = model->image_size(), channels = model->channels();
   std::map<std::string, std::unique_ptr<Dataset>> datasets;
   std::map<std::string, int64_t> images;
   for (const auto& name : ex.datasets) {
-    datasets[name] = Registry<Dataset>::global().at(name).factory(ex.dataset_settings.at(name));
+    datasets[name] = blame(ex, {name + ".root", "dataset"}, [&] {
+      return Registry<Dataset>::global().at(name).factory(ex.dataset_settings.at(name));
+    });
     images[name] = datasets[name]->size();
     if (images[name] == 0) log_warn("dataset " + name + " has no images");
     if (images[name] > 0) {
@@ -349,11 +364,18 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
     }
   }
   std::map<std::string, std::unique_ptr<MaskGenerator>> masks;
-  for (const auto& name : ex.masks)
-    masks[name] = Registry<MaskGenerator>::global().at(name).factory(ex.mask_settings.at(name));
+  for (const auto& name : ex.masks) {
+    masks[name] = blame(ex, {name + ".dir", name + ".path", "masks"}, [&] {
+      return Registry<MaskGenerator>::global().at(name).factory(ex.mask_settings.at(name));
+    });
+  }
   std::vector<std::unique_ptr<Metric>> metrics;
-  for (const auto& name : ex.metrics)
-    metrics.push_back(Registry<Metric>::global().at(name).factory(ex.metric_settings.at(name)));
+  for (const auto& name : ex.metrics) {
+    metrics.push_back(
+        blame(ex, {name + ".weights", name + ".heads", name + ".trunk", "metrics"}, [&] {
+          return Registry<Metric>::global().at(name).factory(ex.metric_settings.at(name));
+        }));
+  }
 
   std::error_code ec;
   fs::create_directories(dir, ec);

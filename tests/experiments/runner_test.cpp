@@ -283,6 +283,7 @@ TEST_F(Runner, MissingCheckpointFailsBeforeAnyWork) {
     FAIL() << "no error";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/model.pt"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).rfind("ckpt.ini:7: ", 0), 0u) << e.what();
   }
   EXPECT_FALSE(fs::exists(dir / "out" / "results.sqlite"));
   fs::remove_all(dir);
