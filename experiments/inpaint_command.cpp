@@ -289,6 +289,8 @@ int cmd_inpaint(CommandContext& ctx) {
     batch.masks = mask.unsqueeze(0);
     if (model->num_classes() > 0) batch.labels = at::full({b}, label, at::kLong);
     if (init_noise.defined()) batch.x_T = init_noise.narrow(0, first, b);
+    // resample draws its own particles' starting noise (it takes no x_T).
+    batch.draw_x_T = method_name != "resample";
     batch.on_step = [&](int64_t, int64_t total) {
       if (!bar) bar = std::make_unique<ProgressBar>(total * batches, "inpaint");
       bar->advance(1);
@@ -297,12 +299,13 @@ int cmd_inpaint(CommandContext& ctx) {
     evals.forwards += result.evals.forwards;
     evals.backwards += result.evals.backwards;
     samples.push_back(result.samples);
-    noises.push_back(result.x_T);
+    if (result.x_T.defined()) noises.push_back(result.x_T);
   }
   if (bar) bar->finish();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const at::Tensor all = at::cat(samples, 0), x_T = at::cat(noises, 0);
+  const at::Tensor all = at::cat(samples, 0);
+  const at::Tensor x_T = noises.empty() ? at::Tensor() : at::cat(noises, 0);
 
   for (int64_t i = 0; i < n; ++i) {
     write_image((out / ("sample_" + std::to_string(i) + ".png")).string(), all[i]);
@@ -310,7 +313,7 @@ int cmd_inpaint(CommandContext& ctx) {
   if (vm["save-tensors"].as<bool>()) {
     c10::impl::GenericDict dict(c10::StringType::get(), c10::TensorType::get());
     dict.insert("samples", all);
-    dict.insert("x_T", x_T);
+    if (x_T.defined()) dict.insert("x_T", x_T);
     dict.insert("image", image.contiguous());
     dict.insert("mask", mask.contiguous());
     write_bytes((out / "samples.pt").string(), torch::jit::pickle_save(c10::IValue(dict)));

@@ -6,7 +6,7 @@ set -euo pipefail
 core=(build-essential cmake ninja-build ccache git pkg-config libtorch-dev libgtest-dev
       libbenchmark-dev nlohmann-json3-dev zlib1g-dev)
 io=(libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libboost-program-options-dev
-    libhdf5-dev libsqlite3-dev)
+    libhdf5-dev libsqlite3-dev dataset-fashion-mnist)
 pkgs=("${core[@]}")
 [[ "${1:-}" == "--core" ]] || pkgs+=("${io[@]}")
 
