@@ -356,6 +356,28 @@ void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out
         << rs.samples.size() << " samples, " << rs.cells.size() << " cells. "
         << "Cells: mean over samples (seeds pooled) and, in parentheses, best-of-n: each "
            "image's best sample, averaged over images.\n\n";
+    // Failed samples (a method error, or an image that could not be read and was skipped):
+    // counted, with their distinct messages, most frequent first.
+    std::map<std::string, int64_t> errors;
+    int64_t failed = 0;
+    for (const auto& s : rs.samples) {
+      if (s.status == "ok") continue;
+      ++failed;
+      std::string e = s.error.empty() ? s.status : s.error;
+      if (e.size() > 200) e = e.substr(0, 197) + "...";
+      ++errors[e];
+    }
+    if (failed > 0) {
+      std::vector<std::pair<int64_t, std::string>> by_count;
+      for (const auto& [e, n] : errors) by_count.emplace_back(-n, e);
+      std::sort(by_count.begin(), by_count.end());
+      out << failed << " failed sample(s) (status error, left out of the tables; `[n err]` "
+          << "marks their cells):\n\n";
+      for (size_t i = 0; i < by_count.size() && i < 10; ++i)
+        out << "- " << -by_count[i].first << " x " << by_count[i].second << "\n";
+      if (by_count.size() > 10) out << "- ... " << by_count.size() - 10 << " other messages\n";
+      out << "\n";
+    }
   }
 
   for (size_t sec = 0; sec < sections.size(); ++sec) {

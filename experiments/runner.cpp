@@ -350,18 +350,6 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
     });
     images[name] = datasets[name]->size();
     if (images[name] == 0) log_warn("dataset " + name + " has no images");
-    if (images[name] > 0) {
-      const ImageItem first = datasets[name]->get(0);
-      if (first.image.dim() != 3 || first.image.size(0) != channels ||
-          first.image.size(1) != size || first.image.size(2) != size) {
-        throw InputError("dataset " + name + ": image '" + first.id + "' is " +
-                         std::to_string(first.image.size(0)) + "x" +
-                         std::to_string(first.image.size(1)) + "x" +
-                         std::to_string(first.image.size(2)) + " but model " + ex.model +
-                         " takes " + std::to_string(channels) + "x" + std::to_string(size) + "x" +
-                         std::to_string(size) + " (set " + name + ".size / channels)");
-      }
-    }
   }
   std::map<std::string, std::unique_ptr<MaskGenerator>> masks;
   for (const auto& name : ex.masks) {
@@ -426,14 +414,61 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
            std::to_string(summary.skipped) + " already stored, " + std::to_string(to_run) +
            " to run -> " + paths.db);
 
+  // Images are read when first needed. One that cannot be read (corrupt, truncated, unreadable
+  // file) or has the wrong shape is skipped: each of its samples is stored with status error and
+  // the reason, and the run goes on. Its failure is remembered, so it is read (and warned about)
+  // once. A configuration error (UsageError, e.g. no image decoder) still ends the run.
   std::map<std::pair<std::string, int64_t>, ImageItem> image_cache;
-  std::map<std::pair<std::string, int64_t>, at::Tensor> mask_cache;
+  std::map<std::pair<std::string, int64_t>, std::string> image_errors;
+  auto check_shape = [&](const std::string& ds, const ImageItem& item) {
+    if (item.image.dim() != 3 || item.image.size(0) != channels || item.image.size(1) != size ||
+        item.image.size(2) != size) {
+      std::string shape;
+      for (int64_t d = 0; d < item.image.dim(); ++d)
+        shape += (d ? "x" : "") + std::to_string(item.image.size(d));
+      throw InputError("image '" + item.id + "' is " + shape + " but model " + ex.model +
+                       " takes " + std::to_string(channels) + "x" + std::to_string(size) + "x" +
+                       std::to_string(size) + " (set " + ds + ".size / channels)");
+    }
+  };
   auto item_of = [&](const std::string& ds, int64_t i) -> const ImageItem& {
     auto key = std::make_pair(ds, i);
     auto it = image_cache.find(key);
-    if (it == image_cache.end()) it = image_cache.emplace(key, datasets.at(ds)->get(i)).first;
-    return it->second;
+    if (it != image_cache.end()) return it->second;
+    auto bad = image_errors.find(key);
+    if (bad != image_errors.end()) throw InputError(bad->second);
+    try {
+      ImageItem item = datasets.at(ds)->get(i);
+      check_shape(ds, item);
+      return image_cache.emplace(key, std::move(item)).first->second;
+    } catch (const UsageError&) {
+      throw;
+    } catch (const std::exception& e) {
+      const std::string msg = "dataset " + ds + ", image " + std::to_string(i) +
+                              " skipped (cannot be used): " + e.what();
+      log_warn(msg);
+      image_errors[key] = msg;
+      throw InputError(msg);
+    }
   };
+  // A dataset whose images all have the wrong shape is a configuration error: fail before any
+  // work on the first image that loads, if it does not fit the model.
+  for (const auto& name : ex.datasets) {
+    for (int64_t i = 0; i < images[name]; ++i) {
+      ImageItem first;
+      try {
+        first = datasets[name]->get(i);
+      } catch (const UsageError&) {
+        throw;
+      } catch (const std::exception&) {
+        continue;  // recorded when its samples come up
+      }
+      check_shape(name, first);
+      image_cache.emplace(std::make_pair(name, i), std::move(first));
+      break;
+    }
+  }
+  std::map<std::pair<std::string, int64_t>, at::Tensor> mask_cache;
   auto mask_of = [&](const ExperimentCell& c, int64_t i) -> const at::Tensor& {
     auto key = std::make_pair(mask_key(c, size, size), i);
     auto it = mask_cache.find(key);
@@ -510,27 +545,45 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
       for (size_t first = 0; first < items.size() && !summary.stopped; first += bs) {
         const std::vector<Item> group(items.begin() + first,
                                       items.begin() + std::min(items.size(), first + bs));
-        std::vector<Outcome> outcomes;
-        try {
-          outcomes = run_group(group);
-        } catch (const std::exception& e) {
-          if (group.size() == 1) {
-            outcomes.assign(1, Outcome{});
-            outcomes[0].error = e.what();
-          } else {
-            log_warn(cell.label() + ": a batch of " + std::to_string(group.size()) +
-                     " failed (" + e.what() + "); running its samples one by one");
-            for (const auto& it : group) {
-              try {
-                outcomes.push_back(run_group({it}).front());
-              } catch (const std::exception& e1) {
-                Outcome o;
-                o.error = e1.what();
-                outcomes.push_back(std::move(o));
+        // Samples of images that cannot be read are errors without running the method.
+        std::vector<Outcome> outcomes(group.size());
+        std::vector<Item> runnable;
+        std::vector<size_t> runnable_at;
+        for (size_t k = 0; k < group.size(); ++k) {
+          try {
+            item_of(cell.dataset, group[k].image);
+            runnable.push_back(group[k]);
+            runnable_at.push_back(k);
+          } catch (const UsageError&) {
+            throw;
+          } catch (const std::exception& e) {
+            outcomes[k].error = e.what();
+          }
+        }
+        std::vector<Outcome> ran;
+        if (!runnable.empty()) {
+          try {
+            ran = run_group(runnable);
+          } catch (const std::exception& e) {
+            if (runnable.size() == 1) {
+              ran.assign(1, Outcome{});
+              ran[0].error = e.what();
+            } else {
+              log_warn(cell.label() + ": a batch of " + std::to_string(runnable.size()) +
+                       " failed (" + e.what() + "); running its samples one by one");
+              for (const auto& it : runnable) {
+                try {
+                  ran.push_back(run_group({it}).front());
+                } catch (const std::exception& e1) {
+                  Outcome o;
+                  o.error = e1.what();
+                  ran.push_back(std::move(o));
+                }
               }
             }
           }
         }
+        for (size_t k = 0; k < runnable_at.size(); ++k) outcomes[runnable_at[k]] = std::move(ran[k]);
 
         // Images first (flushed, file closed), then the rows in one transaction.
         std::vector<SampleRecord> records;
@@ -571,8 +624,9 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
               r.status = "error";
               r.error = o.error;
               ++summary.errors;
-              log_warn(cell.label() + ", image " + std::to_string(it.image) + ", sample " +
-                       std::to_string(it.sample) + ": " + o.error);
+              if (!image_errors.count({cell.dataset, it.image}))  // those were warned once
+                log_warn(cell.label() + ", image " + std::to_string(it.image) + ", sample " +
+                         std::to_string(it.sample) + ": " + o.error);
             }
             records.push_back(std::move(r));
           }

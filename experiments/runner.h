@@ -107,6 +107,12 @@ struct RunSummary {
 /// checkpoint or bad file fails before any work), then every pending sample, cell by cell, in
 /// batches of Experiment::batch_size. A batch whose method throws is rerun sample by sample; a
 /// sample that still throws is stored with status error and its message, and the run goes on.
+/// Images are read when first needed: one that cannot be read (Dataset::get throws, e.g. a
+/// corrupt file) or has the wrong shape is skipped with a warning, every sample of it is stored
+/// with status error and the reason ("... image I skipped (cannot be used): ..."), and the run
+/// goes on; a rerun skips those rows like other errors (--retry-failed tries the image again).
+/// Only when the first readable image of a dataset does not fit the model does the run fail
+/// before any work.
 RunSummary run_experiment(const Experiment& ex, const RunOptions& options);
 
 }  // namespace copaint

@@ -57,6 +57,20 @@ class SyntheticDataset : public Dataset {
   int64_t count_, size_;
 };
 
+/// The synthetic images, but image `bad` cannot be read (as a corrupt file): get throws.
+class CorruptDataset : public SyntheticDataset {
+ public:
+  CorruptDataset(int64_t count, int64_t size, int64_t bad)
+      : SyntheticDataset(count, size), bad_(bad) {}
+  ImageItem get(int64_t i) const override {
+    if (i == bad_) throw InputError("cannot decode 'img" + std::to_string(i) + ".png': corrupt");
+    return SyntheticDataset::get(i);
+  }
+
+ private:
+  int64_t bad_;
+};
+
 /// Known pixels copied, unknown ones noise; throws for images whose first pixel > fail_above.
 class FlakyMethod : public Method {
  public:
@@ -83,6 +97,13 @@ void register_test_entries() {
       {"runner_synthetic", "test images", {{"count", "3", ""}, {"size", "8", ""}},
        [](const Options& o) -> std::unique_ptr<Dataset> {
          return std::make_unique<SyntheticDataset>(o.get_int("count"), o.get_int("size"));
+       }});
+  Registry<Dataset>::global().add(
+      {"runner_corrupt", "test images, one unreadable",
+       {{"count", "3", ""}, {"size", "8", ""}, {"bad", "0", ""}},
+       [](const Options& o) -> std::unique_ptr<Dataset> {
+         return std::make_unique<CorruptDataset>(o.get_int("count"), o.get_int("size"),
+                                                 o.get_int("bad"));
        }});
   Registry<Method>::global().add({"runner_flaky", "test method", {{"fail_above", "2", ""}},
                                   [](const Options& o) -> std::unique_ptr<Method> {
@@ -583,6 +604,60 @@ TEST_F(Runner, FailingSamplesAreStoredAsErrorsAndTheRunGoesOn) {
   std::ostringstream out;
   write_report(load_results({db}), ReportOptions{}, out);
   EXPECT_NE(out.str().find("[4 err]"), std::string::npos) << out.str();
+  fs::remove_all(dir);
+}
+
+TEST_F(Runner, UnreadableImageIsSkippedAndRecordedAndTheRunGoesOn) {
+  const fs::path dir = temp_dir("corrupt");
+  // Image 0 (the one the runner used to check the shape with) and, in a second run, image 2.
+  for (int64_t bad : {0, 2}) {
+    const Experiment ex = parse_experiment(
+        "name = corrupt\nmodel = gaussian\ndataset = runner_corrupt\n"
+        "methods = runner_flaky, blended\nmasks = half, line\nsamples = 2\nmetrics = psnr\n"
+        "batch_size = 3\ngaussian.image_size = 8\nrunner_corrupt.count = 4\n"
+        "blended.respacing = 4\nrunner_corrupt.bad = " +
+            std::to_string(bad) + "\n",
+        "corrupt.ini");
+    RunOptions o;
+    o.device = "cpu";
+    o.out_dir = (dir / std::to_string(bad)).string();
+    // 2 methods x 2 masks x 4 images x 2 samples = 32; the bad image's 8 are errors.
+    const RunSummary s = run_experiment(ex, o);
+    EXPECT_EQ(s.selected, 32);
+    EXPECT_EQ(s.ok, 24);
+    EXPECT_EQ(s.errors, 8);
+    const std::string db = s.paths.db;
+    const std::string bad_row = "image_index = " + std::to_string(bad);
+    EXPECT_EQ(count_rows(db, "status = 'error' AND " + bad_row), 8);
+    EXPECT_EQ(count_rows(db, "status = 'error' AND error LIKE '%image " + std::to_string(bad) +
+                                 " skipped%corrupt%'"),
+              8);
+    EXPECT_EQ(count_rows(db, "status = 'ok' AND NOT (" + bad_row + ")"), 24);
+    EXPECT_EQ(count_rows(db, "status = 'ok' AND sample_path != ''"), 24);
+    // The other images' results are the same as in a run on a dataset without the bad image.
+    const Rows rows = read_rows({db});
+    for (const auto& [key, row] : rows) {
+      if (std::get<1>(key) == bad) continue;
+      EXPECT_EQ(row.status, "ok");
+      EXPECT_TRUE(row.image.defined());
+      EXPECT_EQ(row.scores.count("psnr"), 1u);
+    }
+    // A rerun skips everything without crashing; --retry-failed tries the image again, and
+    // records it again, without duplicating rows.
+    const RunSummary again = run_experiment(ex, o);
+    EXPECT_EQ(again.skipped, 32);
+    EXPECT_EQ(again.errors, 0);
+    o.retry_failed = true;
+    const RunSummary retry = run_experiment(ex, o);
+    EXPECT_EQ(retry.skipped, 24);
+    EXPECT_EQ(retry.errors, 8);
+    EXPECT_EQ(count_rows(db), 32);
+    // The report shows the failed samples.
+    std::ostringstream out;
+    write_report(load_results({db}), ReportOptions{}, out);
+    EXPECT_NE(out.str().find("[2 err]"), std::string::npos) << out.str();
+    EXPECT_NE(out.str().find("8 failed sample(s)"), std::string::npos) << out.str();
+  }
   fs::remove_all(dir);
 }
 
