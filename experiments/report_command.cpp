@@ -1,8 +1,11 @@
 // `copaint report RESULTS` (tables) and `copaint export RESULTS` (PNG of a sample or a grid).
+#include <cstdio>
+
 #include <boost/program_options.hpp>
 
 #include "experiments/cli.h"
 #include "experiments/merge.h"
+#include "experiments/plots.h"
 #include "experiments/report.h"
 #include "experiments/run_command.h"
 #include "framework/error.h"
@@ -16,12 +19,18 @@ namespace {
 int cmd_report(CommandContext& ctx) {
   po::options_description d(
       "usage: copaint report RESULTS_DIR_OR_DB... [--format markdown|csv|latex] [--metric M]... "
-      "[--timing]\n\n"
+      "[--timing] [--plots DIR]\n\n"
       "Reads a results folder (results.sqlite and any results.shard-*.sqlite) or database files,\n"
       "and prints per metric the comparison table (rows: method variants, columns: masks; cells:\n"
       "mean over samples with seeds pooled, and in parentheses best-of-n, the mean over images of\n"
       "each image's best sample), ablation tables for methods run with settings axes, and with\n"
-      "--timing seconds and UNet forwards/backwards per sample.\n\nOptions");
+      "--timing seconds and UNet forwards/backwards per sample.\n\n"
+      "--plots DIR also writes PNG line plots of every ablation (a method run with settings\n"
+      "axes): per swept setting, each metric's mean and the seconds per sample against the\n"
+      "setting, one line per mask (and per value of the method's other swept settings), as\n"
+      "DIR/<method>_<setting>_<metric>.png and DIR/<method>_<setting>_seconds.png (prefixed\n"
+      "with <dataset>_<model>_ when the results hold several); --metric selects the metrics.\n"
+      "The files written are listed on stderr.\n\nOptions");
   d.add_options()("help,h", "print this help")(
       "format", po::value<std::string>()->default_value("markdown"), "markdown | csv | latex")(
       "metric", po::value<std::vector<std::string>>()->composing(),
@@ -29,6 +38,9 @@ int cmd_report(CommandContext& ctx) {
       "timing", po::bool_switch(), "add the timing table")(
       "std", po::bool_switch(), "show the standard deviation next to the mean")(
       "precision", po::value<int>()->default_value(4), "digits after the point")(
+      "plots", po::value<std::string>(), "write ablation line plots (PNG) into this folder")(
+      "plot-size", po::value<std::string>()->default_value("640x480"),
+      "plot image size WIDTHxHEIGHT in pixels")(
       "inputs", po::value<std::vector<std::string>>(), "");
   po::positional_options_description pos;
   pos.add("inputs", -1);
@@ -52,7 +64,30 @@ int cmd_report(CommandContext& ctx) {
   o.std = vm["std"].as<bool>();
   o.precision = vm["precision"].as<int>();
   if (o.precision < 0 || o.precision > 12) throw UsageError("report: --precision must be 0..12");
-  write_report(load_results(dbs), o, ctx.out);
+  PlotOptions plot;
+  if (vm.count("plots")) {
+    const std::string size = vm["plot-size"].as<std::string>();
+    int w = 0, h = 0;
+    char extra = 0;
+    if (std::sscanf(size.c_str(), "%dx%d%c", &w, &h, &extra) != 2 || w < 200 || h < 150 ||
+        w > 10000 || h > 10000) {
+      throw UsageError("report: --plot-size must be WIDTHxHEIGHT, at least 200x150, got '" +
+                       size + "'");
+    }
+    plot.width = w;
+    plot.height = h;
+    plot.metrics = o.metrics;
+  }
+  const ResultSet results = load_results(dbs);
+  write_report(results, o, ctx.out);
+  if (vm.count("plots")) {
+    const std::string dir = vm["plots"].as<std::string>();
+    const std::vector<std::string> files = write_ablation_plots(results, plot, dir);
+    if (files.empty()) {
+      ctx.err << "no ablation in these results (no method run with settings axes): no plots\n";
+    }
+    for (const auto& f : files) ctx.err << "wrote " << f << "\n";
+  }
   return 0;
 }
 

@@ -24,7 +24,9 @@
 #include "datasets/dataset.h"
 #include "experiments/cli.h"
 #include "experiments/experiment.h"
+#include "experiments/image_io.h"
 #include "experiments/merge.h"
+#include "experiments/plots.h"
 #include "experiments/report.h"
 #include "experiments/results_db.h"
 #include "experiments/results_h5.h"
@@ -659,6 +661,75 @@ TEST_F(Runner, UnreadableImageIsSkippedAndRecordedAndTheRunGoesOn) {
     EXPECT_NE(out.str().find("8 failed sample(s)"), std::string::npos) << out.str();
   }
   fs::remove_all(dir);
+}
+
+/// Pixels of `img` ([3,H,W] in [-1,1], RGB) within 2 levels of the 8-bit colour (r, g, b).
+int64_t count_colour(const at::Tensor& img, int r, int g, int b) {
+  const at::Tensor u8 = img.add(1).mul(127.5).round();
+  return u8[0].sub(r).abs().le(2)
+      .logical_and(u8[1].sub(g).abs().le(2))
+      .logical_and(u8[2].sub(b).abs().le(2))
+      .sum()
+      .item<int64_t>();
+}
+
+TEST_F(Runner, ReportPlotsWriteOnePngPerSweptSettingAndMetric) {
+  const fs::path dir = temp_dir("plots");
+  // copaint sweeps G (2 values) x lr_xt (2 values); blended has one variant (no plots).
+  const Experiment ex = parse_experiment(kTinyExperiment, "tiny.ini",
+                                         {"copaint.lr_xt=0.02,0.05", "samples=1"});
+  RunOptions o;
+  o.device = "cpu";
+  o.out_dir = (dir / "r").string();
+  run_experiment(ex, o);
+  const ResultSet rs = load_results(find_result_dbs(o.out_dir));
+  PlotOptions po;
+  po.width = 500;
+  po.height = 360;
+  const std::vector<std::string> files = write_ablation_plots(rs, po, (dir / "p").string());
+  std::set<std::string> names;
+  for (const auto& f : files) names.insert(fs::path(f).filename().string());
+  const std::set<std::string> expected = {
+      "copaint_G_psnr.png",     "copaint_G_known_mse.png",     "copaint_G_seconds.png",
+      "copaint_lr_xt_psnr.png", "copaint_lr_xt_known_mse.png", "copaint_lr_xt_seconds.png"};
+  EXPECT_EQ(names, expected);
+  for (const auto& f : files) {
+    ASSERT_TRUE(fs::is_regular_file(f)) << f;
+    const at::Tensor img = read_image(f, 3, 0);  // decodes
+    ASSERT_EQ(img.sizes(), at::IntArrayRef({3, 360, 500})) << f;
+    // Lines: half with lr_xt (or G) = first value in the first palette colour, 4 lines in all
+    // (2 masks x 2 values of the other setting): the fourth colour is there too; the background
+    // is white and the axes black.
+    EXPECT_GT(count_colour(img, 31, 119, 180), 20) << f;
+    EXPECT_GT(count_colour(img, 214, 39, 40), 20) << f;
+    EXPECT_EQ(count_colour(img, 148, 103, 189), 0) << f;  // no fifth line
+    EXPECT_GT(count_colour(img, 255, 255, 255), 500 * 360 / 2) << f;
+    EXPECT_GT(count_colour(img, 0, 0, 0), 500) << f;
+  }
+  // Without ablation samples (only blended's kept) nothing is written.
+  ResultSet blended_only = rs;
+  blended_only.samples.clear();
+  for (const auto& s : rs.samples)
+    if (rs.cells[s.cell_id].method == "blended") blended_only.samples.push_back(s);
+  ASSERT_FALSE(blended_only.samples.empty());
+  EXPECT_TRUE(write_ablation_plots(blended_only, po, (dir / "none").string()).empty());
+  EXPECT_FALSE(fs::exists(dir / "none"));
+
+  // Through the CLI: default size 640x480, --metric selects, the files are listed on stderr.
+  std::ostringstream out, err;
+  ASSERT_EQ(run_cli({"report", o.out_dir, "--metric", "psnr", "--plots", (dir / "cli").string()},
+                    out, err),
+            0)
+      << err.str();
+  EXPECT_NE(err.str().find("copaint_G_psnr.png"), std::string::npos) << err.str();
+  EXPECT_EQ(err.str().find("known_mse"), std::string::npos) << err.str();
+  EXPECT_TRUE(fs::exists(dir / "cli" / "copaint_lr_xt_seconds.png"));
+  EXPECT_EQ(read_image((dir / "cli" / "copaint_G_psnr.png").string(), 3, 0).sizes(),
+            at::IntArrayRef({3, 480, 640}));
+  EXPECT_EQ(run_cli({"report", o.out_dir, "--plots", (dir / "x").string(), "--plot-size", "9x9"},
+                    out, err),
+            2);
+  if (!std::getenv("COPAINT_KEEP_TEST_OUTPUT")) fs::remove_all(dir);
 }
 
 TEST_F(Runner, ShardsTogetherEqualTheFullRunAndMerge) {
