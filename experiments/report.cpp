@@ -3,6 +3,7 @@
 #include "experiments/report.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -244,6 +245,16 @@ void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out
   if (o.format != "markdown" && o.format != "csv" && o.format != "latex") {
     throw UsageError("report: unknown format '" + o.format + "'; valid: markdown, csv, latex");
   }
+  std::string pivot;
+  for (char c : o.pivot) {
+    if (!std::isspace(static_cast<unsigned char>(c)))
+      pivot += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  if (pivot != "methodxmask" && pivot != "maskxmethod") {
+    throw UsageError("report: unknown pivot '" + o.pivot +
+                     "'; valid: 'method x mask' (rows methods), 'mask x method' (rows masks)");
+  }
+  const bool masks_as_rows = pivot == "maskxmethod";
   const std::vector<Variant> variants = result_variants(rs);
   std::map<std::pair<std::string, std::string>, size_t> variant_of;
   for (size_t i = 0; i < variants.size(); ++i)
@@ -385,17 +396,37 @@ void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out
     for (const auto& metric : metrics) {
       Table t;
       t.title = metric + " (" + (higher[metric] ? "higher" : "lower") + " is better), " + where;
-      t.header = {"method"};
-      for (const auto& m : masks) t.header.push_back(m);
-      for (size_t v = 0; v < variants.size(); ++v) {
-        std::vector<std::string> row = {variants[v].label};
-        bool any = false;
-        for (const auto& mask : masks) {
-          const Stats* st = find_stats(sec, v, mask);
-          any = any || st;
-          row.push_back(cell_text(st, metric));
+      if (masks_as_rows) {
+        // Columns: the variants of this section; rows: masks.
+        std::vector<size_t> cols;
+        for (size_t v = 0; v < variants.size(); ++v) {
+          if (find_stats(sec, v, "\x01all")) cols.push_back(v);
         }
-        if (any) t.rows.push_back(std::move(row));
+        t.header = {"mask"};
+        for (size_t v : cols) t.header.push_back(variants[v].label);
+        for (const auto& mask : masks) {
+          std::vector<std::string> row = {mask};
+          bool any = false;
+          for (size_t v : cols) {
+            const Stats* st = find_stats(sec, v, mask);
+            any = any || st;
+            row.push_back(cell_text(st, metric));
+          }
+          if (any) t.rows.push_back(std::move(row));
+        }
+      } else {
+        t.header = {"method"};
+        for (const auto& m : masks) t.header.push_back(m);
+        for (size_t v = 0; v < variants.size(); ++v) {
+          std::vector<std::string> row = {variants[v].label};
+          bool any = false;
+          for (const auto& mask : masks) {
+            const Stats* st = find_stats(sec, v, mask);
+            any = any || st;
+            row.push_back(cell_text(st, metric));
+          }
+          if (any) t.rows.push_back(std::move(row));
+        }
       }
       if (!t.rows.empty()) render(t, o.format, out);
     }

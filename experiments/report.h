@@ -42,10 +42,13 @@ struct ReportOptions {
   bool timing = false;                ///< add the timing table (markdown, latex)
   bool std = false;                   ///< show the standard deviation
   int precision = 4;                  ///< digits after the point
+  /// Rows x columns of the comparison tables: "method x mask" (rows method variants, the
+  /// default) or "mask x method" (rows masks, columns variants); spaces optional.
+  std::string pivot = "method x mask";
 };
 
 /// Writes the report. Markdown/LaTeX: per dataset and model, one comparison table per metric
-/// (rows method variants, columns masks; "mean (best)" where mean is over all ok samples, seeds
+/// (rows method variants, columns masks, or the transpose with pivot "mask x method"; "mean (best)" where mean is over all ok samples, seeds
 /// pooled, and best is the mean over images of each image's best sample, the reference's
 /// best_mean), one ablation table per metric for each method with several variants (rows the
 /// varying settings, plus seconds and forwards per sample), and with `timing` a table of

@@ -19,12 +19,13 @@ namespace {
 int cmd_report(CommandContext& ctx) {
   po::options_description d(
       "usage: copaint report RESULTS_DIR_OR_DB... [--format markdown|csv|latex] [--metric M]... "
-      "[--timing] [--plots DIR]\n\n"
+      "[--timing] [--pivot 'mask x method'] [--plots DIR]\n\n"
       "Reads a results folder (results.sqlite and any results.shard-*.sqlite) or database files,\n"
       "and prints per metric the comparison table (rows: method variants, columns: masks; cells:\n"
       "mean over samples with seeds pooled, and in parentheses best-of-n, the mean over images of\n"
       "each image's best sample), ablation tables for methods run with settings axes, and with\n"
-      "--timing seconds and UNet forwards/backwards per sample.\n\n"
+      "--timing seconds and UNet forwards/backwards per sample. --pivot 'mask x method'\n"
+      "transposes the comparison tables (rows masks, columns method variants).\n\n"
       "--plots DIR also writes PNG line plots of every ablation (a method run with settings\n"
       "axes): per swept setting, each metric's mean and the seconds per sample against the\n"
       "setting, one line per mask (and per value of the method's other swept settings), as\n"
@@ -38,6 +39,9 @@ int cmd_report(CommandContext& ctx) {
       "timing", po::bool_switch(), "add the timing table")(
       "std", po::bool_switch(), "show the standard deviation next to the mean")(
       "precision", po::value<int>()->default_value(4), "digits after the point")(
+      "pivot", po::value<std::string>()->default_value("method x mask"),
+      "comparison tables' ROWS x COLS: 'method x mask' (rows method variants) or "
+      "'mask x method' (rows masks); spaces optional (maskxmethod)")(
       "plots", po::value<std::string>(), "write ablation line plots (PNG) into this folder")(
       "plot-size", po::value<std::string>()->default_value("640x480"),
       "plot image size WIDTHxHEIGHT in pixels")(
@@ -63,6 +67,7 @@ int cmd_report(CommandContext& ctx) {
   o.timing = vm["timing"].as<bool>();
   o.std = vm["std"].as<bool>();
   o.precision = vm["precision"].as<int>();
+  o.pivot = vm["pivot"].as<std::string>();
   if (o.precision < 0 || o.precision > 12) throw UsageError("report: --precision must be 0..12");
   PlotOptions plot;
   if (vm.count("plots")) {

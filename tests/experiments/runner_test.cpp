@@ -732,6 +732,74 @@ TEST_F(Runner, ReportPlotsWriteOnePngPerSweptSettingAndMetric) {
   if (!std::getenv("COPAINT_KEEP_TEST_OUTPUT")) fs::remove_all(dir);
 }
 
+/// The rows of the first markdown table under a "### <title_start>" heading: cells trimmed.
+std::vector<std::vector<std::string>> markdown_table(const std::string& text,
+                                                     const std::string& title_start) {
+  std::vector<std::vector<std::string>> rows;
+  const auto at = text.find("### " + title_start);
+  if (at == std::string::npos) return rows;
+  std::istringstream in(text.substr(at));
+  std::string line;
+  std::getline(in, line);  // the title
+  while (std::getline(in, line)) {
+    if (line.empty() && rows.empty()) continue;
+    if (line.empty() || line[0] != '|') break;
+    if (line.find("---") != std::string::npos) continue;
+    std::vector<std::string> cells;
+    std::istringstream cs(line.substr(1));
+    std::string c;
+    while (std::getline(cs, c, '|')) {
+      const auto a = c.find_first_not_of(' '), b = c.find_last_not_of(' ');
+      cells.push_back(a == std::string::npos ? "" : c.substr(a, b - a + 1));
+    }
+    rows.push_back(cells);
+  }
+  return rows;
+}
+
+TEST_F(Runner, ReportPivotMaskByMethodIsTheTranspose) {
+  const fs::path dir = temp_dir("pivot");
+  const Experiment ex = parse_experiment(kTinyExperiment, "tiny.ini", {"samples=1"});
+  RunOptions o;
+  o.device = "cpu";
+  o.out_dir = dir.string();
+  const ResultSet rs = load_results({run_experiment(ex, o).paths.db});
+  std::ostringstream a, b;
+  ReportOptions ro;
+  write_report(rs, ro, a);
+  ro.pivot = "mask x method";
+  write_report(rs, ro, b);
+  const auto t = markdown_table(a.str(), "psnr"), tt = markdown_table(b.str(), "psnr");
+  // method x mask: 3 variants x 2 masks; mask x method: 2 masks x 3 variants.
+  ASSERT_EQ(t.size(), 4u) << a.str();
+  ASSERT_EQ(tt.size(), 3u) << b.str();
+  EXPECT_EQ(t[0], (std::vector<std::string>{"method", "half", "line"}));
+  EXPECT_EQ(tt[0],
+            (std::vector<std::string>{"mask", "copaint (G=1)", "copaint (G=2)", "blended"}));
+  for (size_t r = 0; r < t.size(); ++r) {
+    ASSERT_EQ(t[r].size(), tt.size());
+    for (size_t c = 0; c < t[r].size(); ++c) {
+      if (r == 0 && c == 0) continue;
+      EXPECT_EQ(t[r][c], tt[c][r]) << r << "," << c;
+    }
+  }
+  // The cell values are numbers from the data, not placeholders.
+  EXPECT_NE(tt[1][1].find('('), std::string::npos);
+  // Spaces optional; anything else is a usage error.
+  std::ostringstream c;
+  ro.pivot = "maskxmethod";
+  write_report(rs, ro, c);
+  EXPECT_EQ(c.str(), b.str());
+  ro.pivot = "method x seed";
+  EXPECT_THROW(write_report(rs, ro, c), UsageError);
+  std::ostringstream out, err;
+  ASSERT_EQ(run_cli({"report", dir.string(), "--pivot", "mask x method"}, out, err), 0)
+      << err.str();
+  EXPECT_EQ(out.str(), b.str());
+  EXPECT_EQ(run_cli({"report", dir.string(), "--pivot", "method"}, out, err), 2);
+  fs::remove_all(dir);
+}
+
 TEST_F(Runner, ShardsTogetherEqualTheFullRunAndMerge) {
   const fs::path dir = temp_dir("shards");
   const Experiment ex = parse_experiment(kTinyExperiment, "tiny.ini");
