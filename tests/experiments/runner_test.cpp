@@ -663,6 +663,35 @@ TEST_F(Runner, UnreadableImageIsSkippedAndRecordedAndTheRunGoesOn) {
   fs::remove_all(dir);
 }
 
+TEST_F(Runner, CorruptFileInAFolderDatasetIsSkipped) {
+  const fs::path dir = temp_dir("corrupt_folder");
+  fs::create_directories(dir / "images");
+  // a.png, c.png and d.png are real 8x8 images; b.png is truncated garbage.
+  for (const char* name : {"a", "c", "d"}) {
+    write_image((dir / "images" / (std::string(name) + ".png")).string(),
+                at::rand({3, 8, 8}).mul(2).sub(1));
+  }
+  std::ofstream(dir / "images" / "b.png", std::ios::binary) << "\x89PNG\r\n\x1a\nnot really";
+  const Experiment ex = parse_experiment(
+      "name = corrupt_folder\nmodel = gaussian\ndataset = folder\nmethods = blended\n"
+      "masks = half\nsamples = 2\nmetrics = psnr\ngaussian.image_size = 8\n"
+      "blended.respacing = 4\nfolder.size = 8\nfolder.root = " +
+          (dir / "images").string() + "\n",
+      "corrupt_folder.ini");
+  RunOptions o;
+  o.device = "cpu";
+  o.out_dir = (dir / "r").string();
+  const RunSummary s = run_experiment(ex, o);
+  EXPECT_EQ(s.ok, 6);
+  EXPECT_EQ(s.errors, 2);
+  EXPECT_EQ(count_rows(s.paths.db, "status = 'error' AND image_index = 1 AND error LIKE "
+                                   "'%image 1 skipped%b.png%'"),
+            2);
+  EXPECT_EQ(count_rows(s.paths.db, "status = 'ok' AND image_id IN ('a', 'c', 'd')"), 6);
+  EXPECT_EQ(run_experiment(ex, o).skipped, 8);
+  fs::remove_all(dir);
+}
+
 /// Pixels of `img` ([3,H,W] in [-1,1], RGB) within 2 levels of the 8-bit colour (r, g, b).
 int64_t count_colour(const at::Tensor& img, int r, int g, int b) {
   const at::Tensor u8 = img.add(1).mul(127.5).round();
