@@ -16,6 +16,9 @@ namespace copaint {
 
 /// Settings of ddrm. The reference hard-codes etaB = 1, etaA = etaC = 0 and sigma_0 = 0 (its
 /// comment: "not sure what to set"); the DDRM paper's defaults are eta = 0.85, eta_b = 1.
+/// With eta = 0 the unknown pixels follow the deterministic DDIM ODE with unclamped x0, which
+/// diverges on a weak network (the quickstart's tiny Fashion-MNIST UNet: colour noise in the
+/// hole, as the reference would give); use eta = 0.85 there.
 struct DDRMParams {
   std::string respacing = "250";  ///< respacing of the model's process [timestep_respacing]
   int64_t t_T = 0;                ///< steps, 0 = the respaced size [ddrm.schedule_jump_params.t_T]

@@ -36,6 +36,8 @@ std::vector<OptionSpec> dps_option_specs(const DPSParams& defaults);
 /// norm = ||y - A x0|| per sample (or over the batch with batch_norm), y = A(image) +
 /// measurement_sigma n drawn once. One forward and one backward per step. The sample is x_0,
 /// clamped. Noise purposes: "measurement" (shaped like A(image)), "step".
+/// The measurement is only approached by gradient steps, so short processes leave a known-region
+/// error (tiny Fashion-MNIST UNet, half mask: known MSE ~0.06 at respacing 25, ~2e-4 at 100/250).
 class DPS : public Method {
  public:
   explicit DPS(DPSParams params) : params_(std::move(params)) {}
