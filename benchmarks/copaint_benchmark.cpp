@@ -8,22 +8,22 @@
 #include <ATen/ATen.h>
 #include <benchmark/benchmark.h>
 
-#include "benchmarks/tiny_fixtures.h"
+#include "tests/tiny_fixtures.h"
 #include "framework/schedule.h"
 #include "methods/copaint.h"
 
 namespace {
 
-using copaint::bench::CoPaintCase;
+using copaint::fixtures::CoPaintCase;
 
 const CoPaintCase& g2_n1() {
-  static const CoPaintCase c = copaint::bench::load_copaint_case("copaint_g2_n1");
+  static const CoPaintCase c = copaint::fixtures::load_copaint_case("copaint_g2_n1");
   return c;
 }
 
 bool have_fixtures(benchmark::State& state) {
-  if (copaint::bench::fixture_exists("unet/adm_tiny_trained.pt") &&
-      copaint::bench::fixture_exists("copaint/copaint_g2_n1.pt")) {
+  if (copaint::fixtures::fixture_exists("unet/adm_tiny_trained.pt") &&
+      copaint::fixtures::fixture_exists("copaint/copaint_g2_n1.pt")) {
     return true;
   }
   state.SkipWithError("tests/fixtures/{unet,copaint} fixtures missing");
@@ -34,7 +34,7 @@ bool have_fixtures(benchmark::State& state) {
 void BM_CoPaintStep(benchmark::State& state) {
   if (!have_fixtures(state)) return;
   const int64_t index = state.range(0);
-  const copaint::bench::BenchSettings settings(state.range(1), state.range(2));
+  const copaint::fixtures::BenchSettings settings(state.range(1), state.range(2));
   const CoPaintCase& c = g2_n1();
   copaint::CoPaint method(c.params);
   const auto schedule = copaint::DiffusionSchedule::linear(1000).respaced(c.params.respacing);
@@ -46,7 +46,7 @@ void BM_CoPaintStep(benchmark::State& state) {
   const copaint::CoPaintTarget target{c.get("image"), c.get("mask"), at::Tensor(), nullptr};
   copaint::EvalCounter counter;
   for (auto _ : state) {
-    const auto r = method.step(copaint::bench::tiny_model(), schedule, target, x_in, t, prev, lr,
+    const auto r = method.step(copaint::fixtures::tiny_model(), schedule, target, x_in, t, prev, lr,
                                coef, counter);
     benchmark::DoNotOptimize(r.x_prev.data_ptr());
   }
@@ -57,18 +57,18 @@ void BM_CoPaintStep(benchmark::State& state) {
 // The whole recorded run from its x_T (what the reference's ref_bench.py times).
 void BM_CoPaintRun_g2_n1(benchmark::State& state) {
   if (!have_fixtures(state)) return;
-  const copaint::bench::BenchSettings settings(state.range(0), state.range(1));
+  const copaint::fixtures::BenchSettings settings(state.range(0), state.range(1));
   const CoPaintCase& c = g2_n1();
   copaint::CoPaint method(c.params);
   copaint::InpaintInput input;
   input.x_T = c.get("x_T");
   input.image = c.get("image").expand_as(input.x_T).contiguous();
   input.mask = c.get("mask");
-  copaint::bench::tiny_model();  // loading is not timed
+  copaint::fixtures::tiny_model();  // loading is not timed
   double err = 0;
   int64_t forwards = 0, backwards = 0;
   for (auto _ : state) {
-    const copaint::InpaintOutput out = method.run(copaint::bench::tiny_model(), input);
+    const copaint::InpaintOutput out = method.run(copaint::fixtures::tiny_model(), input);
     err = (out.sample - c.get("sample")).abs().max().item<double>();
     forwards = out.evals.forwards;
     backwards = out.evals.backwards;

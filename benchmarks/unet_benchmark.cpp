@@ -11,7 +11,7 @@
 
 #include <memory>
 
-#include "benchmarks/tiny_fixtures.h"
+#include "tests/tiny_fixtures.h"
 #include "framework/unet.h"
 
 namespace {
@@ -60,13 +60,13 @@ void BM_UNetForwardBackwardToInput(benchmark::State& state) {
 }
 
 void BM_TinyUNetForward(benchmark::State& state) {
-  if (!copaint::bench::fixture_exists("unet/adm_tiny_trained.pt")) {
+  if (!copaint::fixtures::fixture_exists("unet/adm_tiny_trained.pt")) {
     state.SkipWithError("tests/fixtures/unet/adm_tiny_trained.pt missing");
     return;
   }
   const int64_t batch = state.range(0);
-  const copaint::bench::BenchSettings settings(state.range(1), state.range(2));
-  const copaint::UNet& net = copaint::bench::tiny_model().unet();
+  const copaint::fixtures::BenchSettings settings(state.range(1), state.range(2));
+  const copaint::UNet& net = copaint::fixtures::tiny_model().unet();
   at::manual_seed(0);
   const at::Tensor x = at::randn({batch, 3, 32, 32});
   const at::Tensor t = at::full({batch}, 500, at::kLong);
@@ -79,13 +79,13 @@ void BM_TinyUNetForward(benchmark::State& state) {
 }
 
 void BM_TinyUNetForwardBackwardToInput(benchmark::State& state) {
-  if (!copaint::bench::fixture_exists("unet/adm_tiny_trained.pt")) {
+  if (!copaint::fixtures::fixture_exists("unet/adm_tiny_trained.pt")) {
     state.SkipWithError("tests/fixtures/unet/adm_tiny_trained.pt missing");
     return;
   }
   const int64_t batch = state.range(0);
-  const copaint::bench::BenchSettings settings(state.range(1), state.range(2));
-  const copaint::UNet& net = copaint::bench::tiny_model().unet();
+  const copaint::fixtures::BenchSettings settings(state.range(1), state.range(2));
+  const copaint::UNet& net = copaint::fixtures::tiny_model().unet();
   at::manual_seed(0);
   const at::Tensor x0 = at::randn({batch, 3, 32, 32});
   const at::Tensor t = at::full({batch}, 500, at::kLong);

@@ -13,6 +13,7 @@
 #include "framework/denoisers.h"
 #include "framework/registry.h"
 #include "methods/method.h"
+#include "tests/tiny_fixtures.h"
 
 namespace copaint {
 namespace {
@@ -20,20 +21,7 @@ namespace {
 const std::string kFixtures = COPAINT_TEST_FIXTURES_DIR;
 
 std::unique_ptr<UNetDenoiser> tiny_unet() {
-  std::ifstream in(kFixtures + "/unet/adm_tiny_config.json");
-  const auto j = nlohmann::json::parse(in)["config"];
-  UNetConfig c;
-  c.image_size = j["image_size"];
-  c.num_channels = j["num_channels"];
-  c.num_res_blocks = j["num_res_blocks"];
-  c.channel_mult = j["channel_mult"];
-  c.learn_sigma = j["learn_sigma"];
-  c.class_cond = j["class_cond"];
-  c.attention_resolutions = j["attention_resolutions"];
-  c.num_heads = j["num_heads"];
-  c.num_head_channels = j["num_head_channels"];
-  c.use_scale_shift_norm = j["use_scale_shift_norm"];
-  c.resblock_updown = j["resblock_updown"];
+  const UNetConfig c = fixtures::tiny_config();
   return UNetDenoiser::from_checkpoint(c, kFixtures + "/unet/adm_tiny_trained.pt");
 }
 

@@ -4,8 +4,6 @@
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-#include <torch/csrc/jit/serialization/pickle.h>
 
 #include <filesystem>
 #include <fstream>
@@ -14,82 +12,21 @@
 #include "framework/denoisers.h"
 #include "framework/diffusion.h"
 #include "framework/registry.h"
+#include "tests/tiny_fixtures.h"
 
 namespace copaint {
 namespace {
 
-const std::string kFixtures = COPAINT_TEST_FIXTURES_DIR;
+using fixtures::load_copaint_case;
+using fixtures::tiny_model;
+using Case = fixtures::CoPaintCase;
 
-c10::IValue load_dict(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return torch::jit::pickle_load(bytes);
-}
+Denoiser& trained_model() { return tiny_model(); }
 
-nlohmann::json load_json(const std::string& path) {
-  std::ifstream in(path);
-  return nlohmann::json::parse(in);
-}
-
-UNetConfig tiny_config() {
-  const auto j = load_json(kFixtures + "/unet/adm_tiny_config.json")["config"];
-  UNetConfig c;
-  c.image_size = j["image_size"];
-  c.num_channels = j["num_channels"];
-  c.num_res_blocks = j["num_res_blocks"];
-  c.channel_mult = j["channel_mult"];
-  c.learn_sigma = j["learn_sigma"];
-  c.class_cond = j["class_cond"];
-  c.attention_resolutions = j["attention_resolutions"];
-  c.num_heads = j["num_heads"];
-  c.num_head_channels = j["num_head_channels"];
-  c.use_scale_shift_norm = j["use_scale_shift_norm"];
-  c.resblock_updown = j["resblock_updown"];
-  return c;
-}
-
-Denoiser& trained_model() {
-  static std::unique_ptr<UNetDenoiser> model =
-      UNetDenoiser::from_checkpoint(tiny_config(), kFixtures + "/unet/adm_tiny_trained.pt");
-  return *model;
-}
-
-// One recorded reference run.
-struct Case {
-  std::string name;
-  CoPaintParams params;
-  c10::IValue data;
-  at::Tensor get(const std::string& key) const { return data.toGenericDict().at(key).toTensor(); }
-  bool has(const std::string& key) const { return data.toGenericDict().contains(key); }
-};
-
+// A recorded case with the reference's batch-coupled backtracking, or our per-sample default.
 Case load_case(const std::string& name, bool batch_coupled) {
-  Case c;
-  c.name = name;
-  const auto cfg = load_json(kFixtures + "/copaint/" + name + ".json")["config"];
-  const auto& sp = cfg["ddim"]["schedule_params"];
-  const auto& o = cfg["optimize_xt"];
-  CoPaintParams& p = c.params;
-  p.respacing = cfg["timestep_respacing"];
-  p.steps = sp["num_inference_steps"];
-  EXPECT_EQ(sp["ddpm_num_steps"].get<int64_t>(), std::stoll(p.respacing));
-  p.schedule_type = sp["schedule_type"];
-  p.time_travel = sp["use_timetravel"];
-  p.jump_length = sp["jump_length"];
-  p.jump_n_sample = sp["jump_n_sample"];
-  p.time_travel_filter = sp["time_travel_filter_type"];
-  p.eta = cfg["ddim"]["ddim_sigma"];
-  p.G = o["num_iteration_optimize_xt"];
-  p.lr_xt = o["lr_xt"];
-  p.lr_xt_decay = o["lr_xt_decay"];
-  p.coef_xt_reg = o["coef_xt_reg"];
-  p.coef_xt_reg_decay = o["coef_xt_reg_decay"];
-  p.smart_lr = o["use_smart_lr_xt_decay"];
-  p.adaptive_lr = o["use_adaptive_lr_xt"];
-  p.mid_interval_num = o["mid_interval_num"];
-  p.optimize_before_time_travel = o["optimize_before_time_travel"];
-  p.batch_coupled = batch_coupled;
-  c.data = load_dict(kFixtures + "/copaint/" + name + ".pt");
+  Case c = load_copaint_case(name);
+  c.params.batch_coupled = batch_coupled;
   return c;
 }
 
@@ -144,7 +81,7 @@ void check_steps(const std::string& name, int64_t stride) {
     EXPECT_EQ(ours, reference);  // without backtracking the reference is already at 1 + G
   }
   std::printf("[%s] per step: x_opt %.3g x_prev %.3g pred_x0*sqrt(ab) %.3g; forwards %lld (reference %lld)\n",
-              c.name.c_str(), err_opt, err_prev, err_pred, static_cast<long long>(ours),
+              name.c_str(), err_opt, err_prev, err_pred, static_cast<long long>(ours),
               static_cast<long long>(reference));
 }
 
@@ -166,7 +103,7 @@ TEST_P(CoPaintParity, EndToEnd) {
   input.mask = c.get("mask");
   input.x_T = x_T;
   int64_t undo_index = 0;
-  if (c.has("undo_noise")) {
+  if (c.data.toGenericDict().contains("undo_noise")) {
     const at::Tensor undo = c.get("undo_noise"), undo_t = c.get("undo_t");
     input.noise = [&, undo, undo_t](const std::string& purpose, int64_t t, const at::Tensor&) {
       EXPECT_EQ(purpose, "undo");
@@ -182,9 +119,9 @@ TEST_P(CoPaintParity, EndToEnd) {
   const double err_sample = max_abs(out.sample, c.get("sample"));
   EXPECT_LE(err_traj, 1e-4);
   EXPECT_LE(err_sample, 1e-4);
-  if (c.has("undo_noise")) EXPECT_EQ(undo_index, c.get("undo_noise").size(0));
+  if (c.data.toGenericDict().contains("undo_noise")) EXPECT_EQ(undo_index, c.get("undo_noise").size(0));
   std::printf("[%s] end to end: sample %.3g trajectory %.3g; forwards %lld backwards %lld\n",
-              c.name.c_str(), err_sample, err_traj, static_cast<long long>(out.evals.forwards),
+              GetParam().c_str(), err_sample, err_traj, static_cast<long long>(out.evals.forwards),
               static_cast<long long>(out.evals.backwards));
 }
 

@@ -1,4 +1,4 @@
-// Shared by the benchmarks: the tiny trained ADM UNet of tests/fixtures/unet (32x32, 32 channels,
+// Shared by tests and benchmarks: the tiny trained ADM UNet of tests/fixtures/unet (32x32, 32 channels,
 // 2M parameters) and the recorded CoPaint cases of tests/fixtures/copaint.
 #pragma once
 
@@ -17,7 +17,7 @@
 #include "framework/onednn_ops.h"
 #include "methods/copaint.h"
 
-namespace copaint::bench {
+namespace copaint::fixtures {
 
 inline const std::string kFixtures = COPAINT_TEST_FIXTURES_DIR;
 
@@ -111,4 +111,4 @@ inline CoPaintCase load_copaint_case(const std::string& name) {
   return c;
 }
 
-}  // namespace copaint::bench
+}  // namespace copaint::fixtures
