@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the bundled model and data: installs what is missing, builds, runs the
 # quickstart experiment (every method on Fashion-MNIST test images with the bundled model, a few
-# masks), and prints the comparison tables. Results land in results/quickstart/.
+# masks), prints the comparison tables and draws an image grid. Results land in
+# results/quickstart/ (a rerun resumes and only redraws).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -9,3 +10,6 @@ scripts/build.sh
 build/copaint run experiments/quickstart.ini "$@"
 build/copaint report results/quickstart --format markdown
 build/copaint report results/quickstart --timing
+build/copaint export results/quickstart --grid --images 0,1 --masks half,line,expand \
+  --out results/quickstart/grid.png
+echo "quickstart: tables above; image grid in results/quickstart/grid.png"
