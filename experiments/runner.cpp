@@ -532,7 +532,17 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
           const at::Tensor s = r.samples.to(device), ref = batch.images.to(device),
                            m = batch.masks.to(device);
           for (auto& metric : metrics) {
-            const at::Tensor v = metric->score(s, ref, m).to(at::kCPU, at::kDouble).contiguous();
+            // A metric that cannot score this batch (e.g. a mask with no unknown pixel for a
+            // masked metric) loses only its score: the computed samples are kept.
+            at::Tensor v;
+            try {
+              v = metric->score(s, ref, m).to(at::kCPU, at::kDouble).contiguous();
+            } catch (const UsageError&) {
+              throw;
+            } catch (const std::exception& e) {
+              log_warn(cell.label() + ": metric " + metric->name() + " not scored: " + e.what());
+              continue;
+            }
             for (int64_t k = 0; k < b; ++k) {
               out[k].scores.push_back(
                   {metric->name(), v[k].item<double>(), metric->higher_is_better()});
@@ -564,6 +574,8 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
         if (!runnable.empty()) {
           try {
             ran = run_group(runnable);
+          } catch (const UsageError&) {
+            throw;  // a configuration error ends the run (runner.h)
           } catch (const std::exception& e) {
             if (runnable.size() == 1) {
               ran.assign(1, Outcome{});
@@ -574,6 +586,8 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
               for (const auto& it : runnable) {
                 try {
                   ran.push_back(run_group({it}).front());
+                } catch (const UsageError&) {
+                  throw;
                 } catch (const std::exception& e1) {
                   Outcome o;
                   o.error = e1.what();

@@ -67,19 +67,23 @@ double DiffusionTrainer::eval_loss(const at::Tensor& x0, int64_t t, at::Generato
   const at::Tensor x = x0.to(device);
   const at::Tensor noise = at::randn(x.sizes(), gen, at::TensorOptions().dtype(at::kFloat)).to(device);
   const at::Tensor x_t = sqrt_ab_[t].item<float>() * x + sqrt_1m_ab_[t].item<float>() * noise;
-  std::vector<at::Tensor> saved;
-  const auto params = unet_.parameters();
+  // Swap the EMA weights in for the evaluation; the guard swaps the live ones back even if the
+  // forward throws.
+  struct Swap {
+    std::vector<at::Tensor> params, saved;
+    ~Swap() {
+      for (size_t i = 0; i < saved.size(); ++i) params[i].copy_(saved[i]);
+    }
+  } swap{unet_.parameters(), {}};
   if (use_ema) {
-    for (size_t i = 0; i < params.size(); ++i) {
-      saved.push_back(params[i].detach().clone());
-      params[i].copy_(ema_[i]);
+    for (size_t i = 0; i < swap.params.size(); ++i) {
+      swap.saved.push_back(swap.params[i].detach().clone());
+      swap.params[i].copy_(ema_[i]);
     }
   }
   const at::Tensor tt = at::full({b}, schedule_.timestep_map[static_cast<size_t>(t)], at::kLong).to(device);
   const at::Tensor eps = unet_.forward(x_t, tt).narrow(1, 0, x.size(1));
-  const double loss = (eps - noise).pow(2).mean().item<double>();
-  for (size_t i = 0; i < saved.size(); ++i) params[i].copy_(saved[i]);
-  return loss;
+  return (eps - noise).pow(2).mean().item<double>();
 }
 
 StateDict DiffusionTrainer::ema_state() const {

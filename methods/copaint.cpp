@@ -17,6 +17,7 @@
 #include "framework/diffusion.h"
 #include "framework/error.h"
 #include "framework/log.h"
+#include "methods/ddpm.h"
 #include "methods/sampling.h"
 
 namespace copaint {
@@ -30,16 +31,6 @@ struct Prediction {
 at::Tensor steps_tensor(int64_t t, const at::Tensor& x) { return batch_steps(t, x); }
 
 }  // namespace
-
-std::vector<int64_t> copaint_hop_steps(int64_t t, int64_t interval_num) {
-  if (interval_num < 1) throw UsageError("copaint.mid_interval_num must be >= 1");
-  const int64_t interval = t / interval_num;
-  std::vector<int64_t> steps;
-  for (int64_t k = interval_num - 1; k >= 0; --k) steps.push_back(k * interval);
-  if (steps.front() != t) steps.insert(steps.begin(), t);
-  if (steps.back() != 0) steps.push_back(0);
-  return steps;
-}
 
 CoPaintParams CoPaintParams::from_options(const Options& o) {
   CoPaintParams p;
@@ -116,6 +107,11 @@ std::vector<int64_t> CoPaint::timesteps(int64_t respaced_size) const {
                      std::to_string(respaced_size) + " steps)");
   }
   if (params_.time_travel) {
+    if (params_.jump_n_sample > 1 && respaced_size / n > 1) {
+      throw UsageError("copaint: time travel needs copaint.steps equal to the respaced size (" +
+                       std::to_string(respaced_size) + "), got " + std::to_string(n) +
+                       ": it travels back one respaced step at a time");
+    }
     return ddim_timetravel_timesteps(n, respaced_size, params_.jump_length, params_.jump_n_sample,
                                      params_.time_travel_filter);
   }
@@ -133,7 +129,7 @@ int64_t CoPaint::expected_forwards() const {
     const bool down = cur > steps[k + 1];
     const bool calls = down || (reversing && params_.optimize_before_time_travel);
     if (calls) {
-      const int64_t hops = static_cast<int64_t>(copaint_hop_steps(cur, params_.mid_interval_num).size()) - 1;
+      const int64_t hops = static_cast<int64_t>(mid_interval_steps(cur, params_.mid_interval_num).size()) - 1;
       total += (1 + params_.G) * std::max<int64_t>(1, hops);
     }
     reversing = down;
@@ -148,19 +144,23 @@ CoPaintStepResult CoPaint::step(Denoiser& model, const DiffusionSchedule& schedu
   const CoPaintParams& p = params_;
   const int64_t batch = x_in.size(0);
   const at::Tensor t_vec = steps_tensor(t, x_in);
-  const std::vector<int64_t> hops = copaint_hop_steps(t, p.mid_interval_num);
+  const std::vector<int64_t> hops = mid_interval_steps(t, p.mid_interval_num);
 
   auto process_x0 = [&](const at::Tensor& v) { return p.clip_denoised ? v.clamp(-1, 1) : v; };
-  auto eta_noise = [&](const at::Tensor& like) -> at::Tensor {
-    if (p.eta == 0) return at::Tensor();
-    return per_sample_randn(like, *target.generators);
-  };
+  // DDIM noise (eta > 0 only): one draw per hop of the x0 prediction and one for the final
+  // update, made once per call so that re-evaluations while backtracking reuse the same noise and
+  // a sample's draws do not depend on how often its batch backtracks.
+  std::vector<at::Tensor> noise;
+  if (p.eta != 0) {
+    for (size_t i = 0; i < hops.size(); ++i) noise.push_back(per_sample_randn(x_in, *target.generators));
+  }
+  auto eta_noise = [&](size_t index) { return noise.empty() ? at::Tensor() : noise[index]; };
   // One DDIM update from `x` at cur to prev given eps (the reference's get_update).
   auto update = [&](const at::Tensor& x, int64_t cur, int64_t prev, const at::Tensor& eps,
-                    const at::Tensor& pred_x0) {
+                    const at::Tensor& pred_x0, size_t noise_index) {
     const at::Tensor cur_v = steps_tensor(cur, x), prev_v = steps_tensor(prev, x);
     at::Tensor x0 = pred_x0.defined() ? pred_x0 : process_x0(x0_from_eps(schedule, x, cur_v, eps));
-    return ddim_step(schedule, x0, eps, cur_v, prev_v, p.eta, eta_noise(x));
+    return ddim_step(schedule, x0, eps, cur_v, prev_v, p.eta, eta_noise(noise_index));
   };
   // e_t and the (multi-hop) x0 prediction at x.
   auto predict = [&](const at::Tensor& x) {
@@ -173,7 +173,7 @@ CoPaintStepResult CoPaint::step(Denoiser& model, const DiffusionSchedule& schedu
     at::Tensor xt = x, eps = out.eps;
     for (size_t i = 0; i + 1 < hops.size(); ++i) {
       if (i != 0) eps = predict_eps(model, schedule, xt, steps_tensor(hops[i], xt), target.y, counter);
-      xt = update(xt, hops[i], hops[i + 1], eps, at::Tensor());
+      xt = update(xt, hops[i], hops[i + 1], eps, at::Tensor(), i);
     }
     out.pred_x0 = process_x0(xt);
     return out;
@@ -198,13 +198,7 @@ CoPaintStepResult CoPaint::step(Denoiser& model, const DiffusionSchedule& schedu
   };
 
   double lr = lr_xt;
-  if (p.smart_lr) {
-    double rate = 1;
-    for (size_t i = 0; i + 1 < hops.size(); ++i) {
-      rate *= std::sqrt(1.0 / schedule.alpha_bar(hops[i])) * std::sqrt(schedule.alpha_bar(hops[i + 1]));
-    }
-    lr /= rate;
-  }
+  if (p.smart_lr) lr /= smart_lr_decay_rate(schedule, t, p.mid_interval_num);
   // Per-sample learning rates (one shared entry when coupled).
   std::vector<double> lrs(p.batch_coupled ? 1 : batch, lr);
   auto lr_tensor = [&](const at::Tensor& like) {
@@ -245,8 +239,16 @@ CoPaintStepResult CoPaint::step(Denoiser& model, const DiffusionSchedule& schedu
       const bool* rej = reject.data_ptr<bool>();
       if (std::none_of(rej, rej + reject.numel(), [](bool r) { return r; })) break;
       if (round >= p.max_backtracks) {
+        // Give up on the samples still rejected: they stay where they are (lr 0), so a growing
+        // or NaN loss never gets through.
         log_warn("copaint: learning-rate backtracking stopped after " +
                  std::to_string(p.max_backtracks) + " rounds at t=" + std::to_string(t));
+        for (size_t b = 0; b < lrs.size(); ++b) {
+          if (rej[b]) lrs[b] = 0;
+        }
+        new_x = x_base - lr_tensor(grad) * grad;
+        if (!last) new_x = new_x.detach().requires_grad_(true);
+        trial = predict(new_x);
         break;
       }
       for (size_t b = 0; b < lrs.size(); ++b) {
@@ -264,7 +266,7 @@ CoPaintStepResult CoPaint::step(Denoiser& model, const DiffusionSchedule& schedu
   result.pred_x0 = pred.pred_x0.detach();
   const at::Tensor eps = pred.eps.detach();
   result.x_prev = update(result.x_opt, t, prev_t, eps,
-                         p.mid_interval_num == 1 ? result.pred_x0 : at::Tensor());
+                         p.mid_interval_num == 1 ? result.pred_x0 : at::Tensor(), hops.size() - 1);
   result.loss = fit(result.pred_x0).detach();
   return result;
 }
@@ -303,9 +305,7 @@ InpaintOutput CoPaint::run(Denoiser& model, const InpaintInput& input) {
                          "); use copaint.steps equal to the respaced size");
       }
       at::NoGradGuard no_grad;
-      const at::Tensor noise =
-          input.noise ? input.noise("undo", prev, x) : per_sample_randn(x, input.generators);
-      x = undo_step(schedule, x, steps_tensor(prev, x), noise.to(x.device(), x.scalar_type()));
+      x = undo_step(schedule, x, steps_tensor(prev, x), draw_noise(input, "undo", prev, x));
       lr /= params_.lr_xt_decay;
       coef /= params_.coef_xt_reg_decay;
     }

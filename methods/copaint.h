@@ -97,10 +97,6 @@ class CoPaint : public Method {
   CoPaintParams params_;
 };
 
-/// The hop list of the multi-hop x0 prediction and of the smart learning-rate decay: from t down
-/// to 0 in `interval_num` hops of t / interval_num steps (the reference's rule).
-std::vector<int64_t> copaint_hop_steps(int64_t t, int64_t interval_num);
-
 /// Registers copaint, copaint_tt and copaint_fast.
 void register_copaint_methods(Registry<Method>& registry);
 

@@ -85,8 +85,11 @@ InpaintOutput DPS::run(Denoiser& model, const InpaintInput& input) {
     at::Tensor x0 = x0_from_eps(schedule, x, t, eps);
     if (params_.clip_denoised) x0 = x0.clamp(-1, 1);
     const at::Tensor diff = measurement - deg.A(x0);
-    const at::Tensor norm = params_.batch_norm ? at::pow(diff, 2).sum().sqrt()
-                                               : at::pow(diff, 2).sum({1, 2, 3}).sqrt().sum();
+    // linalg_vector_norm's backward is 0 (not NaN) where the norm is 0, e.g. a sample with no
+    // known pixel.
+    const at::Tensor norm = params_.batch_norm
+                                ? at::linalg_vector_norm(diff, 2)
+                                : at::linalg_vector_norm(diff, 2, at::IntArrayRef{1, 2, 3}).sum();
     const at::Tensor grad =
         torch::autograd::grad({norm}, {x}, /*grad_outputs=*/{}, /*retain_graph=*/false)[0];
     ++out.evals.backwards;

@@ -609,6 +609,52 @@ TEST_F(Runner, FailingSamplesAreStoredAsErrorsAndTheRunGoesOn) {
   fs::remove_all(dir);
 }
 
+// A metric that cannot score a batch (psnr_masked with nothing unknown) loses only its score: the
+// samples and the other metrics are stored as ok, and the method is not rerun.
+TEST_F(Runner, AMetricThatCannotScoreKeepsTheSamples) {
+  const fs::path dir = temp_dir("metricfail");
+  const Experiment ex = parse_experiment(
+      "name = nohole\nmodel = gaussian\ndataset = runner_synthetic\nmethods = blended\n"
+      "masks = random\nsamples = 1\nmetrics = psnr, psnr_masked\nbatch_size = 4\n"
+      "gaussian.image_size = 8\nrunner_synthetic.count = 2\nrandom.known_fraction = 1\n"
+      "blended.respacing = 10\n",
+      "nohole.ini");
+  RunOptions o;
+  o.device = "cpu";
+  o.out_dir = dir.string();
+  const RunSummary s = run_experiment(ex, o);
+  EXPECT_EQ(s.ok, 2);
+  EXPECT_EQ(s.errors, 0);
+  const Rows rows = read_rows({s.paths.db});
+  ASSERT_EQ(rows.size(), 2u);
+  for (const auto& [key, row] : rows) {
+    EXPECT_EQ(row.status, "ok");
+    EXPECT_EQ(row.scores.count("psnr"), 1u);
+    EXPECT_EQ(row.scores.count("psnr_masked"), 0u);
+  }
+  fs::remove_all(dir);
+}
+
+// A configuration error found only when a method runs ends the run instead of being stored as
+// per-sample errors.
+TEST_F(Runner, TimeTravelWithStridedStepsFailsBeforeAnyWork) {
+  const fs::path dir = temp_dir("ttstride");
+  EXPECT_THROW(
+      {
+        const Experiment ex = parse_experiment(
+            "name = tt\nmodel = gaussian\ndataset = runner_synthetic\nmethods = copaint_tt\n"
+            "masks = half\ngaussian.image_size = 8\nrunner_synthetic.count = 1\n"
+            "copaint_tt.respacing = 50\ncopaint_tt.steps = 25\n",
+            "tt.ini");
+        RunOptions o;
+        o.device = "cpu";
+        o.out_dir = dir.string();
+        run_experiment(ex, o);
+      },
+      UsageError);
+  fs::remove_all(dir);
+}
+
 TEST_F(Runner, UnreadableImageIsSkippedAndRecordedAndTheRunGoesOn) {
   const fs::path dir = temp_dir("corrupt");
   // Image 0 (the one the runner used to check the shape with) and, in a second run, image 2.
