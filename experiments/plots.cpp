@@ -205,20 +205,13 @@ void draw_line_plot(const LinePlot& p, int width, int height, const std::string&
 
 std::vector<std::string> write_ablation_plots(const ResultSet& rs, const PlotOptions& o,
                                               const std::string& dir) {
-  const std::vector<Variant> variants = result_variants(rs);
-  std::map<std::pair<std::string, std::string>, size_t> variant_of;
-  for (size_t i = 0; i < variants.size(); ++i)
-    variant_of[{variants[i].method, variants[i].settings_hash}] = i;
-
-  // Sections and masks in order of appearance; per (section, variant, mask) the means.
-  std::vector<std::pair<std::string, std::string>> sections;
-  std::vector<std::string> masks, metrics;
-  for (const auto& c : rs.cells) {
-    if (std::find(sections.begin(), sections.end(), std::make_pair(c.dataset, c.model)) ==
-        sections.end())
-      sections.emplace_back(c.dataset, c.model);
-    if (std::find(masks.begin(), masks.end(), c.mask) == masks.end()) masks.push_back(c.mask);
-  }
+  const ResultLayout layout = result_layout(rs);
+  const std::vector<Variant>& variants = layout.variants;
+  const auto& variant_of = layout.variant_of;
+  const auto& sections = layout.sections;
+  const auto& masks = layout.masks;
+  // Per (section, variant, mask) the means.
+  std::vector<std::string> metrics;
   std::map<std::string, bool> higher;
   using Key = std::tuple<size_t, size_t, std::string>;
   std::map<Key, std::map<std::string, Mean>> means;  // metric ("\x01s" = seconds) -> mean

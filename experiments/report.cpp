@@ -241,6 +241,21 @@ std::vector<Variant> result_variants(const ResultSet& results) {
   return out;
 }
 
+ResultLayout result_layout(const ResultSet& rs) {
+  ResultLayout out;
+  out.variants = result_variants(rs);
+  for (size_t i = 0; i < out.variants.size(); ++i)
+    out.variant_of[{out.variants[i].method, out.variants[i].settings_hash}] = i;
+  for (const auto& c : rs.cells) {
+    if (std::find(out.sections.begin(), out.sections.end(), std::make_pair(c.dataset, c.model)) ==
+        out.sections.end())
+      out.sections.emplace_back(c.dataset, c.model);
+    if (std::find(out.masks.begin(), out.masks.end(), c.mask) == out.masks.end())
+      out.masks.push_back(c.mask);
+  }
+  return out;
+}
+
 void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out) {
   if (o.format != "markdown" && o.format != "csv" && o.format != "latex") {
     throw UsageError("report: unknown format '" + o.format + "'; valid: markdown, csv, latex");
@@ -255,20 +270,13 @@ void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out
                      "'; valid: 'method x mask' (rows methods), 'mask x method' (rows masks)");
   }
   const bool masks_as_rows = pivot == "maskxmethod";
-  const std::vector<Variant> variants = result_variants(rs);
-  std::map<std::pair<std::string, std::string>, size_t> variant_of;
-  for (size_t i = 0; i < variants.size(); ++i)
-    variant_of[{variants[i].method, variants[i].settings_hash}] = i;
-
-  // Sections (dataset, model), masks and metrics in order of appearance.
-  std::vector<std::pair<std::string, std::string>> sections;
-  std::vector<std::string> masks, metrics;
-  for (const auto& c : rs.cells) {
-    if (std::find(sections.begin(), sections.end(), std::make_pair(c.dataset, c.model)) ==
-        sections.end())
-      sections.emplace_back(c.dataset, c.model);
-    if (std::find(masks.begin(), masks.end(), c.mask) == masks.end()) masks.push_back(c.mask);
-  }
+  const ResultLayout layout = result_layout(rs);
+  const std::vector<Variant>& variants = layout.variants;
+  const auto& variant_of = layout.variant_of;
+  const auto& sections = layout.sections;
+  const auto& masks = layout.masks;
+  // Metrics in order of appearance.
+  std::vector<std::string> metrics;
   for (const auto& s : rs.samples) {
     for (const auto& sc : s.scores) {
       if (metric_selected(sc.metric, o.metrics) &&

@@ -36,6 +36,17 @@ struct Variant {
 /// The variants of a result set, in cell order, each with the keys that vary within its method.
 std::vector<Variant> result_variants(const ResultSet& results);
 
+/// How a result set is laid out for tables, plots and grids: its variants, the index of each
+/// (method, settings hash) among them, and the (dataset, model) sections and the masks in order
+/// of appearance.
+struct ResultLayout {
+  std::vector<Variant> variants;
+  std::map<std::pair<std::string, std::string>, size_t> variant_of;
+  std::vector<std::pair<std::string, std::string>> sections;
+  std::vector<std::string> masks;
+};
+ResultLayout result_layout(const ResultSet& results);
+
 struct ReportOptions {
   std::string format = "markdown";    ///< markdown | csv | latex
   std::vector<std::string> metrics;   ///< names or prefixes (lpips matches lpips_alex_v0.1); empty = all
