@@ -40,6 +40,9 @@ po::options_description global_options() {
       ("device", po::value<std::string>()->default_value("auto"),
        "auto | cpu | cuda | cuda:N (auto = CUDA when LibTorch sees a GPU)")
       ("threads", po::value<int>()->default_value(0), "CPU threads for LibTorch (0 = its default)")
+      ("precision", po::value<std::string>(),
+       "fp32 | tf32 | bf16 | fp16: the UNet's arithmetic for inpaint and run (shorthand for "
+       "--set <model>.precision=P; default fp32; fp16 needs CUDA)")
       ("log-level", po::value<std::string>()->default_value("info"),
        "debug | info | warn | error | quiet")
       ("quiet,q", "no progress bars and only warnings and errors");
@@ -149,7 +152,8 @@ int run_cli(const std::vector<std::string>& argv, std::ostream& out, std::ostrea
       const std::string& a = argv[i];
       if (a.empty() || a[0] != '-') break;
       global_args.push_back(a);
-      const bool takes_value = (a == "--device" || a == "--threads" || a == "--log-level");
+      const bool takes_value =
+          (a == "--device" || a == "--threads" || a == "--log-level" || a == "--precision");
       if (takes_value && i + 1 < argv.size()) global_args.push_back(argv[++i]);
     }
     rest.assign(argv.begin() + static_cast<long>(i), argv.end());
@@ -171,12 +175,17 @@ int run_cli(const std::vector<std::string>& argv, std::ostream& out, std::ostrea
     set_num_threads(vm["threads"].as<int>());
     // Validate the device early so a typo fails before any work.
     parse_device(vm["device"].as<std::string>());
+    const std::string precision = vm.count("precision") ? vm["precision"].as<std::string>() : "";
+    if (!precision.empty()) parse_precision(precision);
 
     const std::string name = rest.front();
     for (auto& c : commands()) {
       if (c.name == name) {
+        if (!precision.empty() && name != "inpaint" && name != "run") {
+          throw UsageError("--precision applies to inpaint and run, not '" + name + "'");
+        }
         CommandContext ctx{std::vector<std::string>(rest.begin() + 1, rest.end()), out, err,
-                           vm["device"].as<std::string>()};
+                           vm["device"].as<std::string>(), precision};
         return c.run(ctx);
       }
     }

@@ -14,6 +14,7 @@ struct CommandContext {
   std::ostream& out;
   std::ostream& err;
   std::string device;  ///< the global --device value (auto | cpu | cuda[:N])
+  std::string precision;  ///< the global --precision value (empty = the model's setting)
 };
 
 /// One subcommand of `copaint`.

@@ -162,6 +162,7 @@ int cmd_inpaint(CommandContext& ctx) {
   Options settings = resolve_settings(list("config"), list("set"));
   if (vm.count("checkpoint"))
     settings.set(model_name + ".checkpoint", vm["checkpoint"].as<std::string>());
+  if (!ctx.precision.empty()) settings.set(model_name + ".precision", ctx.precision);
   std::vector<std::string> prefixes = {method_name, model_name};
   if (mask_is_name && !masks.at(mask_arg).options.empty()) prefixes.push_back(mask_arg);
   for (const auto& [key, value] : settings.values()) {

@@ -23,24 +23,9 @@ std::string num(double v) {
   return s.str();
 }
 
-/// A UNetDenoiser that runs its torso in fp16 on CUDA (guided-diffusion's use_fp16); on the CPU,
-/// where LibTorch has no fp16 convolutions, it stays in float32 with a warning.
-class Fp16UNetDenoiser : public UNetDenoiser {
- public:
-  using UNetDenoiser::UNetDenoiser;
-  void to(const c10::Device& device) override {
-    if (device.is_cuda()) {
-      unet().to(device, at::kHalf);
-    } else {
-      log_warn("use_fp16 ignored on " + device.str() + ": fp16 convolutions need CUDA");
-      unet().to(device, at::kFloat);
-    }
-  }
-};
-
 /// Checks the checkpoint option of `entry` and loads the UNet.
 std::unique_ptr<Denoiser> load_unet(const std::string& entry, const UNetConfig& config,
-                                    const std::string& path) {
+                                    const std::string& path, UNetRunOptions run) {
   if (path.empty()) {
     throw UsageError("model '" + entry + "' needs a checkpoint: give --checkpoint FILE or --set " +
                      entry + ".checkpoint=FILE");
@@ -58,8 +43,35 @@ std::unique_ptr<Denoiser> load_unet(const std::string& entry, const UNetConfig& 
     throw InputError(path + ": " + e.what());
   }
   unet->requires_grad_(false);
-  if (config.use_fp16) return std::make_unique<Fp16UNetDenoiser>(std::move(unet));
-  return std::make_unique<UNetDenoiser>(std::move(unet));
+  return std::make_unique<UNetDenoiser>(std::move(unet), run);
+}
+
+/// The run settings every UNet entry takes (UNetRunOptions).
+std::vector<OptionSpec> run_specs() {
+  return {
+      {"precision", "fp32",
+       "fp32 | tf32 | bf16 | fp16: fp32 (TF32 off on CUDA), tf32 (TF32 tensor cores, CUDA), bf16 "
+       "(bfloat16 torso, CPU or CUDA), fp16 (float16 torso, CUDA only); see README"},
+      {"channels_last", "false", "NHWC memory layout for weights and activations"},
+      {"grad_checkpoint", "false",
+       "recompute UNet blocks during backward (less memory for copaint/dps, ~1 more forward per "
+       "backward)"},
+      {"cudnn_benchmark", "false", "cuDNN autotuning on CUDA (faster; rounding may vary by run)"},
+  };
+}
+
+/// UNetRunOptions from run_specs() values; use_fp16 selects fp16 when precision is left at fp32.
+UNetRunOptions run_options_from(const Options& o, bool use_fp16) {
+  UNetRunOptions r;
+  r.precision = parse_precision(o.get("precision"));
+  if (use_fp16 && r.precision == Precision::kFp32) {
+    r.precision = Precision::kFp16;
+    r.fp16_falls_back_on_cpu = true;
+  }
+  r.channels_last = o.get_bool("channels_last");
+  r.grad_checkpoint = o.get_bool("grad_checkpoint");
+  r.cudnn_benchmark = o.get_bool("cudnn_benchmark");
+  return r;
 }
 
 /// Runs `fn`, prefixing option errors with the entry's name.
@@ -91,7 +103,7 @@ const char* flag_help(const std::string& flag) {
       {"use_scale_shift_norm", "FiLM conditioning in res blocks"},
       {"resblock_updown", "res blocks do the up/down sampling"},
       {"use_new_attention_order", "QKVAttention (split qkv, then heads) instead of legacy order"},
-      {"use_fp16", "fp16 torso on CUDA (ignored on the CPU)"},
+      {"use_fp16", "fp16 torso on CUDA, ignored with a warning on the CPU (= precision=fp16)"},
       {"dropout", "recorded only: sampling never uses dropout"},
   };
   for (const auto& [k, h] : help) {
@@ -105,6 +117,7 @@ std::vector<OptionSpec> adm_specs() {
   std::vector<OptionSpec> specs;
   for (const auto& [k, v] : adm_flags(d)) specs.push_back({k, v, flag_help(k)});
   specs.push_back({"checkpoint", "", "checkpoint file (torch.save zip/legacy or .safetensors)"});
+  for (auto& spec : run_specs()) specs.push_back(std::move(spec));
   return specs;
 }
 
@@ -172,15 +185,17 @@ void register_builtin_models() {
     const std::string what = preset == "celebahq256"
                                  ? "RePaint's CelebA-HQ 256x256 ADM UNet (unconditional)"
                                  : "OpenAI's class-conditional ImageNet 256x256 ADM UNet";
-    reg.add({preset,
-             what + " (the paper's checkpoint; needs checkpoint=FILE)",
-             {{"checkpoint", "", "checkpoint file (torch.save zip/legacy or .safetensors)"},
-              {"use_fp16", b(config.use_fp16), flag_help("use_fp16")}},
+    std::vector<OptionSpec> specs = {
+        {"checkpoint", "", "checkpoint file (torch.save zip/legacy or .safetensors)"},
+        {"use_fp16", b(config.use_fp16), flag_help("use_fp16")}};
+    for (auto& spec : run_specs()) specs.push_back(std::move(spec));
+    reg.add({preset, what + " (the paper's checkpoint; needs checkpoint=FILE)", std::move(specs),
              [preset](const Options& o) {
                return with_prefix(preset, [&] {
                  UNetConfig c = unet_preset(preset);
                  c.use_fp16 = o.get_bool("use_fp16");
-                 return load_unet(preset, c, o.get("checkpoint"));
+                 return load_unet(preset, c, o.get("checkpoint"),
+                                  run_options_from(o, c.use_fp16));
                });
              }});
   }
@@ -189,7 +204,8 @@ void register_builtin_models() {
            "(`copaint inspect FILE` prints them for a checkpoint)",
            adm_specs(), [](const Options& o) {
              return with_prefix("adm", [&] {
-               return load_unet("adm", adm_config_from_options(o), o.get("checkpoint"));
+               const UNetConfig c = adm_config_from_options(o);
+               return load_unet("adm", c, o.get("checkpoint"), run_options_from(o, c.use_fp16));
              });
            }});
   reg.add({"gaussian",

@@ -69,9 +69,14 @@ int cmd_run(CommandContext& ctx) {
     return 0;
   }
   if (!vm.count("experiment")) throw UsageError("run: give an experiment file (experiments/*.ini)");
-  const std::vector<std::string> sets =
+  std::vector<std::string> sets =
       vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
-  const Experiment ex = load_experiment(vm["experiment"].as<std::string>(), sets);
+  const std::string file = vm["experiment"].as<std::string>();
+  if (!ctx.precision.empty()) {
+    // --precision is <model>.precision: part of the model's settings, so of every cell's key.
+    sets.push_back(load_experiment(file, sets).model + ".precision=" + ctx.precision);
+  }
+  const Experiment ex = load_experiment(file, sets);
 
   RunOptions o;
   if (vm.count("out")) o.out_dir = vm["out"].as<std::string>();

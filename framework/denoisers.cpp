@@ -5,12 +5,27 @@
 
 #include "framework/checkpoint.h"
 #include "framework/error.h"
+#include "framework/log.h"
 #include "framework/schedule.h"
 
 namespace copaint {
 
+std::string UNetRunOptions::to_string() const {
+  const auto b = [](bool v) { return v ? "true" : "false"; };
+  return std::string("precision=") + precision_name(precision) +
+         ",channels_last=" + b(channels_last) + ",grad_checkpoint=" + b(grad_checkpoint) +
+         ",cudnn_benchmark=" + b(cudnn_benchmark);
+}
+
+UNetDenoiser::UNetDenoiser(std::shared_ptr<UNet> unet, UNetRunOptions options)
+    : unet_(std::move(unet)), options_(options) {
+  unet_->set_checkpointing(options_.grad_checkpoint);
+  if (options_.channels_last) unet_->set_channels_last(true);
+}
+
 std::unique_ptr<UNetDenoiser> UNetDenoiser::from_checkpoint(const UNetConfig& config,
-                                                            const std::string& path) {
+                                                            const std::string& path,
+                                                            UNetRunOptions options) {
   auto unet = std::make_shared<UNet>(config);
   const StateDict sd = load_state_dict(path);
   try {
@@ -19,7 +34,28 @@ std::unique_ptr<UNetDenoiser> UNetDenoiser::from_checkpoint(const UNetConfig& co
     throw InputError(path + ": " + e.what());
   }
   unet->requires_grad_(false);
-  return std::make_unique<UNetDenoiser>(std::move(unet));
+  return std::make_unique<UNetDenoiser>(std::move(unet), options);
+}
+
+void UNetDenoiser::to(const c10::Device& device) {
+  Precision precision = options_.precision;
+  if (precision == Precision::kFp16 && !device.is_cuda()) {
+    if (!options_.fp16_falls_back_on_cpu) {
+      throw UsageError("precision fp16 needs a CUDA device (LibTorch has no fp16 convolutions on " +
+                       device.str() + "); use bf16 or fp32 there");
+    }
+    log_warn("use_fp16 ignored on " + device.str() + ": fp16 convolutions need CUDA");
+    precision = Precision::kFp32;
+  }
+  at::ScalarType dtype = at::kFloat;
+  if (precision == Precision::kFp16) dtype = at::kHalf;
+  if (precision == Precision::kBf16) dtype = at::kBFloat16;
+  unet_->to(device, dtype);
+  set_cuda_math(device, precision, options_.cudnn_benchmark);
+}
+
+std::string UNetDenoiser::describe() const {
+  return "adm unet " + unet_->config().to_string() + "; " + options_.to_string();
 }
 
 at::Tensor UNetDenoiser::forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {

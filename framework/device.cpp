@@ -40,6 +40,33 @@ void set_num_threads(int threads) {
   if (threads > 0) at::set_num_threads(threads);
 }
 
+Precision parse_precision(const std::string& name) {
+  if (name == "fp32") return Precision::kFp32;
+  if (name == "tf32") return Precision::kTf32;
+  if (name == "bf16") return Precision::kBf16;
+  if (name == "fp16") return Precision::kFp16;
+  throw UsageError("bad precision '" + name + "'; valid: fp32, tf32, bf16, fp16");
+}
+
+const char* precision_name(Precision precision) {
+  switch (precision) {
+    case Precision::kFp32: return "fp32";
+    case Precision::kTf32: return "tf32";
+    case Precision::kBf16: return "bf16";
+    case Precision::kFp16: return "fp16";
+  }
+  return "fp32";
+}
+
+void set_cuda_math(const c10::Device& device, Precision precision, bool cudnn_benchmark) {
+  if (!device.is_cuda()) return;
+  auto& ctx = at::globalContext();
+  const bool tf32 = precision == Precision::kTf32;
+  ctx.setAllowTF32CuBLAS(tf32);
+  ctx.setAllowTF32CuDNN(tf32);
+  ctx.setBenchmarkCuDNN(cudnn_benchmark);
+}
+
 std::string describe_device(const c10::Device& device) {
   if (device.is_cpu()) return "cpu (" + std::to_string(at::get_num_threads()) + " threads)";
   return device.str();

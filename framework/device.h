@@ -1,4 +1,5 @@
-// Device selection in one place: `auto|cpu|cuda[:N]` parsing and the CPU thread count.
+// Device selection in one place: `auto|cpu|cuda[:N]` parsing, the CPU thread count, and the
+// numeric precision a network runs in (with the process-wide CUDA math switches it implies).
 #pragma once
 
 #include <string>
@@ -16,6 +17,27 @@ bool cuda_available();
 
 /// Sets intra-op threads for CPU work; 0 keeps LibTorch's default.
 void set_num_threads(int threads);
+
+/// The arithmetic a network's forward (and backward) runs in. Inputs and outputs stay float32.
+///  - kFp32: float32 everywhere; on CUDA TF32 is switched OFF for cuBLAS and cuDNN (PyTorch
+///    enables it for cuDNN convolutions by default), so results match the CPU up to rounding.
+///  - kTf32: float32 tensors, TF32 tensor-core matmuls and convolutions on CUDA (Ampere and
+///    later; 10-bit mantissa products, float32 accumulation). Same as kFp32 on the CPU.
+///  - kBf16: the UNet torso (its convolutions, attention and skip connections) in bfloat16;
+///    GroupNorm, softmax, the timestep embedding and the output layer stay float32 (the
+///    original's use_fp16 recipe with bfloat16). CPU and CUDA.
+///  - kFp16: the same torso in float16 (guided-diffusion's use_fp16). CUDA only.
+enum class Precision { kFp32, kTf32, kBf16, kFp16 };
+
+/// Parses fp32 | tf32 | bf16 | fp16; throws UsageError naming the valid values otherwise.
+Precision parse_precision(const std::string& name);
+/// The name parse_precision accepts.
+const char* precision_name(Precision precision);
+
+/// The process-wide CUDA math switches for a device: TF32 in cuBLAS and cuDNN on exactly for
+/// kTf32, and cuDNN's autotuner (benchmark mode: fastest algorithm per shape, may change the
+/// rounding between runs) on when `cudnn_benchmark`. No effect on a CPU device.
+void set_cuda_math(const c10::Device& device, Precision precision, bool cudnn_benchmark);
 
 /// "cpu (2 threads)" or "cuda:0 (NVIDIA H100 ...)" for logs and result rows.
 std::string describe_device(const c10::Device& device);

@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "framework/activation_checkpoint.h"
 #include "framework/error.h"
 #include "framework/onednn_ops.h"
 
@@ -474,19 +475,32 @@ void UNet::requires_grad_(bool requires_grad) {
 }
 
 void UNet::to(at::Device device, at::ScalarType dtype) {
-  if (dtype != at::kHalf && !at::isFloatingType(dtype)) {
+  if (!at::isFloatingType(dtype)) {
     throw UsageError(std::string("UNet::to: unsupported dtype ") + c10::toString(dtype));
   }
+  const bool torso_only = dtype == at::kHalf || dtype == at::kBFloat16;
   at::NoGradGuard no_grad;
   for (size_t i = 0; i < params_.size(); ++i) {
     at::Tensor& t = params_[i].second;
-    const auto target = dtype == at::kHalf ? (torso_conv_[i] ? at::kHalf : at::kFloat) : dtype;
+    const auto target = torso_only ? (torso_conv_[i] ? dtype : at::kFloat) : dtype;
     if (t.device() == device && t.scalar_type() == target) continue;
     const bool rg = t.requires_grad();
     t = t.detach().to(device, target);
     if (rg) t.requires_grad_(true);
   }
   torso_dtype_ = dtype;
+}
+
+void UNet::set_channels_last(bool channels_last) {
+  at::NoGradGuard no_grad;
+  const auto format = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  for (auto& [name, t] : params_) {
+    if (t.dim() != 4) continue;
+    const bool rg = t.requires_grad();
+    t = t.detach().contiguous(format);
+    if (rg) t.requires_grad_(true);
+  }
+  channels_last_ = channels_last;
 }
 
 void UNet::load(const std::vector<std::pair<std::string, at::Tensor>>& state_dict) {
@@ -738,20 +752,28 @@ at::Tensor UNet::forward(const at::Tensor& x, const at::Tensor& t, const at::Ten
   std::vector<at::Tensor> skips;
   skips.reserve(input_blocks_.size());
   at::Tensor h = x.to(torso_dtype_);
-  for (const Block& block : input_blocks_) {
-    h = run_block(block, h, emb);
+  if (channels_last_) h = h.contiguous(at::MemoryFormat::ChannelsLast);
+  // With checkpointing, each block is recomputed in the backward pass instead of keeping its
+  // activations (only when a graph is being recorded).
+  const bool recompute = checkpointing_ && at::GradMode::is_enabled() && x.requires_grad();
+  const auto block = [&](const Block& b, const at::Tensor& in) {
+    if (!recompute) return run_block(b, in, emb);
+    return checkpointed([this, &b, emb](const at::Tensor& v) { return run_block(b, v, emb); }, in);
+  };
+  for (const Block& b : input_blocks_) {
+    h = block(b, h);
     skips.push_back(h);
   }
-  h = run_block(middle_block_, h, emb);
-  for (const Block& block : output_blocks_) {
+  h = block(middle_block_, h);
+  for (const Block& b : output_blocks_) {
     h = at::cat({h, skips.back()}, 1);
     skips.pop_back();
-    h = run_block(block, h, emb);
+    h = block(b, h);
   }
   const at::Tensor& ow = p(out_conv_w_);
   h = h.to(ow.scalar_type());
   h = conv3x3(at::silu(group_norm32(h, p(out_norm_w_), p(out_norm_b_))), ow, p(out_conv_b_));
-  return h.to(x.scalar_type());
+  return h.to(x.scalar_type()).contiguous();
 }
 
 // ------------------------------------------------------------------------------------------------

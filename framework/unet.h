@@ -79,8 +79,22 @@ class UNet {
   /// Moves parameters. kHalf mimics the original's convert_to_fp16: only the conv weights and
   /// biases of input/middle/output blocks become fp16 (GroupNorm, linears, time_embed, label_emb
   /// and out stay float32); the torso then computes in fp16 (CUDA only in LibTorch 1.13).
-  /// Any other dtype (kFloat, kDouble) converts every parameter.
+  /// kBFloat16 does the same in bfloat16 (CPU and CUDA). Any other dtype (kFloat, kDouble)
+  /// converts every parameter.
   void to(at::Device device, at::ScalarType dtype = at::kFloat);
+  /// The dtype the torso computes in (kFloat unless to() chose kHalf, kBFloat16 or kDouble).
+  at::ScalarType torso_dtype() const { return torso_dtype_; }
+  /// Channels-last (NHWC) memory layout for the 4-D weights and the activations (forward converts
+  /// its input; the output is returned contiguous). Equal results up to rounding; faster where
+  /// the convolution kernels prefer NHWC (cuDNN with tensor cores, oneDNN).
+  void set_channels_last(bool channels_last);
+  bool channels_last() const { return channels_last_; }
+  /// Activation checkpointing of every input, middle and output block (framework/
+  /// activation_checkpoint.h): a forward with grad to x keeps only the block boundaries, and the
+  /// backward recomputes each block once. Memory for compute; only input gradients (parameters
+  /// must not require grad). No effect without grad mode.
+  void set_checkpointing(bool checkpointing) { checkpointing_ = checkpointing; }
+  bool checkpointing() const { return checkpointing_; }
   /// Sets requires_grad on every parameter (false after construction).
   void requires_grad_(bool requires_grad);
   std::vector<at::Tensor> parameters() const;
@@ -123,6 +137,8 @@ class UNet {
   int out_norm_w_ = -1, out_norm_b_ = -1, out_conv_w_ = -1, out_conv_b_ = -1;
   std::vector<bool> torso_conv_;  ///< per parameter: a torso conv weight/bias (fp16 in kHalf)
   at::ScalarType torso_dtype_ = at::kFloat;
+  bool channels_last_ = false;
+  bool checkpointing_ = false;
 };
 
 /// Infers the ADM configuration from a state_dict's names and shapes (for `copaint inspect`).

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include "experiments/image_io.h"
 #include "experiments/models.h"
 #include "framework/checkpoint.h"
+#include "framework/device.h"
 #include "framework/error.h"
 #include "framework/registry.h"
 
@@ -101,9 +103,18 @@ TEST(Models, AdmFlagsRoundTripThroughOptions) {
   Options o;
   for (const auto& [k, v] : adm_flags(c)) o.set(k, v);
   EXPECT_EQ(adm_config_from_options(o).to_string(), c.to_string());
-  // Every flag is an option of the `adm` entry (plus checkpoint).
+  // Every flag is an option of the `adm` entry, plus checkpoint and the four run settings.
   const auto& entry = Registry<Denoiser>::global().at("adm");
-  EXPECT_EQ(entry.options.size(), adm_flags(c).size() + 1);
+  EXPECT_EQ(entry.options.size(), adm_flags(c).size() + 5);
+  for (const char* run_setting : {"precision", "channels_last", "grad_checkpoint",
+                                  "cudnn_benchmark"}) {
+    for (const char* model : {"adm", "celebahq256", "imagenet256"}) {
+      const auto& options = Registry<Denoiser>::global().at(model).options;
+      EXPECT_TRUE(std::any_of(options.begin(), options.end(),
+                              [&](const OptionSpec& o) { return o.key == run_setting; }))
+          << model << "." << run_setting;
+    }
+  }
 }
 
 TEST(Models, CreatesTheTinyUNetAndTheGaussianModel) {
@@ -337,6 +348,50 @@ TEST(Inpaint, ClassConditionalModelTakesTheLabel) {
 // recorded x_T through --init-noise (the fixture .pt itself, a dict with key x_T); the paper's
 // default settings with 25 DDIM steps over the 50-step respacing must reproduce the reference's
 // final sample.
+// --precision is <model>.precision: bf16 changes the samples a little, fp16 needs CUDA, and the
+// flag is refused where it means nothing.
+TEST(Inpaint, PrecisionFlag) {
+  const auto dir = temp_dir("precision");
+  const std::string img = (dir / "img.png").string();
+  at::manual_seed(0);
+  write_image(img, at::rand({3, 32, 32}) * 1.6 - 0.8);
+  const auto args = [&](const std::string& precision, const std::string& out) {
+    std::vector<std::string> a = {"--device", "cpu"};
+    if (!precision.empty()) a.insert(a.end(), {"--precision", precision});
+    a.insert(a.end(), {"inpaint", "--method", "blended", "--model", "adm", "--checkpoint",
+                       kTrained, "--image", img, "--mask", "half", "--set",
+                       "blended.respacing=10", "--save-tensors", "--out", (dir / out).string()});
+    return concat(a, tiny_adm_args());
+  };
+  auto fp32 = run(args("", "fp32"));
+  ASSERT_EQ(fp32.code, 0) << fp32.err;
+  auto bf16 = run(args("bf16", "bf16"));
+  ASSERT_EQ(bf16.code, 0) << bf16.err;
+  const at::Tensor a = read_torch_file((dir / "fp32" / "samples.pt").string())
+                           .toGenericDict().at("samples").toTensor();
+  const at::Tensor b = read_torch_file((dir / "bf16" / "samples.pt").string())
+                           .toGenericDict().at("samples").toTensor();
+  const double diff = (a - b).abs().max().item<double>();
+  EXPECT_GT(diff, 0.0);
+  EXPECT_LT((a - b).abs().mean().item<double>(), 0.1);
+  std::ifstream settings(dir / "bf16" / "settings.ini");
+  const std::string text((std::istreambuf_iterator<char>(settings)),
+                         std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("precision"), std::string::npos) << text;
+  if (!cuda_available()) {
+    auto fp16 = run(args("fp16", "fp16"));
+    EXPECT_EQ(fp16.code, 2);
+    EXPECT_NE(fp16.err.find("fp16 needs a CUDA device"), std::string::npos) << fp16.err;
+  }
+  auto bad = run(args("fp8", "bad"));
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("fp32, tf32, bf16, fp16"), std::string::npos) << bad.err;
+  auto list = run({"--precision", "bf16", "list"});
+  EXPECT_EQ(list.code, 2);
+  EXPECT_NE(list.err.find("inpaint and run"), std::string::npos) << list.err;
+  fs::remove_all(dir);
+}
+
 TEST(Inpaint, TinyUNetEndToEndMatchesTheReference) {
   const auto dir = temp_dir("unet");
   const std::string fixture = kFixtures + "/copaint/copaint_ddim25_of50.pt";
