@@ -1,4 +1,5 @@
-// oneDNN convolution and batched matmul with their own autograd nodes (see onednn_ops.h for why).
+// oneDNN convolution and batched matmul with their own autograd nodes (see onednn_ops.h for why),
+// and the FLOP counter over those calls.
 #include "framework/onednn_ops.h"
 
 #include <ATen/ATen.h>
@@ -13,6 +14,39 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 std::atomic<bool> g_enabled{true};
+
+// FlopCounter state: live counters, and monotonic totals that only grow while one is alive.
+std::atomic<int> g_counters{0};
+std::atomic<int64_t> g_flops{0};
+std::atomic<int64_t> g_calls{0};
+
+inline bool counting() { return g_counters.load(std::memory_order_relaxed) != 0; }
+
+void add_flops(int64_t flops) {
+  g_flops.fetch_add(flops, std::memory_order_relaxed);
+  g_calls.fetch_add(1, std::memory_order_relaxed);
+}
+
+/// Counts a call whose result is `out` and whose FLOPs are `flops`. On the ATen fallback paths
+/// (`hook`), a result that requires grad also gets a hook adding `flops` once per operand that
+/// requires grad (`grad_operands`), when the backward reaches it with a counter alive.
+void count(const at::Tensor& out, int64_t flops, bool hook, int grad_operands) {
+  add_flops(flops);
+  if (hook && grad_operands > 0 && out.requires_grad()) {
+    const int64_t backward_flops = flops * grad_operands;
+    out.register_hook([backward_flops](const at::Tensor&) {
+      if (counting()) add_flops(backward_flops);
+    });
+  }
+}
+
+int requiring_grad(const at::Tensor& a, const at::Tensor& b) {
+  return (a.requires_grad() ? 1 : 0) + (b.requires_grad() ? 1 : 0);
+}
+
+int64_t conv_flops(const at::Tensor& out, const at::Tensor& w) {
+  return 2 * out.numel() * w.size(1) * w.size(2) * w.size(3);
+}
 
 /// The oneDNN convolution itself: stride 1, dilation 1, one group.
 at::Tensor dnnl_conv(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b,
@@ -92,33 +126,64 @@ bool onednn_usable(const at::Tensor& t) {
          t.layout() == at::kStrided && at::hasMKLDNN() && at::globalContext().userEnabledMkldnn();
 }
 
-at::Tensor onednn_conv2d(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
-                         int64_t stride, int64_t padding) {
+namespace {
+
+/// onednn_conv2d without counting. `fallback` is set when it went to at::conv2d.
+at::Tensor conv2d_uncounted(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                            int64_t stride, int64_t padding, bool& fallback) {
   const bool frozen = !w.requires_grad() && !(b.defined() && b.requires_grad());
   const bool fits = x.dim() == 4 && w.dim() == 4 && w.size(2) == w.size(3) && padding >= 0 &&
                     padding < w.size(2) && (!b.defined() || onednn_usable(b));
-  if (stride != 1 || !frozen || !fits || !onednn_usable(x) || !onednn_usable(w)) {
-    return at::conv2d(x, w, b, {stride, stride}, {padding, padding});
-  }
+  fallback = stride != 1 || !frozen || !fits || !onednn_usable(x) || !onednn_usable(w);
+  if (fallback) return at::conv2d(x, w, b, {stride, stride}, {padding, padding});
   const c10::optional<at::Tensor> bias = b.defined() ? c10::optional<at::Tensor>(b) : c10::nullopt;
   return FrozenConv::apply(x, w, bias, padding);
 }
 
+}  // namespace
+
+FlopCounter::FlopCounter() {
+  // Start values first: calls made before the increment are not ours.
+  start_flops_ = g_flops.load();
+  start_calls_ = g_calls.load();
+  g_counters.fetch_add(1);
+}
+
+FlopCounter::~FlopCounter() { g_counters.fetch_sub(1); }
+
+int64_t FlopCounter::flops() const { return g_flops.load() - start_flops_; }
+int64_t FlopCounter::calls() const { return g_calls.load() - start_calls_; }
+
+at::Tensor onednn_conv2d(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                         int64_t stride, int64_t padding) {
+  bool fallback = false;
+  at::Tensor out = conv2d_uncounted(x, w, b, stride, padding, fallback);
+  if (counting()) count(out, conv_flops(out, w), fallback, requiring_grad(x, w));
+  return out;
+}
+
 at::Tensor onednn_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   const bool frozen = !w.requires_grad() && !(b.defined() && b.requires_grad());
-  if (x.dim() != 2 || w.dim() != 2 || !frozen || !onednn_usable(x) || !onednn_usable(w) ||
-      (b.defined() && !onednn_usable(b))) {
-    return at::linear(x, w, b);
+  at::Tensor out;
+  bool fallback = x.dim() != 2 || w.dim() != 2 || !frozen || !onednn_usable(x) ||
+                  !onednn_usable(w) || (b.defined() && !onednn_usable(b));
+  if (fallback) {
+    out = at::linear(x, w, b);
+  } else {
+    out = conv2d_uncounted(x.reshape({x.size(0), x.size(1), 1, 1}),
+                           w.reshape({w.size(0), w.size(1), 1, 1}), b, 1, 0, fallback)
+              .view({x.size(0), w.size(0)});
   }
-  return onednn_conv2d(x.reshape({x.size(0), x.size(1), 1, 1}),
-                       w.reshape({w.size(0), w.size(1), 1, 1}), b, 1, 0)
-      .view({x.size(0), w.size(0)});
+  if (counting()) count(out, 2 * out.numel() * w.size(-1), fallback, requiring_grad(x, w));
+  return out;
 }
 
 at::Tensor onednn_mm(const at::Tensor& a, const at::Tensor& b) {
   const bool fits = a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0);
-  if (!fits || !onednn_usable(a) || !onednn_usable(b)) return at::mm(a, b);  // at::mm: errors
-  return Mm::apply(a, b);
+  const bool fallback = !fits || !onednn_usable(a) || !onednn_usable(b);
+  at::Tensor out = fallback ? at::mm(a, b) : Mm::apply(a, b);  // at::mm: shape errors
+  if (counting()) count(out, 2 * out.numel() * a.size(1), fallback, requiring_grad(a, b));
+  return out;
 }
 
 }  // namespace copaint
