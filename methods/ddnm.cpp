@@ -2,6 +2,7 @@
 #include "methods/ddnm.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 
 #include <cmath>
 
@@ -89,7 +90,7 @@ InpaintOutput DDNM::run(Denoiser& model, const InpaintInput& input) {
   const Degradation degradation =
       Degradation::from_mode("ddnm", params_.mode, params_.scale, mask, input.image.size(-1));
   const std::vector<int64_t> list = times(schedule.size());
-  at::NoGradGuard no_grad;
+  c10::InferenceMode no_grad;  // no graph, no version counters: results are inference tensors
   const at::Tensor y = degradation.A(input.image);
   const double eta = params_.eta, sigma_y = params_.sigma_y;
 

@@ -2,6 +2,7 @@
 #include "methods/ddrm.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 
 #include <cmath>
 
@@ -61,7 +62,7 @@ InpaintOutput DDRM::run(Denoiser& model, const InpaintInput& input) {
   const int64_t t_T = resolve_t_T("ddrm", params_.t_T, schedule.size());
   const Degradation deg =
       Degradation::from_mode("ddrm", params_.mode, params_.scale, mask, input.image.size(-1));
-  at::NoGradGuard no_grad;
+  c10::InferenceMode no_grad;  // no graph, no version counters: results are inference tensors
   const double s = deg.singular(), sigma_0 = params_.sigma_0, eta = params_.eta,
                eta_b = params_.eta_b;
   const auto as_float = [](const at::Tensor& v) { return v.reshape({-1})[0].item<float>(); };

@@ -2,6 +2,7 @@
 #include "methods/repaint.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 
 #include "framework/diffusion.h"
 #include "framework/error.h"
@@ -60,7 +61,7 @@ InpaintOutput RePaint::run(Denoiser& model, const InpaintInput& input) {
   const DdpmCoefficients coefficients = DdpmCoefficients::from_schedule(schedule);
   const VarianceType variance = parse_variance_type(params_.variance, "repaint.variance");
   const std::vector<int64_t> list = times(schedule.size());
-  at::NoGradGuard no_grad;
+  c10::InferenceMode no_grad;  // no graph, no version counters: results are inference tensors
 
   InpaintOutput out;
   at::Tensor x = initial_noise(input);

@@ -3,6 +3,7 @@
 #include "methods/replacement.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 
 #include <cmath>
 #include <map>
@@ -105,7 +106,7 @@ InpaintOutput Blended::run(Denoiser& model, const InpaintInput& input) {
   const DiffusionSchedule schedule = method_schedule(model, params_.respacing);
   const std::vector<int64_t> steps = ddim_list(params_, schedule.size(), "blended");
   ForwardSamples forward(schedule, input);
-  at::NoGradGuard no_grad;
+  c10::InferenceMode no_grad;  // no graph, no version counters: results are inference tensors
   InpaintOutput out;
   at::Tensor x = initial_noise(input);
   const int64_t total = static_cast<int64_t>(steps.size()) - 1;
@@ -207,7 +208,7 @@ InpaintOutput Resample::run(Denoiser& model, const InpaintInput& input) {
   const std::vector<int64_t> steps = ddim_list(p, schedule.size(), "resample");
   ForwardSamples forward(schedule, input);
   std::vector<at::Generator> generators = input.generators;
-  at::NoGradGuard no_grad;
+  c10::InferenceMode no_grad;  // no graph, no version counters: results are inference tensors
 
   auto spread = [&](const at::Tensor& v) { return v.size(0) == 1 ? v : v.repeat_interleave(n, 0); };
   const at::Tensor mask_p = spread(mask);
