@@ -1,9 +1,11 @@
 // UNet forward and forward+backward-to-input timings on the celebahq256 architecture (random
-// weights), at 64x64 and 256x256, batch 1 and 4, on the default device (CUDA when available);
+// weights), at 64x64 and 256x256, batch 1/2/4/8, on the default device (CUDA when available);
 // and on the CPU with the tiny trained fixture model (32x32, 2M parameters, what the CoPaint
-// parity tests run), batch 1/2/4, with 1 and 2 intra-op threads, with the oneDNN routing of
+// parity tests run), batch 1/2/4/8, with 1 and 2 intra-op threads, with the oneDNN routing of
 // framework/onednn_ops.h off (plain ATen: the speed before it) and on.
-//   unet_benchmark --benchmark_filter='/64/' --benchmark_min_time=0.01
+// Every case reports flops (analytic FLOPs of one iteration, framework/flops.h: the forward, or
+// forward plus backward to the input) and flops_per_s (their rate over the measured time).
+//   unet_benchmark --benchmark_filter='/size:64/' --benchmark_min_time=0.01
 //   unet_benchmark --benchmark_filter='Tiny.*threads:1'
 #include <ATen/ATen.h>
 #include <benchmark/benchmark.h>
@@ -11,12 +13,25 @@
 
 #include <memory>
 
-#include "tests/tiny_fixtures.h"
+#include "framework/flops.h"
 #include "framework/unet.h"
+#include "tests/tiny_fixtures.h"
 
 namespace {
 
 at::Device bench_device() { return at::hasCUDA() ? at::Device(at::kCUDA) : at::Device(at::kCPU); }
+
+/// flops: analytic FLOPs of one iteration (a forward, plus the backward to x with `backward`) of
+/// `net` on [batch, C, size, size]; flops_per_s: their rate over the real time.
+void set_flop_counters(benchmark::State& state, const copaint::UNet& net, int64_t batch,
+                       int64_t size, bool backward) {
+  const auto& c = net.config();
+  double flops = copaint::unet_forward_flops(c, batch, size, size);
+  if (backward) flops += copaint::unet_backward_to_input_flops(c, batch, size, size);
+  state.counters["flops"] = flops;
+  state.counters["flops_per_s"] = benchmark::Counter(
+      flops * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
 
 /// One shared 552M-parameter model (2.2 GB), built on first use.
 const copaint::UNet& model() {
@@ -42,6 +57,7 @@ void BM_UNetForward(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * batch);
   state.counters["params"] = static_cast<double>(net.parameter_count());
+  set_flop_counters(state, net, batch, size, false);
 }
 
 void BM_UNetForwardBackwardToInput(benchmark::State& state) {
@@ -57,6 +73,7 @@ void BM_UNetForwardBackwardToInput(benchmark::State& state) {
     benchmark::DoNotOptimize(grads[0].sum().item<float>());
   }
   state.SetItemsProcessed(state.iterations() * batch);
+  set_flop_counters(state, net, batch, size, true);
 }
 
 void BM_TinyUNetForward(benchmark::State& state) {
@@ -76,6 +93,7 @@ void BM_TinyUNetForward(benchmark::State& state) {
     benchmark::DoNotOptimize(out.data_ptr());
   }
   state.SetItemsProcessed(state.iterations() * batch);
+  set_flop_counters(state, net, batch, 32, false);
 }
 
 void BM_TinyUNetForwardBackwardToInput(benchmark::State& state) {
@@ -96,33 +114,28 @@ void BM_TinyUNetForwardBackwardToInput(benchmark::State& state) {
     benchmark::DoNotOptimize(grads[0].data_ptr());
   }
   state.SetItemsProcessed(state.iterations() * batch);
+  set_flop_counters(state, net, batch, 32, true);
 }
 
 }  // namespace
 
 BENCHMARK(BM_TinyUNetForward)
     ->ArgNames({"batch", "threads", "onednn"})
-    ->ArgsProduct({{1, 2, 4}, {1, 2}, {0, 1}})
+    ->ArgsProduct({{1, 2, 4, 8}, {1, 2}, {0, 1}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_TinyUNetForwardBackwardToInput)
     ->ArgNames({"batch", "threads", "onednn"})
-    ->ArgsProduct({{1, 2, 4}, {1, 2}, {0, 1}})
+    ->ArgsProduct({{1, 2, 4, 8}, {1, 2}, {0, 1}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_UNetForward)
     ->ArgNames({"size", "batch"})
-    ->Args({64, 1})
-    ->Args({64, 4})
-    ->Args({256, 1})
-    ->Args({256, 4})
+    ->ArgsProduct({{64, 256}, {1, 2, 4, 8}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_UNetForwardBackwardToInput)
     ->ArgNames({"size", "batch"})
-    ->Args({64, 1})
-    ->Args({64, 4})
-    ->Args({256, 1})
-    ->Args({256, 4})
+    ->ArgsProduct({{64, 256}, {1, 2, 4, 8}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
