@@ -1,6 +1,6 @@
 // Google Benchmark of the UNet run options (framework/denoisers.h UNetRunOptions) against the
 // default on the same model in one process: fp32, bf16 torso, channels-last, activation
-// checkpointing (forward+backward only), and no-grad vs InferenceMode forwards. Models: the tiny
+// checkpointing and the frozen-conv backward weight cache (forward+backward only), and no-grad vs InferenceMode forwards. Models: the tiny
 // trained fixture UNet at 32x32 and the celebahq256 architecture (random weights) at 64x64.
 //   run_options_benchmark --benchmark_filter=Tiny
 //   COPAINT_BENCH_THREADS=1 run_options_benchmark --benchmark_filter='Paper.*fp32|Paper.*bf16'
@@ -15,6 +15,7 @@
 #include <string>
 
 #include "framework/denoisers.h"
+#include "framework/onednn_ops.h"
 #include "framework/unet.h"
 #include "tests/tiny_fixtures.h"
 
@@ -76,6 +77,8 @@ void BM_UNetRunOption(benchmark::State& state, const Case& c) {
     state.SkipWithError("fp16 needs CUDA");
     return;
   }
+  // "no_backward_cache": the frozen-conv input gradient rebuilds its flipped weights every call.
+  set_onednn_backward_cache_limit(c.variant == "no_backward_cache" ? 0 : int64_t{4} << 30);
   UNetDenoiser& d = denoiser(c.model, c.variant);
   const auto opts = at::TensorOptions().device(bench_device());
   at::manual_seed(1);
@@ -112,14 +115,15 @@ const bool kRegistered = [] {
     for (const char* v : {"fp32", "inference_mode", "bf16", "channels_last"}) {
       add({"tiny", v, 32, batch, false});
     }
-    for (const char* v : {"fp32", "bf16", "channels_last", "checkpoint"}) {
+    for (const char* v : {"fp32", "no_backward_cache", "bf16", "channels_last", "checkpoint"}) {
       add({"tiny", v, 32, batch, true});
     }
   }
   for (const char* v : {"fp32", "inference_mode", "tf32", "bf16", "fp16", "channels_last"}) {
     add({"paper", v, 64, 1, false});
   }
-  for (const char* v : {"fp32", "tf32", "bf16", "fp16", "channels_last", "checkpoint"}) {
+  for (const char* v :
+       {"fp32", "no_backward_cache", "tf32", "bf16", "fp16", "channels_last", "checkpoint"}) {
     add({"paper", v, 64, 1, true});
   }
   return true;

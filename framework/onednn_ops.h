@@ -18,6 +18,14 @@ namespace copaint {
 void set_onednn_ops_enabled(bool enabled);
 bool onednn_ops_enabled();
 
+/// The input gradient of a frozen convolution needs its weight flipped and transposed; those
+/// copies are cached per weight tensor (dropped when the weight is freed, rebuilt when it is
+/// changed in place) up to this many bytes in all (default 4 GiB; 0 = no cache). Lowering the
+/// limit below the current use empties the cache.
+void set_onednn_backward_cache_limit(int64_t bytes);
+/// Bytes the cache holds for live weights now.
+int64_t onednn_backward_cache_bytes();
+
 /// True when `t` can take the oneDNN path: the switch is on, `t` is a float32 strided CPU tensor,
 /// and ATen was built with MKLDNN and the user did not disable it
 /// (at::globalContext().setUserEnabledMkldnn(false)).

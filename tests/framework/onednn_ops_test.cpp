@@ -64,6 +64,49 @@ TEST(OneDnnOps, ConvSecondOrderGradient) {
   EXPECT_LE(max_rel(grad2(true), grad2(false)), 1e-5);
 }
 
+// The flipped weights of the input gradient are cached per weight: equal gradients, reuse, an
+// in-place change of the weight is seen, a freed weight's entry goes, and limit 0 disables it.
+TEST(OneDnnOps, BackwardWeightCache) {
+  if (!onednn_usable(at::zeros({1}))) GTEST_SKIP() << "no oneDNN in this LibTorch";
+  set_onednn_backward_cache_limit(int64_t{1} << 30);  // empties nothing (usage is far below)
+  const int64_t before = onednn_backward_cache_bytes();
+  const at::Tensor x0 = at::randn({2, 8, 9, 9});
+  const auto input_grad = [&](const at::Tensor& w, bool onednn) {
+    const at::Tensor x = x0.clone().requires_grad_(true);
+    const at::Tensor y = onednn ? onednn_conv2d(x, w, at::Tensor(), 1, 1)
+                                : at::conv2d(x, w, {}, {1, 1}, {1, 1});
+    return torch::autograd::grad({(y * y).sum()}, {x})[0];
+  };
+  {
+    at::Tensor w = at::randn({16, 8, 3, 3});
+    const at::Tensor first = input_grad(w, true);
+    const int64_t bytes = 16 * 8 * 3 * 3 * 4;
+    EXPECT_EQ(onednn_backward_cache_bytes(), before + bytes);
+    EXPECT_TRUE(input_grad(w, true).equal(first));  // served from the cache
+    EXPECT_EQ(onednn_backward_cache_bytes(), before + bytes);
+    EXPECT_LE((first - input_grad(w, false)).abs().max().item<double>(),
+              1e-4 * first.abs().max().item<double>());
+    {
+      at::NoGradGuard no_grad;
+      w.mul_(-2);  // a new version: rebuilt, not stale
+    }
+    const at::Tensor changed = input_grad(w, true);
+    EXPECT_LE((changed - input_grad(w, false)).abs().max().item<double>(),
+              1e-4 * changed.abs().max().item<double>());
+    EXPECT_EQ(onednn_backward_cache_bytes(), before + bytes);
+    // Without the cache: the same numbers.
+    set_onednn_backward_cache_limit(0);
+    EXPECT_EQ(onednn_backward_cache_bytes(), 0);
+    EXPECT_TRUE(input_grad(w, true).equal(changed));
+    EXPECT_EQ(onednn_backward_cache_bytes(), 0);
+    set_onednn_backward_cache_limit(int64_t{1} << 30);
+    input_grad(w, true);
+    EXPECT_EQ(onednn_backward_cache_bytes(), bytes);
+  }
+  EXPECT_EQ(onednn_backward_cache_bytes(), 0);  // the weight is gone
+  set_onednn_backward_cache_limit(int64_t{4} << 30);
+}
+
 TEST(OneDnnOps, ConvFallsBackWhereItMust) {
   at::manual_seed(2);
   const at::Tensor x = at::randn({1, 4, 8, 8});
