@@ -219,9 +219,7 @@ std::vector<std::string> write_ablation_plots(const ResultSet& rs, const PlotOpt
   for (const auto& s : rs.samples) {
     if (s.status != "ok") continue;
     const CellRecord& c = rs.cells.at(s.cell_id);
-    const size_t sec = static_cast<size_t>(
-        std::find(sections.begin(), sections.end(), std::make_pair(c.dataset, c.model)) -
-        sections.begin());
+    const size_t sec = layout.section_of(c);
     auto& m = means[Key{sec, variant_of.at({c.method, c.settings_hash}), c.mask}];
     m[kSeconds].add(s.seconds);
     for (const auto& sc : s.scores) {
@@ -236,8 +234,18 @@ std::vector<std::string> write_ablation_plots(const ResultSet& rs, const PlotOpt
   std::vector<std::string> written;
   std::error_code ec;
   for (size_t sec = 0; sec < sections.size(); ++sec) {
-    const std::string prefix =
-        sections.size() > 1 ? sections[sec].first + "_" + sections[sec].second + "_" : "";
+    // File names: a model label such as "adm (precision=bf16)" becomes adm_precision_bf16.
+    std::string prefix;
+    if (sections.size() > 1) {
+      for (char ch : sections[sec].first + "_" + sections[sec].second) {
+        const bool keep = std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' ||
+                          ch == '.';
+        if (keep) prefix += ch;
+        else if (!prefix.empty() && prefix.back() != '_') prefix += '_';
+      }
+      while (!prefix.empty() && prefix.back() == '_') prefix.pop_back();
+      prefix += "_";
+    }
     const std::string where = sections[sec].first + ", " + sections[sec].second;
     std::vector<std::string> methods;
     for (const auto& v : variants) {

@@ -246,10 +246,31 @@ ResultLayout result_layout(const ResultSet& rs) {
   out.variants = result_variants(rs);
   for (size_t i = 0; i < out.variants.size(); ++i)
     out.variant_of[{out.variants[i].method, out.variants[i].settings_hash}] = i;
+  // Model labels: the name, plus the model settings that differ between cells of that name.
+  std::map<std::string, std::map<std::string, std::map<std::string, std::string>>> settings_of;
+  for (const auto& c : rs.cells) settings_of[c.model][c.model_settings] = parse_settings(c.model_settings);
+  const auto model_label = [&](const CellRecord& c) {
+    const auto& all = settings_of.at(c.model);
+    if (all.size() < 2) return c.model;
+    const auto& mine = all.at(c.model_settings);
+    std::string varying;
+    for (const auto& [k, val] : mine) {
+      const bool differs = std::any_of(all.begin(), all.end(), [&](const auto& other) {
+        auto it = other.second.find(k);
+        return it == other.second.end() || it->second != val;
+      });
+      if (differs) varying += (varying.empty() ? "" : ", ") + k + "=" + val;
+    }
+    return varying.empty() ? c.model : c.model + " (" + varying + ")";
+  };
   for (const auto& c : rs.cells) {
-    if (std::find(out.sections.begin(), out.sections.end(), std::make_pair(c.dataset, c.model)) ==
-        out.sections.end())
-      out.sections.emplace_back(c.dataset, c.model);
+    const auto key = std::make_tuple(c.dataset, c.model, c.model_settings);
+    if (!out.section_index.count(key)) {
+      const auto section = std::make_pair(c.dataset, model_label(c));
+      auto it = std::find(out.sections.begin(), out.sections.end(), section);
+      if (it == out.sections.end()) it = out.sections.insert(out.sections.end(), section);
+      out.section_index[key] = static_cast<size_t>(it - out.sections.begin());
+    }
     if (std::find(out.masks.begin(), out.masks.end(), c.mask) == out.masks.end())
       out.masks.push_back(c.mask);
   }
@@ -291,9 +312,7 @@ void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out
   std::map<Key, Stats> stats;
   for (const auto& s : rs.samples) {
     const CellRecord& c = rs.cells.at(s.cell_id);
-    const size_t sec = static_cast<size_t>(
-        std::find(sections.begin(), sections.end(), std::make_pair(c.dataset, c.model)) -
-        sections.begin());
+    const size_t sec = layout.section_of(c);
     const size_t v = variant_of.at({c.method, c.settings_hash});
     for (const std::string& mask : {c.mask, std::string("\x01all")}) {
       Stats& st = stats[Key{sec, v, mask}];

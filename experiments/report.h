@@ -37,13 +37,20 @@ struct Variant {
 std::vector<Variant> result_variants(const ResultSet& results);
 
 /// How a result set is laid out for tables, plots and grids: its variants, the index of each
-/// (method, settings hash) among them, and the (dataset, model) sections and the masks in order
-/// of appearance.
+/// (method, settings hash) among them, the (dataset, model) sections and the masks in order of
+/// appearance. Cells of one model name with different model settings (e.g. precision=bf16 and
+/// fp32 runs reported together) are separate sections, labelled with the settings that differ:
+/// "adm (precision=bf16)".
 struct ResultLayout {
   std::vector<Variant> variants;
   std::map<std::pair<std::string, std::string>, size_t> variant_of;
-  std::vector<std::pair<std::string, std::string>> sections;
+  std::vector<std::pair<std::string, std::string>> sections;  ///< (dataset, model label)
   std::vector<std::string> masks;
+  /// (dataset, model, model settings) of a cell -> index into sections.
+  std::map<std::tuple<std::string, std::string, std::string>, size_t> section_index;
+  size_t section_of(const CellRecord& cell) const {
+    return section_index.at({cell.dataset, cell.model, cell.model_settings});
+  }
 };
 ResultLayout result_layout(const ResultSet& results);
 

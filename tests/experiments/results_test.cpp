@@ -74,9 +74,9 @@ TEST(ResultsH5, ImagesMasksAndRawBytesRoundTrip) {
 int64_t add_cell(ResultsDb& db, int64_t position, const std::string& method,
                  const std::string& settings, const std::string& mask,
                  const std::vector<std::vector<double>>& scores, const std::string& metric,
-                 bool higher, int64_t errors = 0) {
+                 bool higher, int64_t errors = 0, const std::string& model_settings = "") {
   CellRecord c;
-  c.key = method + settings + mask;
+  c.key = method + settings + mask + model_settings;
   c.position = position;
   c.method = method;
   c.settings = settings;
@@ -84,6 +84,7 @@ int64_t add_cell(ResultsDb& db, int64_t position, const std::string& method,
   c.dataset = "ds";
   c.mask = mask;
   c.model = "m";
+  c.model_settings = model_settings;
   const int64_t id = db.ensure_cell(c);
   std::vector<SampleRecord> rows;
   for (size_t i = 0; i < scores.size(); ++i) {
@@ -204,6 +205,37 @@ TEST(Report, TablesMatchHandComputedAggregates) {
   write_report(rs, o, tex);
   EXPECT_NE(tex.str().find("blended & 14.0000 (17.0000) [1 err] & - \\\\"), std::string::npos)
       << tex.str();
+  fs::remove_all(dir);
+}
+
+// Runs of one model with different model settings (fp32 and bf16 results reported together) are
+// separate sections labelled by the setting that differs, never pooled.
+TEST(Report, ModelSettingsThatDifferAreSeparateSections) {
+  const fs::path dir = temp_dir("report_models");
+  const std::string path = (dir / "results.sqlite").string();
+  {
+    ResultsDb db(path, true);
+    RunRecord run;
+    run.name = "precisions";
+    run.config = "x";
+    run.config_hash = "0";
+    db.add_run(run);
+    add_cell(db, 0, "blended", "respacing = 10\n", "half", {{10}}, "psnr", true, 0,
+             "checkpoint = a.pt\nprecision = fp32\n");
+    add_cell(db, 1, "blended", "respacing = 10\n", "half", {{20}}, "psnr", true, 0,
+             "checkpoint = a.pt\nprecision = bf16\n");
+  }
+  const ResultSet rs = load_results({path});
+  const ResultLayout layout = result_layout(rs);
+  ASSERT_EQ(layout.sections.size(), 2u);
+  EXPECT_EQ(layout.sections[0].second, "m (precision=fp32)");
+  EXPECT_EQ(layout.sections[1].second, "m (precision=bf16)");
+  EXPECT_EQ(layout.section_of(rs.cells[1]), 1u);
+  std::ostringstream md;
+  write_report(rs, ReportOptions{}, md);
+  EXPECT_NE(md.str().find("model m (precision=bf16)"), std::string::npos) << md.str();
+  EXPECT_NE(md.str().find("| blended | 20.0000 (20.0000) |"), std::string::npos) << md.str();
+  EXPECT_EQ(md.str().find("15.0000"), std::string::npos) << md.str();  // not pooled
   fs::remove_all(dir);
 }
 
