@@ -1,8 +1,10 @@
 // How far a CoPaint sample is from its compute bound: UNet forwards x FLOPs per forward plus
 // backwards x FLOPs per backward (framework/flops.h) divided by the matmul throughput measured in
 // the same process. The benchmark device is CUDA when available, else the CPU.
-//  - BM_GemmThroughput: a float32 n x n x n product (onednn_mm on the CPU, at::mm on CUDA).
-//  - BM_ConvThroughput: one 3x3 256->256-channel convolution (onednn_conv2d), for comparison.
+//  - BM_GemmThroughput: an n x n x n product in the benchmark precision's dtype (float32 through
+//    onednn_mm on the CPU, else at::mm).
+//  - BM_ConvThroughput: one 3x3 256->256-channel convolution (onednn_conv2d; at::conv2d in
+//    bf16/fp16), for comparison.
 //  - BM_CoPaintBound_CelebAHQ256: one CoPaint sample (G = 2) with a random-weight UNet of the
 //    celebahq256 architecture; CUDA: 256x256 with 250 steps (the paper's setting) and 64x64 with
 //    10; CPU: 64x64 with 10 respaced steps only (the same network at a 16x smaller map).
@@ -14,7 +16,9 @@
 // (oneDNN's direct convolution can beat its GEMM, making that bound the stricter one); on the CPU
 // also counted_over_analytic (FlopCounter over the run / the analytic total: 1 when every FLOP
 // went through the counted ops).
-// Threads: COPAINT_BENCH_THREADS (default: ATen's).
+// Threads: COPAINT_BENCH_THREADS (default: ATen's). Precision: COPAINT_BENCH_PRECISION =
+// fp32 (default) | tf32 | bf16 | fp16 (UNetRunOptions::precision of the models; the GEMM of the
+// bound then runs in bfloat16 / float16, or with TF32 allowed, so the bound is that precision's).
 //   COPAINT_BENCH_THREADS=1 compute_bound_benchmark --benchmark_filter='Gemm|Tiny'
 //   COPAINT_BENCH_THREADS=1 compute_bound_benchmark --benchmark_filter=CelebAHQ256/size:64
 #include <ATen/ATen.h>
@@ -32,6 +36,7 @@
 
 #include "datasets/masks.h"
 #include "framework/denoisers.h"
+#include "framework/device.h"
 #include "framework/flops.h"
 #include "framework/onednn_ops.h"
 #include "framework/unet.h"
@@ -53,17 +58,40 @@ void apply_threads(benchmark::State& state) {
 /// Waits for the device: a one-element copy to the host runs after all queued work.
 void sync(const at::Tensor& t) { benchmark::DoNotOptimize(t.reshape(-1)[0].item<float>()); }
 
+/// COPAINT_BENCH_PRECISION, default fp32.
+Precision bench_precision() {
+  const char* env = std::getenv("COPAINT_BENCH_PRECISION");
+  return env ? parse_precision(env) : Precision::kFp32;
+}
+
+/// The dtype of the UNet's torso (and of the bound's GEMM) at bench_precision().
+at::ScalarType bench_dtype() {
+  switch (bench_precision()) {
+    case Precision::kBf16: return at::kBFloat16;
+    case Precision::kFp16: return at::kHalf;
+    default: return at::kFloat;
+  }
+}
+
+UNetRunOptions bench_run_options() {
+  UNetRunOptions o;
+  o.precision = bench_precision();
+  return o;
+}
+
 at::Tensor bench_mm(const at::Tensor& a, const at::Tensor& b) {
-  return a.is_cuda() ? at::mm(a, b) : onednn_mm(a, b);
+  return a.is_cuda() || a.scalar_type() != at::kFloat ? at::mm(a, b) : onednn_mm(a, b);
 }
 
 /// The GEMM size of the bound: 2048 on the CPU (a 17 GFLOP product), 4096 on CUDA.
 int64_t default_gemm_n() { return at::hasCUDA() ? 4096 : 2048; }
 
-/// Best-of-reps float32 n x n x n matmul rate in FLOP/s on `device`, after one warm-up call.
+/// Best-of-reps n x n x n matmul rate in FLOP/s on `device` in bench_dtype() (float32 with TF32
+/// allowed on CUDA at tf32), after one warm-up call.
 double gemm_flops_per_s(at::Device device, int64_t n) {
   at::manual_seed(0);
-  const auto opts = at::TensorOptions().device(device).dtype(at::kFloat);
+  set_cuda_math(device, bench_precision(), false);
+  const auto opts = at::TensorOptions().device(device).dtype(bench_dtype());
   const at::Tensor a = at::randn({n, n}, opts), b = at::randn({n, n}, opts);
   sync(bench_mm(a, b));
   const int reps = device.is_cuda() ? 20 : 5;
@@ -80,7 +108,8 @@ double gemm_flops_per_s(at::Device device, int64_t n) {
 void BM_GemmThroughput(benchmark::State& state) {
   apply_threads(state);
   const int64_t n = state.range(0);
-  const auto opts = at::TensorOptions().device(bench_device()).dtype(at::kFloat);
+  set_cuda_math(bench_device(), bench_precision(), false);
+  const auto opts = at::TensorOptions().device(bench_device()).dtype(bench_dtype());
   at::manual_seed(0);
   const at::Tensor a = at::randn({n, n}, opts), b = at::randn({n, n}, opts);
   sync(bench_mm(a, b));
@@ -93,7 +122,7 @@ void BM_GemmThroughput(benchmark::State& state) {
 /// onednn_conv2d, the UNet's main operation, after one warm-up call.
 double conv_flops_per_s(at::Device device, int64_t size) {
   const int64_t ch = 256;
-  const auto opts = at::TensorOptions().device(device).dtype(at::kFloat);
+  const auto opts = at::TensorOptions().device(device).dtype(bench_dtype());
   at::manual_seed(0);
   const at::Tensor x = at::randn({1, ch, size, size}, opts);
   const at::Tensor w = at::randn({ch, ch, 3, 3}, opts) * 0.02, b = at::zeros({ch}, opts);
@@ -112,7 +141,7 @@ double conv_flops_per_s(at::Device device, int64_t size) {
 void BM_ConvThroughput(benchmark::State& state) {
   apply_threads(state);
   const int64_t size = state.range(0), ch = 256;
-  const auto opts = at::TensorOptions().device(bench_device()).dtype(at::kFloat);
+  const auto opts = at::TensorOptions().device(bench_device()).dtype(bench_dtype());
   at::manual_seed(0);
   const at::Tensor x = at::randn({1, ch, size, size}, opts);
   const at::Tensor w = at::randn({ch, ch, 3, 3}, opts) * 0.02, b = at::zeros({ch}, opts);
@@ -138,7 +167,7 @@ UNetDenoiser& celebahq256_model(int64_t size) {
         std::to_string(s / 8) + "," + std::to_string(s / 16) + "," + std::to_string(s / 32);
     c.image_size = static_cast<int>(size);
     at::manual_seed(0);
-    slot = std::make_unique<UNetDenoiser>(std::make_shared<UNet>(c));
+    slot = std::make_unique<UNetDenoiser>(std::make_shared<UNet>(c), bench_run_options());
     slot->to(bench_device());
   }
   return *slot;
@@ -186,6 +215,7 @@ void run_bound(benchmark::State& state, UNetDenoiser& model, int64_t steps) {
   const double total =
       static_cast<double>(evals.forwards) * fwd + static_cast<double>(evals.backwards) * bwd;
   const double bound = total / gemm;
+  state.SetLabel(precision_name(bench_precision()));
   state.counters["forwards"] = static_cast<double>(evals.forwards);
   state.counters["backwards"] = static_cast<double>(evals.backwards);
   state.counters["flops_per_forward"] = fwd;
@@ -197,8 +227,9 @@ void run_bound(benchmark::State& state, UNetDenoiser& model, int64_t steps) {
   state.counters["ratio"] = seconds / bound;
   state.counters["conv_flops_per_s"] = conv;
   state.counters["ratio_vs_conv"] = seconds / (total / conv);
-  // On CUDA the attention (conv1d, einsum) does not go through the counted ops.
-  if (!device.is_cuda()) state.counters["counted_over_analytic"] = counted / total;
+  // On CUDA the attention (conv1d, einsum) does not go through the counted ops, nor does any
+  // bf16/fp16 attention.
+  if (!device.is_cuda() && bench_dtype() == at::kFloat) state.counters["counted_over_analytic"] = counted / total;
 }
 
 void BM_CoPaintBound_CelebAHQ256(benchmark::State& state) {
@@ -212,9 +243,14 @@ void BM_CoPaintBound_Tiny(benchmark::State& state) {
     return;
   }
   apply_threads(state);
-  UNetDenoiser& model = fixtures::tiny_model();
-  model.to(bench_device());
-  run_bound(state, model, state.range(0));
+  static std::unique_ptr<UNetDenoiser> model = [] {
+    auto net = std::make_shared<UNet>(fixtures::tiny_config());
+    net->load(fixtures::tiny_model().unet().named_parameters());
+    auto d = std::make_unique<UNetDenoiser>(net, bench_run_options());
+    d->to(bench_device());
+    return d;
+  }();
+  run_bound(state, *model, state.range(0));
 }
 
 const bool kRegistered = [] {
