@@ -70,7 +70,7 @@ TEST(OneDnnOps, BackwardWeightCache) {
   if (!onednn_usable(at::zeros({1}))) GTEST_SKIP() << "no oneDNN in this LibTorch";
   set_onednn_backward_cache_limit(int64_t{1} << 30);  // empties nothing (usage is far below)
   const int64_t before = onednn_backward_cache_bytes();
-  const at::Tensor x0 = at::randn({2, 8, 9, 9});
+  const at::Tensor x0 = at::randn({1, 128, 6, 6});
   const auto input_grad = [&](const at::Tensor& w, bool onednn) {
     const at::Tensor x = x0.clone().requires_grad_(true);
     const at::Tensor y = onednn ? onednn_conv2d(x, w, at::Tensor(), 1, 1)
@@ -78,9 +78,9 @@ TEST(OneDnnOps, BackwardWeightCache) {
     return torch::autograd::grad({(y * y).sum()}, {x})[0];
   };
   {
-    at::Tensor w = at::randn({16, 8, 3, 3});
+    at::Tensor w = at::randn({256, 128, 3, 3}) * 0.03;  // 1.2 MB: above the 1 MiB threshold
     const at::Tensor first = input_grad(w, true);
-    const int64_t bytes = 16 * 8 * 3 * 3 * 4;
+    const int64_t bytes = 256 * 128 * 3 * 3 * 4;
     EXPECT_EQ(onednn_backward_cache_bytes(), before + bytes);
     EXPECT_TRUE(input_grad(w, true).equal(first));  // served from the cache
     EXPECT_EQ(onednn_backward_cache_bytes(), before + bytes);
@@ -104,6 +104,10 @@ TEST(OneDnnOps, BackwardWeightCache) {
     EXPECT_EQ(onednn_backward_cache_bytes(), bytes);
   }
   EXPECT_EQ(onednn_backward_cache_bytes(), 0);  // the weight is gone
+  // Small weights are flipped on every call, not kept.
+  const at::Tensor small = at::randn({16, 128, 3, 3});
+  input_grad(small, true);
+  EXPECT_EQ(onednn_backward_cache_bytes(), 0);
   set_onednn_backward_cache_limit(int64_t{4} << 30);
 }
 
