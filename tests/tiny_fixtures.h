@@ -1,5 +1,6 @@
 // Shared by tests and benchmarks: the tiny trained ADM UNet of tests/fixtures/unet (32x32, 32 channels,
-// 2M parameters) and the recorded CoPaint cases of tests/fixtures/copaint.
+// 2M parameters), a small random-weight config, and the recorded CoPaint cases of
+// tests/fixtures/copaint.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -50,6 +51,23 @@ inline c10::IValue load_dict(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   return torch::jit::pickle_load(bytes);
+}
+
+/// A small config exercising every block kind quickly (attention, up/down res blocks, learned
+/// sigma, class conditioning; 16x16 images), for random-weight tests.
+inline UNetConfig small_unet_config() {
+  UNetConfig c;
+  c.image_size = 16;
+  c.num_channels = 32;
+  c.num_res_blocks = 1;
+  c.channel_mult = "1,2";
+  c.attention_resolutions = "8";
+  c.num_head_channels = 16;
+  c.learn_sigma = true;
+  c.class_cond = true;
+  c.num_classes = 5;
+  c.resblock_updown = true;
+  return c;
 }
 
 inline UNetConfig tiny_config() {

@@ -17,21 +17,7 @@
 namespace copaint {
 namespace {
 
-/// Every block kind (attention, up/down res blocks, class conditioning), small and fast.
-UNetConfig small_config() {
-  UNetConfig c;
-  c.image_size = 16;
-  c.num_channels = 32;
-  c.num_res_blocks = 1;
-  c.channel_mult = "1,2";
-  c.attention_resolutions = "8";
-  c.num_head_channels = 16;
-  c.learn_sigma = true;
-  c.class_cond = true;
-  c.num_classes = 5;
-  c.resblock_updown = true;
-  return c;
-}
+UNetConfig small_config() { return fixtures::small_unet_config(); }
 
 struct Inputs {
   at::Tensor x, t, y;

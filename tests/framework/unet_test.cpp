@@ -17,6 +17,7 @@
 
 #include "framework/checkpoint.h"
 #include "framework/error.h"
+#include "tests/tiny_fixtures.h"
 
 namespace copaint {
 namespace {
@@ -74,20 +75,7 @@ StateDictVec fake_state_dict(const UNetLayout& layout) {
 }
 
 /// A small config exercising every block kind quickly (used with random weights).
-UNetConfig small_config() {
-  UNetConfig c;
-  c.image_size = 16;
-  c.num_channels = 32;
-  c.num_res_blocks = 1;
-  c.channel_mult = "1,2";
-  c.attention_resolutions = "8";
-  c.num_head_channels = 16;
-  c.learn_sigma = true;
-  c.class_cond = true;
-  c.num_classes = 5;
-  c.resblock_updown = true;
-  return c;
-}
+UNetConfig small_config() { return fixtures::small_unet_config(); }
 
 /// Attention rates that change the architecture (those of existing levels), sorted.
 std::vector<int> effective_attention(const UNetConfig& c) {
