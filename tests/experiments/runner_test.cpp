@@ -962,6 +962,16 @@ TEST_F(Runner, CliRunReportAndExport) {
       << err.str();
   EXPECT_NE(out.str().find("(10 tiles)"), std::string::npos) << out.str();  // 2 rows x 5 columns
   EXPECT_TRUE(fs::exists(grid));
+  // --precision sets <model>.precision: the analytic model has no such setting, so it is refused
+  // by name before any work, and an unknown precision is refused at once.
+  std::ostringstream perr;
+  EXPECT_EQ(run_cli({"--device", "cpu", "--precision", "bf16", "run", ini, "--out",
+                     (dir / "p").string()},
+                    out, perr),
+            2);
+  EXPECT_NE(perr.str().find("gaussian.precision"), std::string::npos) << perr.str();
+  EXPECT_FALSE(fs::exists(dir / "p" / "results.sqlite"));
+  EXPECT_EQ(run_cli({"--precision", "fp8", "run", ini}, out, err), 2);
   // Bad arguments are usage errors.
   EXPECT_EQ(run_cli({"run", ini, "--shard", "2/2"}, out, err), 2);
   EXPECT_EQ(run_cli({"report", (dir / "r").string(), "--format", "html"}, out, err), 2);
