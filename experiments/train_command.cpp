@@ -76,6 +76,14 @@ int cmd_train(CommandContext& ctx) {
     }
   }
   const Options adm = Registry<Denoiser>::global().resolve("adm", settings.scope("adm"));
+  // The run settings of the model are for sampling; training runs float32 with the graph kept.
+  for (const char* key : {"precision", "channels_last", "grad_checkpoint", "cudnn_benchmark"}) {
+    const std::string value = canonical_value(adm.get(key));
+    if (value != (std::string(key) == "precision" ? "fp32" : "false")) {
+      throw UsageError(std::string("adm.") + key + "=" + value +
+                       " applies to sampling (inpaint, run), not to train");
+    }
+  }
   const UNetConfig config = adm_config_from_options(adm);
   auto dataset = Registry<Dataset>::global().create(dataset_name, settings.scope(dataset_name));
   if (dataset->size() == 0) throw InputError("dataset '" + dataset_name + "' is empty");

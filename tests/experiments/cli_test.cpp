@@ -73,5 +73,20 @@ TEST(Cli, UsageErrorsExitTwoAndNameValidChoices) {
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1);
 }
 
+// The model's run settings are for sampling: train refuses them before reading any data, and the
+// global --precision is refused outside inpaint and run.
+TEST(Cli, TrainRefusesSamplingRunSettings) {
+  for (const char* set : {"adm.precision=bf16", "adm.grad_checkpoint=true",
+                          "adm.channels_last=yes"}) {
+    auto r = run({"train", "--dataset", "fashion_mnist", "--out", "/nonexistent/never", "--set",
+                  set});
+    EXPECT_EQ(r.code, 2) << set;
+    EXPECT_NE(r.err.find("applies to sampling"), std::string::npos) << r.err;
+  }
+  auto p = run({"--precision", "bf16", "train", "--dataset", "fashion_mnist", "--out", "/x"});
+  EXPECT_EQ(p.code, 2);
+  EXPECT_NE(p.err.find("inpaint and run"), std::string::npos) << p.err;
+}
+
 }  // namespace
 }  // namespace copaint

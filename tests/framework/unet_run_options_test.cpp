@@ -85,6 +85,9 @@ TEST(UNetRunOptions, CheckpointingKeepsOutputAndInputGradient) {
   const at::Tensor grad_ckpt = input_gradient(net, in, weights);
   EXPECT_LE((grad_ckpt - grad).abs().max().item<double>(), 1e-6 * grad.abs().max().item<double>());
   EXPECT_GT(grad.abs().max().item<double>(), 0.0);
+  // Parameter gradients would be lost: refused rather than silently wrong.
+  net.requires_grad_(true);
+  EXPECT_THROW(input_gradient(net, in, weights), UsageError);
 }
 
 TEST(UNetRunOptions, ChannelsLastMatchesContiguous) {
