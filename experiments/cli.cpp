@@ -42,7 +42,8 @@ po::options_description global_options() {
       ("threads", po::value<int>()->default_value(0), "CPU threads for LibTorch (0 = its default)")
       ("precision", po::value<std::string>(),
        "fp32 | tf32 | bf16 | fp16: the UNet's arithmetic for inpaint and run (shorthand for "
-       "--set <model>.precision=P; default fp32; fp16 needs CUDA)")
+       "--set <model>.precision=P; default: the model's setting, auto = fp16 for use_fp16 "
+       "checkpoints on CUDA, else fp32; fp16 needs CUDA)")
       ("log-level", po::value<std::string>()->default_value("info"),
        "debug | info | warn | error | quiet")
       ("quiet,q", "no progress bars and only warnings and errors");

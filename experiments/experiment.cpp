@@ -12,6 +12,7 @@
 #include "datasets/dataset.h"
 #include "datasets/mask.h"
 #include "experiments/config.h"
+#include "experiments/models.h"
 #include "framework/error.h"
 #include "framework/log.h"
 #include "framework/model.h"
@@ -222,7 +223,7 @@ std::string ExperimentCell::key() const {
   ds.erase("count");
   std::ostringstream os;
   os << "model=" << model << "\n"
-     << model_settings.canonical() << "dataset=" << dataset << "\n"
+     << model_settings_for_results(model_settings).canonical() << "dataset=" << dataset << "\n"
      << ds.canonical() << "mask=" << mask << "\n"
      << mask_settings.canonical() << "mask_seed=" << mask_seed << "\n"
      << "method=" << method << "\n"

@@ -34,6 +34,9 @@ InpaintBatchResult run_inpaint_batch(Method& method, Denoiser& model, const Inpa
   InpaintOutput out = method.run(model, in);
   InpaintBatchResult result;
   result.samples = out.sample.detach().to(at::kCPU, at::kFloat);  // waits for the device
+  // Samplers that ran under InferenceMode return inference tensors, which may not be changed in
+  // place or enter autograd later: the caller gets a normal tensor.
+  if (result.samples.is_inference()) result.samples = result.samples.clone();
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (in.x_T.defined()) result.x_T = in.x_T.to(at::kCPU, at::kFloat);

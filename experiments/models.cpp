@@ -49,24 +49,28 @@ std::unique_ptr<Denoiser> load_unet(const std::string& entry, const UNetConfig& 
 /// The run settings every UNet entry takes (UNetRunOptions).
 std::vector<OptionSpec> run_specs() {
   return {
-      {"precision", "fp32",
-       "fp32 | tf32 | bf16 | fp16: fp32 (TF32 off on CUDA), tf32 (TF32 tensor cores, CUDA), bf16 "
-       "(bfloat16 torso, CPU or CUDA), fp16 (float16 torso, CUDA only); see README"},
-      {"channels_last", "false", "NHWC memory layout for weights and activations"},
+      {"precision", "auto",
+       "auto | fp32 | tf32 | bf16 | fp16: auto = fp16 when use_fp16 (falling back to fp32 on the "
+       "CPU), else fp32; fp32 (TF32 off on CUDA), tf32 (TF32 tensor cores, CUDA), bf16 (bfloat16 "
+       "torso, CPU or CUDA), fp16 (float16 torso, CUDA only); see README"},
+      {"channels_last", "false", "NHWC memory layout for weights and activations (speed only)"},
       {"grad_checkpoint", "false",
-       "recompute UNet blocks during backward (less memory for copaint/dps, ~1 more forward per "
-       "backward)"},
-      {"cudnn_benchmark", "false", "cuDNN autotuning on CUDA (faster; rounding may vary by run)"},
+       "recompute UNet blocks during backward: less memory for copaint/dps, ~1 more forward per "
+       "backward (speed only)"},
+      {"cudnn_benchmark", "false",
+       "cuDNN autotuning on CUDA: faster, rounding may vary by run (speed only)"},
   };
 }
 
-/// UNetRunOptions from run_specs() values; use_fp16 selects fp16 when precision is left at fp32.
+/// UNetRunOptions from run_specs() values.
 UNetRunOptions run_options_from(const Options& o, bool use_fp16) {
   UNetRunOptions r;
-  r.precision = parse_precision(o.get("precision"));
-  if (use_fp16 && r.precision == Precision::kFp32) {
-    r.precision = Precision::kFp16;
-    r.fp16_falls_back_on_cpu = true;
+  const std::string precision = o.get("precision");
+  if (precision == "auto") {
+    r.precision = use_fp16 ? Precision::kFp16 : Precision::kFp32;
+    r.fp16_falls_back_on_cpu = use_fp16;
+  } else {
+    r.precision = parse_precision(precision);
   }
   r.channels_last = o.get_bool("channels_last");
   r.grad_checkpoint = o.get_bool("grad_checkpoint");
@@ -103,7 +107,7 @@ const char* flag_help(const std::string& flag) {
       {"use_scale_shift_norm", "FiLM conditioning in res blocks"},
       {"resblock_updown", "res blocks do the up/down sampling"},
       {"use_new_attention_order", "QKVAttention (split qkv, then heads) instead of legacy order"},
-      {"use_fp16", "fp16 torso on CUDA, ignored with a warning on the CPU (= precision=fp16)"},
+      {"use_fp16", "fp16 torso on CUDA, ignored with a warning on the CPU (precision=auto)"},
       {"dropout", "recorded only: sampling never uses dropout"},
   };
   for (const auto& [k, h] : help) {
@@ -172,6 +176,13 @@ UNetConfig adm_config_from_options(const Options& o) {
   }
   c.resolved_channel_mult();  // validates channel_mult now rather than at load time
   return c;
+}
+
+Options model_settings_for_results(const Options& model_settings) {
+  Options out = model_settings;
+  for (const char* key : {"channels_last", "grad_checkpoint", "cudnn_benchmark"}) out.erase(key);
+  if (out.get("precision", "auto") == "auto") out.erase("precision");
+  return out;
 }
 
 std::unique_ptr<Denoiser> create_model(const std::string& name, const Options& settings) {

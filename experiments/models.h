@@ -29,6 +29,13 @@ std::vector<std::pair<std::string, std::string>> adm_flags(const UNetConfig& con
 /// malformed values.
 UNetConfig adm_config_from_options(const Options& options);
 
+/// The resolved model settings that can change samples, for cell keys and stored results: without
+/// the speed-only run settings (channels_last, grad_checkpoint, cudnn_benchmark) and without
+/// precision when it is the default `auto`, so results of runs that differ only in those share
+/// their cells (a resumed run may change them), and results stored before they existed still
+/// match. An explicit precision (fp32, tf32, bf16, fp16) stays: it changes the rounding.
+Options model_settings_for_results(const Options& model_settings);
+
 /// Registry<Denoiser>::global().create(name, settings.scope(name)): the model `name` with the
 /// settings whose keys start with `name.`.
 std::unique_ptr<Denoiser> create_model(const std::string& name, const Options& settings);

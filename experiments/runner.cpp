@@ -24,6 +24,7 @@
 #include "datasets/mask.h"
 #include "experiments/inpaint_batch.h"
 #include "experiments/inpaint_command.h"
+#include "experiments/models.h"
 #include "experiments/results_db.h"
 #include "experiments/results_h5.h"
 #include "framework/device.h"
@@ -100,7 +101,7 @@ CellRecord cell_record(const ExperimentCell& c) {
   r.mask = c.mask;
   r.mask_settings = c.mask_settings.canonical();
   r.model = c.model;
-  r.model_settings = c.model_settings.canonical();
+  r.model_settings = model_settings_for_results(c.model_settings).canonical();
   r.seed = c.seed;
   r.mask_seed = c.mask_seed;
   return r;

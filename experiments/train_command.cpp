@@ -79,7 +79,9 @@ int cmd_train(CommandContext& ctx) {
   // The run settings of the model are for sampling; training runs float32 with the graph kept.
   for (const char* key : {"precision", "channels_last", "grad_checkpoint", "cudnn_benchmark"}) {
     const std::string value = canonical_value(adm.get(key));
-    if (value != (std::string(key) == "precision" ? "fp32" : "false")) {
+    const bool unset = std::string(key) == "precision" ? (value == "auto" || value == "fp32")
+                                                          : value == "false";
+    if (!unset) {
       throw UsageError(std::string("adm.") + key + "=" + value +
                        " applies to sampling (inpaint, run), not to train");
     }

@@ -1,7 +1,9 @@
 // checkpointed(): an autograd node that recomputes its forward during the backward pass.
 #include "framework/activation_checkpoint.h"
 
+#include <cstdint>
 #include <memory>
+#include <string>
 #include <utility>
 
 #include <ATen/ATen.h>
@@ -20,11 +22,24 @@ using torch::autograd::variable_list;
 /// gradient of that recomputation (a reentrant backward, as PyTorch's own checkpointing does).
 struct RecomputeBackward : torch::autograd::Node {
   std::function<at::Tensor(const at::Tensor&)> fn;
-  at::Tensor input;  ///< detached
+  at::Tensor input;       ///< detached
+  uint32_t version = 0;   ///< input's version at the forward
 
   variable_list apply(variable_list&& grads) override {
     if (!input.defined()) {
       throw UsageError("checkpointed: backward ran twice through a freed graph (retain_graph)");
+    }
+    if (input._version() != version) {
+      throw UsageError("checkpointed: the input was modified in place after the forward (version " +
+                       std::to_string(version) + " -> " + std::to_string(input._version()) +
+                       "), so the recomputation would differ");
+    }
+    // The engine runs this with grad mode = create_graph of the outer backward. The gradient
+    // computed here hangs off a fresh leaf, not off the original input, so a graph of it would
+    // give wrong higher derivatives: refused.
+    if (at::GradMode::is_enabled()) {
+      throw UsageError("checkpointed: double backward (create_graph) is not supported; turn "
+                       "activation checkpointing off for higher derivatives");
     }
     at::Tensor out_grad = grads.at(0);
     if (!out_grad.defined()) return {at::Tensor()};
@@ -56,7 +71,9 @@ at::Tensor checkpointed(const std::function<at::Tensor(const at::Tensor&)>& fn,
     at::NoGradGuard no_grad;
     const at::Tensor input = x.detach();
     y = fn(input);
-    if (y.is_alias_of(input)) y = y.clone();
+    // A fresh, non-view output: history is attached to it, and a view made under no-grad could
+    // not be modified in place later.
+    if (y.is_alias_of(input) || y.is_view()) y = y.clone();
   }
   if (!torch::autograd::isDifferentiableType(y.scalar_type())) return y;
   auto node = std::shared_ptr<RecomputeBackward>(new RecomputeBackward(),
@@ -64,6 +81,7 @@ at::Tensor checkpointed(const std::function<at::Tensor(const at::Tensor&)>& fn,
   node->set_next_edges(torch::autograd::collect_next_edges(x));
   node->fn = fn;
   node->input = x.detach();
+  node->version = x._version();
   torch::autograd::set_history(y, node);
   return y;
 }

@@ -17,7 +17,9 @@ namespace copaint {
 /// the timestep embedding) get no gradient through this call, so they must not need one (frozen
 /// weights: the sampling case). Without grad mode, or when x does not require grad, this is just
 /// fn(x). fn is kept alive by the graph until the backward has run (or the graph is freed). The
-/// output never aliases x (a view of x is cloned).
+/// output is never a view (views are cloned). Changing x in place between the forward and the
+/// backward is a UsageError at the backward (as autograd's saved-tensor check), and so is a
+/// double backward (create_graph): the recomputed gradient is not connected to x's graph.
 at::Tensor checkpointed(const std::function<at::Tensor(const at::Tensor&)>& fn,
                         const at::Tensor& x);
 

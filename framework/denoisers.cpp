@@ -46,6 +46,7 @@ void UNetDenoiser::to(const c10::Device& device) {
     }
     log_warn("use_fp16 ignored on " + device.str() + ": fp16 convolutions need CUDA");
     precision = Precision::kFp32;
+    options_.precision = precision;  // describe() says what runs
   }
   at::ScalarType dtype = at::kFloat;
   if (precision == Precision::kFp16) dtype = at::kHalf;

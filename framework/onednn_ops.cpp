@@ -71,8 +71,10 @@ class BackwardWeightCache {
     const auto build = [&] { return w.flip({2, 3}).transpose(0, 1).contiguous(); };
     const int64_t bytes = w.numel() * static_cast<int64_t>(w.element_size());
     // Small weights are cheaper to flip than to keep (the tiny UNet's 8 MB of copies ran 5% slower
-    // than rebuilding them), and inference tensors have no version counter to check against.
-    if (bytes < kMinBytes || w.is_inference()) return build();
+    // than rebuilding them); inference tensors have no version counter to check against; a view
+    // (e.g. the unsqueezed weight of a 1-d convolution) is a new tensor on every call, so its
+    // entry would never be hit again.
+    if (bytes < kMinBytes || w.is_inference() || w.is_view()) return build();
     const uint32_t version = w._version();
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = entries_.find(w.unsafeGetTensorImpl());
@@ -81,10 +83,8 @@ class BackwardWeightCache {
       bytes_ -= it->second.bytes;
       entries_.erase(it);
     }
-    if (bytes_ + bytes > limit_) {
-      drop_expired();
-      if (bytes_ + bytes > limit_) return build();
-    }
+    drop_expired();  // a miss: entries of freed weights (a model moved or destroyed) go now
+    if (bytes_ + bytes > limit_) return build();
     Entry e{c10::weak_intrusive_ptr<c10::TensorImpl>(w.getIntrusivePtr()), version, build(), bytes};
     at::Tensor flipped = e.flipped;
     entries_.emplace(w.unsafeGetTensorImpl(), std::move(e));

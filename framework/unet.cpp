@@ -756,7 +756,8 @@ at::Tensor UNet::forward(const at::Tensor& x, const at::Tensor& t, const at::Ten
   // With checkpointing, each block is recomputed in the backward pass instead of keeping its
   // activations (only when a graph is being recorded).
   const bool recompute = checkpointing_ && at::GradMode::is_enabled() && x.requires_grad();
-  if (recompute && params_.front().second.requires_grad()) {
+  if (recompute && std::any_of(params_.begin(), params_.end(),
+                               [](const auto& p) { return p.second.requires_grad(); })) {
     throw UsageError("UNet: activation checkpointing gives gradients to the input only; turn it "
                      "off (grad_checkpoint=false) when the parameters require grad (training)");
   }

@@ -117,6 +117,28 @@ TEST(Models, AdmFlagsRoundTripThroughOptions) {
   }
 }
 
+// precision=auto follows use_fp16 (falling back to fp32 on the CPU, and saying so); an explicit
+// precision wins over use_fp16.
+TEST(Models, PrecisionAutoFollowsUseFp16AndExplicitWins) {
+  register_all();
+  Options settings;
+  const nlohmann::json config = tiny_config();
+  for (const auto& [k, v] : config.items()) settings.set("adm." + k, json_value(v));
+  settings.set("adm.checkpoint", kTrained);
+  settings.set("adm.use_fp16", "true");
+  auto automatic = create_model("adm", settings);
+  EXPECT_NE(automatic->describe().find("precision=fp16"), std::string::npos);
+  automatic->to(at::kCPU);  // no fp16 convolutions on the CPU: fp32, with a warning
+  EXPECT_NE(automatic->describe().find("precision=fp32"), std::string::npos);
+  settings.set("adm.precision", "bf16");
+  auto explicit_bf16 = create_model("adm", settings);
+  EXPECT_NE(explicit_bf16->describe().find("precision=bf16"), std::string::npos);
+  settings.set("adm.precision", "fp32");
+  EXPECT_NE(create_model("adm", settings)->describe().find("precision=fp32"), std::string::npos);
+  settings.set("adm.precision", "fp64");
+  EXPECT_THROW(create_model("adm", settings), UsageError);
+}
+
 TEST(Models, CreatesTheTinyUNetAndTheGaussianModel) {
   register_all();
   Options settings;

@@ -26,6 +26,7 @@
 #include "experiments/experiment.h"
 #include "experiments/image_io.h"
 #include "experiments/merge.h"
+#include "experiments/models.h"
 #include "experiments/plots.h"
 #include "experiments/report.h"
 #include "experiments/results_db.h"
@@ -918,6 +919,39 @@ TEST_F(Runner, ShardsTogetherEqualTheFullRunAndMerge) {
                              (dir / "sharded").string()),
                InputError);
   fs::remove_all(dir);
+}
+
+// Speed-only model settings never split cells (a run may resume with checkpointing on); an
+// explicit precision does, and the default (auto) leaves the key as it was before the setting
+// existed.
+TEST_F(Runner, SpeedOnlyModelSettingsKeepTheCellKey) {
+  register_all();
+  const std::string adm = R"INI(name = keys
+model = adm
+dataset = runner_synthetic
+methods = blended
+masks = half
+[adm]
+image_size = 32
+num_channels = 32
+channel_mult = 1,2
+attention_resolutions = 16
+)INI";
+  const auto key = [&](std::vector<std::string> sets) {
+    return parse_experiment(adm, "keys.ini", sets).cells.at(0).key();
+  };
+  const std::string base = key({});
+  EXPECT_EQ(key({"adm.grad_checkpoint=true", "adm.channels_last=true",
+                 "adm.cudnn_benchmark=true"}),
+            base);
+  EXPECT_EQ(key({"adm.precision=auto"}), base);
+  EXPECT_NE(key({"adm.precision=bf16"}), base);
+  EXPECT_NE(key({"adm.precision=fp32"}), key({"adm.precision=bf16"}));
+  Options settings = parse_experiment(adm, "keys.ini", {"adm.grad_checkpoint=true"}).model_settings;
+  EXPECT_FALSE(model_settings_for_results(settings).has("grad_checkpoint"));
+  EXPECT_FALSE(model_settings_for_results(settings).has("precision"));
+  settings.set("precision", "tf32");
+  EXPECT_EQ(model_settings_for_results(settings).get("precision"), "tf32");
 }
 
 TEST_F(Runner, CliRunReportAndExport) {

@@ -104,10 +104,15 @@ TEST(OneDnnOps, BackwardWeightCache) {
     EXPECT_EQ(onednn_backward_cache_bytes(), bytes);
   }
   EXPECT_EQ(onednn_backward_cache_bytes(), 0);  // the weight is gone
-  // Small weights are flipped on every call, not kept.
+  // Small weights are flipped on every call, not kept; so are views (a new tensor each call).
   const at::Tensor small = at::randn({16, 128, 3, 3});
   input_grad(small, true);
   EXPECT_EQ(onednn_backward_cache_bytes(), 0);
+  const at::Tensor base = at::randn({256, 128, 3, 3}) * 0.03;
+  const at::Tensor view = base.view({256, 128, 3, 3});
+  ASSERT_TRUE(view.is_view());
+  EXPECT_TRUE(input_grad(view, true).equal(input_grad(base, true)));
+  EXPECT_EQ(onednn_backward_cache_bytes(), 256 * 128 * 3 * 3 * 4);  // the base only
   set_onednn_backward_cache_limit(int64_t{4} << 30);
 }
 

@@ -72,6 +72,26 @@ TEST(Checkpointed, RecomputesInBackwardAndGivesTheSameGradient) {
   EXPECT_TRUE(torch::autograd::grad({same.sum()}, {xb})[0].equal(at::ones_like(xb)));
 }
 
+TEST(Checkpointed, RefusesDoubleBackwardAndInPlaceChangesOfTheInput) {
+  const at::Tensor w = at::randn({4, 4});
+  const auto fn = [&](const at::Tensor& v) { return at::tanh(at::mm(v, w)).sin(); };
+  const at::Tensor x0 = at::randn({3, 4});
+  // A second derivative through checkpointing would be wrong (the recomputed gradient is not
+  // connected to x's graph): refused.
+  const at::Tensor x1 = x0.clone().requires_grad_(true);
+  const at::Tensor y1 = checkpointed(fn, x1);
+  EXPECT_THROW(torch::autograd::grad({y1.square().sum()}, {x1}, {}, true, true), std::exception);
+  // The saved input changed in place before the backward: an error, not a wrong gradient.
+  const at::Tensor leaf = x0.clone().requires_grad_(true);
+  at::Tensor x = leaf * 1.0;
+  const at::Tensor y = checkpointed(fn, x);
+  {
+    at::NoGradGuard no_grad;
+    x.add_(1.0);
+  }
+  EXPECT_THROW(torch::autograd::grad({y.sum()}, {leaf}), std::exception);
+}
+
 TEST(UNetRunOptions, CheckpointingKeepsOutputAndInputGradient) {
   at::manual_seed(3);
   UNet net(small_config());
@@ -158,6 +178,7 @@ TEST(UNetRunOptions, Fp16NeedsCudaUnlessItIsTheCheckpointFlag) {
   UNetDenoiser lenient(std::make_shared<UNet>(small_config()), o);
   lenient.to(at::kCPU);
   EXPECT_EQ(lenient.unet().torso_dtype(), at::kFloat);
+  EXPECT_NE(lenient.describe().find("precision=fp32"), std::string::npos) << lenient.describe();
 }
 
 TEST(UNetRunOptions, DenoiserAppliesLayoutAndCheckpointing) {
