@@ -37,6 +37,14 @@ std::vector<std::string> find_result_dbs(const std::string& dir_or_db) {
   return out;
 }
 
+std::vector<std::string> find_result_dbs(const std::vector<std::string>& dirs_or_dbs) {
+  std::vector<std::string> out;
+  for (const auto& input : dirs_or_dbs) {
+    for (auto& db : find_result_dbs(input)) out.push_back(std::move(db));
+  }
+  return out;
+}
+
 MergeSummary merge_results(const std::vector<std::string>& inputs_in, const std::string& out_dir) {
   MergeSummary summary;
   std::error_code ec;

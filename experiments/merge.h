@@ -10,6 +10,9 @@ namespace copaint {
 /// The result databases of `dir_or_db`: the file itself, or a folder's results.sqlite and
 /// results.shard-*.sqlite (sorted). Throws InputError when there are none.
 std::vector<std::string> find_result_dbs(const std::string& dir_or_db);
+/// find_result_dbs of every input, concatenated in order (the positional arguments of
+/// `copaint report` and `copaint merge`).
+std::vector<std::string> find_result_dbs(const std::vector<std::string>& dirs_or_dbs);
 
 struct MergeSummary {
   int64_t inputs = 0;      ///< databases read

@@ -56,10 +56,8 @@ int cmd_report(CommandContext& ctx) {
     return 0;
   }
   if (!vm.count("inputs")) throw UsageError("report: give a results folder or database");
-  std::vector<std::string> dbs;
-  for (const auto& a : vm["inputs"].as<std::vector<std::string>>()) {
-    for (const auto& f : find_result_dbs(a)) dbs.push_back(f);
-  }
+  const std::vector<std::string> dbs =
+      find_result_dbs(vm["inputs"].as<std::vector<std::string>>());
   ReportOptions o;
   o.format = vm["format"].as<std::string>();
   if (o.format == "md") o.format = "markdown";

@@ -125,10 +125,7 @@ int cmd_merge(CommandContext& ctx) {
   }
   if (!vm.count("inputs")) throw UsageError("merge: give the results folder");
   const auto args = vm["inputs"].as<std::vector<std::string>>();
-  std::vector<std::string> dbs;
-  for (const auto& a : args) {
-    for (const auto& f : find_result_dbs(a)) dbs.push_back(f);
-  }
+  const std::vector<std::string> dbs = find_result_dbs(args);
   const std::string out = vm.count("out") ? vm["out"].as<std::string>() : args.front();
   const MergeSummary s = merge_results(dbs, out);
   ctx.out << "merged " << s.inputs << " database(s): " << s.copied << " sample rows copied, "
