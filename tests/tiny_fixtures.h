@@ -70,21 +70,27 @@ inline UNetConfig small_unet_config() {
   return c;
 }
 
-inline UNetConfig tiny_config() {
-  const auto j = load_json(kFixtures + "/unet/adm_tiny_config.json")["config"];
+/// UNetConfig from a fixture's "config" object (keys named as guided-diffusion's script flags;
+/// channel_mult and dropout may be absent).
+inline UNetConfig unet_config_from_json(const nlohmann::json& j) {
   UNetConfig c;
-  c.image_size = j["image_size"];
-  c.num_channels = j["num_channels"];
-  c.num_res_blocks = j["num_res_blocks"];
-  c.channel_mult = j["channel_mult"];
-  c.learn_sigma = j["learn_sigma"];
-  c.class_cond = j["class_cond"];
-  c.attention_resolutions = j["attention_resolutions"];
-  c.num_heads = j["num_heads"];
-  c.num_head_channels = j["num_head_channels"];
-  c.use_scale_shift_norm = j["use_scale_shift_norm"];
-  c.resblock_updown = j["resblock_updown"];
+  c.image_size = j.at("image_size");
+  c.num_channels = j.at("num_channels");
+  c.num_res_blocks = j.at("num_res_blocks");
+  c.channel_mult = j.value("channel_mult", std::string());
+  c.learn_sigma = j.at("learn_sigma");
+  c.class_cond = j.at("class_cond");
+  c.attention_resolutions = j.at("attention_resolutions");
+  c.num_heads = j.at("num_heads");
+  c.num_head_channels = j.at("num_head_channels");
+  c.use_scale_shift_norm = j.at("use_scale_shift_norm");
+  c.resblock_updown = j.at("resblock_updown");
+  c.dropout = j.value("dropout", 0.0);
   return c;
+}
+
+inline UNetConfig tiny_config() {
+  return unet_config_from_json(load_json(kFixtures + "/unet/adm_tiny_config.json").at("config"));
 }
 
 /// The trained tiny UNet (adm_tiny_trained.pt), loaded once.

@@ -17,6 +17,7 @@
 #include "framework/error.h"
 #include "framework/onednn_ops.h"
 #include "framework/unet.h"
+#include "tests/tiny_fixtures.h"
 
 namespace copaint {
 namespace {
@@ -177,20 +178,7 @@ TEST(UNetFlops, RejectsSizesTheNetworkRejects) {
 
 UNetConfig fixture_config(const std::string& name) {
   std::ifstream in(std::string(COPAINT_TEST_FIXTURES_DIR) + "/unet/" + name);
-  const auto j = nlohmann::json::parse(in).at("config");
-  UNetConfig c;
-  c.image_size = j.at("image_size");
-  c.num_channels = j.at("num_channels");
-  c.num_res_blocks = j.at("num_res_blocks");
-  c.channel_mult = j.at("channel_mult");
-  c.learn_sigma = j.at("learn_sigma");
-  c.class_cond = j.at("class_cond");
-  c.attention_resolutions = j.at("attention_resolutions");
-  c.num_heads = j.at("num_heads");
-  c.num_head_channels = j.at("num_head_channels");
-  c.use_scale_shift_norm = j.at("use_scale_shift_norm");
-  c.resblock_updown = j.at("resblock_updown");
-  return c;
+  return fixtures::unet_config_from_json(nlohmann::json::parse(in).at("config"));
 }
 
 struct PassCase {

@@ -33,23 +33,6 @@ nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(in);
 }
 
-/// UNetConfig from a fixture's "config" object (keys named as the script flags).
-UNetConfig config_from_json(const nlohmann::json& j) {
-  UNetConfig c;
-  c.image_size = j.at("image_size");
-  c.num_channels = j.at("num_channels");
-  c.num_res_blocks = j.at("num_res_blocks");
-  c.channel_mult = j.value("channel_mult", std::string());
-  c.learn_sigma = j.at("learn_sigma");
-  c.class_cond = j.at("class_cond");
-  c.attention_resolutions = j.at("attention_resolutions");
-  c.num_heads = j.at("num_heads");
-  c.num_head_channels = j.at("num_head_channels");
-  c.use_scale_shift_norm = j.at("use_scale_shift_norm");
-  c.resblock_updown = j.at("resblock_updown");
-  c.dropout = j.value("dropout", 0.0);
-  return c;
-}
 
 /// Plain dict of tensors written by torch.save.
 std::map<std::string, at::Tensor> read_tensor_dict(const std::string& path) {
@@ -137,7 +120,7 @@ TEST(UNetLayout, PresetsMatchThePapersCheckpoints) {
     SCOPED_TRACE(name);
     const nlohmann::json j = read_json(kFixtures + name + "_layout.json");
     const UNetConfig c = unet_preset(name);
-    const UNetConfig fixture = config_from_json(j.at("config"));
+    const UNetConfig fixture = fixtures::unet_config_from_json(j.at("config"));
     EXPECT_EQ(c.num_channels, fixture.num_channels);
     EXPECT_EQ(c.class_cond, fixture.class_cond);
     EXPECT_EQ(c.attention_resolutions, fixture.attention_resolutions);
@@ -158,7 +141,7 @@ TEST(UNetLayout, TinyConfigsParameterCounts) {
   for (const std::string name : {"adm_tiny", "adm_tiny_cond"}) {
     SCOPED_TRACE(name);
     const nlohmann::json j = read_json(kFixtures + name + "_config.json");
-    UNet net(config_from_json(j.at("config")));
+    UNet net(fixtures::unet_config_from_json(j.at("config")));
     EXPECT_EQ(net.parameter_count(), j.at("params").get<int64_t>());
     const auto named = net.named_parameters();
     const auto layout = net.parameter_layout();
@@ -188,7 +171,7 @@ class UNetParity : public ::testing::TestWithParam<std::string> {};
 TEST_P(UNetParity, MatchesReferenceOutput) {
   const std::string name = GetParam();
   const nlohmann::json j = read_json(kFixtures + name + "_config.json");
-  UNet net(config_from_json(j.at("config")));
+  UNet net(fixtures::unet_config_from_json(j.at("config")));
   net.load(load_state_dict(kFixtures + name + ".pt"));
   auto io = read_tensor_dict(kFixtures + name + "_io.pt");
   const at::Tensor y = io.count("y") ? io.at("y") : at::Tensor();
@@ -207,7 +190,7 @@ TEST(UNetLoad, InferConfigRecoversFixtures) {
   for (const std::string name : {"adm_tiny", "adm_tiny_cond"}) {
     SCOPED_TRACE(name);
     const UNetConfig want =
-        config_from_json(read_json(kFixtures + name + "_config.json")["config"]);
+        fixtures::unet_config_from_json(read_json(kFixtures + name + "_config.json")["config"]);
     const UNetConfig got = infer_unet_config(load_state_dict(kFixtures + name + ".pt"), 32);
     EXPECT_EQ(got.image_size, want.image_size);
     EXPECT_EQ(got.num_channels, want.num_channels);
@@ -225,7 +208,7 @@ TEST(UNetLoad, InferConfigRecoversFixtures) {
 
 TEST(UNetLoad, CondCheckpointIntoUnconditionalConfigNamesLabelEmb) {
   const StateDictVec sd = load_state_dict(kFixtures + "adm_tiny_cond.pt");
-  UNetConfig c = config_from_json(read_json(kFixtures + "adm_tiny_cond_config.json")["config"]);
+  UNetConfig c = fixtures::unet_config_from_json(read_json(kFixtures + "adm_tiny_cond_config.json")["config"]);
   c.class_cond = false;
   UNet net(c);
   try {
@@ -239,7 +222,7 @@ TEST(UNetLoad, CondCheckpointIntoUnconditionalConfigNamesLabelEmb) {
     EXPECT_EQ(msg.find("missing"), std::string::npos) << msg;
   }
   // Into the (quite different) adm_tiny config: still names label_emb and class_cond.
-  UNet other(config_from_json(read_json(kFixtures + "adm_tiny_config.json")["config"]));
+  UNet other(fixtures::unet_config_from_json(read_json(kFixtures + "adm_tiny_config.json")["config"]));
   try {
     other.load(sd);
     FAIL() << "load accepted a mismatching state_dict";
