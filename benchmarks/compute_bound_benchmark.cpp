@@ -49,10 +49,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-at::Device bench_device() { return at::hasCUDA() ? at::Device(at::kCUDA) : at::Device(at::kCPU); }
+using fixtures::bench_device;
 
 void apply_threads(benchmark::State& state) {
-  if (const char* env = std::getenv("COPAINT_BENCH_THREADS")) at::set_num_threads(std::atoi(env));
+  fixtures::apply_bench_threads();
   state.counters["threads"] = at::get_num_threads();
 }
 

@@ -10,7 +10,6 @@
 #include <c10/core/InferenceMode.h>
 #include <torch/csrc/autograd/autograd.h>
 
-#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -22,11 +21,7 @@
 namespace copaint {
 namespace {
 
-at::Device bench_device() { return at::hasCUDA() ? at::Device(at::kCUDA) : at::Device(at::kCPU); }
-
-void apply_threads() {
-  if (const char* env = std::getenv("COPAINT_BENCH_THREADS")) at::set_num_threads(std::atoi(env));
-}
+using fixtures::bench_device;
 
 UNetRunOptions variant_options(const std::string& variant) {
   UNetRunOptions o;
@@ -68,7 +63,7 @@ struct Case {
 };
 
 void BM_UNetRunOption(benchmark::State& state, const Case& c) {
-  apply_threads();
+  fixtures::apply_bench_threads();
   if (c.model == "tiny" && !fixtures::fixture_exists("unet/adm_tiny_trained.pt")) {
     state.SkipWithError("tests/fixtures/unet/adm_tiny_trained.pt missing");
     return;

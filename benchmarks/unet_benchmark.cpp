@@ -23,7 +23,7 @@
 
 namespace {
 
-at::Device bench_device() { return at::hasCUDA() ? at::Device(at::kCUDA) : at::Device(at::kCPU); }
+using copaint::fixtures::bench_device;
 
 /// flops: analytic FLOPs of one iteration (a forward, plus the backward to x with `backward`) of
 /// `net` on [batch, C, size, size]; flops_per_s: their rate over the real time.

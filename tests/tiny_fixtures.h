@@ -8,6 +8,7 @@
 #include <torch/csrc/jit/serialization/pickle.h>
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -45,6 +46,16 @@ struct BenchSettings {
     set_onednn_ops_enabled(saved_onednn);
   }
 };
+
+/// The device benchmarks run on: CUDA when LibTorch sees a GPU, else the CPU.
+inline at::Device bench_device() {
+  return at::hasCUDA() ? at::Device(at::kCUDA) : at::Device(at::kCPU);
+}
+
+/// Applies COPAINT_BENCH_THREADS (intra-op threads) when set; benchmarks call it first.
+inline void apply_bench_threads() {
+  if (const char* env = std::getenv("COPAINT_BENCH_THREADS")) at::set_num_threads(std::atoi(env));
+}
 
 /// A plain dict written by torch.save.
 inline c10::IValue load_dict(const std::string& path) {
