@@ -9,6 +9,7 @@
 #include <benchmark/benchmark.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/csrc/autograd/autograd.h>
+#include <c10/core/GradMode.h>
 
 #include <memory>
 #include <string>

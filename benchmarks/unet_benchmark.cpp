@@ -11,6 +11,7 @@
 #include <ATen/ATen.h>
 #include <benchmark/benchmark.h>
 #include <torch/csrc/autograd/autograd.h>
+#include <c10/core/GradMode.h>
 
 #include <fstream>
 #include <memory>

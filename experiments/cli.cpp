@@ -12,12 +12,14 @@
 #include "experiments/inpaint_command.h"
 #include "experiments/run_command.h"
 #include "framework/device.h"
+#include "framework/torch_compat.h"
 #include "framework/error.h"
 #include "framework/log.h"
 #include "framework/model.h"
 #include "framework/registry.h"
 #include "framework/version.h"
 #include "methods/method.h"
+#include "methods/verify/verify_command.h"
 #include "metrics/metric.h"
 
 namespace po = boost::program_options;
@@ -55,7 +57,9 @@ std::string version_text() {
   os << "copaint " << version() << "\n"
      << "git revision: " << git_revision() << "\n"
      << "LibTorch: " << torch_version() << "\n"
-     << "CUDA available: " << (cuda_available() ? "yes" : "no") << "\n";
+     << "CUDA built in: " << (cuda_built() ? "yes (CUDA " + cuda_build_version() + ")" : "no") << "\n"
+     << "CUDA available: "
+     << (cuda_available() ? "yes (" + std::to_string(cuda_device_count()) + " GPU(s))" : "no") << "\n";
   return os.str();
 }
 
@@ -127,6 +131,8 @@ void ensure_builtin_commands() {
   register_merge_command();
   register_report_command();
   register_export_command();
+  add_command({"verify", "replay recorded reference runs: does this install reproduce the reference?",
+               [](CommandContext& ctx) { return run_verify(ctx.args, ctx.device, ctx.out); }});
 }
 
 }  // namespace

@@ -16,9 +16,6 @@
 
 #include <ATen/ATen.h>
 
-#if defined(COPAINT_CUDA_MEMORY_STATS)
-#include <c10/cuda/CUDACachingAllocator.h>
-#endif
 
 #include "datasets/dataset.h"
 #include "datasets/mask.h"
@@ -32,6 +29,7 @@
 #include "framework/log.h"
 #include "framework/model.h"
 #include "framework/registry.h"
+#include "framework/torch_compat.h"
 #include "framework/version.h"
 #include "methods/method.h"
 #include "metrics/metric.h"
@@ -105,25 +103,6 @@ CellRecord cell_record(const ExperimentCell& c) {
   r.seed = c.seed;
   r.mask_seed = c.mask_seed;
   return r;
-}
-
-void reset_peak_memory(const c10::Device& device) {
-#if defined(COPAINT_CUDA_MEMORY_STATS)
-  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
-#else
-  (void)device;
-#endif
-}
-
-int64_t peak_memory(const c10::Device& device) {
-#if defined(COPAINT_CUDA_MEMORY_STATS)
-  if (device.is_cuda()) {
-    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
-    return stats.allocated_bytes[0].peak;
-  }
-#endif
-  (void)device;
-  return 0;
 }
 
 /// An exclusive lock on `path` for the life of the object: two processes never write the same
@@ -401,9 +380,7 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
   run.config_hash = ex.config_hash();
   run.git_revision = git_revision();
   run.torch_version = torch_version();
-  run.cuda = cuda_available() ? "yes (" + std::to_string(at::detail::getCUDAHooks().getNumGPUs()) +
-                                    " GPU(s))"
-                              : "no";
+  run.cuda = cuda_available() ? "yes (" + std::to_string(cuda_device_count()) + " GPU(s))" : "no";
   run.device = describe_device(device) + "; model " + model->describe();
   run.shard = options.shard_count > 1 ? std::to_string(options.shard_index) + "/" +
                                             std::to_string(options.shard_count)
@@ -518,7 +495,7 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
         batch.images = at::stack(imgs);
         batch.masks = at::stack(msks);
         if (model->num_classes() > 0) batch.labels = at::tensor(labels, at::kLong);
-        reset_peak_memory(device);
+        cuda_reset_peak_memory(device);
         const InpaintBatchResult r = run_inpaint_batch(*method, *model, batch, device);
         std::vector<Outcome> out(group.size());
         const int64_t b = static_cast<int64_t>(group.size());
@@ -527,7 +504,7 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
           out[k].sample = r.samples[k];
           out[k].seconds = r.seconds / static_cast<double>(b);
           out[k].evals = r.evals;
-          out[k].peak = peak_memory(device);
+          out[k].peak = cuda_peak_memory_bytes(device);
         }
         if (!metrics.empty()) {
           const at::Tensor s = r.samples.to(device), ref = batch.images.to(device),

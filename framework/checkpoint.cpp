@@ -21,6 +21,7 @@
 #include "framework/error.h"
 #include "framework/mapped_file.h"
 #include "framework/pickle.h"
+#include "framework/torch_compat.h"
 
 namespace copaint {
 namespace {
@@ -251,7 +252,7 @@ c10::IValue read_zip(const MappedFile& f) {
       auto [ptr, size] = get_record("data/" + id.key);
       c10::Storage storage(c10::Storage::use_byte_size_t(), size, std::move(ptr), nullptr, false);
       if (id.dtype == at::kBool) {  // only 0 and 1 are valid bools
-        auto* b = static_cast<uint8_t*>(storage.data());
+        auto* b = static_cast<uint8_t*>(mutable_storage_data(storage));
         for (size_t k = 0; k < size; ++k) b[k] = b[k] != 0;
       }
       it = loaded.emplace(id.key, std::move(storage)).first;
@@ -381,7 +382,7 @@ c10::IValue read_legacy(const MappedFile& f) {
     if (f.size() - pos < static_cast<uint64_t>(nbytes)) {
       throw InputError(at + "truncated data of storage '" + key.toStringRef() + "'");
     }
-    auto* dst = static_cast<uint8_t*>(root.storage.data());
+    auto* dst = static_cast<uint8_t*>(mutable_storage_data(root.storage));
     if (nbytes > 0) std::memcpy(dst, f.data() + pos, static_cast<size_t>(nbytes));
     if (root.dtype == at::kBool) {  // only 0 and 1 are valid bools
       for (int64_t k = 0; k < nbytes; ++k) dst[k] = dst[k] != 0;

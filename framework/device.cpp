@@ -3,13 +3,13 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <ATen/detail/CUDAHooksInterface.h>
 
 #include "framework/error.h"
+#include "framework/torch_compat.h"
 
 namespace copaint {
 
-bool cuda_available() { return at::hasCUDA() && at::detail::getCUDAHooks().getNumGPUs() > 0; }
+bool cuda_available() { return cuda_device_count() > 0; }
 
 c10::Device parse_device(const std::string& spec) {
   if (spec == "auto") return cuda_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
@@ -26,7 +26,7 @@ c10::Device parse_device(const std::string& spec) {
     if (!cuda_available()) {
       throw UsageError("device '" + spec + "' requested but LibTorch sees no CUDA GPU; use --device cpu");
     }
-    const int count = at::detail::getCUDAHooks().getNumGPUs();
+    const int count = cuda_device_count();
     if (index >= count) {
       throw UsageError("device '" + spec + "' out of range: " + std::to_string(count) + " GPU(s) visible");
     }
@@ -60,11 +60,8 @@ const char* precision_name(Precision precision) {
 
 void set_cuda_math(const c10::Device& device, Precision precision, bool cudnn_benchmark) {
   if (!device.is_cuda()) return;
-  auto& ctx = at::globalContext();
-  const bool tf32 = precision == Precision::kTf32;
-  ctx.setAllowTF32CuBLAS(tf32);
-  ctx.setAllowTF32CuDNN(tf32);
-  ctx.setBenchmarkCuDNN(cudnn_benchmark);
+  set_cuda_tf32(precision == Precision::kTf32);
+  set_cudnn_benchmark(cudnn_benchmark);
 }
 
 std::string describe_device(const c10::Device& device) {

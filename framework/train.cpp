@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/jit/serialization/pickle.h>
+#include <c10/core/GradMode.h>
 
 #include <cmath>
 #include <fstream>

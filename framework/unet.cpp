@@ -3,6 +3,7 @@
 #include "framework/unet.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 #include <algorithm>
 #include <cmath>

@@ -10,6 +10,7 @@
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/autograd.h>
+#include <c10/core/GradMode.h>
 
 #include <cmath>
 #include <sstream>

@@ -3,6 +3,7 @@
 #include "metrics/lpips.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 #include <filesystem>
 #include <sstream>

@@ -2,6 +2,7 @@
 #include "metrics/metric.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 #include "framework/error.h"
 #include "metrics/image_metrics.h"

@@ -1,8 +1,32 @@
 #!/usr/bin/env bash
-# Configures and builds copaint-bench into build/ (Release, Ninja, ccache when present).
-# Extra arguments go to cmake's configure step, e.g. -DCOPAINT_CORE_ONLY=ON.
+# Configures and builds copaint-bench (Release, Ninja, ccache when present).
+# Usage: scripts/build.sh [--cuda] [cmake configure arguments, e.g. -DCOPAINT_CORE_ONLY=ON]
+#   default  build/       against Debian's libtorch-dev (CPU)
+#   --cuda   build-cuda/  against the CUDA LibTorch that scripts/setup.sh --cuda installed (or
+#            COPAINT_TORCH_PREFIX); it builds and runs on a machine without a GPU too
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/torch_env.sh
+dir=build
+args=()
+if [[ "${1:-}" == "--cuda" ]]; then
+  shift
+  dir=build-cuda
+  prefix=$(copaint_torch_prefix)
+  # The torch folder itself goes first, so that its lib/ wins over a system libtorch (Debian's).
+  args+=("-DCMAKE_PREFIX_PATH=$(cd "$prefix/../.." && pwd);$prefix")
+  # LibTorch's CMake config looks for the CUDA toolkit it was built with (nvcc, cudart headers).
+  if ! command -v nvcc >/dev/null; then
+    for root in "${CUDA_HOME:-}" /usr/local/cuda; do
+      [[ -n "$root" && -x "$root/bin/nvcc" ]] && args+=("-DCUDAToolkit_ROOT=$root" "-DCMAKE_CUDA_COMPILER=$root/bin/nvcc") && break
+    done
+  fi
+fi
 jobs="${COPAINT_JOBS:-$(nproc)}"
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
-cmake --build build -j "$jobs"
+mkdir -p "$dir"
+cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release "${args[@]}" "$@" >"$dir/configure.log" 2>&1 || {
+  cat "$dir/configure.log" >&2
+  echo "build: cmake configure of $dir/ failed (log above, also in $dir/configure.log)" >&2
+  exit 1
+}
+cmake --build "$dir" -j "$jobs"

@@ -1,18 +1,37 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds, and runs the test suite.
-# Tests whose name contains "Slow" are left out unless --all is given.
+# Usage: scripts/test.sh [--cuda] [--all]
+#   --cuda  the CUDA build (build-cuda/, LibTorch 2.x from PyPI's torch; runs on the CPU when the
+#           machine has no GPU)
+#   --all   also the slow tests (names containing "Slow"); without it they are left out
 set -euo pipefail
 cd "$(dirname "$0")/.."
 all=0
-[[ "${1:-}" == "--all" ]] && all=1
-scripts/setup.sh
-start=$(date +%s)
-scripts/build.sh
-echo "test: build took $(( $(date +%s) - start )) s"
-start=$(date +%s)
-if ((all)); then
-  ctest --test-dir build --output-on-failure -j "$(nproc)"
-else
-  ctest --test-dir build --output-on-failure -j "$(nproc)" -E Slow
+cuda=0
+for arg in "$@"; do
+  case "$arg" in
+    --all) all=1 ;;
+    --cuda) cuda=1 ;;
+    *) echo "test: unknown argument '$arg' (valid: --cuda, --all)" >&2; exit 2 ;;
+  esac
+done
+dir=build
+setup_args=()
+build_args=()
+if ((cuda)); then
+  dir=build-cuda
+  setup_args=(--cuda)
+  build_args=(--cuda)
 fi
-echo "test: tests took $(( $(date +%s) - start )) s"
+start=$(date +%s)
+scripts/setup.sh "${setup_args[@]}"
+echo "test: setup took $(( $(date +%s) - start )) s"
+start=$(date +%s)
+scripts/build.sh "${build_args[@]}"
+echo "test: build of $dir/ took $(( $(date +%s) - start )) s"
+scripts/check_format.sh
+start=$(date +%s)
+filter=(-E Slow)
+((all)) && filter=()
+ctest --test-dir "$dir" --output-on-failure -j "$(nproc)" "${filter[@]}"
+echo "test: tests in $dir/ took $(( $(date +%s) - start )) s"

@@ -5,7 +5,6 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <torch/csrc/jit/serialization/pickle.h>
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
@@ -18,6 +17,8 @@
 #include "framework/denoisers.h"
 #include "framework/onednn_ops.h"
 #include "methods/copaint.h"
+#include "methods/verify/fixture_io.h"
+#include "methods/verify/verify.h"
 
 namespace copaint::fixtures {
 
@@ -27,10 +28,7 @@ inline bool fixture_exists(const std::string& relative) {
   return std::ifstream(kFixtures + "/" + relative).good();
 }
 
-inline nlohmann::json load_json(const std::string& path) {
-  std::ifstream in(path);
-  return nlohmann::json::parse(in);
-}
+inline nlohmann::json load_json(const std::string& path) { return read_json(path); }
 
 /// For one benchmark: the intra-op thread count and the oneDNN switch (onednn_ops.h; off = the
 /// plain ATen ops, i.e. the speed before the oneDNN routing), restored afterwards.
@@ -58,11 +56,7 @@ inline void apply_bench_threads() {
 }
 
 /// A plain dict written by torch.save.
-inline c10::IValue load_dict(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return torch::jit::pickle_load(bytes);
-}
+inline c10::IValue load_dict(const std::string& path) { return read_pickled_dict(path); }
 
 /// A small config exercising every block kind quickly (attention, up/down res blocks, learned
 /// sigma, class conditioning; 16x16 images), for random-weight tests.
@@ -81,24 +75,7 @@ inline UNetConfig small_unet_config() {
   return c;
 }
 
-/// UNetConfig from a fixture's "config" object (keys named as guided-diffusion's script flags;
-/// channel_mult and dropout may be absent).
-inline UNetConfig unet_config_from_json(const nlohmann::json& j) {
-  UNetConfig c;
-  c.image_size = j.at("image_size");
-  c.num_channels = j.at("num_channels");
-  c.num_res_blocks = j.at("num_res_blocks");
-  c.channel_mult = j.value("channel_mult", std::string());
-  c.learn_sigma = j.at("learn_sigma");
-  c.class_cond = j.at("class_cond");
-  c.attention_resolutions = j.at("attention_resolutions");
-  c.num_heads = j.at("num_heads");
-  c.num_head_channels = j.at("num_head_channels");
-  c.use_scale_shift_norm = j.at("use_scale_shift_norm");
-  c.resblock_updown = j.at("resblock_updown");
-  c.dropout = j.value("dropout", 0.0);
-  return c;
-}
+using copaint::unet_config_from_json;
 
 inline UNetConfig tiny_config() {
   return unet_config_from_json(load_json(kFixtures + "/unet/adm_tiny_config.json").at("config"));
@@ -112,38 +89,10 @@ inline UNetDenoiser& tiny_model() {
 }
 
 /// One recorded reference run: its CoPaint settings (batch-coupled, as the reference) and data.
-struct CoPaintCase {
-  CoPaintParams params;
-  c10::IValue data;
-  at::Tensor get(const std::string& key) const { return data.toGenericDict().at(key).toTensor(); }
-};
+using CoPaintCase = RecordedCase;
 
 inline CoPaintCase load_copaint_case(const std::string& name) {
-  CoPaintCase c;
-  const auto cfg = load_json(kFixtures + "/copaint/" + name + ".json")["config"];
-  const auto& sp = cfg["ddim"]["schedule_params"];
-  const auto& o = cfg["optimize_xt"];
-  CoPaintParams& p = c.params;
-  p.respacing = cfg["timestep_respacing"];
-  p.steps = sp["num_inference_steps"];
-  p.schedule_type = sp["schedule_type"];
-  p.time_travel = sp["use_timetravel"];
-  p.jump_length = sp["jump_length"];
-  p.jump_n_sample = sp["jump_n_sample"];
-  p.time_travel_filter = sp["time_travel_filter_type"];
-  p.eta = cfg["ddim"]["ddim_sigma"];
-  p.G = o["num_iteration_optimize_xt"];
-  p.lr_xt = o["lr_xt"];
-  p.lr_xt_decay = o["lr_xt_decay"];
-  p.coef_xt_reg = o["coef_xt_reg"];
-  p.coef_xt_reg_decay = o["coef_xt_reg_decay"];
-  p.smart_lr = o["use_smart_lr_xt_decay"];
-  p.adaptive_lr = o["use_adaptive_lr_xt"];
-  p.mid_interval_num = o["mid_interval_num"];
-  p.optimize_before_time_travel = o["optimize_before_time_travel"];
-  p.batch_coupled = true;
-  c.data = load_dict(kFixtures + "/copaint/" + name + ".pt");
-  return c;
+  return load_recorded_case(kFixtures + "/copaint/" + name + ".json");
 }
 
 }  // namespace copaint::fixtures

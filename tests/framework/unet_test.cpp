@@ -28,12 +28,6 @@ const std::string kFixtures = std::string(COPAINT_TEST_FIXTURES_DIR) + "/unet/";
 
 bool exists(const std::string& path) { return std::ifstream(path).good(); }
 
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  return nlohmann::json::parse(in);
-}
-
-
 /// Plain dict of tensors written by torch.save.
 std::map<std::string, at::Tensor> read_tensor_dict(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

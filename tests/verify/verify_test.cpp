@@ -1,0 +1,73 @@
+// Tests of methods/verify: the shipped reference recordings replay within tolerance on the CPU,
+// a tolerance below the errors fails, bad input is an InputError, and the command's exit codes.
+#include "methods/verify/verify.h"
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "framework/error.h"
+#include "methods/verify/verify_command.h"
+
+namespace copaint {
+namespace {
+
+const std::string kCases = std::string(COPAINT_TEST_FIXTURES_DIR) + "/copaint/";
+
+TEST(Verify, ShipsTheRecordedCoPaintCases) {
+  const auto cases = shipped_cases();
+  ASSERT_EQ(cases.size(), 7u);
+  EXPECT_NE(cases.front().find("copaint_backtrack.json"), std::string::npos);
+}
+
+TEST(Verify, EveryShippedCasePassesOnTheCpu) {
+  VerifyOptions o;
+  o.step_stride = 4;
+  for (const auto& path : shipped_cases()) {
+    const VerifyResult r = verify_case(path, o);
+    EXPECT_TRUE(r.passed) << r.name << ": " << r.failure;
+    EXPECT_GT(r.steps_checked, 5) << r.name;
+    EXPECT_LE(std::max({r.x_opt_error, r.x_prev_error, r.pred_x0_error}), 1e-4) << r.name;
+    EXPECT_LE(r.forwards, r.reference_forwards) << r.name;
+    EXPECT_EQ(r.backwards, r.reference_backwards) << r.name;
+    // The backtracking case is per step only (its reference decisions hinge on near-ties).
+    EXPECT_EQ(r.end_to_end, r.name != "copaint_backtrack") << r.name;
+    if (r.end_to_end) EXPECT_LE(std::max(r.sample_error, r.trajectory_error), 1e-4) << r.name;
+    EXPECT_DOUBLE_EQ(r.tolerance, 1e-4);
+  }
+}
+
+TEST(Verify, AToleranceBelowTheErrorFails) {
+  VerifyOptions o;
+  o.step_stride = 8;
+  o.tolerance = 1e-12;
+  const VerifyResult r = verify_case(kCases + "copaint_tt_j10.json", o);
+  EXPECT_FALSE(r.passed);
+  EXPECT_NE(r.failure.find("error"), std::string::npos) << r.failure;
+}
+
+TEST(Verify, MissingOrForeignFilesAreInputErrors) {
+  EXPECT_THROW(verify_case(kCases + "no_such_case.json", {}), InputError);
+  // A JSON that is not a recorded case (the fixture net's config).
+  EXPECT_THROW(verify_case(std::string(COPAINT_TEST_FIXTURES_DIR) + "/unet/adm_tiny_config.json", {}),
+               InputError);
+}
+
+TEST(Verify, CommandExitCodesAndTable) {
+  std::ostringstream out;
+  const std::string one = kCases + "copaint_ddim25_of50.json";
+  EXPECT_EQ(run_verify({"--stride", "6", one}, "cpu", out), 0);
+  EXPECT_NE(out.str().find("| copaint_ddim25_of50 |"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("1 passed, 0 failed"), std::string::npos) << out.str();
+  std::ostringstream strict;
+  EXPECT_EQ(run_verify({"--stride", "6", "--tolerance", "1e-12", one}, "cpu", strict), 1);
+  EXPECT_NE(strict.str().find("0 passed, 1 failed"), std::string::npos) << strict.str();
+  std::ostringstream help;
+  EXPECT_EQ(run_verify({"--help"}, "cpu", help), 0);
+  EXPECT_NE(help.str().find("--tolerance"), std::string::npos);
+  EXPECT_THROW(run_verify({"--tolerance", "-1", one}, "cpu", out), UsageError);
+  EXPECT_THROW(run_verify({"--bogus"}, "cpu", out), UsageError);
+}
+
+}  // namespace
+}  // namespace copaint
