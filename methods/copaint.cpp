@@ -153,7 +153,17 @@ CoPaintStepResult CoPaint::step(Denoiser& model, const DiffusionSchedule& schedu
   // a sample's draws do not depend on how often its batch backtracks.
   std::vector<at::Tensor> noise;
   if (p.eta != 0) {
-    for (size_t i = 0; i < hops.size(); ++i) noise.push_back(per_sample_randn(x_in, *target.generators));
+    static const std::vector<at::Generator> kNone;
+    const std::vector<at::Generator>& generators =
+        target.generators != nullptr ? *target.generators : kNone;
+    for (size_t i = 0; i < hops.size(); ++i) {
+      DrawRequest r;
+      r.role = i + 1 < hops.size() ? "ddim_hop" : "ddim";
+      r.step = target.step;
+      r.t = i + 1 < hops.size() ? hops[i] : t;
+      r.like = x_in;
+      noise.push_back(draw_randn(target.noise, generators, std::move(r)));
+    }
   }
   auto eta_noise = [&](size_t index) { return noise.empty() ? at::Tensor() : noise[index]; };
   // One DDIM update from `x` at cur to prev given eps (the reference's get_update).
@@ -277,7 +287,7 @@ InpaintOutput CoPaint::run(Denoiser& model, const InpaintInput& input) {
   const DiffusionSchedule schedule =
       DiffusionSchedule::linear(model.num_train_timesteps()).respaced(params_.respacing);
   const std::vector<int64_t> steps = timesteps(schedule.size());
-  CoPaintTarget target{input.image, mask, input.y, &input.generators};
+  CoPaintTarget target{input.image, mask, input.y, &input.generators, &input.noise};
 
   InpaintOutput out;
   at::Tensor x = initial_noise(input);
@@ -287,6 +297,7 @@ InpaintOutput CoPaint::run(Denoiser& model, const InpaintInput& input) {
   for (int64_t k = 0; k < total; ++k) {
     const int64_t cur = steps[k], prev = steps[k + 1];
     if (cur > prev) {
+      target.step = k;
       CoPaintStepResult r = step(model, schedule, target, x, cur, prev, lr, coef, out.evals);
       x = r.x_prev;
       if (trace) trace->push_back(std::move(r));
@@ -295,6 +306,7 @@ InpaintOutput CoPaint::run(Denoiser& model, const InpaintInput& input) {
       reversing = true;
     } else {
       if (reversing && params_.optimize_before_time_travel) {
+        target.step = k;
         CoPaintStepResult r = step(model, schedule, target, x, cur, 0, lr, coef, out.evals);
         x = r.x_opt;
         if (trace) trace->push_back(std::move(r));
@@ -306,7 +318,7 @@ InpaintOutput CoPaint::run(Denoiser& model, const InpaintInput& input) {
                          "); use copaint.steps equal to the respaced size");
       }
       at::NoGradGuard no_grad;
-      x = undo_step(schedule, x, steps_tensor(prev, x), draw_noise(input, "undo", prev, x));
+      x = undo_step(schedule, x, steps_tensor(prev, x), draw_noise(input, "undo", k, prev, x));
       lr /= params_.lr_xt_decay;
       coef /= params_.coef_xt_reg_decay;
     }

@@ -68,8 +68,13 @@ struct CoPaintTarget {
   at::Tensor mask;  ///< [B or 1,1,H,W], 1 = known
   at::Tensor y;     ///< class labels or undefined
   const std::vector<at::Generator>* generators = nullptr;  ///< for eta > 0 noise
+  const NoiseSource* noise = nullptr;  ///< replay source of the eta > 0 noise (may be null)
+  int64_t step = -1;                   ///< outer loop index, for the draws' DrawRequest::step
 };
 
+/// Draws (role, step = index k of the pair walked, t): "x_T" (-1, -1), "undo" (k, the step
+/// travelled to), and for eta > 0 per call "ddim_hop" (k, the hop's start) for each hop of a
+/// multi-hop x0 prediction, then "ddim" (k, t) for the update.
 class CoPaint : public Method {
  public:
   explicit CoPaint(CoPaintParams params) : params_(std::move(params)) {}

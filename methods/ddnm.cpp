@@ -96,10 +96,13 @@ InpaintOutput DDNM::run(Denoiser& model, const InpaintInput& input) {
 
   InpaintOutput out;
   at::Tensor x = initial_noise(input);
+  int64_t call = 0;
   const int64_t total = static_cast<int64_t>(list.size()) - 1;
   for (int64_t k = 0; k < total; ++k) {
     const int64_t t_last = list[k], t_cur = list[k + 1];
     if (t_cur < t_last) {
+      x = hooked_x_in(input, call, x);
+      const at::Tensor x_in = x;
       const at::Tensor t = batch_steps(t_last, x), t_prev = batch_steps(t_last - 1, x);
       const at::Tensor eps = predict_eps(model, schedule, x, t, input.y, out.evals);
       const at::Tensor a = extract(schedule.alphas_cumprod, t, x);
@@ -125,10 +128,23 @@ InpaintOutput DDNM::run(Denoiser& model, const InpaintInput& input) {
       const at::Tensor root = at::sqrt(at::rsub(a_prev, 1.0));
       const at::Tensor c1 = root * eta;
       const at::Tensor c2 = root * std::pow(1.0 - eta * eta, 0.5);
-      const at::Tensor noise = draw_noise(input, "step", t_last, x);
+      const at::Tensor noise = draw_noise(input, "step", k, t_last, x);
       x = at::sqrt(a_prev) * x0 + gamma * (c1 * noise + c2 * eps);
+      if (input.hooks) {
+        StepRecord r;
+        r.call = call;
+        r.step = k;
+        r.t = t_last;
+        r.prev_t = t_last - 1;
+        r.x_in = x_in;
+        r.eps = eps;
+        r.pred_x0 = x0;
+        r.x_out = x;
+        hooked_record(input, r);
+      }
+      ++call;
     } else {
-      x = undo_step(schedule, x, batch_steps(t_cur, x), draw_noise(input, "undo", t_cur, x));
+      x = undo_step(schedule, x, batch_steps(t_cur, x), draw_noise(input, "undo", k, t_cur, x));
     }
     if (input.on_step) input.on_step(k + 1, total);
   }

@@ -52,7 +52,9 @@ at::Tensor ddnm_correct(const Degradation& degradation, const at::Tensor& x0, co
 /// + sqrt(1-ab_{t-1}) sqrt(1-eta^2) eps)); an upward pair re-noises one step. The sample is x at
 /// step 0, clamped. y = A(image) without added noise (sigma_y only changes lambda and gamma).
 /// paper_update drops gamma (lambda = 1).
-/// Noise purposes: "step", "undo".
+/// Draws (role, step = index k of the pair walked, t): "x_T" (-1, -1), "step" (k, t), "undo" (k,
+/// the step travelled to), as the reference's. The reference's hard-coded eta 0.85 and sigma_y 0
+/// are the defaults of eta and sigma_y.
 class DDNM : public Method {
  public:
   explicit DDNM(DDNMParams params) : params_(std::move(params)) {}

@@ -100,36 +100,6 @@ PosteriorMeanVariance p_mean_variance(const DiffusionSchedule& schedule, const D
   return r;
 }
 
-at::Tensor draw_noise(const InpaintInput& input, const std::string& purpose, int64_t t,
-                      const at::Tensor& like) {
-  if (input.noise) {
-    at::Tensor n = input.noise(purpose, t, like);
-    if (!n.defined() || n.sizes() != like.sizes()) {
-      throw InputError("noise override for '" + purpose + "' at t=" + std::to_string(t) +
-                       " must be shaped like " + std::to_string(like.numel()) +
-                       " elements of the sampler's tensor");
-    }
-    return n.to(like.device(), like.scalar_type());
-  }
-  return per_sample_randn(like, input.generators);
-}
-
-at::Tensor grouped_randn(const at::Tensor& like, const std::vector<at::Generator>& generators) {
-  const int64_t groups = static_cast<int64_t>(generators.size());
-  if (groups == 0 || like.size(0) % groups != 0) {
-    throw InputError("need one generator per sample: " + std::to_string(groups) + " for " +
-                     std::to_string(like.size(0)) + " rows");
-  }
-  auto shape = like.sizes().vec();
-  shape[0] = like.size(0) / groups;
-  std::vector<at::Tensor> parts;
-  parts.reserve(generators.size());
-  for (const auto& g : generators) {
-    parts.push_back(at::randn(shape, g, at::TensorOptions().dtype(at::kFloat)));
-  }
-  return at::cat(parts, 0).to(like.device(), like.scalar_type());
-}
-
 DiffusionSchedule method_schedule(const Denoiser& model, const std::string& respacing) {
   return DiffusionSchedule::linear(model.num_train_timesteps()).respaced(respacing);
 }

@@ -1,6 +1,6 @@
 // DDPM-side helpers of the baselines: the network's eps and variance channels, guided-diffusion's
 // p_mean_variance (posterior mean of q(x_{t-1} | x_t, x0_hat) with a learned-range or fixed
-// variance), and the Gaussian noise a sampler draws (replayable through InpaintInput::noise).
+// variance) and the schedule a baseline walks. Random draws: sampling.h (draw_randn).
 //
 // Precision follows the reference: per-step coefficients are computed in double from the schedule
 // and cast to float32 (like framework/diffusion.h's extract); what the reference computes on
@@ -69,16 +69,6 @@ PosteriorMeanVariance p_mean_variance(const DiffusionSchedule& schedule,
                                       const DdpmCoefficients& coefficients, const at::Tensor& x,
                                       const at::Tensor& t, const ModelOutput& output,
                                       VarianceType variance, bool clip_denoised);
-
-/// Noise for `purpose` at respaced step t shaped like `like`: input.noise when set, else one
-/// standard normal draw per sample from input.generators (per_sample_randn).
-at::Tensor draw_noise(const InpaintInput& input, const std::string& purpose, int64_t t,
-                      const at::Tensor& like);
-
-/// Standard normal noise for groups of rows: like.size(0) must be generators.size() * k, and rows
-/// [b k, (b+1) k) are drawn from generators[b] in one call (a sample's particles). Created on CPU,
-/// moved to like's device and dtype.
-at::Tensor grouped_randn(const at::Tensor& like, const std::vector<at::Generator>& generators);
 
 /// The respaced process a baseline walks: the model's linear process respaced by `respacing`.
 DiffusionSchedule method_schedule(const Denoiser& model, const std::string& respacing);

@@ -70,7 +70,7 @@ InpaintOutput DDRM::run(Denoiser& model, const InpaintInput& input) {
   // The measurement (with its noise when sigma_0 > 0) and its image-space lift.
   at::Tensor y = deg.A(input.image);
   if (sigma_0 > 0) {
-    at::Tensor n = draw_noise(input, "measurement", t_T, y);
+    at::Tensor n = draw_noise(input, "measurement", -1, t_T, y);
     if (deg.is_inpaint()) n = deg.A(n);
     y = y + n * sigma_0;
   }
@@ -99,6 +99,8 @@ InpaintOutput DDRM::run(Denoiser& model, const InpaintInput& input) {
   const int64_t total = t_T - 1;
   for (int64_t k = 0; k < total; ++k) {
     const int64_t t_last = t_T - 1 - k, t_cur = t_last - 1;
+    x = hooked_x_in(input, k, x);
+    const at::Tensor x_in = x;
     const at::Tensor t = batch_steps(t_last, x), t_next = batch_steps(t_cur, x);
     const at::Tensor a = extract(schedule.alphas_cumprod, t, x);
     const at::Tensor a_next = extract(schedule.alphas_cumprod, t_next, x);
@@ -108,7 +110,7 @@ InpaintOutput DDRM::run(Denoiser& model, const InpaintInput& input) {
     const float sn = as_float(sigma_next) * static_cast<float>(s);
     const at::Tensor std_next = sigma_next * eta;
     const at::Tensor tilde_next = at::sqrt(at::pow(sigma_next, 2) - at::pow(std_next, 2));
-    const at::Tensor z = draw_noise(input, "step", t_last, x);
+    const at::Tensor z = draw_noise(input, "step", k, t_last, x);
 
     const at::Tensor free = x0 + tilde_next * eps + std_next * z;
     at::Tensor measured;
@@ -124,6 +126,17 @@ InpaintOutput DDRM::run(Denoiser& model, const InpaintInput& input) {
     }
     const at::Tensor x_mod_next = (free - deg.project(free)) + measured;
     x = at::sqrt(a_next) * x_mod_next;
+    if (input.hooks) {
+      StepRecord r;
+      r.call = r.step = k;
+      r.t = t_last;
+      r.prev_t = t_cur;
+      r.x_in = x_in;
+      r.eps = eps;
+      r.pred_x0 = x0;
+      r.x_out = x;
+      hooked_record(input, r);
+    }
     if (input.on_step) input.on_step(k + 1, total);
   }
   out.sample = x.clamp(-1, 1);

@@ -41,7 +41,11 @@ std::vector<OptionSpec> ddrm_option_specs(const DDRMParams& defaults);
 /// s sn > sigma_0, x_mod' = eta_b Ap(y) + (1 - eta_b) P x0 + sqrt(sn^2 - sigma_0^2 eta_b^2 / s^2) P
 /// z, when s sn < sigma_0, x_mod' = P x0 + sqrt(sn^2 - (eta sn)^2) s (Ap(y) - P x0) / sigma_0 + eta
 /// sn P z (sn = sigma_{t-1}); then x_{t-1} = sqrt(ab_{t-1}) x_mod'. The sample is x_0, clamped.
-/// Noise purposes: "measurement" (shaped like y, only for sigma_0 > 0), "step".
+/// Draws (role, step, t): "measurement" (-1, t_T; shaped like y, only for sigma_0 > 0), "x_T"
+/// (-1, -1), "step" (k, t: one image-shaped draw per step, for both the measured (the reference's
+/// noise_B) and the free part (its noise_C)). The reference works on vectors in its own order
+/// (kept pixels first): its draws map onto these by that permutation, and its initialisation adds
+/// x_T in NCHW order to that vector, i.e. uses a permuted x_T (equal in law).
 class DDRM : public Method {
  public:
   explicit DDRM(DDRMParams params) : params_(std::move(params)) {}

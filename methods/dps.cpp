@@ -2,8 +2,8 @@
 #include "methods/dps.h"
 
 #include <ATen/ATen.h>
-#include <torch/csrc/autograd/autograd.h>
 #include <c10/core/GradMode.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include "framework/diffusion.h"
 #include "framework/error.h"
@@ -69,8 +69,8 @@ InpaintOutput DPS::run(Denoiser& model, const InpaintInput& input) {
     at::NoGradGuard no_grad;
     measurement = deg.A(input.image);
     if (params_.measurement_sigma > 0) {
-      measurement = measurement +
-                    draw_noise(input, "measurement", t_T, measurement) * params_.measurement_sigma;
+      measurement = measurement + draw_noise(input, "measurement", -1, t_T, measurement) *
+                                      params_.measurement_sigma;
     }
   }
 
@@ -80,7 +80,7 @@ InpaintOutput DPS::run(Denoiser& model, const InpaintInput& input) {
   for (int64_t k = 0; k < total; ++k) {
     const int64_t t_last = t_T - 1 - k;
     at::AutoGradMode enable_grad(true);
-    x = x.detach().requires_grad_(true);
+    x = hooked_x_in(input, k, x.detach()).detach().requires_grad_(true);
     const at::Tensor t = batch_steps(t_last, x), t_prev = batch_steps(t_last - 1, x);
     const at::Tensor eps = predict_eps(model, schedule, x, t, input.y, out.evals);
     at::Tensor x0 = x0_from_eps(schedule, x, t, eps);
@@ -97,9 +97,22 @@ InpaintOutput DPS::run(Denoiser& model, const InpaintInput& input) {
     at::NoGradGuard no_grad;
     const at::Tensor x0_d = x0.detach(), x_d = x.detach();
     const at::Tensor eps_x0 = eps_from_x0(schedule, x_d, t, x0_d);
-    const at::Tensor noise = draw_noise(input, "step", t_last, x_d);
+    const at::Tensor noise = draw_noise(input, "step", k, t_last, x_d);
     const at::Tensor stepped = ddim_step(schedule, x0_d, eps_x0, t, t_prev, params_.eta, noise);
     x = stepped - grad.detach() * params_.step_size;
+    if (input.hooks) {
+      StepRecord r;
+      r.call = r.step = k;
+      r.t = t_last;
+      r.prev_t = t_last - 1;
+      r.x_in = x_d;
+      r.eps = eps.detach();
+      r.pred_x0 = x0_d;
+      r.x_out = x;
+      r.grad = grad.detach();
+      r.norm = norm.detach();
+      hooked_record(input, r);
+    }
     if (input.on_step) input.on_step(k + 1, total);
   }
   out.sample = x.detach().clamp(-1, 1);

@@ -35,7 +35,9 @@ std::vector<OptionSpec> dps_option_specs(const DPSParams& defaults);
 /// x' = ddim_step(x0, eps', t -> t - 1, eta, z), then x_{t-1} = x' - step_size grad_{x_t} norm,
 /// norm = ||y - A x0|| per sample (or over the batch with batch_norm), y = A(image) +
 /// measurement_sigma n drawn once. One forward and one backward per step. The sample is x_0,
-/// clamped. Noise purposes: "measurement" (shaped like A(image)), "step".
+/// clamped. Draws (role, step, t): "x_T" (-1, -1), "measurement" (-1, t_T; shaped like A(image)),
+/// "step" (k, t). The reference also draws a q_sample of the measurement per step that its 'ps'
+/// method never uses; that draw is not made here.
 /// The measurement is only approached by gradient steps, so short processes leave a known-region
 /// error (tiny Fashion-MNIST UNet, half mask: known MSE ~0.06 at respacing 25, ~2e-4 at 100/250).
 class DPS : public Method {

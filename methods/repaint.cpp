@@ -66,17 +66,20 @@ InpaintOutput RePaint::run(Denoiser& model, const InpaintInput& input) {
   InpaintOutput out;
   at::Tensor x = initial_noise(input);
   bool first = true;
+  int64_t call = 0;
   const int64_t total = static_cast<int64_t>(list.size()) - 1;
   for (int64_t k = 0; k < total; ++k) {
     const int64_t t_last = list[k], t_cur = list[k + 1];
     if (t_cur < t_last) {
+      x = hooked_x_in(input, call, x);
+      const at::Tensor x_in = x;
       const at::Tensor t = batch_steps(t_last, x);
-      const at::Tensor noise = draw_noise(input, "step", t_last, x);
+      const at::Tensor noise = draw_noise(input, "step", k, t_last, x);
       if (!first) {
         const at::Tensor ab = extract(schedule.alphas_cumprod, t, x);
         const at::Tensor known =
             at::sqrt(ab) * input.image +
-            at::sqrt(at::rsub(ab, 1.0)) * draw_noise(input, "inject", t_last, x);
+            at::sqrt(at::rsub(ab, 1.0)) * draw_noise(input, "inject", k, t_last, x);
         x = mask * known + at::rsub(mask, 1.0) * x;
       }
       const ModelOutput output = predict_model(model, schedule, x, t, input.y, out.evals);
@@ -85,9 +88,22 @@ InpaintOutput RePaint::run(Denoiser& model, const InpaintInput& input) {
       const double nonzero = t_last != 0 ? 1.0 : 0.0;
       x = pmv.mean + at::exp(pmv.log_variance * 0.5) * nonzero * noise;
       first = false;
+      if (input.hooks) {
+        StepRecord r;
+        r.call = call;
+        r.step = k;
+        r.t = t_last;
+        r.prev_t = t_cur;
+        r.x_in = x_in;
+        r.eps = output.eps;
+        r.pred_x0 = pmv.pred_x0;
+        r.x_out = x;
+        hooked_record(input, r);
+      }
+      ++call;
     } else {
       const at::Tensor t_next = batch_steps(t_cur, x);
-      x = undo_step(schedule, x, t_next, draw_noise(input, "undo", t_cur, x));
+      x = undo_step(schedule, x, t_next, draw_noise(input, "undo", k, t_cur, x));
     }
     if (input.on_step) input.on_step(k + 1, total);
   }

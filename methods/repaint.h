@@ -33,8 +33,10 @@ std::vector<OptionSpec> repaint_option_specs(const RePaintParams& defaults);
 /// pair (t, t-1) is one DDPM step at t (x_{t-1} = mean + exp(log var / 2) noise, no noise at
 /// t = 0), preceded (except on the very first step, as in the reference) by replacing the known
 /// region with sqrt(ab_t) image + sqrt(1 - ab_t) noise; an upward pair (t, t+1) re-noises one
-/// step with betas[t+1]. Noise purposes: "step" (the DDPM noise), "inject" (the known region's
-/// forward noise), "undo" (t = the step travelled to).
+/// step with betas[t+1]. Draws (role, step = index k of the pair walked, t): "x_T" (-1, -1),
+/// "step" (k, t: the DDPM noise, drawn also at t = 0 where it is multiplied by 0, as the
+/// reference), "inject" (k, t: the known region's forward noise), "undo" (k, the step travelled
+/// to). Matches the reference's draws one for one (it draws "step" before "inject").
 class RePaint : public Method {
  public:
   explicit RePaint(RePaintParams params) : params_(std::move(params)) {}

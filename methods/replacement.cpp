@@ -35,17 +35,30 @@ int64_t respaced_size(const std::string& respacing) {
 }
 
 /// The forward-noised reference image at each visited step, one noise draw per step (the
-/// reference's x_forward_sample "from_0", drawn lazily in the order the sampler visits steps).
+/// reference's x_forward_sample "from_0", drawn lazily in the order the sampler visits steps):
+/// draw "forward" at (step, t), [B,...] from each sample's generator, or with `shared` one [1,...]
+/// draw from generators[0] for the whole batch (the reference's sharing).
 class ForwardSamples {
  public:
-  ForwardSamples(const DiffusionSchedule& schedule, const InpaintInput& input)
-      : schedule_(schedule), input_(input) {}
-  const at::Tensor& at_step(int64_t t) {
+  ForwardSamples(const DiffusionSchedule& schedule, const InpaintInput& input, bool shared)
+      : schedule_(schedule), input_(input), shared_(shared) {}
+  const at::Tensor& at_step(int64_t t, int64_t step) {
     auto it = cache_.find(t);
     if (it == cache_.end()) {
-      const at::Tensor noise = draw_noise(input_, "forward", t, input_.image);
-      it = cache_.emplace(t, q_sample(schedule_, input_.image, batch_steps(t, input_.image), noise))
-               .first;
+      const at::Tensor& image = input_.image;
+      at::Tensor noise;
+      if (shared_ && image.size(0) > 1) {
+        DrawRequest r;
+        r.role = "forward";
+        r.step = step;
+        r.t = t;
+        r.like = image.narrow(0, 0, 1);
+        r.legacy = false;
+        noise = draw_randn(&input_.noise, {input_.generators.at(0)}, std::move(r)).expand_as(image);
+      } else {
+        noise = draw_noise(input_, "forward", step, t, image);
+      }
+      it = cache_.emplace(t, q_sample(schedule_, image, batch_steps(t, image), noise)).first;
     }
     return it->second;
   }
@@ -53,6 +66,7 @@ class ForwardSamples {
  private:
   const DiffusionSchedule& schedule_;
   const InpaintInput& input_;
+  bool shared_;
   std::map<int64_t, at::Tensor> cache_;
 };
 
@@ -76,6 +90,7 @@ BlendedParams BlendedParams::from_options(const Options& o) {
   p.schedule_type = o.get("schedule_type");
   p.eta = o.get_double("eta");
   p.clip_denoised = o.get_bool("clip_denoised");
+  p.share_forward_noise = o.get_bool("share_forward_noise");
   if (p.steps < 0) throw UsageError("steps must be >= 0");
   if (p.eta < 0) throw UsageError("eta must be >= 0");
   if (p.schedule_type != "linear" && p.schedule_type != "quad") {
@@ -92,6 +107,8 @@ std::vector<OptionSpec> blended_option_specs(const BlendedParams& d) {
       {"schedule_type", d.schedule_type, "DDIM step spacing: linear | quad"},
       {"eta", num(d.eta), "DDIM sigma scale (0 = deterministic DDIM)"},
       {"clip_denoised", flag(d.clip_denoised), "clamp x0 predictions to [-1, 1]"},
+      {"share_forward_noise", flag(d.share_forward_noise),
+       "reference behaviour: one forward-noise draw for the whole batch (sample 0's generator)"},
   };
 }
 
@@ -105,20 +122,33 @@ InpaintOutput Blended::run(Denoiser& model, const InpaintInput& input) {
   const at::Tensor mask = check_input(model, input);
   const DiffusionSchedule schedule = method_schedule(model, params_.respacing);
   const std::vector<int64_t> steps = ddim_list(params_, schedule.size(), "blended");
-  ForwardSamples forward(schedule, input);
+  ForwardSamples forward(schedule, input, params_.share_forward_noise);
   c10::InferenceMode no_grad;  // no graph, no version counters: results are inference tensors
   InpaintOutput out;
   at::Tensor x = initial_noise(input);
   const int64_t total = static_cast<int64_t>(steps.size()) - 1;
   for (int64_t k = 0; k < total; ++k) {
     const int64_t cur = steps[k], prev = steps[k + 1];
-    x = forward.at_step(cur) * mask + at::rsub(mask, 1.0) * x;
+    x = forward.at_step(cur, k) * mask + at::rsub(mask, 1.0) * x;
+    x = hooked_x_in(input, k, x);
     const at::Tensor t = batch_steps(cur, x), t_prev = batch_steps(prev, x);
     const at::Tensor eps = predict_eps(model, schedule, x, t, input.y, out.evals);
     at::Tensor x0 = x0_from_eps(schedule, x, t, eps);
     if (params_.clip_denoised) x0 = x0.clamp(-1, 1);
-    const at::Tensor noise = params_.eta > 0 ? draw_noise(input, "ddim", cur, x) : at::Tensor();
+    const at::Tensor noise = params_.eta > 0 ? draw_noise(input, "ddim", k, cur, x) : at::Tensor();
+    const at::Tensor x_in = x;
     x = ddim_step(schedule, x0, eps, t, t_prev, params_.eta, noise);
+    if (input.hooks) {
+      StepRecord r;
+      r.call = r.step = k;
+      r.t = cur;
+      r.prev_t = prev;
+      r.x_in = x_in;
+      r.eps = eps;
+      r.pred_x0 = x0;
+      r.x_out = x;
+      hooked_record(input, r);
+    }
     if (input.on_step) input.on_step(k + 1, total);
   }
   out.sample = x.clamp(-1, 1);
@@ -126,7 +156,8 @@ InpaintOutput Blended::run(Denoiser& model, const InpaintInput& input) {
 }
 
 std::vector<int64_t> residual_resample(const std::vector<double>& weights, int64_t n,
-                                       at::Generator& generator) {
+                                       at::Generator& generator, const NoiseSource* source,
+                                       DrawRequest request) {
   const size_t m = weights.size();
   if (m == 0 || n < 0) throw UsageError("residual_resample: need weights and n >= 0");
   std::vector<double> w = weights;
@@ -153,9 +184,10 @@ std::vector<int64_t> residual_resample(const std::vector<double>& weights, int64
   }
   const int64_t rest = n - copies;
   if (rest > 0) {
-    const at::Tensor r = at::tensor(residual, at::kDouble);
-    const at::Tensor drawn =
-        at::multinomial(r, rest, /*replacement=*/nonzero < rest, generator).contiguous();
+    request.weights = at::tensor(residual, at::kDouble);
+    request.k = rest;
+    request.replacement = nonzero < rest;
+    const at::Tensor drawn = draw_multinomial(source, std::move(request), generator);
     const int64_t* d = drawn.data_ptr<int64_t>();
     indices.insert(indices.end(), d, d + rest);
   }
@@ -169,6 +201,7 @@ ResampleParams ResampleParams::from_options(const Options& o) {
   p.particles = o.get_int("particles");
   p.temperature = o.get_double("temperature");
   p.resample_pre_step = o.get_bool("resample_pre_step");
+  p.reference_last_weights = o.get_bool("reference_last_weights");
   if (p.particles < 1) throw UsageError("resample.particles must be >= 1");
   if (!(p.temperature > 0)) throw UsageError("resample.temperature must be > 0");
   return p;
@@ -182,6 +215,9 @@ std::vector<OptionSpec> resample_option_specs(const ResampleParams& d) {
       {"temperature", num(d.temperature), "weights softmax(temperature / (mse / mean mse))"});
   specs.push_back({"resample_pre_step", flag(d.resample_pre_step),
                    "reference behaviour: resample the pre-step states and drop the step"});
+  specs.push_back({"reference_last_weights", flag(d.reference_last_weights),
+                   "reference behaviour: at the last step weigh each particle against all "
+                   "particles' own noised images at t=0"});
   return specs;
 }
 
@@ -206,7 +242,7 @@ InpaintOutput Resample::run(Denoiser& model, const InpaintInput& input) {
   const int64_t n = params_.particles, batch = input.image.size(0);
   const DiffusionSchedule schedule = method_schedule(model, p.respacing);
   const std::vector<int64_t> steps = ddim_list(p, schedule.size(), "resample");
-  ForwardSamples forward(schedule, input);
+  ForwardSamples forward(schedule, input, p.share_forward_noise);
   std::vector<at::Generator> generators = input.generators;
   c10::InferenceMode no_grad;  // no graph, no version counters: results are inference tensors
 
@@ -214,50 +250,82 @@ InpaintOutput Resample::run(Denoiser& model, const InpaintInput& input) {
   const at::Tensor mask_p = spread(mask);
   const at::Tensor y_p = input.y.defined() ? input.y.repeat_interleave(n, 0) : at::Tensor();
   const at::Tensor like = input.image.repeat_interleave(n, 0);
-  auto particle_noise = [&](const std::string& purpose, int64_t t) {
-    if (input.noise) {
-      at::Tensor z = input.noise(purpose, t, like);
-      if (!z.defined() || z.sizes() != like.sizes()) {
-        throw InputError("noise override for '" + purpose + "' must be [B*particles,C,H,W]");
-      }
-      return z.to(like.device(), like.scalar_type());
-    }
-    return grouped_randn(like, generators);
-  };
   // Squared distance of every particle's known region to `target` ([B,...]), as [B, n].
   auto known_mse = [&](const at::Tensor& target, const at::Tensor& particles) {
     const at::Tensor diff = spread(target) * mask_p - particles * mask_p;
     return at::pow(diff, 2).sum({1, 2, 3}).reshape({batch, n});
   };
-  // Flat row indices of the resampled particles, `keep` per sample.
-  auto resample = [&](const at::Tensor& mse, int64_t keep) {
+  // The reference's last-step weights: its x_forward[0] holds one noised image per particle, and
+  // its distance broadcasts each particle against all of them ([B, n]).
+  auto all_pairs_mse = [&](int64_t step, const at::Tensor& particles) {
+    const at::Tensor noise = draw_noise(input, "forward", step, 0, like, /*legacy=*/false);
+    const at::Tensor target = q_sample(schedule, like, batch_steps(0, like), noise) * mask_p;
+    const auto shape = particles.sizes().vec();
+    std::vector<int64_t> a{batch, 1, n}, b{batch, n, 1};
+    a.insert(a.end(), shape.begin() + 1, shape.end());
+    b.insert(b.end(), shape.begin() + 1, shape.end());
+    const at::Tensor diff = target.reshape(a) - (particles * mask_p).reshape(b);
+    return at::pow(diff, 2).sum({2, 3, 4, 5});
+  };
+  // Flat row indices of the resampled particles, `keep` per sample; `weights` gets p ([B, n]).
+  auto resample = [&](const at::Tensor& mse, int64_t keep, const std::string& role, int64_t step,
+                      int64_t t, at::Tensor* weights) {
     std::vector<int64_t> rows;
+    std::vector<at::Tensor> all;
     for (int64_t b = 0; b < batch; ++b) {
-      const auto picked = residual_resample(mse_inverse_weights(mse[b], params_.temperature), keep,
-                                            generators[static_cast<size_t>(b)]);
+      const std::vector<double> w = mse_inverse_weights(mse[b], params_.temperature);
+      if (weights) all.push_back(at::tensor(w, at::kDouble));
+      DrawRequest request;
+      request.role = role;
+      request.step = step;
+      request.t = t;
+      request.sample = b;
+      const auto picked = residual_resample(w, keep, generators[static_cast<size_t>(b)],
+                                            &input.noise, std::move(request));
       for (int64_t i : picked) rows.push_back(b * n + i);
     }
+    if (weights) *weights = at::stack(all, 0);
     return at::tensor(rows, at::kLong).to(mse.device());
   };
 
   InpaintOutput out;
-  at::Tensor x = particle_noise("x_T", steps.front());
+  at::Tensor x = draw_noise(input, "x_T", -1, steps.front(), like);
   const int64_t total = static_cast<int64_t>(steps.size()) - 1;
   for (int64_t k = 0; k < total; ++k) {
     const int64_t cur = steps[k], prev = steps[k + 1];
-    x = spread(forward.at_step(cur)) * mask_p + at::rsub(mask_p, 1.0) * x;
+    x = spread(forward.at_step(cur, k)) * mask_p + at::rsub(mask_p, 1.0) * x;
+    x = hooked_x_in(input, k, x);
     const at::Tensor t = batch_steps(cur, x), t_prev = batch_steps(prev, x);
     const at::Tensor eps = predict_eps(model, schedule, x, t, y_p, out.evals);
     out.evals.forwards += n - 1;  // one evaluation per particle
     at::Tensor x0 = x0_from_eps(schedule, x, t, eps);
     if (p.clip_denoised) x0 = x0.clamp(-1, 1);
-    const at::Tensor noise = p.eta > 0 ? particle_noise("ddim", cur) : at::Tensor();
+    const at::Tensor noise = p.eta > 0 ? draw_noise(input, "ddim", k, cur, like) : at::Tensor();
     const at::Tensor stepped = ddim_step(schedule, x0, eps, t, t_prev, p.eta, noise);
-    const at::Tensor rows = resample(known_mse(forward.at_step(prev), stepped), n);
+    const at::Tensor mse = params_.reference_last_weights && prev == 0
+                               ? all_pairs_mse(k, stepped)
+                               : known_mse(forward.at_step(prev, k), stepped);
+    at::Tensor weights;
+    const at::Tensor rows = resample(mse, n, "resample", k, prev, input.hooks ? &weights : nullptr);
+    if (input.hooks) {
+      StepRecord r;
+      r.call = r.step = k;
+      r.t = cur;
+      r.prev_t = prev;
+      r.x_in = x;
+      r.eps = eps;
+      r.pred_x0 = x0;
+      r.x_out = stepped;
+      r.weights = weights;
+      r.indices = rows;
+      hooked_record(input, r);
+    }
     x = (params_.resample_pre_step ? x : stepped).index_select(0, rows);
     if (input.on_step) input.on_step(k + 1, total);
   }
-  const at::Tensor rows = resample(known_mse(input.image, x), 1);
+  const at::Tensor rows =
+      resample(known_mse(input.image, x), 1, "resample_final", total, -1, nullptr);
+  if (input.hooks && input.hooks->on_final_pick) input.hooks->on_final_pick(rows);
   out.sample = x.index_select(0, rows).clamp(-1, 1);
   return out;
 }

@@ -25,6 +25,10 @@ struct BlendedParams {
   std::string schedule_type = "linear";  ///< DDIM step spacing: linear | quad
   double eta = 0.0;                      ///< DDIM sigma scale [ddim.ddim_sigma]
   bool clip_denoised = true;             ///< clamp x0 predictions to [-1, 1]
+  /// Reference behaviour: one forward-noise draw per step for the whole batch, from generators[0]
+  /// (the reference noises the batch's first image once; here each sample keeps its own image).
+  /// Default: each sample's own draw, so a sample does not depend on its batch.
+  bool share_forward_noise = false;
 
   /// From resolved registry options (keys as in blended_option_specs()).
   static BlendedParams from_options(const Options& options);
@@ -33,10 +37,13 @@ struct BlendedParams {
 /// Option keys, defaults and help of the `blended` entry.
 std::vector<OptionSpec> blended_option_specs(const BlendedParams& defaults);
 
-/// Blended diffusion on DDIM. Noise purposes (InpaintInput::noise): "forward" (the reference's
-/// forward noise at respaced step t, [B,C,H,W], one draw per visited t) and "ddim" (the eta noise
-/// of the step from t). Each sample noises its own reference image with its own generator (the
-/// reference noises the batch's first image once for the whole batch).
+/// Blended diffusion on DDIM. Draws (DrawRequest role, step = loop index k, t): "x_T" (-1, -1;
+/// unless input.x_T is given), "forward" (the step k that first visits t, t: the forward noise
+/// of the known region at respaced step t, [B,C,H,W], one draw per visited t; [1,C,H,W] with
+/// share_forward_noise) and "ddim" (k, t: the eta noise of the step from t; only for eta > 0).
+/// Each sample noises its own reference image with its own generator (the reference noises the
+/// batch's first image once for the whole batch: share_forward_noise). As the reference, the last
+/// step (1 -> 0) is taken and nothing is pasted after it.
 class Blended : public Method {
  public:
   explicit Blended(BlendedParams params) : params_(std::move(params)) {}
@@ -57,6 +64,11 @@ struct ResampleParams {
   /// result is dropped, so the unknown region never leaves x_T). Default: resample the stepped
   /// particles x_{t-1}, which is the sequential Monte Carlo the method describes.
   bool resample_pre_step = false;
+  /// Reference behaviour at the last step (prev_t = 0): the reference's x_forward[0] holds one
+  /// noised image per particle and its distance broadcasts, so each particle is weighed against
+  /// all N of them (an extra "forward" draw [B*N,...] at t = 0). Default: against the sample's
+  /// one noised image, as at every other step.
+  bool reference_last_weights = false;
 
   static ResampleParams from_options(const Options& options);
 };
@@ -69,8 +81,13 @@ std::vector<OptionSpec> resample_option_specs(const ResampleParams& defaults);
 /// resampled by residual resampling; at the end one particle per sample is drawn by its fit to
 /// the clean known region (the reference keeps 2 of its 10 for the whole batch; here every output
 /// sample has its own particles, so a sample does not depend on its batch). Each particle
-/// evaluation counts as one forward. Noise purposes: "x_T" ([B*N,...], t = first step), "forward"
-/// ([B,...]), "ddim" ([B*N,...]); particle draws otherwise come from generators[b] for sample b.
+/// evaluation counts as one forward. Draws (role, step, t): "x_T" (-1, first step; [B*N,...]),
+/// "forward" (as blended; [B,...]; with reference_last_weights also [B*N,...] at t = 0), "ddim"
+/// ([B*N,...], eta > 0 only), multinomial "resample" (k, prev_t; sample b's remainder draw of
+/// residual_resample) and "resample_final" (total steps, -1); all from generators[b] for the
+/// rows of sample b. The reference's settings: resample_pre_step, reference_last_weights,
+/// share_forward_noise, particles = its n_samples, one sample per batch (it keeps
+/// keep_n_samples of one set of particles; the first of them is this sample).
 class Resample : public Method {
  public:
   explicit Resample(ResampleParams params) : params_(std::move(params)) {}
@@ -86,8 +103,12 @@ class Resample : public Method {
 /// index i is copied floor(n w_i / sum w) times, the remaining R draws are sampled without
 /// replacement in proportion to the fractional parts (with replacement if fewer than R are
 /// non-zero). NaN / infinite weights or a sum below 1e-6 fall back to uniform weights.
+/// The remainder draw is a multinomial DrawRequest (weights, k, replacement filled in here)
+/// offered to `source` first.
 std::vector<int64_t> residual_resample(const std::vector<double>& weights, int64_t n,
-                                       at::Generator& generator);
+                                       at::Generator& generator,
+                                       const NoiseSource* source = nullptr,
+                                       DrawRequest request = DrawRequest());
 
 /// Registers blended and resample.
 void register_replacement_methods(Registry<Method>& registry);

@@ -16,8 +16,8 @@ at::Tensor predict_eps(Denoiser& model, const DiffusionSchedule& schedule, const
   if (out.size(1) == c) return out;
   if (out.size(1) != 2 * c) {
     throw InputError("model returned " + std::to_string(out.size(1)) + " channels for a " +
-                     std::to_string(c) + "-channel input (expected " + std::to_string(c) +
-                     " or " + std::to_string(2 * c) + ")");
+                     std::to_string(c) + "-channel input (expected " + std::to_string(c) + " or " +
+                     std::to_string(2 * c) + ")");
   }
   return out.narrow(1, 0, c);
 }
@@ -35,6 +35,88 @@ at::Tensor per_sample_randn(const at::Tensor& like, const std::vector<at::Genera
     parts.push_back(at::randn(shape, g, at::TensorOptions().dtype(at::kFloat)));
   }
   return at::cat(parts, 0).to(like.device(), like.scalar_type());
+}
+
+at::Tensor grouped_randn(const at::Tensor& like, const std::vector<at::Generator>& generators) {
+  const int64_t groups = static_cast<int64_t>(generators.size());
+  if (groups == 0 || like.size(0) % groups != 0) {
+    throw InputError("need one generator per sample: " + std::to_string(groups) + " for " +
+                     std::to_string(like.size(0)) + " rows");
+  }
+  auto shape = like.sizes().vec();
+  shape[0] = like.size(0) / groups;
+  std::vector<at::Tensor> parts;
+  parts.reserve(generators.size());
+  for (const auto& g : generators) {
+    parts.push_back(at::randn(shape, g, at::TensorOptions().dtype(at::kFloat)));
+  }
+  return at::cat(parts, 0).to(like.device(), like.scalar_type());
+}
+
+at::Tensor draw_randn(const NoiseSource* source, const std::vector<at::Generator>& generators,
+                      DrawRequest request) {
+  request.kind = DrawRequest::Kind::kRandn;
+  const at::Tensor& like = request.like;
+  if (source != nullptr && *source) {
+    const at::Tensor n = (*source)(request);
+    if (n.defined()) {
+      if (n.sizes() != like.sizes()) {
+        throw InputError("noise override for '" + request.role +
+                         "' at t=" + std::to_string(request.t) + " must be shaped like " +
+                         std::to_string(like.numel()) + " elements of the sampler's tensor");
+      }
+      return n.to(like.device(), like.scalar_type());
+    }
+  }
+  return grouped_randn(like, generators);
+}
+
+at::Tensor draw_randn(const InpaintInput& input, DrawRequest request) {
+  return draw_randn(&input.noise, input.generators, std::move(request));
+}
+
+at::Tensor draw_noise(const InpaintInput& input, const std::string& role, int64_t step, int64_t t,
+                      const at::Tensor& like, bool legacy) {
+  DrawRequest r;
+  r.role = role;
+  r.step = step;
+  r.t = t;
+  r.like = like;
+  r.legacy = legacy;
+  return draw_randn(input, std::move(r));
+}
+
+at::Tensor draw_multinomial(const NoiseSource* source, DrawRequest request,
+                            at::Generator& generator) {
+  request.kind = DrawRequest::Kind::kMultinomial;
+  if (source != nullptr && *source) {
+    const at::Tensor n = (*source)(request);
+    if (n.defined()) {
+      if (n.dim() != 1 || n.numel() != request.k) {
+        throw InputError("multinomial override for '" + request.role + "' must hold " +
+                         std::to_string(request.k) + " indices");
+      }
+      const at::Tensor idx = n.to(at::kCPU, at::kLong).contiguous();
+      const int64_t m = request.weights.numel();
+      if (idx.numel() > 0 && (idx.min().item<int64_t>() < 0 || idx.max().item<int64_t>() >= m)) {
+        throw InputError("multinomial override for '" + request.role + "': index out of range");
+      }
+      return idx;
+    }
+  }
+  return at::multinomial(request.weights, request.k, request.replacement, generator).contiguous();
+}
+
+at::Tensor hooked_x_in(const InpaintInput& input, int64_t call, const at::Tensor& x) {
+  if (input.hooks == nullptr || !input.hooks->replace_x_in) return x;
+  const at::Tensor r = input.hooks->replace_x_in(call, x);
+  if (!r.defined()) return x;
+  if (r.sizes() != x.sizes()) throw InputError("replace_x_in must keep the state's shape");
+  return r.to(x.device(), x.scalar_type());
+}
+
+void hooked_record(const InpaintInput& input, const StepRecord& record) {
+  if (input.hooks != nullptr && input.hooks->on_record) input.hooks->on_record(record);
 }
 
 at::Tensor check_input(const Denoiser& model, const InpaintInput& input) {
@@ -73,7 +155,7 @@ at::Tensor check_input(const Denoiser& model, const InpaintInput& input) {
 
 at::Tensor initial_noise(const InpaintInput& input) {
   if (input.x_T.defined()) return input.x_T.to(input.image.device(), input.image.scalar_type());
-  return per_sample_randn(input.image, input.generators);
+  return draw_noise(input, "x_T", -1, -1, input.image, /*legacy=*/false);
 }
 
 }  // namespace copaint

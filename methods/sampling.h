@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <ATen/core/Generator.h>
@@ -24,11 +25,41 @@ at::Tensor predict_eps(Denoiser& model, const DiffusionSchedule& schedule, const
 /// noise does not depend on the rest of its batch). Created on CPU, moved to like's device.
 at::Tensor per_sample_randn(const at::Tensor& like, const std::vector<at::Generator>& generators);
 
+/// Standard normal noise for groups of rows: like.size(0) must be generators.size() * k, and rows
+/// [b k, (b+1) k) are drawn from generators[b] in one call (a sample's particles; k = 1 is
+/// per_sample_randn). Created on CPU, moved to like's device and dtype.
+at::Tensor grouped_randn(const at::Tensor& like, const std::vector<at::Generator>& generators);
+
+/// The one way a method draws Gaussian noise: `source`'s answer to `request` (kind randn) when it
+/// has one (InputError unless shaped like request.like), else grouped_randn(request.like,
+/// generators). The answer is moved to like's device and dtype.
+at::Tensor draw_randn(const NoiseSource* source, const std::vector<at::Generator>& generators,
+                      DrawRequest request);
+at::Tensor draw_randn(const InpaintInput& input, DrawRequest request);
+
+/// draw_randn for a draw of `role` at outer step `step` and respaced step t, shaped like `like`.
+/// `legacy`: the draw was already offered to the earlier (purpose, t, like) callback form.
+at::Tensor draw_noise(const InpaintInput& input, const std::string& role, int64_t step, int64_t t,
+                      const at::Tensor& like, bool legacy = true);
+
+/// The one way a method draws multinomial indices: `source`'s answer to `request` (kind
+/// multinomial; k int64 indices into request.weights) when it has one, else
+/// at::multinomial(weights, k, replacement, generator). Returned on the CPU.
+at::Tensor draw_multinomial(const NoiseSource* source, DrawRequest request,
+                            at::Generator& generator);
+
+/// input.hooks->replace_x_in's answer for network call `call` when it gives one (moved to x's
+/// device and dtype), else x.
+at::Tensor hooked_x_in(const InpaintInput& input, int64_t call, const at::Tensor& x);
+/// Passes `record` to input.hooks->on_record when set.
+void hooked_record(const InpaintInput& input, const StepRecord& record);
+
 /// Checks an InpaintInput against the model (shapes, ranges, generator count); throws InputError
 /// naming what is wrong. Returns the mask expanded to [B,1,H,W] float on the image's device.
 at::Tensor check_input(const Denoiser& model, const InpaintInput& input);
 
-/// Initial noise: input.x_T when given, else per_sample_randn.
+/// Initial noise: input.x_T when given, else the draw of role "x_T" (step -1, t -1, shaped like the
+/// image; per_sample_randn without a replay source).
 at::Tensor initial_noise(const InpaintInput& input);
 
 }  // namespace copaint
