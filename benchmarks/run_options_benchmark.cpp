@@ -16,6 +16,7 @@
 
 #include "framework/denoisers.h"
 #include "framework/onednn_ops.h"
+#include "framework/torch_compat.h"
 #include "framework/unet.h"
 #include "tests/tiny_fixtures.h"
 
@@ -31,6 +32,7 @@ UNetRunOptions variant_options(const std::string& variant) {
   if (variant == "fp16") o.precision = Precision::kFp16;
   if (variant == "channels_last") o.channels_last = true;
   if (variant == "checkpoint") o.grad_checkpoint = true;
+  if (variant == "cudnn_benchmark") o.cudnn_benchmark = true;
   return o;
 }
 
@@ -87,6 +89,7 @@ void BM_UNetRunOption(benchmark::State& state, const Case& c) {
     const at::Tensor out = d.forward(x, t, {});
     if (c.backward) torch::autograd::grad({out.square().sum()}, {x});
   }
+  cuda_reset_peak_memory(bench_device());
   for (auto _ : state) {
     if (c.backward) {
       const at::Tensor x = x0.detach().requires_grad_(true);
@@ -102,6 +105,9 @@ void BM_UNetRunOption(benchmark::State& state, const Case& c) {
   }
   state.SetItemsProcessed(state.iterations() * c.batch);
   state.counters["threads"] = at::get_num_threads();
+  if (bench_device().is_cuda()) {
+    state.counters["peak_bytes"] = static_cast<double>(cuda_peak_memory_bytes(bench_device()));
+  }
 }
 
 const bool kRegistered = [] {
@@ -130,8 +136,16 @@ const bool kRegistered = [] {
     add({"paper", v, 64, 1, true});
   }
   // The paper's resolution (tens of seconds per pass on a CPU core): time and, run one at a
-  // time under /usr/bin/time, the peak memory with and without checkpointing.
-  for (const char* v : {"fp32", "bf16", "checkpoint"}) add({"paper", v, 256, 1, true});
+  // time under /usr/bin/time, the peak memory with and without checkpointing. On a GPU: every
+  // option at batch 1, 4 and 8 (variant outer, so each model is built once).
+  if (!at::hasCUDA()) {
+    for (const char* v : {"fp32", "bf16", "checkpoint"}) add({"paper", v, 256, 1, true});
+    return true;
+  }
+  for (const char* v :
+       {"fp32", "tf32", "fp16", "bf16", "channels_last", "cudnn_benchmark", "checkpoint"}) {
+    for (int64_t batch : {1, 4, 8}) add({"paper", v, 256, batch, true});
+  }
   return true;
 }();
 
