@@ -32,6 +32,18 @@ void set_cuda_tf32(bool enabled) {
 #endif
 }
 
+bool cuda_tf32_enabled() {
+  const auto& ctx = at::globalContext();
+#if COPAINT_TORCH_AT_LEAST(2, 9)
+  return ctx.float32Precision(at::Float32Backend::CUDA, at::Float32Op::MATMUL) ==
+             at::Float32Precision::TF32 &&
+         ctx.float32Precision(at::Float32Backend::CUDA, at::Float32Op::CONV) ==
+             at::Float32Precision::TF32;
+#else
+  return ctx.allowTF32CuBLAS() && ctx.allowTF32CuDNN();
+#endif
+}
+
 void set_cudnn_benchmark(bool enabled) { at::globalContext().setBenchmarkCuDNN(enabled); }
 
 int64_t cuda_peak_memory_bytes(const c10::Device& device) {

@@ -34,6 +34,9 @@ int cuda_device_count();
 /// TF32 tensor-core arithmetic for float32 matmuls (cuBLAS) and convolutions (cuDNN), on or off.
 /// LibTorch >= 2.9 spells this setFloat32Precision (the allowTF32 setters are deprecated there).
 void set_cuda_tf32(bool enabled);
+/// Whether TF32 is on for float32 matmuls and convolutions (reads what set_cuda_tf32 set; mixing
+/// the legacy and the new API is an error in LibTorch >= 2.9).
+bool cuda_tf32_enabled();
 /// cuDNN's autotuner (benchmark mode).
 void set_cudnn_benchmark(bool enabled);
 

@@ -39,9 +39,9 @@ TEST(TorchCompat, BuildFlagsAgree) {
 
 TEST(TorchCompat, Tf32SwitchReachesLibTorch) {
   set_cuda_tf32(true);
-  EXPECT_TRUE(at::globalContext().allowTF32CuBLAS());
+  EXPECT_TRUE(cuda_tf32_enabled());
   set_cuda_tf32(false);
-  EXPECT_FALSE(at::globalContext().allowTF32CuBLAS());
+  EXPECT_FALSE(cuda_tf32_enabled());
   set_cudnn_benchmark(true);
   EXPECT_TRUE(at::globalContext().benchmarkCuDNN());
   set_cudnn_benchmark(false);

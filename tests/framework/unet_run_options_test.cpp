@@ -12,6 +12,7 @@
 #include "framework/denoisers.h"
 #include "framework/device.h"
 #include "framework/error.h"
+#include "framework/torch_compat.h"
 #include "framework/unet.h"
 #include "tests/tiny_fixtures.h"
 
@@ -201,9 +202,9 @@ TEST(Precision, NamesRoundTrip) {
     EXPECT_THROW(parse_precision(bad), UsageError) << bad;
   }
   // The CUDA switches leave a CPU device alone.
-  const bool before = at::globalContext().allowTF32CuBLAS();
+  const bool before = cuda_tf32_enabled();
   set_cuda_math(at::kCPU, Precision::kTf32, true);
-  EXPECT_EQ(at::globalContext().allowTF32CuBLAS(), before);
+  EXPECT_EQ(cuda_tf32_enabled(), before);
 }
 
 }  // namespace
