@@ -68,9 +68,12 @@ Precision bench_precision() {
 /// The dtype of the UNet's torso (and of the bound's GEMM) at bench_precision().
 at::ScalarType bench_dtype() {
   switch (bench_precision()) {
-    case Precision::kBf16: return at::kBFloat16;
-    case Precision::kFp16: return at::kHalf;
-    default: return at::kFloat;
+    case Precision::kBf16:
+      return at::kBFloat16;
+    case Precision::kFp16:
+      return at::kHalf;
+    default:
+      return at::kFloat;
   }
 }
 
@@ -230,7 +233,8 @@ void run_bound(benchmark::State& state, UNetDenoiser& model, int64_t steps) {
   state.counters["ratio_vs_conv"] = seconds / (total / conv);
   // On CUDA the attention (conv1d, einsum) does not go through the counted ops, nor does any
   // bf16/fp16 attention.
-  if (!device.is_cuda() && bench_dtype() == at::kFloat) state.counters["counted_over_analytic"] = counted / total;
+  if (!device.is_cuda() && bench_dtype() == at::kFloat)
+    state.counters["counted_over_analytic"] = counted / total;
 }
 
 void BM_CoPaintBound_CelebAHQ256(benchmark::State& state) {

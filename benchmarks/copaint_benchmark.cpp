@@ -8,9 +8,9 @@
 #include <ATen/ATen.h>
 #include <benchmark/benchmark.h>
 
-#include "tests/tiny_fixtures.h"
 #include "framework/schedule.h"
 #include "methods/copaint.h"
+#include "tests/tiny_fixtures.h"
 
 namespace {
 

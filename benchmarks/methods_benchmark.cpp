@@ -49,8 +49,10 @@ void BM_MethodSample(benchmark::State& state, const std::string& name) {
     evals.backwards += out.evals.backwards;
     ++samples;
   }
-  state.counters["forwards/sample"] = static_cast<double>(evals.forwards) / std::max<int64_t>(1, samples);
-  state.counters["backwards/sample"] = static_cast<double>(evals.backwards) / std::max<int64_t>(1, samples);
+  state.counters["forwards/sample"] =
+      static_cast<double>(evals.forwards) / std::max<int64_t>(1, samples);
+  state.counters["backwards/sample"] =
+      static_cast<double>(evals.backwards) / std::max<int64_t>(1, samples);
 }
 
 const bool kRegistered = [] {

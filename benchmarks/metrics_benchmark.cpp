@@ -1,8 +1,8 @@
 // Google Benchmark of the metrics: LPIPS (alex, squeeze, vgg; random weights of the real shapes),
 // PSNR and SSIM on batches of 256x256 images.
 #include <ATen/ATen.h>
-#include <c10/core/GradMode.h>
 #include <benchmark/benchmark.h>
+#include <c10/core/GradMode.h>
 
 #include "metrics/image_metrics.h"
 #include "metrics/lpips.h"

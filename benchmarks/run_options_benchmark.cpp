@@ -1,15 +1,16 @@
 // Google Benchmark of the UNet run options (framework/denoisers.h UNetRunOptions) against the
 // default on the same model in one process: fp32, bf16 torso, channels-last, activation
-// checkpointing and the frozen-conv backward weight cache (forward+backward only), and no-grad vs InferenceMode forwards. Models: the tiny
-// trained fixture UNet at 32x32 and the celebahq256 architecture (random weights) at 64x64.
+// checkpointing and the frozen-conv backward weight cache (forward+backward only), and no-grad vs
+// InferenceMode forwards. Models: the tiny trained fixture UNet at 32x32 and the celebahq256
+// architecture (random weights) at 64x64.
 //   run_options_benchmark --benchmark_filter=Tiny
 //   COPAINT_BENCH_THREADS=1 run_options_benchmark --benchmark_filter='Paper.*fp32|Paper.*bf16'
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
+#include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/csrc/autograd/autograd.h>
-#include <c10/core/GradMode.h>
 
 #include <memory>
 #include <string>

@@ -10,8 +10,8 @@
 //   unet_benchmark --benchmark_filter='Tiny.*threads:1'
 #include <ATen/ATen.h>
 #include <benchmark/benchmark.h>
-#include <torch/csrc/autograd/autograd.h>
 #include <c10/core/GradMode.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include <fstream>
 #include <memory>
@@ -152,7 +152,9 @@ void small_forward_backward(benchmark::State& state, int64_t which) {
 }
 
 void BM_TinyUNetForward(benchmark::State& state) { small_forward(state, 0); }
-void BM_TinyUNetForwardBackwardToInput(benchmark::State& state) { small_forward_backward(state, 0); }
+void BM_TinyUNetForwardBackwardToInput(benchmark::State& state) {
+  small_forward_backward(state, 0);
+}
 void BM_BundledUNetForward(benchmark::State& state) { small_forward(state, 1); }
 void BM_BundledUNetForwardBackwardToInput(benchmark::State& state) {
   small_forward_backward(state, 1);

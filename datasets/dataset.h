@@ -10,9 +10,9 @@ namespace copaint {
 
 /// One image of a dataset.
 struct ImageItem {
-  std::string id;     ///< stable identifier (file name, index)
-  at::Tensor image;   ///< [C,H,W] float in [-1,1]
-  int64_t label = -1; ///< class label, -1 when unknown
+  std::string id;      ///< stable identifier (file name, index)
+  at::Tensor image;    ///< [C,H,W] float in [-1,1]
+  int64_t label = -1;  ///< class label, -1 when unknown
 };
 
 class Dataset {

@@ -65,7 +65,8 @@ at::Tensor sr2_mask(int64_t height, int64_t width) {
 
 at::Tensor expand_mask(int64_t height, int64_t width) {
   check_size(height, width, "expand");
-  // The reference centres a square of side (H/4 // 2)*2 on (H/2, H/2), using the height for both axes.
+  // The reference centres a square of side (H/4 // 2)*2 on (H/2, H/2), using the height for both
+  // axes.
   const int64_t center = height / 2;
   const int64_t half = (height / 4) / 2;
   auto m = at::zeros({1, height, width}, at::kFloat);
@@ -118,23 +119,27 @@ void register_builtin_masks() {
   reg.add({"half", "right half unknown (the reference's `half`)", {}, fixed(half_mask)});
   reg.add({"line", "every other row unknown (the reference's `line`)", {}, fixed(line_mask)});
   reg.add({"sr2", "one known pixel per 2x2 block, as in 2x super-resolution", {}, fixed(sr2_mask)});
-  reg.add({"expand", "only a centre square of side H/4 known (outpainting)", {}, fixed(expand_mask)});
+  reg.add(
+      {"expand", "only a centre square of side H/4 known (outpainting)", {}, fixed(expand_mask)});
   reg.add({"random",
            "each pixel known independently, seeded by (seed, image index)",
            {{"known_fraction", "0.5", "probability that a pixel is known"}},
            [](const Options& o) {
              const double p = o.get_double("known_fraction");
              return std::make_unique<FunctionMask>(
-                 [p](int64_t h, int64_t w, int64_t i, uint64_t s) { return random_mask(h, w, i, s, p); });
+                 [p](int64_t h, int64_t w, int64_t i, uint64_t s) {
+                   return random_mask(h, w, i, s, p);
+                 });
            }});
-  reg.add({"box",
-           "one unknown rectangle, seeded by (seed, image index)",
-           {{"hole_fraction", "0.25", "fraction of the image the rectangle covers"}},
-           [](const Options& o) {
-             const double f = o.get_double("hole_fraction");
-             return std::make_unique<FunctionMask>(
-                 [f](int64_t h, int64_t w, int64_t i, uint64_t s) { return box_mask(h, w, i, s, f); });
-           }});
+  reg.add(
+      {"box",
+       "one unknown rectangle, seeded by (seed, image index)",
+       {{"hole_fraction", "0.25", "fraction of the image the rectangle covers"}},
+       [](const Options& o) {
+         const double f = o.get_double("hole_fraction");
+         return std::make_unique<FunctionMask>(
+             [f](int64_t h, int64_t w, int64_t i, uint64_t s) { return box_mask(h, w, i, s, f); });
+       }});
   register_file_masks();  // text, narrow, wide, file (datasets/mask_sets.cpp)
 }
 

@@ -7,10 +7,10 @@
 #include <utility>
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/functions/utils.h>
-#include <c10/core/GradMode.h>
 
 #include "framework/error.h"
 
@@ -23,8 +23,8 @@ using torch::autograd::variable_list;
 /// gradient of that recomputation (a reentrant backward, as PyTorch's own checkpointing does).
 struct RecomputeBackward : torch::autograd::Node {
   std::function<at::Tensor(const at::Tensor&)> fn;
-  at::Tensor input;       ///< detached
-  uint32_t version = 0;   ///< input's version at the forward
+  at::Tensor input;      ///< detached
+  uint32_t version = 0;  ///< input's version at the forward
 
   variable_list apply(variable_list&& grads) override {
     if (!input.defined()) {
@@ -39,8 +39,9 @@ struct RecomputeBackward : torch::autograd::Node {
     // computed here hangs off a fresh leaf, not off the original input, so a graph of it would
     // give wrong higher derivatives: refused.
     if (at::GradMode::is_enabled()) {
-      throw UsageError("checkpointed: double backward (create_graph) is not supported; turn "
-                       "activation checkpointing off for higher derivatives");
+      throw UsageError(
+          "checkpointed: double backward (create_graph) is not supported; turn "
+          "activation checkpointing off for higher derivatives");
     }
     at::Tensor out_grad = grads.at(0);
     if (!out_grad.defined()) return {at::Tensor()};
@@ -77,8 +78,8 @@ at::Tensor checkpointed(const std::function<at::Tensor(const at::Tensor&)>& fn,
     if (y.is_alias_of(input) || y.is_view()) y = y.clone();
   }
   if (!torch::autograd::isDifferentiableType(y.scalar_type())) return y;
-  auto node = std::shared_ptr<RecomputeBackward>(new RecomputeBackward(),
-                                                 torch::autograd::deleteNode);
+  auto node =
+      std::shared_ptr<RecomputeBackward>(new RecomputeBackward(), torch::autograd::deleteNode);
   node->set_next_edges(torch::autograd::collect_next_edges(x));
   node->fn = fn;
   node->input = x.detach();

@@ -8,9 +8,11 @@
 #include <c10/core/CPUAllocator.h>
 #include <caffe2/serialize/inline_container.h>
 #include <caffe2/serialize/read_adapter_interface.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -90,8 +92,9 @@ class BoundedAdapter final : public caffe2::serialize::ReadAdapterInterface {
 /// (torch.save never compresses; a compressed entry may not expand beyond the file size).
 /// Also checks what PyTorchStreamReader's constructor checks after opening the archive (the
 /// first entry lies in a folder, a readable version record), because libtorch 1.13 leaks the
-/// miniz state when its constructor throws.
-void check_zip_directory(const MappedFile& f) {
+/// miniz state when its constructor throws. Returns each record's CRC32 by name (without the
+/// archive's folder prefix), which PyTorchStreamReader itself never checks.
+std::unordered_map<std::string, uint32_t> check_zip_directory(const MappedFile& f) {
   const uint8_t* d = f.data();
   const uint64_t n = f.size();
   auto bad = [&](uint64_t pos, const std::string& what) {
@@ -124,6 +127,7 @@ void check_zip_directory(const MappedFile& f) {
   const uint64_t cd_end = cd_off + cd_size;
   struct Entry {
     uint64_t flags, method, comp, local;
+    uint32_t crc;
   };
   std::unordered_map<std::string, Entry> by_name;
   std::string first_name;
@@ -133,6 +137,7 @@ void check_zip_directory(const MappedFile& f) {
       throw bad(p, "bad central directory entry");
     const uint64_t flags = read_le(d + p + 8, 2);
     const uint64_t method = read_le(d + p + 10, 2);
+    const auto crc = static_cast<uint32_t>(read_le(d + p + 16, 4));
     uint64_t comp = read_le(d + p + 20, 4);
     uint64_t uncomp = read_le(d + p + 24, 4);
     const uint64_t name_len = read_le(d + p + 28, 2);
@@ -172,7 +177,7 @@ void check_zip_directory(const MappedFile& f) {
     }
     std::string name(reinterpret_cast<const char*>(d + p + 46), name_len);
     if (e == 0) first_name = name;
-    by_name.emplace(std::move(name), Entry{flags, method, comp, local});
+    by_name.emplace(std::move(name), Entry{flags, method, comp, local, crc});
     p += 46 + name_len + extra_len + comment_len;
   }
   const size_t slash = first_name.find('/');
@@ -200,10 +205,27 @@ void check_zip_directory(const MappedFile& f) {
       throw bad(data, "unsupported or corrupt version record");
     }
   }
+  std::unordered_map<std::string, uint32_t> crcs;
+  for (const auto& [name, entry] : by_name) {
+    if (name.compare(0, prefix.size(), prefix) == 0) crcs[name.substr(prefix.size())] = entry.crc;
+  }
+  return crcs;
+}
+
+/// zlib's CRC32 of `n` bytes, in chunks (crc32 takes a 32-bit length).
+uint32_t crc32_of(const void* data, size_t n) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  const auto* p = static_cast<const Bytef*>(data);
+  for (size_t done = 0; done < n;) {
+    const auto chunk = static_cast<uInt>(std::min<size_t>(n - done, size_t{1} << 30));
+    crc = crc32(crc, p + done, chunk);
+    done += chunk;
+  }
+  return static_cast<uint32_t>(crc);
 }
 
 c10::IValue read_zip(const MappedFile& f) {
-  check_zip_directory(f);
+  const auto crcs = check_zip_directory(f);
   const std::string& path = f.path();
   auto adapter = std::make_shared<BoundedAdapter>(f);
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
@@ -215,7 +237,16 @@ c10::IValue read_zip(const MappedFile& f) {
   auto get_record = [&](const std::string& name) -> std::tuple<at::DataPtr, size_t> {
     try {
       if (!reader->hasRecord(name)) throw InputError(path + ": record '" + name + "' is missing");
-      return reader->getRecord(name);
+      auto record = reader->getRecord(name);
+      const auto crc = crcs.find(name);
+      const uint32_t actual = crc32_of(std::get<0>(record).get(), std::get<1>(record));
+      if (crc != crcs.end() && crc->second != actual) {
+        char buf[96];
+        std::snprintf(buf, sizeof buf, " fails its CRC32 check (stored %08x, computed %08x)",
+                      crc->second, actual);
+        throw InputError(path + ": record '" + name + "'" + buf + ": the file is damaged");
+      }
+      return record;
     } catch (const InputError&) {
       throw;
     } catch (const std::exception& e) {

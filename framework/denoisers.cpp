@@ -28,6 +28,12 @@ std::unique_ptr<UNetDenoiser> UNetDenoiser::from_checkpoint(const UNetConfig& co
                                                             UNetRunOptions options) {
   auto unet = std::make_shared<UNet>(config);
   const StateDict sd = load_state_dict(path);
+  // A damaged or diverged checkpoint would give NaN samples that score nothing: refuse it here.
+  for (const auto& [name, tensor] : sd) {
+    if (at::isFloatingType(tensor.scalar_type()) && !at::isfinite(tensor).all().item<bool>()) {
+      throw InputError(path + ": tensor '" + name + "' holds NaN or infinite values");
+    }
+  }
   try {
     unet->load(sd);
   } catch (const InputError& e) {
@@ -77,8 +83,9 @@ void GaussianDenoiser::to(const c10::Device& device) {
 }
 
 at::Tensor GaussianDenoiser::forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor&) {
-  const at::Tensor ab =
-      alphas_cumprod_.index({t.to(at::kLong).to(alphas_cumprod_.device())}).to(x.scalar_type()).view({-1, 1, 1, 1});
+  const at::Tensor ab = alphas_cumprod_.index({t.to(at::kLong).to(alphas_cumprod_.device())})
+                            .to(x.scalar_type())
+                            .view({-1, 1, 1, 1});
   const at::Tensor a = ab.sqrt(), b = (1 - ab).sqrt();
   return b * (x - a * mean_.unsqueeze(0)) / (ab * (std_ * std_) + (1 - ab));
 }

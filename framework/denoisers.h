@@ -20,9 +20,9 @@ struct UNetRunOptions {
   /// kFp16 on the CPU: warn and run fp32 instead of failing (guided-diffusion's use_fp16 flag,
   /// which names the training recipe rather than a request of the user).
   bool fp16_falls_back_on_cpu = false;
-  bool channels_last = false;     ///< NHWC weights and activations (UNet::set_channels_last)
-  bool grad_checkpoint = false;   ///< recompute UNet blocks in backward (UNet::set_checkpointing)
-  bool cudnn_benchmark = false;   ///< cuDNN autotuning on CUDA (set_cuda_math)
+  bool channels_last = false;    ///< NHWC weights and activations (UNet::set_channels_last)
+  bool grad_checkpoint = false;  ///< recompute UNet blocks in backward (UNet::set_checkpointing)
+  bool cudnn_benchmark = false;  ///< cuDNN autotuning on CUDA (set_cuda_math)
 
   /// "precision=fp32,channels_last=false,..." (every field, for logs).
   std::string to_string() const;

@@ -24,11 +24,13 @@ c10::Device parse_device(const std::string& spec) {
       index = std::stoi(n);
     }
     if (!cuda_available()) {
-      throw UsageError("device '" + spec + "' requested but LibTorch sees no CUDA GPU; use --device cpu");
+      throw UsageError("device '" + spec +
+                       "' requested but LibTorch sees no CUDA GPU; use --device cpu");
     }
     const int count = cuda_device_count();
     if (index >= count) {
-      throw UsageError("device '" + spec + "' out of range: " + std::to_string(count) + " GPU(s) visible");
+      throw UsageError("device '" + spec + "' out of range: " + std::to_string(count) +
+                       " GPU(s) visible");
     }
     return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
   }
@@ -50,10 +52,14 @@ Precision parse_precision(const std::string& name) {
 
 const char* precision_name(Precision precision) {
   switch (precision) {
-    case Precision::kFp32: return "fp32";
-    case Precision::kTf32: return "tf32";
-    case Precision::kBf16: return "bf16";
-    case Precision::kFp16: return "fp16";
+    case Precision::kFp32:
+      return "fp32";
+    case Precision::kTf32:
+      return "tf32";
+    case Precision::kBf16:
+      return "bf16";
+    case Precision::kFp16:
+      return "fp16";
   }
   return "fp32";
 }

@@ -1,4 +1,5 @@
-// Error types shared by every library: usage mistakes (exit code 2) and bad input data (exit code 1).
+// Error types shared by every library: usage mistakes (exit code 2) and bad input data (exit code
+// 1).
 #pragma once
 
 #include <stdexcept>

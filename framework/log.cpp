@@ -15,11 +15,16 @@ int g_bar_override = -1;  // -1: decide by terminal, 0: off, 1: on
 
 const char* level_name(LogLevel level) {
   switch (level) {
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarn: return "warn";
-    case LogLevel::kError: return "error";
-    default: return "quiet";
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarn:
+      return "warn";
+    case LogLevel::kError:
+      return "error";
+    default:
+      return "quiet";
   }
 }
 }  // namespace
@@ -28,8 +33,8 @@ void set_log_level(LogLevel level) { g_level = level; }
 LogLevel log_level() { return g_level; }
 
 LogLevel parse_log_level(const std::string& name) {
-  for (LogLevel l : {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarn, LogLevel::kError,
-                     LogLevel::kQuiet}) {
+  for (LogLevel l :
+       {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarn, LogLevel::kError, LogLevel::kQuiet}) {
     if (name == level_name(l)) return l;
   }
   throw UsageError("unknown log level '" + name + "'; valid: debug, info, warn, error, quiet");

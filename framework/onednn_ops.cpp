@@ -60,9 +60,10 @@ at::Tensor dnnl_conv(const at::Tensor& x, const at::Tensor& w, const c10::option
 /// The weights the input gradient of a stride-1 convolution needs (w flipped spatially, in/out
 /// channels swapped, contiguous), kept per frozen weight tensor: building them is a full copy of
 /// the weights on every backward (1.5 s for the 447M conv parameters of the paper's UNet on one
-/// core, ~40% of a backward at 64x64). Only weights of at least 1 MiB are kept. An entry is keyed by the weight's TensorImpl, holds a
-/// weak reference to it (a freed weight's entry is dropped, and its address cannot be reused
-/// while the reference lives) and its version counter (an in-place change recomputes).
+/// core, ~40% of a backward at 64x64). Only weights of at least 1 MiB are kept. An entry is keyed
+/// by the weight's TensorImpl, holds a weak reference to it (a freed weight's entry is dropped, and
+/// its address cannot be reused while the reference lives) and its version counter (an in-place
+/// change recomputes).
 class BackwardWeightCache {
  public:
   static constexpr int64_t kMinBytes = int64_t{1} << 20;  ///< weights below 1 MiB are not cached

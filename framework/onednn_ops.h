@@ -19,9 +19,9 @@ void set_onednn_ops_enabled(bool enabled);
 bool onednn_ops_enabled();
 
 /// The input gradient of a frozen convolution needs its weight flipped and transposed; those
-/// copies are cached per weight tensor of at least 1 MiB (dropped when the weight is freed, rebuilt when it is
-/// changed in place) up to this many bytes in all (default 4 GiB; 0 = no cache). Lowering the
-/// limit below the current use empties the cache.
+/// copies are cached per weight tensor of at least 1 MiB (dropped when the weight is freed, rebuilt
+/// when it is changed in place) up to this many bytes in all (default 4 GiB; 0 = no cache).
+/// Lowering the limit below the current use empties the cache.
 void set_onednn_backward_cache_limit(int64_t bytes);
 /// Bytes the cache holds for live weights now.
 int64_t onednn_backward_cache_bytes();

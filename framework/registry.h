@@ -76,9 +76,9 @@ class Registry {
     }
     for (const auto& [k, v] : user.values()) {
       if (std::find(keys.begin(), keys.end(), k) == keys.end()) {
-        throw UsageError("unknown option '" + name + "." + k + "' for " + T::kRegistryKind +
-                         " '" + name + "'; valid: " +
-                         (keys.empty() ? std::string("(none)") : join_names(keys)));
+        throw UsageError("unknown option '" + name + "." + k + "' for " + T::kRegistryKind + " '" +
+                         name +
+                         "'; valid: " + (keys.empty() ? std::string("(none)") : join_names(keys)));
       }
       out.set(k, v);
     }

@@ -2,9 +2,9 @@
 #include "framework/train.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/jit/serialization/pickle.h>
-#include <c10/core/GradMode.h>
 
 #include <cmath>
 #include <fstream>
@@ -30,13 +30,16 @@ double DiffusionTrainer::step(const at::Tensor& x0, at::Generator& gen) {
   const int64_t b = x0.size(0);
   const auto device = unet_.device();
   const at::Tensor x = x0.to(device);
-  const at::Tensor t = at::randint(schedule_.size(), {b}, gen, at::TensorOptions().dtype(at::kLong));
-  const at::Tensor noise = at::randn(x.sizes(), gen, at::TensorOptions().dtype(at::kFloat)).to(device);
+  const at::Tensor t =
+      at::randint(schedule_.size(), {b}, gen, at::TensorOptions().dtype(at::kLong));
+  const at::Tensor noise =
+      at::randn(x.sizes(), gen, at::TensorOptions().dtype(at::kFloat)).to(device);
   const at::Tensor td = t.to(device);
   const at::Tensor x_t = sqrt_ab_.to(device).index({td}).view({b, 1, 1, 1}) * x +
                          sqrt_1m_ab_.to(device).index({td}).view({b, 1, 1, 1}) * noise;
   at::AutoGradMode grad(true);
-  const at::Tensor out = unet_.forward(x_t, at::tensor(schedule_.timestep_map, at::kLong).index({t}).to(device));
+  const at::Tensor out =
+      unet_.forward(x_t, at::tensor(schedule_.timestep_map, at::kLong).index({t}).to(device));
   const at::Tensor eps = out.narrow(1, 0, x.size(1));
   const at::Tensor loss = (eps - noise).pow(2).mean();
   const auto params = unet_.parameters();
@@ -61,12 +64,14 @@ double DiffusionTrainer::step(const at::Tensor& x0, at::Generator& gen) {
   return loss.item<double>();
 }
 
-double DiffusionTrainer::eval_loss(const at::Tensor& x0, int64_t t, at::Generator& gen, bool use_ema) {
+double DiffusionTrainer::eval_loss(const at::Tensor& x0, int64_t t, at::Generator& gen,
+                                   bool use_ema) {
   at::NoGradGuard no_grad;
   const auto device = unet_.device();
   const int64_t b = x0.size(0);
   const at::Tensor x = x0.to(device);
-  const at::Tensor noise = at::randn(x.sizes(), gen, at::TensorOptions().dtype(at::kFloat)).to(device);
+  const at::Tensor noise =
+      at::randn(x.sizes(), gen, at::TensorOptions().dtype(at::kFloat)).to(device);
   const at::Tensor x_t = sqrt_ab_[t].item<float>() * x + sqrt_1m_ab_[t].item<float>() * noise;
   // Swap the EMA weights in for the evaluation; the guard swaps the live ones back even if the
   // forward throws.
@@ -82,7 +87,8 @@ double DiffusionTrainer::eval_loss(const at::Tensor& x0, int64_t t, at::Generato
       swap.params[i].copy_(ema_[i]);
     }
   }
-  const at::Tensor tt = at::full({b}, schedule_.timestep_map[static_cast<size_t>(t)], at::kLong).to(device);
+  const at::Tensor tt =
+      at::full({b}, schedule_.timestep_map[static_cast<size_t>(t)], at::kLong).to(device);
   const at::Tensor eps = unet_.forward(x_t, tt).narrow(1, 0, x.size(1));
   return (eps - noise).pow(2).mean().item<double>();
 }
@@ -90,7 +96,8 @@ double DiffusionTrainer::eval_loss(const at::Tensor& x0, int64_t t, at::Generato
 StateDict DiffusionTrainer::ema_state() const {
   StateDict out;
   const auto named = unet_.named_parameters();
-  for (size_t i = 0; i < named.size(); ++i) out.emplace_back(named[i].first, ema_[i].detach().cpu());
+  for (size_t i = 0; i < named.size(); ++i)
+    out.emplace_back(named[i].first, ema_[i].detach().cpu());
   return out;
 }
 

@@ -15,15 +15,15 @@ namespace copaint {
 
 /// Settings of `copaint train`.
 struct TrainParams {
-  int64_t steps = 10000;        ///< total optimiser steps
-  int64_t batch_size = 32;      ///< images per step
-  double lr = 2e-4;             ///< Adam learning rate
-  double beta1 = 0.9;           ///< Adam beta1
-  double beta2 = 0.999;         ///< Adam beta2
-  double weight_decay = 0.0;    ///< AdamW-style decoupled weight decay
-  double ema_decay = 0.9999;    ///< EMA of the weights (the exported model)
-  int64_t ema_warmup = 1000;    ///< EMA decay is min(ema_decay, (1+step)/(10+step)) (warm-up)
-  uint64_t seed = 0;            ///< data order, timesteps and noise
+  int64_t steps = 10000;      ///< total optimiser steps
+  int64_t batch_size = 32;    ///< images per step
+  double lr = 2e-4;           ///< Adam learning rate
+  double beta1 = 0.9;         ///< Adam beta1
+  double beta2 = 0.999;       ///< Adam beta2
+  double weight_decay = 0.0;  ///< AdamW-style decoupled weight decay
+  double ema_decay = 0.9999;  ///< EMA of the weights (the exported model)
+  int64_t ema_warmup = 1000;  ///< EMA decay is min(ema_decay, (1+step)/(10+step)) (warm-up)
+  uint64_t seed = 0;          ///< data order, timesteps and noise
 };
 
 /// Trains `unet` (its parameters are updated in place) with the MSE between the true noise and

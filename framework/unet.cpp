@@ -759,8 +759,9 @@ at::Tensor UNet::forward(const at::Tensor& x, const at::Tensor& t, const at::Ten
   const bool recompute = checkpointing_ && at::GradMode::is_enabled() && x.requires_grad();
   if (recompute && std::any_of(params_.begin(), params_.end(),
                                [](const auto& p) { return p.second.requires_grad(); })) {
-    throw UsageError("UNet: activation checkpointing gives gradients to the input only; turn it "
-                     "off (grad_checkpoint=false) when the parameters require grad (training)");
+    throw UsageError(
+        "UNet: activation checkpointing gives gradients to the input only; turn it "
+        "off (grad_checkpoint=false) when the parameters require grad (training)");
   }
   const auto block = [&](const Block& b, const at::Tensor& in) {
     if (!recompute) return run_block(b, in, emb);

@@ -1,5 +1,5 @@
-// Shared by tests and benchmarks: the tiny trained ADM UNet of tests/fixtures/unet (32x32, 32 channels,
-// 2M parameters), a small random-weight config, and the recorded CoPaint cases of
+// Shared by tests and benchmarks: the tiny trained ADM UNet of tests/fixtures/unet (32x32, 32
+// channels, 2M parameters), a small random-weight config, and the recorded CoPaint cases of
 // tests/fixtures/copaint.
 #pragma once
 

@@ -63,8 +63,8 @@ void check_steps(const RecordedCase& c, Denoiser& model, const VerifyOptions& o,
                                lr[k].item<double>(), coef[k].item<double>(), counter);
     r.x_opt_error = std::max(r.x_opt_error, max_abs(s.x_opt, x_opt[k]));
     r.x_prev_error = std::max(r.x_prev_error, max_abs(s.x_prev, traj[k]));
-    r.pred_x0_error = std::max(r.pred_x0_error,
-                               max_abs(s.pred_x0, pred[k]) * std::sqrt(schedule.alpha_bar(tk)));
+    r.pred_x0_error =
+        std::max(r.pred_x0_error, max_abs(s.pred_x0, pred[k]) * std::sqrt(schedule.alpha_bar(tk)));
     r.forwards += counter.forwards;
     r.backwards += counter.backwards;
     r.reference_forwards += ref_forwards[k].item<int64_t>();
@@ -89,7 +89,8 @@ void check_end_to_end(const RecordedCase& c, Denoiser& model, const VerifyOption
   if (c.has("undo_noise")) {
     const at::Tensor undo = c.get("undo_noise"), undo_t = c.get("undo_t");
     input.noise = [&, undo, undo_t](const std::string& purpose, int64_t t, const at::Tensor& like) {
-      if (purpose != "undo" || undo_index >= undo.size(0) || undo_t[undo_index].item<int64_t>() != t) {
+      if (purpose != "undo" || undo_index >= undo.size(0) ||
+          undo_t[undo_index].item<int64_t>() != t) {
         throw InputError(c.name + ": the recording has no " + purpose + " noise for t=" +
                          std::to_string(t) + " at draw " + std::to_string(undo_index));
       }

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include <ATen/core/Tensor.h>
-#include <c10/core/Device.h>
 #include <ATen/core/ivalue.h>
+#include <c10/core/Device.h>
 
 #include "methods/copaint.h"
 
@@ -34,8 +34,8 @@ double default_tolerance(const c10::Device& device);
 /// One recorded reference run, loaded: its settings as our CoPaint parameters (batch-coupled, as
 /// the reference) and its tensors.
 struct RecordedCase {
-  std::string name;        ///< file stem, e.g. "copaint_g2_n1"
-  std::string model_path;  ///< the checkpoint it ran on
+  std::string name;               ///< file stem, e.g. "copaint_g2_n1"
+  std::string model_path;         ///< the checkpoint it ran on
   std::string model_config_path;  ///< its architecture (JSON with a "config" object)
   CoPaintParams params;
   c10::IValue data;  ///< the .pt dict

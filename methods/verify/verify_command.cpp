@@ -76,7 +76,8 @@ int run_verify(const std::vector<std::string>& args, const std::string& device_s
   for (const auto& path : cases) {
     const auto start = std::chrono::steady_clock::now();
     results.push_back(verify_case(path, options));
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::cerr << "verify: " << results.back().name << " " << (results.back().passed ? "ok" : "FAIL")
               << " (" << static_cast<int>(s * 10) / 10.0 << " s)\n";
   }

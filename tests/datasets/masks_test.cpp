@@ -31,8 +31,8 @@ TEST(Masks, MatchReferenceBitmaps256) {
   for (const auto& [name, mask] : ours) {
     ASSERT_TRUE(dict.contains(name)) << name;
     const auto ref = dict.at(name).toTensor().to(at::kFloat).reshape({1, 256, 256});
-    EXPECT_TRUE(at::equal(ref, mask)) << name << ": " << (ref != mask).sum().item<int64_t>()
-                                      << " pixels differ";
+    EXPECT_TRUE(at::equal(ref, mask))
+        << name << ": " << (ref != mask).sum().item<int64_t>() << " pixels differ";
   }
 }
 
@@ -58,7 +58,8 @@ TEST(Masks, SeededMasksAreDeterministicPerIndex) {
 TEST(Masks, RegisteredByName) {
   register_builtin_masks();
   auto& reg = Registry<MaskGenerator>::global();
-  for (const char* n : {"half", "line", "sr2", "expand", "random", "box"}) EXPECT_TRUE(reg.contains(n)) << n;
+  for (const char* n : {"half", "line", "sr2", "expand", "random", "box"})
+    EXPECT_TRUE(reg.contains(n)) << n;
   auto m = reg.create("random", Options{{"known_fraction", "1"}})->make(4, 4, 0, 0);
   EXPECT_EQ(m.sum().item<float>(), 16);
   EXPECT_THROW(reg.create("random", Options{{"fraction", "1"}}), UsageError);

@@ -11,13 +11,17 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "framework/checkpoint.h"
+#include "framework/denoisers.h"
 #include "framework/error.h"
+#include "framework/unet.h"
+#include "tests/tiny_fixtures.h"
 
 namespace copaint {
 namespace {
@@ -596,6 +600,57 @@ bool survives(const std::string& path) {
   } catch (const InputError&) {
   }
   return true;
+}
+
+// PyTorchStreamReader never checks the records' CRC32: a flipped bit inside a tensor's bytes
+// loaded as a different network. Our reader compares every record with the directory's CRC.
+TEST(Checkpoint, FlippedTensorBytesFailTheCrc32Check) {
+  const std::string src = fixture("checkpoint/edge_zip.pt");
+  if (!fs::exists(src)) GTEST_SKIP() << "fixture missing: " << src;
+  Scratch dir;
+  std::string bytes = read_bytes(src);
+  // The first stored tensor record: its local header names "<folder>/data/0".
+  const size_t name = bytes.find("/data/0");
+  ASSERT_NE(name, std::string::npos);
+  const size_t header = bytes.rfind("PK\x03\x04", name);
+  ASSERT_NE(header, std::string::npos);
+  const auto le16 = [&](size_t at) {
+    return static_cast<size_t>(static_cast<uint8_t>(bytes[at])) |
+           static_cast<size_t>(static_cast<uint8_t>(bytes[at + 1])) << 8;
+  };
+  const size_t data = header + 30 + le16(header + 26) + le16(header + 28);
+  bytes[data] = static_cast<char>(bytes[data] ^ 0x10);
+  const std::string path = dir.path("flipped.pt");
+  write_bytes(path, bytes);
+  try {
+    load_state_dict(path);
+    FAIL() << "a flipped tensor byte loaded";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("CRC32"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("data/0"), std::string::npos) << e.what();
+  }
+}
+
+// NaN or infinite weights are refused with the tensor's name, not turned into NaN samples.
+TEST(Checkpoint, NonFiniteWeightsAreRefusedByName) {
+  Scratch dir;
+  UNetConfig c = fixtures::small_unet_config();
+  UNet net(c);
+  StateDict sd = net.named_parameters();
+  for (auto& [name, t] : sd) t = t.clone();
+  sd[3].second.view(-1)[0] = std::numeric_limits<float>::quiet_NaN();
+  const std::string path = dir.path("nan.safetensors");
+  write_safetensors(path, sd);
+  try {
+    UNetDenoiser::from_checkpoint(c, path);
+    FAIL() << "NaN weights loaded";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("'" + sd[3].first + "'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("NaN"), std::string::npos) << e.what();
+  }
+  sd[3].second.view(-1)[0] = 0.0f;
+  write_safetensors(path, sd);
+  EXPECT_NO_THROW(UNetDenoiser::from_checkpoint(c, path));
 }
 
 TEST(Checkpoint, SurvivesTruncationAndByteFlips) {

@@ -54,9 +54,9 @@ TEST(TorchCompat, CpuHasNoPeakMemoryAndSynchronizesTrivially) {
   device_synchronize(at::Device(at::kCPU));
 }
 
-#define REQUIRE_CUDA()                                                           \
-  if (!cuda_available()) GTEST_SKIP() << "no CUDA GPU visible (" << (cuda_built() ? "CUDA" : "CPU") \
-                                      << " build)"
+#define REQUIRE_CUDA()   \
+  if (!cuda_available()) \
+  GTEST_SKIP() << "no CUDA GPU visible (" << (cuda_built() ? "CUDA" : "CPU") << " build)"
 
 /// The fixture nets (adm_tiny: scale-shift norm, res-block up/down; adm_tiny_cond: classes) on
 /// CUDA: fp32 against guided-diffusion's recorded outputs, the other precisions against fp32.
@@ -72,7 +72,8 @@ TEST(CudaDevice, FixtureUNetsPerPrecision) {
     const at::Tensor y = io.contains("y") ? io.at("y").toTensor().to(cuda) : at::Tensor();
     const at::Tensor ref = io.at("out").toTensor();
     at::Tensor fp32_out;
-    for (const Precision p : {Precision::kFp32, Precision::kTf32, Precision::kBf16, Precision::kFp16}) {
+    for (const Precision p :
+         {Precision::kFp32, Precision::kTf32, Precision::kBf16, Precision::kFp16}) {
       UNetRunOptions o;
       o.precision = p;
       auto d = UNetDenoiser::from_checkpoint(config, dir + name + ".pt", o);
@@ -107,7 +108,8 @@ TEST(CudaDevice, SameSamplesOnCpuAndCudaForTheSameSeeds) {
   CoPaint method(p);
   const auto run = [&](Denoiser& model, const at::Device& device) {
     InpaintInput in;
-    in.image = (at::rand({2, 3, 32, 32}, at::make_generator<at::CPUGeneratorImpl>(3)) * 2 - 1).to(device);
+    in.image =
+        (at::rand({2, 3, 32, 32}, at::make_generator<at::CPUGeneratorImpl>(3)) * 2 - 1).to(device);
     in.mask = half_mask(32, 32).unsqueeze(0).to(device);
     in.generators = {at::make_generator<at::CPUGeneratorImpl>(11),
                      at::make_generator<at::CPUGeneratorImpl>(12)};

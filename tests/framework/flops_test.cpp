@@ -4,9 +4,9 @@
 #include "framework/flops.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
-#include <c10/core/GradMode.h>
 
 #include <cmath>
 #include <fstream>

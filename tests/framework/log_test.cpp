@@ -39,7 +39,10 @@ TEST(Log, ProgressBarCountsAndDrawsWhenEnabled) {
   EXPECT_NE(err.find("4/4"), std::string::npos) << err;
   EXPECT_NE(err.find("loss 0.5"), std::string::npos);
   testing::internal::CaptureStderr();
-  { ProgressBar quiet(2, "x"); quiet.advance(2); }
+  {
+    ProgressBar quiet(2, "x");
+    quiet.advance(2);
+  }
   EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
 }
 

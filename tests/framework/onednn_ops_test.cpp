@@ -4,9 +4,9 @@
 #include "framework/onednn_ops.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
-#include <c10/core/GradMode.h>
 
 #include <array>
 
@@ -74,8 +74,8 @@ TEST(OneDnnOps, BackwardWeightCache) {
   const at::Tensor x0 = at::randn({1, 128, 6, 6});
   const auto input_grad = [&](const at::Tensor& w, bool onednn) {
     const at::Tensor x = x0.clone().requires_grad_(true);
-    const at::Tensor y = onednn ? onednn_conv2d(x, w, at::Tensor(), 1, 1)
-                                : at::conv2d(x, w, {}, {1, 1}, {1, 1});
+    const at::Tensor y =
+        onednn ? onednn_conv2d(x, w, at::Tensor(), 1, 1) : at::conv2d(x, w, {}, {1, 1}, {1, 1});
     return torch::autograd::grad({(y * y).sum()}, {x})[0];
   };
   {

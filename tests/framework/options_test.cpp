@@ -39,7 +39,8 @@ TEST(Options, MergeLetsLaterWin) {
 }
 
 TEST(Options, ScopeAndPrefixAreInverse) {
-  Options o{{"copaint.G", "2"}, {"copaint.lr_xt", "0.02"}, {"ddim.steps", "250"}, {"copaintx", "1"}};
+  Options o{
+      {"copaint.G", "2"}, {"copaint.lr_xt", "0.02"}, {"ddim.steps", "250"}, {"copaintx", "1"}};
   Options s = o.scope("copaint");
   EXPECT_EQ(s.size(), 2u);
   EXPECT_EQ(s.get("G"), "2");

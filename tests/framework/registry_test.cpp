@@ -13,10 +13,13 @@ struct Widget {
 
 Registry<Widget> make_registry() {
   Registry<Widget> r;
-  r.add({"alpha", "first widget",
+  r.add({"alpha",
+         "first widget",
          {{"size", "3", "how big"}, {"color", "red", "which color"}},
          [](const Options& o) { return std::make_unique<Widget>(Widget{o}); }});
-  r.add({"beta", "second widget", {}, [](const Options& o) { return std::make_unique<Widget>(Widget{o}); }});
+  r.add({"beta", "second widget", {}, [](const Options& o) {
+           return std::make_unique<Widget>(Widget{o});
+         }});
   return r;
 }
 
@@ -51,7 +54,9 @@ TEST(Registry, UnknownOptionListsValidKeys) {
 
 TEST(Registry, ReAddingReplacesSoRegistrationIsIdempotent) {
   auto r = make_registry();
-  r.add({"alpha", "replaced", {}, [](const Options& o) { return std::make_unique<Widget>(Widget{o}); }});
+  r.add({"alpha", "replaced", {}, [](const Options& o) {
+           return std::make_unique<Widget>(Widget{o});
+         }});
   EXPECT_EQ(r.entries().size(), 2u);
   EXPECT_EQ(r.at("alpha").description, "replaced");
 }

@@ -27,7 +27,8 @@ UNetConfig small_config() {
 
 at::Tensor batch(at::Generator& gen, int64_t n) {
   // Two-mode data: images that are all +0.8 or all -0.8.
-  const at::Tensor sign = at::randint(2, {n, 1, 1, 1}, gen, at::TensorOptions().dtype(at::kFloat)) * 2 - 1;
+  const at::Tensor sign =
+      at::randint(2, {n, 1, 1, 1}, gen, at::TensorOptions().dtype(at::kFloat)) * 2 - 1;
   return (sign * 0.8).expand({n, 3, 8, 8}).contiguous();
 }
 
@@ -79,7 +80,8 @@ TEST(Train, LossFallsAndStateRoundTrips) {
 TEST(Train, StateOfAnotherModelIsRejected) {
   UNet a(small_config());
   DiffusionTrainer ta(a, TrainParams{}, DiffusionSchedule::linear(1000));
-  const auto path = (std::filesystem::temp_directory_path() / "copaint_train_state_b.safetensors").string();
+  const auto path =
+      (std::filesystem::temp_directory_path() / "copaint_train_state_b.safetensors").string();
   ta.save_state(path);
   UNetConfig c = small_config();
   c.num_channels = 64;

@@ -2,9 +2,9 @@
 // (framework/activation_checkpoint.h), channels-last layout, bf16/fp16 precision and the
 // UNetDenoiser run options.
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
-#include <c10/core/GradMode.h>
 
 #include <string>
 
@@ -121,8 +121,8 @@ TEST(UNetRunOptions, ChannelsLastMatchesContiguous) {
   const at::Tensor grad = input_gradient(net, in, weights);
   net.set_channels_last(true);
   EXPECT_TRUE(net.channels_last());
-  EXPECT_TRUE(net.parameter("input_blocks.0.0.weight")
-                  .is_contiguous(at::MemoryFormat::ChannelsLast));
+  EXPECT_TRUE(
+      net.parameter("input_blocks.0.0.weight").is_contiguous(at::MemoryFormat::ChannelsLast));
   const at::Tensor out_cl = net.forward(in.x, in.t, in.y);
   EXPECT_TRUE(out_cl.is_contiguous());
   EXPECT_LE((out_cl - out).abs().max().item<double>(), 1e-4);

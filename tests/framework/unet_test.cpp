@@ -202,7 +202,8 @@ TEST(UNetLoad, InferConfigRecoversFixtures) {
 
 TEST(UNetLoad, CondCheckpointIntoUnconditionalConfigNamesLabelEmb) {
   const StateDictVec sd = load_state_dict(kFixtures + "adm_tiny_cond.pt");
-  UNetConfig c = fixtures::unet_config_from_json(read_json(kFixtures + "adm_tiny_cond_config.json")["config"]);
+  UNetConfig c =
+      fixtures::unet_config_from_json(read_json(kFixtures + "adm_tiny_cond_config.json")["config"]);
   c.class_cond = false;
   UNet net(c);
   try {
@@ -216,7 +217,8 @@ TEST(UNetLoad, CondCheckpointIntoUnconditionalConfigNamesLabelEmb) {
     EXPECT_EQ(msg.find("missing"), std::string::npos) << msg;
   }
   // Into the (quite different) adm_tiny config: still names label_emb and class_cond.
-  UNet other(fixtures::unet_config_from_json(read_json(kFixtures + "adm_tiny_config.json")["config"]));
+  UNet other(
+      fixtures::unet_config_from_json(read_json(kFixtures + "adm_tiny_config.json")["config"]));
   try {
     other.load(sd);
     FAIL() << "load accepted a mismatching state_dict";

@@ -49,8 +49,9 @@ TEST(Verify, AToleranceBelowTheErrorFails) {
 TEST(Verify, MissingOrForeignFilesAreInputErrors) {
   EXPECT_THROW(verify_case(kCases + "no_such_case.json", {}), InputError);
   // A JSON that is not a recorded case (the fixture net's config).
-  EXPECT_THROW(verify_case(std::string(COPAINT_TEST_FIXTURES_DIR) + "/unet/adm_tiny_config.json", {}),
-               InputError);
+  EXPECT_THROW(
+      verify_case(std::string(COPAINT_TEST_FIXTURES_DIR) + "/unet/adm_tiny_config.json", {}),
+      InputError);
 }
 
 TEST(Verify, CommandExitCodesAndTable) {
