@@ -9,8 +9,8 @@
 #include "methods/copaint.h"
 
 #include <ATen/ATen.h>
-#include <torch/csrc/autograd/autograd.h>
 #include <c10/core/GradMode.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include <cmath>
 #include <sstream>
@@ -76,27 +76,36 @@ std::vector<OptionSpec> copaint_option_specs(const CoPaintParams& d) {
   auto num = [](double v) { return canonical_value(std::to_string(v)); };
   auto b = [](bool v) { return std::string(v ? "true" : "false"); };
   return {
-      {"respacing", d.respacing, "respacing of the model's 1000-step process (guided-diffusion rule)"},
+      {"respacing", d.respacing,
+       "respacing of the model's 1000-step process (guided-diffusion rule)"},
       {"steps", std::to_string(d.steps), "DDIM steps over the respaced process (0 = all)"},
       {"schedule_type", d.schedule_type, "DDIM step spacing: linear | quad"},
       {"G", std::to_string(d.G), "gradient steps on x_t per denoising step"},
       {"lr_xt", num(d.lr_xt), "learning rate of the x_t updates"},
       {"lr_xt_decay", num(d.lr_xt_decay), "learning rate multiplied by this after every step"},
       {"coef_xt_reg", num(d.coef_xt_reg), "weight of ||x_t - x_t_start||^2"},
-      {"coef_xt_reg_decay", num(d.coef_xt_reg_decay), "regulariser weight multiplied by this per step"},
-      {"smart_lr", b(d.smart_lr), "divide lr by prod sqrt(1/ab_t) sqrt(ab_prev) over the hops to 0"},
+      {"coef_xt_reg_decay", num(d.coef_xt_reg_decay),
+       "regulariser weight multiplied by this per step"},
+      {"smart_lr", b(d.smart_lr),
+       "divide lr by prod sqrt(1/ab_t) sqrt(ab_prev) over the hops to 0"},
       {"adaptive_lr", b(d.adaptive_lr), "backtrack lr *= 0.8 until the loss does not grow"},
-      {"mid_interval_num", std::to_string(d.mid_interval_num), "hops of the x0 prediction (>1: multi-hop)"},
+      {"mid_interval_num", std::to_string(d.mid_interval_num),
+       "hops of the x0 prediction (>1: multi-hop)"},
       {"eta", num(d.eta), "DDIM sigma scale (0 = deterministic DDIM)"},
       {"time_travel", b(d.time_travel), "time travel (CoPaint-TT)"},
       {"jump_length", std::to_string(d.jump_length), "time travel: steps travelled back (tau)"},
-      {"jump_n_sample", std::to_string(d.jump_n_sample), "time travel: visits of each jump point (K)"},
-      {"time_travel_filter", d.time_travel_filter, "none | firstp-P | lastp-P | firstn-N | lastn-N"},
-      {"optimize_before_time_travel", b(d.optimize_before_time_travel), "optimise x_t before travelling back"},
+      {"jump_n_sample", std::to_string(d.jump_n_sample),
+       "time travel: visits of each jump point (K)"},
+      {"time_travel_filter", d.time_travel_filter,
+       "none | firstp-P | lastp-P | firstn-N | lastn-N"},
+      {"optimize_before_time_travel", b(d.optimize_before_time_travel),
+       "optimise x_t before travelling back"},
       {"mode", d.mode, "inpaint | super_resolution (loss on average-pooled images)"},
       {"scale", std::to_string(d.scale), "super-resolution factor"},
-      {"batch_coupled", b(d.batch_coupled), "reference behaviour: backtracking decided on the batch's summed loss"},
-      {"max_backtracks", std::to_string(d.max_backtracks), "cap on backtracking rounds per gradient step"},
+      {"batch_coupled", b(d.batch_coupled),
+       "reference behaviour: backtracking decided on the batch's summed loss"},
+      {"max_backtracks", std::to_string(d.max_backtracks),
+       "cap on backtracking rounds per gradient step"},
       {"clip_denoised", b(d.clip_denoised), "clamp x0 predictions to [-1, 1]"},
   };
 }
@@ -130,7 +139,8 @@ int64_t CoPaint::expected_forwards() const {
     const bool down = cur > steps[k + 1];
     const bool calls = down || (reversing && params_.optimize_before_time_travel);
     if (calls) {
-      const int64_t hops = static_cast<int64_t>(mid_interval_steps(cur, params_.mid_interval_num).size()) - 1;
+      const int64_t hops =
+          static_cast<int64_t>(mid_interval_steps(cur, params_.mid_interval_num).size()) - 1;
       total += (1 + params_.G) * std::max<int64_t>(1, hops);
     }
     reversing = down;
@@ -183,7 +193,8 @@ CoPaintStepResult CoPaint::step(Denoiser& model, const DiffusionSchedule& schedu
     }
     at::Tensor xt = x, eps = out.eps;
     for (size_t i = 0; i + 1 < hops.size(); ++i) {
-      if (i != 0) eps = predict_eps(model, schedule, xt, steps_tensor(hops[i], xt), target.y, counter);
+      if (i != 0)
+        eps = predict_eps(model, schedule, xt, steps_tensor(hops[i], xt), target.y, counter);
       xt = update(xt, hops[i], hops[i + 1], eps, at::Tensor(), i);
     }
     out.pred_x0 = process_x0(xt);
@@ -229,7 +240,8 @@ CoPaintStepResult CoPaint::step(Denoiser& model, const DiffusionSchedule& schedu
     const bool last = it + 1 == p.G;
     at::Tensor loss = fit(pred.pred_x0) + coef_xt_reg * reg(x);
     const at::Tensor grad = torch::autograd::grad({loss.sum()}, {x}, /*grad_outputs=*/{},
-                                                  /*retain_graph=*/false)[0].detach();
+                                                  /*retain_graph=*/false)[0]
+                                .detach();
     ++counter.backwards;
     loss = loss.detach();
     const at::Tensor x_base = x.detach();
@@ -329,12 +341,16 @@ InpaintOutput CoPaint::run(Denoiser& model, const InpaintInput& input) {
 }
 
 void register_copaint_methods(Registry<Method>& registry) {
-  auto factory = [](const Options& o) { return std::make_unique<CoPaint>(CoPaintParams::from_options(o)); };
+  auto factory = [](const Options& o) {
+    return std::make_unique<CoPaint>(CoPaintParams::from_options(o));
+  };
   CoPaintParams base;
   base.jump_length = 1;
   base.jump_n_sample = 1;
-  registry.add({"copaint", "CoPaint: DDIM with G gradient steps on x_t per step (paper defaults: 250 steps, G=2)",
-                copaint_option_specs(base), factory});
+  registry.add(
+      {"copaint",
+       "CoPaint: DDIM with G gradient steps on x_t per step (paper defaults: 250 steps, G=2)",
+       copaint_option_specs(base), factory});
   CoPaintParams tt = base;
   tt.time_travel = true;
   tt.jump_length = 10;

@@ -19,17 +19,17 @@ namespace copaint {
 
 /// Every hyperparameter of the reference's O_DDIMSampler (names in brackets).
 struct CoPaintParams {
-  std::string respacing = "250";  ///< respacing of the model's process [timestep_respacing]
-  int64_t steps = 0;              ///< DDIM steps over the respaced process, 0 = all of it
-                                  ///< [ddim.schedule_params.num_inference_steps]
+  std::string respacing = "250";         ///< respacing of the model's process [timestep_respacing]
+  int64_t steps = 0;                     ///< DDIM steps over the respaced process, 0 = all of it
+                                         ///< [ddim.schedule_params.num_inference_steps]
   std::string schedule_type = "linear";  ///< DDIM step spacing: linear | quad
-  int64_t G = 2;                  ///< gradient steps on x_t per step [num_iteration_optimize_xt]
-  double lr_xt = 0.02;            ///< learning rate of the x_t updates [lr_xt]
-  double lr_xt_decay = 1.012;     ///< lr multiplied by this after every step [lr_xt_decay]
-  double coef_xt_reg = 1e-4;      ///< weight of ||x_t - x_t_start||^2 [coef_xt_reg]
+  int64_t G = 2;                    ///< gradient steps on x_t per step [num_iteration_optimize_xt]
+  double lr_xt = 0.02;              ///< learning rate of the x_t updates [lr_xt]
+  double lr_xt_decay = 1.012;       ///< lr multiplied by this after every step [lr_xt_decay]
+  double coef_xt_reg = 1e-4;        ///< weight of ||x_t - x_t_start||^2 [coef_xt_reg]
   double coef_xt_reg_decay = 1.01;  ///< coef multiplied by this after every step
-  bool smart_lr = true;    ///< divide lr by prod sqrt(1/ab_cur) sqrt(ab_prev) over the hops to 0
-                           ///< [use_smart_lr_xt_decay]
+  bool smart_lr = true;     ///< divide lr by prod sqrt(1/ab_cur) sqrt(ab_prev) over the hops to 0
+                            ///< [use_smart_lr_xt_decay]
   bool adaptive_lr = true;  ///< backtrack lr *= 0.8 until the loss does not grow
                             ///< [use_adaptive_lr_xt]
   int64_t mid_interval_num = 1;  ///< hops of the x0 prediction (>1: CoPaint-Fast's multi-hop)
@@ -55,10 +55,10 @@ std::vector<OptionSpec> copaint_option_specs(const CoPaintParams& defaults);
 
 /// What one call of the per-step function produced (the reference's p_sample).
 struct CoPaintStepResult {
-  at::Tensor x_opt;    ///< x_t after the G gradient steps
-  at::Tensor pred_x0;  ///< x0 prediction at x_opt (multi-hop when mid_interval_num > 1)
-  at::Tensor x_prev;   ///< the DDIM step from x_opt to prev_t
-  at::Tensor loss;     ///< [B] masked fit term at x_opt (without the regulariser)
+  at::Tensor x_opt;        ///< x_t after the G gradient steps
+  at::Tensor pred_x0;      ///< x0 prediction at x_opt (multi-hop when mid_interval_num > 1)
+  at::Tensor x_prev;       ///< the DDIM step from x_opt to prev_t
+  at::Tensor loss;         ///< [B] masked fit term at x_opt (without the regulariser)
   int64_t backtracks = 0;  ///< learning-rate backtracking rounds (one forward each)
 };
 
