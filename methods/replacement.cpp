@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -54,7 +55,10 @@ class ForwardSamples {
         r.t = t;
         r.like = image.narrow(0, 0, 1);
         r.legacy = false;
-        noise = draw_randn(&input_.noise, {input_.generators.at(0)}, std::move(r)).expand_as(image);
+        const std::vector<at::Generator> first(
+            input_.generators.begin(),
+            input_.generators.begin() + std::min<size_t>(1, input_.generators.size()));
+        noise = draw_randn(&input_.noise, first, std::move(r)).expand_as(image);
       } else {
         noise = draw_noise(input_, "forward", step, t, image);
       }
