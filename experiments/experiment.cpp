@@ -434,7 +434,7 @@ Experiment parse_experiment(const std::string& text, const std::string& source,
         where.fail(key, "method '" + m + "'" + (label.empty() ? "" : " [" + label + "]") + ": " +
                             what);
       }
-      mc.variants.emplace_back(resolved, axes);
+      mc.variants.emplace_back(Registry<Method>::global().keyed(m, resolved), axes);
       mc.forwards.push_back(forwards);
     }
     per_method.push_back(std::move(mc));

@@ -468,7 +468,7 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
       std::unique_ptr<Method> method;
       std::string method_error;
       try {
-        method = Registry<Method>::global().at(cell.method).factory(cell.method_settings);
+        method = Registry<Method>::global().create(cell.method, cell.method_settings);
       } catch (const std::exception& e) {
         method_error = e.what();
       }

@@ -4,7 +4,10 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <thread>
+
 #include "framework/error.h"
+#include "framework/log.h"
 #include "framework/torch_compat.h"
 
 namespace copaint {
@@ -39,6 +42,12 @@ c10::Device parse_device(const std::string& spec) {
 
 void set_num_threads(int threads) {
   if (threads < 0) throw UsageError("thread count must be >= 0, got " + std::to_string(threads));
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  if (cores > 0 && threads > cores) {
+    log_warn("--threads " + std::to_string(threads) + " is more than the machine's " +
+             std::to_string(cores) + " cores; using " + std::to_string(cores));
+    threads = cores;
+  }
   if (threads > 0) at::set_num_threads(threads);
 }
 

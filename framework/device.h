@@ -15,7 +15,8 @@ c10::Device parse_device(const std::string& spec);
 /// Whether LibTorch was built with CUDA and sees at least one GPU.
 bool cuda_available();
 
-/// Sets intra-op threads for CPU work; 0 keeps LibTorch's default.
+/// Sets intra-op threads for CPU work; 0 keeps LibTorch's default; more than the machine's
+/// cores is capped to them with a warning.
 void set_num_threads(int threads);
 
 /// The arithmetic a network's forward (and backward) runs in. Inputs and outputs stay float32.

@@ -18,6 +18,9 @@ struct OptionSpec {
   std::string key;            ///< e.g. "G" for `copaint.G`
   std::string default_value;  ///< used when the user does not set it
   std::string help;           ///< one line for `copaint list` and --help
+  /// false for an option added after results were stored: at its default it stays out of the
+  /// settings that key and are stored with results, so those results still resume.
+  bool keyed_at_default = true;
 };
 
 /// "a, b, c" (used by error messages listing valid choices).
@@ -81,6 +84,19 @@ class Registry {
                          "'; valid: " + (keys.empty() ? std::string("(none)") : join_names(keys)));
       }
       out.set(k, v);
+    }
+    return out;
+  }
+
+  /// `resolved` without the options that leave the results key alone at their default (see
+  /// OptionSpec::keyed_at_default); resolve() of the result gives `resolved` back.
+  Options keyed(const std::string& name, const Options& resolved) const {
+    Options out = resolved;
+    for (const auto& spec : at(name).options) {
+      if (!spec.keyed_at_default && out.has(spec.key) &&
+          canonical_value(out.get(spec.key)) == canonical_value(spec.default_value)) {
+        out.erase(spec.key);
+      }
     }
     return out;
   }

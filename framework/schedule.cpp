@@ -203,6 +203,15 @@ DiffusionSchedule DiffusionSchedule::linear(int64_t num_timesteps) {
 
 DiffusionSchedule DiffusionSchedule::respaced(const std::string& section_counts) const {
   if (trim(section_counts).empty()) return *this;
+  // space_timesteps follows the reference, which quietly keeps every step for a count above the
+  // process's length; a run asking for more steps than the model has is a mistake.
+  const std::string spec = trim(section_counts);
+  if (spec.find(',') == std::string::npos && spec.rfind("ddim", 0) != 0 && !spec.empty() &&
+      spec.find_first_not_of("0123456789") == std::string::npos && spec.size() < 10 &&
+      std::stoll(spec) > size()) {
+    throw UsageError("timestep respacing '" + spec + "' asks for more steps than the model's " +
+                     std::to_string(size()) + "; use at most " + std::to_string(size()));
+  }
   const std::vector<int64_t> use = space_timesteps(size(), section_counts);
   std::vector<double> new_betas;
   std::vector<int64_t> new_map;

@@ -112,7 +112,8 @@ std::vector<OptionSpec> blended_option_specs(const BlendedParams& d) {
       {"eta", num(d.eta), "DDIM sigma scale (0 = deterministic DDIM)"},
       {"clip_denoised", flag(d.clip_denoised), "clamp x0 predictions to [-1, 1]"},
       {"share_forward_noise", flag(d.share_forward_noise),
-       "reference behaviour: one forward-noise draw for the whole batch (sample 0's generator)"},
+       "reference behaviour: one forward-noise draw for the whole batch (sample 0's generator)",
+       /*keyed_at_default=*/false},
   };
 }
 
@@ -221,7 +222,8 @@ std::vector<OptionSpec> resample_option_specs(const ResampleParams& d) {
                    "reference behaviour: resample the pre-step states and drop the step"});
   specs.push_back({"reference_last_weights", flag(d.reference_last_weights),
                    "reference behaviour: at the last step weigh each particle against all "
-                   "particles' own noised images at t=0"});
+                   "particles' own noised images at t=0",
+                   /*keyed_at_default=*/false});
   return specs;
 }
 

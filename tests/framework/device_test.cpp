@@ -4,6 +4,8 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "framework/error.h"
 
 namespace copaint {
@@ -34,6 +36,9 @@ TEST(Device, ThreadCount) {
   set_num_threads(1);
   EXPECT_EQ(at::get_num_threads(), 1);
   EXPECT_THROW(set_num_threads(-1), UsageError);
+  // More threads than cores: warned and capped (100000 used to spawn that many threads).
+  set_num_threads(100000);
+  EXPECT_LE(at::get_num_threads(), static_cast<int>(std::thread::hardware_concurrency()));
   set_num_threads(before);
 }
 

@@ -31,6 +31,24 @@ TEST(Registry, CreatesWithDefaultsOverriddenByUser) {
   EXPECT_EQ(r.names(), (std::vector<std::string>{"alpha", "beta"}));
 }
 
+// An option added after results were stored stays out of the keyed settings at its default, so
+// old results keep their key; set to anything else it is part of it.
+TEST(Registry, KeyedSettingsLeaveLateOptionsOutAtTheirDefault) {
+  Registry<Widget> r;
+  r.add({"alpha",
+         "a widget with an option added later",
+         {{"size", "3", "how big"},
+          {"color", "red", "which color"},
+          {"legacy", "false", "added later", /*keyed_at_default=*/false}},
+         [](const Options& o) { return std::make_unique<Widget>(Widget{o}); }});
+  const Options at_default = r.keyed("alpha", r.resolve("alpha", {}));
+  EXPECT_FALSE(at_default.has("legacy"));
+  EXPECT_EQ(at_default.canonical(), "color = red\nsize = 3\n");
+  EXPECT_EQ(r.resolve("alpha", at_default), r.resolve("alpha", {}));
+  const Options set = r.keyed("alpha", r.resolve("alpha", Options{{"legacy", "true"}}));
+  EXPECT_EQ(set.get("legacy"), "true");
+}
+
 TEST(Registry, UnknownNameListsValidNames) {
   auto r = make_registry();
   try {

@@ -290,6 +290,9 @@ TEST(Schedule, SpaceTimestepsErrors) {
   EXPECT_THROW(space_timesteps(0, "10"), UsageError);
   EXPECT_THROW(space_timesteps(1000, "99999999999999999999999"), UsageError);
   EXPECT_THROW(DiffusionSchedule::linear(1000).respaced("2000,1"), UsageError);
+  // More respaced steps than the process has (the reference keeps all 1000 and says nothing).
+  EXPECT_THROW(DiffusionSchedule::linear(1000).respaced("1001"), UsageError);
+  EXPECT_EQ(DiffusionSchedule::linear(1000).respaced("1000").size(), 1000);
 }
 
 TEST(Schedule, CountErrors) {
