@@ -1,6 +1,7 @@
 // The `copaint` command line: global options, dispatch, `list`, `--version`, `--help`.
 #include "experiments/cli.h"
 
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -32,7 +33,8 @@ std::vector<Command>& commands() {
   return list;
 }
 
-const char* kUsage = "usage: copaint [global options] <command> [command options]\n";
+const char* kUsage =
+    "usage: copaint [global options] <command> [command options] [global options]\n";
 
 po::options_description global_options() {
   po::options_description d("Global options");
@@ -41,7 +43,8 @@ po::options_description global_options() {
       ("version", "print version, git revision, LibTorch version and whether CUDA is available")
       ("device", po::value<std::string>()->default_value("auto"),
        "auto | cpu | cuda | cuda:N (auto = CUDA when LibTorch sees a GPU)")
-      ("threads", po::value<int>()->default_value(0), "CPU threads for LibTorch (0 = its default)")
+      ("threads", po::value<int>()->default_value(0),
+       "CPU threads for LibTorch (0 = SLURM_CPUS_PER_TASK when set, else LibTorch's default)")
       ("precision", po::value<std::string>(),
        "fp32 | tf32 | bf16 | fp16: the UNet's arithmetic for inpaint and run (shorthand for "
        "--set <model>.precision=P; default: the model's setting, auto = fp16 for use_fp16 "
@@ -110,6 +113,36 @@ int cmd_list(CommandContext& ctx) {
   return 0;
 }
 
+/// Moves the global options found after the subcommand (`copaint run X.ini --device cpu`) into
+/// `global_args`, except names the subcommand has itself (report's --precision is its digits).
+/// Stops at `--`.
+void hoist_global_options(std::vector<std::string>* rest, std::vector<std::string>* global_args) {
+  if (rest->empty()) return;
+  const std::string& command = rest->front();
+  std::vector<std::string> kept{command};
+  for (size_t i = 1; i < rest->size(); ++i) {
+    const std::string& a = (*rest)[i];
+    if (a == "--") {
+      kept.insert(kept.end(), rest->begin() + static_cast<long>(i), rest->end());
+      break;
+    }
+    const std::string name = a.substr(0, a.find('='));
+    const bool own = command == "report" && name == "--precision";
+    const bool with_value = name == "--device" || name == "--threads" || name == "--log-level" ||
+                            name == "--precision";
+    if (!own && with_value) {
+      global_args->push_back(a);
+      if (a.find('=') == std::string::npos && i + 1 < rest->size())
+        global_args->push_back((*rest)[++i]);
+    } else if (a == "--quiet" || a == "-q") {
+      global_args->push_back(a);
+    } else {
+      kept.push_back(a);
+    }
+  }
+  *rest = std::move(kept);
+}
+
 void print_help(std::ostream& out) {
   out << kUsage << "\nCommands:\n";
   for (const auto& c : commands()) out << "  " << c.name << std::string(12 - std::min<size_t>(11, c.name.size()), ' ') << c.summary << "\n";
@@ -164,6 +197,7 @@ int run_cli(const std::vector<std::string>& argv, std::ostream& out, std::ostrea
       if (takes_value && i + 1 < argv.size()) global_args.push_back(argv[++i]);
     }
     rest.assign(argv.begin() + static_cast<long>(i), argv.end());
+    hoist_global_options(&rest, &global_args);
 
     po::variables_map vm;
     po::store(po::command_line_parser(global_args).options(opts).run(), vm);
@@ -179,7 +213,13 @@ int run_cli(const std::vector<std::string>& argv, std::ostream& out, std::ostrea
     set_log_level(vm.count("quiet") ? LogLevel::kWarn
                                     : parse_log_level(vm["log-level"].as<std::string>()));
     if (vm.count("quiet")) ProgressBar::set_enabled(false);
-    set_num_threads(vm["threads"].as<int>());
+    int threads = vm["threads"].as<int>();
+    if (vm["threads"].defaulted()) {
+      // Under SLURM, the allocation's CPUs (not LibTorch's default of every core of the node).
+      const char* cpus = std::getenv("SLURM_CPUS_PER_TASK");
+      if (cpus && std::atoi(cpus) > 0) threads = std::atoi(cpus);
+    }
+    set_num_threads(threads);
     // Validate the device early so a typo fails before any work.
     parse_device(vm["device"].as<std::string>());
     const std::string precision = vm.count("precision") ? vm["precision"].as<std::string>() : "";

@@ -61,12 +61,16 @@ std::map<std::string, int> key_lines(const std::string& text) {
 /// Where a key was given: "file:line" or "--set key".
 class Where {
  public:
-  Where(std::string source, std::map<std::string, int> lines, std::set<std::string> overridden)
-      : source_(std::move(source)), lines_(std::move(lines)), overridden_(std::move(overridden)) {}
+  /// `located`: "file:line" of every key a file gave (the last file that gave it).
+  Where(std::string source, std::map<std::string, std::string> located,
+        std::set<std::string> overridden)
+      : source_(std::move(source)),
+        located_(std::move(located)),
+        overridden_(std::move(overridden)) {}
   std::string at(const std::string& key) const {
     if (overridden_.count(key)) return "--set " + key;
-    auto it = lines_.find(key);
-    if (it != lines_.end()) return source_ + ":" + std::to_string(it->second);
+    auto it = located_.find(key);
+    if (it != located_.end()) return it->second;
     return source_;
   }
   [[noreturn]] void fail(const std::string& key, const std::string& message) const {
@@ -75,7 +79,7 @@ class Where {
 
  private:
   std::string source_;
-  std::map<std::string, int> lines_;
+  std::map<std::string, std::string> located_;
   std::set<std::string> overridden_;
 };
 
@@ -241,12 +245,25 @@ std::string Experiment::where(const std::vector<std::string>& keys) const {
 
 Experiment parse_experiment(const std::string& text, const std::string& source,
                             const std::vector<std::string>& overrides) {
+  return parse_experiment(text, source, {}, overrides);
+}
+
+Experiment parse_experiment(const std::string& text, const std::string& source,
+                            const std::vector<ConfigLayer>& layers,
+                            const std::vector<std::string>& overrides) {
   Options config = parse_ini_text(text, source);
+  std::map<std::string, std::string> located;
+  for (const auto& [k, n] : key_lines(text)) located[k] = source + ":" + std::to_string(n);
+  for (const auto& layer : layers) {
+    config.merge(parse_ini_text(layer.text, layer.source));
+    for (const auto& [k, n] : key_lines(layer.text))
+      located[k] = layer.source + ":" + std::to_string(n);
+  }
   const Options over = parse_assignments(overrides);
   std::set<std::string> overridden;
   for (const auto& [k, v] : over.values()) overridden.insert(k);
   config.merge(over);
-  const Where where(source, key_lines(text), overridden);
+  const Where where(source, std::move(located), overridden);
 
   Experiment ex;
   ex.source = source;
@@ -468,12 +485,28 @@ Experiment parse_experiment(const std::string& text, const std::string& source,
   return ex;
 }
 
-Experiment load_experiment(const std::string& path, const std::vector<std::string>& overrides) {
+namespace {
+
+std::string read_text(const std::string& path, const char* what) {
   std::ifstream in(path);
-  if (!in) throw InputError("cannot open experiment file '" + path + "'");
+  if (!in) throw InputError(std::string("cannot open ") + what + " '" + path + "'");
   std::stringstream ss;
   ss << in.rdbuf();
-  return parse_experiment(ss.str(), path, overrides);
+  return ss.str();
+}
+
+}  // namespace
+
+Experiment load_experiment(const std::string& path, const std::vector<std::string>& overrides) {
+  return load_experiment(path, {}, overrides);
+}
+
+Experiment load_experiment(const std::string& path, const std::vector<std::string>& config_files,
+                           const std::vector<std::string>& overrides) {
+  const std::string text = read_text(path, "experiment file");
+  std::vector<ConfigLayer> layers;
+  for (const auto& f : config_files) layers.push_back({f, read_text(f, "config file")});
+  return parse_experiment(text, path, layers, overrides);
 }
 
 }  // namespace copaint

@@ -99,8 +99,25 @@ bool is_axis_key(const std::string& key, const std::vector<std::string>& methods
 /// `--set` assignment).
 Experiment load_experiment(const std::string& path, const std::vector<std::string>& overrides = {});
 
+/// Same with layered configuration: `config_files` (e.g. a site's paths.ini) are read in order
+/// over the experiment file (later wins), then `overrides` win over all of them. Messages name the
+/// file and line that gave a key. `name` still defaults to the experiment file's stem.
+Experiment load_experiment(const std::string& path, const std::vector<std::string>& config_files,
+                           const std::vector<std::string>& overrides);
+
 /// Same, from text; `source` names it in messages and is the default `name` (its stem).
 Experiment parse_experiment(const std::string& text, const std::string& source,
                             const std::vector<std::string>& overrides = {});
+
+/// An INI text layered over an experiment's own (`copaint run EXP.ini --config site.ini`).
+struct ConfigLayer {
+  std::string source;  ///< its file name (for messages)
+  std::string text;
+};
+
+/// Same, with `layers` merged over `text` in order, then `overrides`.
+Experiment parse_experiment(const std::string& text, const std::string& source,
+                            const std::vector<ConfigLayer>& layers,
+                            const std::vector<std::string>& overrides);
 
 }  // namespace copaint
