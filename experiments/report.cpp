@@ -18,6 +18,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "experiments/display_names.h"
 #include "experiments/image_io.h"
 #include "experiments/results_h5.h"
 #include "framework/error.h"
@@ -47,46 +48,101 @@ std::string fmt(double v, int precision) {
   return buf;
 }
 
-/// A table before rendering.
-struct Table {
-  std::string title;
-  std::vector<std::string> header;
-  std::vector<std::vector<std::string>> rows;
+/// One cell of a table: its markdown text, its LaTeX text (the mean, and what follows it) and
+/// the value that ranks it (NaN: not ranked).
+struct Cell {
+  std::string md;
+  std::string tex_main, tex_rest;
+  double value = NAN;
+  Cell() = default;
+  Cell(std::string text)  // NOLINT: a plain text cell
+      : md(text), tex_main(latex_escape(text)) {}
+  Cell(const char* text) : Cell(std::string(text)) {}  // NOLINT
 };
 
-std::string latex_escape(const std::string& s) {
+/// A table before rendering.
+struct Table {
+  std::string title;                    ///< markdown heading
+  std::string caption;                  ///< LaTeX caption (already LaTeX)
+  std::string label;                    ///< LaTeX label
+  bool wide = false;                    ///< LaTeX table* (a page wide) instead of table (a column)
+  std::vector<std::string> header;      ///< markdown
+  std::vector<std::string> header_tex;  ///< LaTeX (defaults to the escaped markdown header)
+  /// LaTeX column groups over the columns after the first: (text, span).
+  std::vector<std::pair<std::string, int>> groups;
+  /// Per column: 1 rank higher first, 0 lower first, -1 not ranked.
+  std::vector<int> rank;
+  std::vector<std::vector<Cell>> rows;
+};
+
+/// Marks the best (bold) and, among three or more values, the second best (underlined) value of
+/// every ranked column; ties share.
+void mark_best(Table& t) {
+  for (size_t c = 0; c < t.rank.size(); ++c) {
+    if (t.rank[c] < 0) continue;
+    std::vector<double> values;
+    for (const auto& r : t.rows) {
+      if (c < r.size() && std::isfinite(r[c].value)) values.push_back(r[c].value);
+    }
+    std::sort(values.begin(), values.end());
+    values.erase(std::unique(values.begin(), values.end()), values.end());
+    if (t.rank[c] == 1) std::reverse(values.begin(), values.end());
+    if (values.size() < 2) continue;  // one value: nothing to compare
+    for (auto& r : t.rows) {
+      if (c >= r.size() || !std::isfinite(r[c].value)) continue;
+      if (r[c].value == values[0]) {
+        r[c].tex_main = "\\textbf{" + r[c].tex_main + "}";
+      } else if (r[c].value == values[1] && values.size() > 2) {  // of two, only the best
+        r[c].tex_main = "\\underline{" + r[c].tex_main + "}";
+      }
+    }
+  }
+}
+
+std::string latex_label(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '_' || c == '&' || c == '%' || c == '#' || c == '$' || c == '{' || c == '}') {
-      out += '\\';
-      out += c;
-    } else if (c == '~') {
-      out += "\\textasciitilde{}";
-    } else if (c == '^') {
-      out += "\\textasciicircum{}";
-    } else if (c == '\\') {
-      out += "\\textbackslash{}";
-    } else {
-      out += c;
-    }
+    out += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == ':' || c == '.'
+               ? static_cast<char>(std::tolower(static_cast<unsigned char>(c)))
+               : '-';
   }
   return out;
 }
 
-void render(const Table& t, const std::string& format, std::ostream& out) {
+void render(Table t, const std::string& format, std::ostream& out) {
   if (format == "latex") {
-    out << "% " << t.title << "\n\\begin{table}[t]\n\\centering\n\\caption{"
-        << latex_escape(t.title) << "}\n\\begin{tabular}{l";
-    for (size_t i = 1; i < t.header.size(); ++i) out << "r";
+    mark_best(t);
+    const size_t cols = t.header.size();
+    const char* env = t.wide ? "table*" : "table";
+    out << "% " << t.title << "\n\\begin{" << env << "}[t]\n\\centering\n\\caption{"
+        << (t.caption.empty() ? latex_escape(t.title) : t.caption) << "}\n";
+    if (!t.label.empty()) out << "\\label{" << t.label << "}\n";
+    // Shrunk to the column (table) or page (table*) width when wider, never enlarged.
+    out << "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%\n"
+        << "\\begin{tabular}{l";
+    for (size_t i = 1; i < cols; ++i) out << "r";
     out << "}\n\\toprule\n";
-    for (size_t i = 0; i < t.header.size(); ++i)
-      out << (i ? " & " : "") << latex_escape(t.header[i]);
+    if (!t.groups.empty()) {
+      int at = 2;
+      std::string rules;
+      for (const auto& [text, span] : t.groups) {
+        out << " & \\multicolumn{" << span << "}{c}{" << text << "}";
+        rules += "\\cmidrule(lr){" + std::to_string(at) + "-" + std::to_string(at + span - 1) + "}";
+        at += span;
+      }
+      out << " \\\\\n" << rules << "\n";
+    }
+    for (size_t i = 0; i < cols; ++i) {
+      out << (i ? " & " : "")
+          << (i < t.header_tex.size() ? t.header_tex[i] : latex_escape(t.header[i]));
+    }
     out << " \\\\\n\\midrule\n";
     for (const auto& r : t.rows) {
-      for (size_t i = 0; i < r.size(); ++i) out << (i ? " & " : "") << latex_escape(r[i]);
+      for (size_t i = 0; i < r.size(); ++i)
+        out << (i ? " & " : "") << r[i].tex_main << r[i].tex_rest;
       out << " \\\\\n";
     }
-    out << "\\bottomrule\n\\end{tabular}\n\\end{table}\n\n";
+    out << "\\bottomrule\n\\end{tabular}}\n\\end{" << env << "}\n\n";
     return;
   }
   out << "### " << t.title << "\n\n|";
@@ -96,7 +152,7 @@ void render(const Table& t, const std::string& format, std::ostream& out) {
   out << "\n";
   for (const auto& r : t.rows) {
     out << "|";
-    for (const auto& c : r) out << " " << c << " |";
+    for (const auto& c : r) out << " " << c.md << " |";
     out << "\n";
   }
   out << "\n";
@@ -109,19 +165,11 @@ std::string csv_field(const std::string& s) {
   return out + "\"";
 }
 
-bool metric_selected(const std::string& name, const std::vector<std::string>& wanted) {
-  if (wanted.empty()) return true;
-  for (const auto& w : wanted) {
-    if (name == w || name.rfind(w + "_", 0) == 0) return true;
-  }
-  return false;
-}
-
 /// Per (variant, mask) of one section: the scores of each metric and the costs.
 struct Stats {
-  std::map<std::string, std::vector<double>> values;     ///< metric -> scores
-  std::map<std::string, std::vector<int64_t>> images;    ///< metric -> image index per score
-  std::map<std::string, bool> higher;                    ///< metric -> direction
+  std::map<std::string, std::vector<double>> values;   ///< metric -> scores
+  std::map<std::string, std::vector<int64_t>> images;  ///< metric -> image index per score
+  std::map<std::string, bool> higher;                  ///< metric -> direction
   std::vector<double> seconds, forwards, backwards;
   int64_t peak = 0;
   int64_t ok = 0, errors = 0;
@@ -130,7 +178,8 @@ struct Stats {
 
 struct Summary {
   int64_t samples = 0, images = 0, errors = 0;
-  double mean = NAN, std = NAN, best = NAN;
+  double mean = NAN, std = NAN, ci95 = NAN, best = NAN;
+  int64_t per_image = 0;  ///< the most samples of one image (best-of-n is shown when > 1)
 };
 
 Summary summarise(const Stats& s, const std::string& metric) {
@@ -142,8 +191,11 @@ Summary summarise(const Stats& s, const std::string& metric) {
   out.samples = a.count;
   out.mean = a.mean;
   out.std = a.std;
+  out.ci95 = a.ci95;
   const auto& ids = s.images.at(metric);
-  out.images = static_cast<int64_t>(std::set<int64_t>(ids.begin(), ids.end()).size());
+  std::map<int64_t, int64_t> per_image;
+  for (int64_t i : ids) out.per_image = std::max(out.per_image, ++per_image[i]);
+  out.images = static_cast<int64_t>(per_image.size());
   out.best = best_mean(it->second, ids, s.higher.at(metric));
   return out;
 }
@@ -192,8 +244,9 @@ ResultSet load_results(const std::vector<std::string>& dbs) {
       }
     }
   }
-  std::stable_sort(rs.cells.begin(), rs.cells.end(),
-                   [](const CellRecord& a, const CellRecord& b) { return a.position < b.position; });
+  std::stable_sort(rs.cells.begin(), rs.cells.end(), [](const CellRecord& a, const CellRecord& b) {
+    return a.position < b.position;
+  });
   // Re-index after sorting.
   std::map<int64_t, int64_t> remap;
   for (size_t i = 0; i < rs.cells.size(); ++i) {
@@ -248,7 +301,8 @@ ResultLayout result_layout(const ResultSet& rs) {
     out.variant_of[{out.variants[i].method, out.variants[i].settings_hash}] = i;
   // Model labels: the name, plus the model settings that differ between cells of that name.
   std::map<std::string, std::map<std::string, std::map<std::string, std::string>>> settings_of;
-  for (const auto& c : rs.cells) settings_of[c.model][c.model_settings] = parse_settings(c.model_settings);
+  for (const auto& c : rs.cells)
+    settings_of[c.model][c.model_settings] = parse_settings(c.model_settings);
   const auto model_label = [&](const CellRecord& c) {
     const auto& all = settings_of.at(c.model);
     if (all.size() < 2) return c.model;
@@ -290,20 +344,33 @@ void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out
     throw UsageError("report: unknown pivot '" + o.pivot +
                      "'; valid: 'method x mask' (rows methods), 'mask x method' (rows masks)");
   }
+  if (o.layout != "metric" && o.layout != "paper") {
+    throw UsageError("report: unknown layout '" + o.layout +
+                     "'; valid: metric (a table per metric, a column wide), paper (masks as "
+                     "column groups, metrics as sub-columns, a page wide)");
+  }
+  const std::string spread = o.std && o.spread == "none" ? "std" : o.spread;
+  if (spread != "none" && spread != "std" && spread != "ci95") {
+    throw UsageError("report: unknown spread '" + o.spread + "'; valid: none, std, ci95");
+  }
   const bool masks_as_rows = pivot == "maskxmethod";
+  const bool latex = o.format == "latex";
   const ResultLayout layout = result_layout(rs);
   const std::vector<Variant>& variants = layout.variants;
   const auto& variant_of = layout.variant_of;
   const auto& sections = layout.sections;
   const auto& masks = layout.masks;
-  // Metrics in order of appearance.
-  std::vector<std::string> metrics;
+  // Metrics in the experiment's order (its `metrics` key), then any others as they appear.
+  std::vector<std::string> stored;
   for (const auto& s : rs.samples) {
     for (const auto& sc : s.scores) {
-      if (metric_selected(sc.metric, o.metrics) &&
-          std::find(metrics.begin(), metrics.end(), sc.metric) == metrics.end())
-        metrics.push_back(sc.metric);
+      if (std::find(stored.begin(), stored.end(), sc.metric) == stored.end())
+        stored.push_back(sc.metric);
     }
+  }
+  std::vector<std::string> metrics;
+  for (const auto& m : order_metrics(stored, configured_metrics(rs.runs))) {
+    if (metric_selected(m, o.metrics, stored)) metrics.push_back(m);
   }
   std::map<std::string, bool> higher;
 
@@ -343,7 +410,7 @@ void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out
   if (o.format == "csv") {
     out << "dataset,model,metric,higher_is_better,method,variant,settings,mask,samples,images,"
            "errors,mean,std,best_mean,seconds_per_sample,forwards_per_sample,"
-           "backwards_per_sample\n";
+           "backwards_per_sample,ci95\n";
     for (size_t sec = 0; sec < sections.size(); ++sec) {
       for (const auto& metric : metrics) {
         for (size_t v = 0; v < variants.size(); ++v) {
@@ -359,9 +426,9 @@ void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out
                 << csv_field(variants[v].method) << "," << csv_field(variants[v].label) << ","
                 << csv_field(settings) << "," << csv_field(mask) << "," << sm.samples << ","
                 << sm.images << "," << st->errors << "," << fmt(sm.mean, 10) << ","
-                << fmt(sm.std, 10) << "," << fmt(sm.best, 10) << ","
-                << fmt(mean_of(st->seconds), 6) << "," << fmt(mean_of(st->forwards), 2) << ","
-                << fmt(mean_of(st->backwards), 2) << "\n";
+                << fmt(sm.std, 10) << "," << fmt(sm.best, 10) << "," << fmt(mean_of(st->seconds), 6)
+                << "," << fmt(mean_of(st->forwards), 2) << "," << fmt(mean_of(st->backwards), 2)
+                << "," << fmt(sm.ci95, 10) << "\n";
           }
         }
       }
@@ -370,15 +437,71 @@ void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out
   }
 
   const int p = o.precision;
-  auto cell_text = [&](const Stats* st, const std::string& metric) -> std::string {
-    if (!st) return "-";
+  // Whether any cell has several samples of one image (then best-of-n is shown).
+  bool several = false;
+  for (const auto& [key, st] : stats) {
+    if (std::get<2>(key) == "\x01all") continue;  // pools masks: an image recurs there
+    for (const auto& m : metrics) {
+      if (summarise(st, m).per_image > 1) several = true;
+    }
+  }
+  auto cell = [&](const Stats* st, const std::string& metric) -> Cell {
+    if (!st) return Cell("-");
     const Summary sm = summarise(*st, metric);
-    if (sm.samples == 0) return st->errors ? "error" : "-";
-    std::string s = fmt(sm.mean, p);
-    if (o.std) s += " ± " + fmt(sm.std, p);
-    s += " (" + fmt(sm.best, p) + ")";
-    if (st->errors) s += " [" + std::to_string(st->errors) + " err]";
+    if (sm.samples == 0) return Cell(st->errors ? "error" : "-");
+    Cell c;
+    // Ranked as printed, so values that print equal are marked equal.
+    const double scale = std::pow(10.0, p);
+    c.value = std::round(sm.mean * scale) / scale;
+    c.md = fmt(sm.mean, p);
+    c.tex_main = fmt(sm.mean, p);
+    const double sp = spread == "std" ? sm.std : sm.ci95;
+    if (spread != "none") {
+      c.md += " ± " + fmt(sp, p);
+      c.tex_rest += " {\\scriptsize $\\pm$ " + fmt(sp, p) + "}";
+    }
+    if (sm.per_image > 1) {
+      c.md += " (" + fmt(sm.best, p) + ")";
+      c.tex_rest += " (" + fmt(sm.best, p) + ")";
+    }
+    if (st->errors) {
+      c.md += " [" + std::to_string(st->errors) + " err]";
+      c.tex_rest += " [" + std::to_string(st->errors) + " err]";
+    }
+    return c;
+  };
+  const std::string spread_md = spread == "std"    ? ", ± the standard deviation over samples"
+                                : spread == "ci95" ? ", ± the half-width of the 95% confidence "
+                                                     "interval of the mean (Student t)"
+                                                   : "";
+  const std::string best_md =
+      several ? " and, in parentheses, best-of-n: each image's best sample, averaged over images"
+              : "";
+  auto caption_tail = [&](size_t sec) {
+    std::string s = "Mean over samples";
+    if (spread == "std") s += " $\\pm$ standard deviation";
+    if (spread == "ci95") s += " $\\pm$ 95\\% confidence interval of the mean";
+    if (several) s += "; in parentheses best of $n$ (each image's best sample)";
+    s += ". Best in bold, second underlined.";
     return s;
+  };
+  auto where_tex = [&](size_t sec) {
+    return latex_escape(dataset_display(sections[sec].first)) + " (model " +
+           latex_escape(sections[sec].second) + ")";
+  };
+  auto variant_tex = [&](const Variant& v) {
+    std::string s = method_display(v.method);
+    if (!v.varying.empty()) {
+      std::string k;
+      for (const auto& [key, val] : v.varying) k += (k.empty() ? "" : ", ") + key + "=" + val;
+      s += " (" + k + ")";
+    }
+    return latex_escape(s);
+  };
+  auto label_cell = [&](const std::string& md, const std::string& tex) {
+    Cell c(md);
+    c.tex_main = tex;
+    return c;
   };
 
   if (o.format == "markdown") {
@@ -392,8 +515,7 @@ void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out
     out << "# Results: " << (n.empty() ? std::string("?") : n) << "\n\n"
         << rs.runs.size() << " run(s) from " << rs.sources.size() << " database(s), "
         << rs.samples.size() << " samples, " << rs.cells.size() << " cells. "
-        << "Cells: mean over samples (seeds pooled) and, in parentheses, best-of-n: each "
-           "image's best sample, averaged over images.\n\n";
+        << "Cells: mean over samples (seeds pooled)" << spread_md << best_md << ".\n\n";
     // Failed samples (a method error, or an image that could not be read and was skipped):
     // counted, with their distinct messages, most frequent first.
     std::map<std::string, int64_t> errors;
@@ -416,52 +538,124 @@ void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out
       if (by_count.size() > 10) out << "- ... " << by_count.size() - 10 << " other messages\n";
       out << "\n";
     }
+  } else if (o.standalone) {
+    out << "% copaint report: a complete document (pdflatex FILE.tex)\n"
+        << "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
+        << "\\begin{document}\n\n";
+  } else {
+    out << "% copaint report. Preamble: \\usepackage{booktabs} (rules) and "
+           "\\usepackage{graphicx} (\\resizebox); or `copaint report --format latex "
+           "--standalone` for a complete document.\n\n";
   }
 
   for (size_t sec = 0; sec < sections.size(); ++sec) {
     const std::string where = "dataset " + sections[sec].first + ", model " + sections[sec].second;
-    for (const auto& metric : metrics) {
+    if (o.layout == "paper") {
+      // The paper's Table 1: masks as column groups, metrics as sub-columns, methods as rows.
       Table t;
-      t.title = metric + " (" + (higher[metric] ? "higher" : "lower") + " is better), " + where;
-      if (masks_as_rows) {
-        // Columns: the variants of this section; rows: masks.
-        std::vector<size_t> cols;
-        for (size_t v = 0; v < variants.size(); ++v) {
-          if (find_stats(sec, v, "\x01all")) cols.push_back(v);
-        }
-        t.header = {"mask"};
-        for (size_t v : cols) t.header.push_back(variants[v].label);
-        for (const auto& mask : masks) {
-          std::vector<std::string> row = {mask};
-          bool any = false;
-          for (size_t v : cols) {
-            const Stats* st = find_stats(sec, v, mask);
-            any = any || st;
-            row.push_back(cell_text(st, metric));
-          }
-          if (any) t.rows.push_back(std::move(row));
-        }
-      } else {
-        t.header = {"method"};
-        for (const auto& m : masks) t.header.push_back(m);
-        for (size_t v = 0; v < variants.size(); ++v) {
-          std::vector<std::string> row = {variants[v].label};
-          bool any = false;
-          for (const auto& mask : masks) {
-            const Stats* st = find_stats(sec, v, mask);
-            any = any || st;
-            row.push_back(cell_text(st, metric));
-          }
-          if (any) t.rows.push_back(std::move(row));
+      t.title = "methods x masks, " + where;
+      t.caption = where_tex(sec) + ". " + caption_tail(sec);
+      t.label = "tab:" + latex_label(sections[sec].first + "-" + sections[sec].second);
+      t.wide = true;
+      t.header = {"method"};
+      t.header_tex = {"Method"};
+      t.rank = {-1};
+      std::vector<std::string> used_masks;
+      for (const auto& mask : masks) {
+        bool any = false;
+        for (size_t v = 0; v < variants.size(); ++v) any = any || find_stats(sec, v, mask);
+        if (any) used_masks.push_back(mask);
+      }
+      for (const auto& mask : used_masks) {
+        t.groups.emplace_back(latex_escape(mask_display(mask)), static_cast<int>(metrics.size()));
+        for (const auto& metric : metrics) {
+          t.header.push_back(mask + ": " + metric);
+          t.header_tex.push_back(metric_latex(metric, higher[metric]));
+          t.rank.push_back(higher[metric] ? 1 : 0);
         }
       }
-      if (!t.rows.empty()) render(t, o.format, out);
+      for (size_t v = 0; v < variants.size(); ++v) {
+        if (!find_stats(sec, v, "\x01all")) continue;
+        std::vector<Cell> row = {label_cell(variants[v].label, variant_tex(variants[v]))};
+        for (const auto& mask : used_masks) {
+          for (const auto& metric : metrics) row.push_back(cell(find_stats(sec, v, mask), metric));
+        }
+        t.rows.push_back(std::move(row));
+      }
+      if (!t.rows.empty() && !metrics.empty()) render(t, o.format, out);
+    } else {
+      for (const auto& metric : metrics) {
+        Table t;
+        t.title = metric + " (" + (higher[metric] ? "higher" : "lower") + " is better), " + where;
+        t.caption = metric_latex(metric, higher[metric]) + " on " + where_tex(sec) + ". " +
+                    caption_tail(sec);
+        t.label =
+            "tab:" + latex_label(sections[sec].first + "-" + sections[sec].second + "-" + metric);
+        const int dir = higher[metric] ? 1 : 0;
+        if (masks_as_rows) {
+          // Columns: the variants of this section; rows: masks.
+          std::vector<size_t> cols;
+          for (size_t v = 0; v < variants.size(); ++v) {
+            if (find_stats(sec, v, "\x01all")) cols.push_back(v);
+          }
+          t.header = {"mask"};
+          t.header_tex = {"Mask"};
+          t.rank = {-1};
+          for (size_t v : cols) {
+            t.header.push_back(variants[v].label);
+            t.header_tex.push_back(variant_tex(variants[v]));
+          }
+          for (const auto& mask : masks) {
+            std::vector<Cell> row = {label_cell(mask, latex_escape(mask_display(mask)))};
+            bool any = false;
+            for (size_t v : cols) {
+              const Stats* st = find_stats(sec, v, mask);
+              any = any || st;
+              row.push_back(cell(st, metric));
+            }
+            if (any) t.rows.push_back(std::move(row));
+          }
+          // Best per row: rank the transposed way by ranking each row's cells.
+          for (auto& r : t.rows) {
+            // The row's cells as a column, to reuse mark_best.
+            Table col;
+            col.rank = {dir};
+            for (size_t i = 1; i < r.size(); ++i) col.rows.push_back({r[i]});
+            if (latex) mark_best(col);
+            for (size_t i = 1; i < r.size(); ++i) {
+              r[i] = col.rows[i - 1][0];
+              r[i].value = NAN;  // already marked
+            }
+          }
+        } else {
+          t.header = {"method"};
+          t.header_tex = {"Method"};
+          t.rank = {-1};
+          for (const auto& m : masks) {
+            t.header.push_back(m);
+            t.header_tex.push_back(latex_escape(mask_display(m)));
+            t.rank.push_back(dir);
+          }
+          for (size_t v = 0; v < variants.size(); ++v) {
+            std::vector<Cell> row = {label_cell(variants[v].label, variant_tex(variants[v]))};
+            bool any = false;
+            for (const auto& mask : masks) {
+              const Stats* st = find_stats(sec, v, mask);
+              any = any || st;
+              row.push_back(cell(st, metric));
+            }
+            if (any) t.rows.push_back(std::move(row));
+          }
+        }
+        if (!t.rows.empty()) render(t, o.format, out);
+      }
     }
 
     // Ablations: a method with several variants, rows its varying settings.
     std::vector<std::string> methods;
     for (const auto& v : variants) {
-      if (!v.varying.empty() && std::find(methods.begin(), methods.end(), v.method) == methods.end())
+      if (!v.varying.empty() &&
+          std::find(methods.begin(), methods.end(), v.method) == methods.end())
         methods.push_back(v.method);
     }
     for (const auto& method : methods) {
@@ -476,20 +670,36 @@ void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out
         Table t;
         t.title = "ablation of " + method + " over " + over + ": " + metric + " (" +
                   (higher[metric] ? "higher" : "lower") + " is better), " + where;
-        for (const auto& k : keys) t.header.push_back(k);
-        for (const auto& m : masks) t.header.push_back(m);
+        t.caption = "Ablation of " + latex_escape(method_display(method)) + " over " +
+                    latex_escape(over) + ": " + metric_latex(metric, higher[metric]) + " on " +
+                    where_tex(sec) + ". " + caption_tail(sec);
+        t.label = "tab:" + latex_label(sections[sec].first + "-" + sections[sec].second + "-" +
+                                       method + "-" + over + "-" + metric);
+        for (const auto& k : keys) {
+          t.header.push_back(k);
+          t.rank.push_back(-1);
+        }
+        for (const auto& m : masks) {
+          t.header.push_back(m);
+          t.rank.push_back(higher[metric] ? 1 : 0);
+        }
+        t.header_tex = std::vector<std::string>();
+        for (const auto& k : keys) t.header_tex.push_back(latex_escape(k));
+        for (const auto& m : masks) t.header_tex.push_back(latex_escape(mask_display(m)));
+        t.header_tex.push_back("s/sample");
+        t.header_tex.push_back("forwards/sample");
         t.header.push_back("s/sample");
         t.header.push_back("forwards/sample");
         for (size_t v = 0; v < variants.size(); ++v) {
           if (variants[v].method != method) continue;
           const Stats* all = find_stats(sec, v, "\x01all");
           if (!all) continue;
-          std::vector<std::string> row;
+          std::vector<Cell> row;
           for (const auto& k : keys) {
             auto it = variants[v].varying.find(k);
             row.push_back(it == variants[v].varying.end() ? "" : it->second);
           }
-          for (const auto& mask : masks) row.push_back(cell_text(find_stats(sec, v, mask), metric));
+          for (const auto& mask : masks) row.push_back(cell(find_stats(sec, v, mask), metric));
           row.push_back(fmt(mean_of(all->seconds), 3));
           row.push_back(fmt(mean_of(all->forwards), 1));
           t.rows.push_back(std::move(row));
@@ -501,27 +711,33 @@ void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out
     if (o.timing) {
       Table t;
       t.title = "timing per sample, " + where;
-      t.header = {"method", "samples", "errors", "seconds", "forwards", "backwards",
-                  "peak MiB"};
+      t.caption = "Cost per sample on " + where_tex(sec) +
+                  ": seconds, UNet forwards and backwards, peak device memory.";
+      t.label = "tab:" + latex_label(sections[sec].first + "-" + sections[sec].second + "-timing");
+      t.header = {"method", "samples", "errors", "seconds", "forwards", "backwards", "peak MiB"};
+      t.header_tex = {"Method",   "samples",   "errors",  "seconds",
+                      "forwards", "backwards", "peak MiB"};
       for (size_t v = 0; v < variants.size(); ++v) {
         const Stats* all = find_stats(sec, v, "\x01all");
         if (!all) continue;
-        t.rows.push_back({variants[v].label, std::to_string(all->ok),
-                          std::to_string(all->errors), fmt(mean_of(all->seconds), 3),
-                          fmt(mean_of(all->forwards), 1), fmt(mean_of(all->backwards), 1),
+        t.rows.push_back({label_cell(variants[v].label, variant_tex(variants[v])),
+                          std::to_string(all->ok), std::to_string(all->errors),
+                          fmt(mean_of(all->seconds), 3), fmt(mean_of(all->forwards), 1),
+                          fmt(mean_of(all->backwards), 1),
                           fmt(static_cast<double>(all->peak) / (1024.0 * 1024.0), 1)});
       }
       render(t, o.format, out);
     }
   }
+  if (latex && o.standalone) out << "\\end{document}\n";
 }
 
 void export_sample(const std::string& db_path, int64_t sample_id, const std::string& out_path) {
   ResultsDb db(db_path, false);
   const SampleRecord s = db.sample(sample_id);
   if (s.status != "ok") {
-    throw InputError("sample " + std::to_string(sample_id) + " of '" + db_path +
-                     "' has status " + s.status + (s.error.empty() ? "" : ": " + s.error));
+    throw InputError("sample " + std::to_string(sample_id) + " of '" + db_path + "' has status " +
+                     s.status + (s.error.empty() ? "" : ": " + s.error));
   }
   const std::string h5 = (fs::path(db_path).parent_path() / s.h5_file).string();
   ResultsH5 file(h5, ResultsH5::Mode::kRead);
@@ -655,10 +871,9 @@ int64_t export_grid(const ResultSet& rs, const GridOptions& o, const std::string
       }
       for (size_t k = 0; k < columns.size(); ++k) {
         auto it = by_key.find({columns[k], mask, image});
-        place(static_cast<int>(2 + k), it == by_key.end()
-                                           ? missing
-                                           : to_bgr(read(*it->second, it->second->sample_path),
-                                                    tile));
+        place(static_cast<int>(2 + k),
+              it == by_key.end() ? missing
+                                 : to_bgr(read(*it->second, it->second->sample_path), tile));
       }
       ++row;
     }

@@ -55,24 +55,37 @@ struct ResultLayout {
 ResultLayout result_layout(const ResultSet& results);
 
 struct ReportOptions {
-  std::string format = "markdown";    ///< markdown | csv | latex
-  std::vector<std::string> metrics;   ///< names or prefixes (lpips matches lpips_alex_v0.1); empty = all
-  bool timing = false;                ///< add the timing table (markdown, latex)
-  bool std = false;                   ///< show the standard deviation
-  int precision = 4;                  ///< digits after the point
+  std::string format = "markdown";  ///< markdown | csv | latex
+  /// Stored names, matched exactly (psnr does not select psnr_masked); a name that is not stored
+  /// selects the names extending it (lpips: lpips_alex_v0.1); empty = all. Tables list metrics in
+  /// the experiment's `metrics` order.
+  std::vector<std::string> metrics;
+  bool timing = false;          ///< add the timing table (markdown, latex)
+  bool std = false;             ///< show the standard deviation (spread = "std")
+  std::string spread = "none";  ///< none | std | ci95 (95% CI of the mean, Student t)
+  /// metric: one table per metric (rows methods, columns masks; LaTeX `table`, a column wide);
+  /// paper: one table per dataset and model as the paper's Table 1 (masks as column groups,
+  /// metrics as sub-columns, methods as rows; LaTeX `table*`, a page wide).
+  std::string layout = "metric";
+  bool standalone = false;  ///< LaTeX: a complete document (article, booktabs, graphicx)
+  int precision = 4;        ///< digits after the point
   /// Rows x columns of the comparison tables: "method x mask" (rows method variants, the
   /// default) or "mask x method" (rows masks, columns variants); spaces optional.
   std::string pivot = "method x mask";
 };
 
-/// Writes the report. Markdown/LaTeX: per dataset and model, one comparison table per metric
-/// (rows method variants, columns masks, or the transpose with pivot "mask x method"; "mean (best)" where mean is over all ok samples, seeds
-/// pooled, and best is the mean over images of each image's best sample, the reference's
-/// best_mean), one ablation table per metric for each method with several variants (rows the
-/// varying settings, plus seconds and forwards per sample), and with `timing` a table of
-/// seconds, forwards and backwards per sample. CSV: one tidy row per (dataset, model, metric,
-/// variant, mask) with samples, images, errors, mean, std, best_mean, seconds/forwards/backwards
-/// per sample.
+/// Writes the report. LaTeX needs booktabs and graphicx (said in its first line; `standalone`
+/// writes a complete article); tables shrink to the column or page width when wider; the best
+/// value of each column is bold and the second underlined (by the metric's direction); names
+/// are display names (CoPaint-TT, "PSNR (hole) $\uparrow$"). Best-of-n is shown only where an
+/// image has several samples. Markdown/LaTeX: per dataset and model, one comparison table per
+/// metric (rows method variants, columns masks, or the transpose with pivot "mask x method"; "mean
+/// (best)" where mean is over all ok samples, seeds pooled, and best is the mean over images of
+/// each image's best sample, the reference's best_mean), one ablation table per metric for each
+/// method with several variants (rows the varying settings, plus seconds and forwards per sample),
+/// and with `timing` a table of seconds, forwards and backwards per sample. CSV: one tidy row per
+/// (dataset, model, metric, variant, mask) with samples, images, errors, mean, std, best_mean,
+/// seconds/forwards/backwards per sample.
 void write_report(const ResultSet& results, const ReportOptions& options, std::ostream& out);
 
 /// Writes the stored sample `sample_id` of database `db` as a PNG (or any OpenCV format).
