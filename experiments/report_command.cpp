@@ -19,32 +19,49 @@ namespace {
 int cmd_report(CommandContext& ctx) {
   po::options_description d(
       "usage: copaint report RESULTS_DIR_OR_DB... [--format markdown|csv|latex] [--metric M]... "
-      "[--timing] [--pivot 'mask x method'] [--plots DIR]\n\n"
+      "[--timing] [--pivot 'mask x method'] [--layout metric|paper] [--spread none|std|ci95]\n"
+      "       [--standalone] [--plots DIR]\n\n"
       "Reads a results folder (results.sqlite and any results.shard-*.sqlite) or database files,\n"
       "and prints per metric the comparison table (rows: method variants, columns: masks; cells:\n"
       "mean over samples with seeds pooled, and in parentheses best-of-n, the mean over images of\n"
       "each image's best sample), ablation tables for methods run with settings axes, and with\n"
       "--timing seconds and UNet forwards/backwards per sample. --pivot 'mask x method'\n"
-      "transposes the comparison tables (rows masks, columns method variants).\n\n"
-      "--plots DIR also writes PNG line plots of every ablation (a method run with settings\n"
-      "axes): per swept setting, each metric's mean and the seconds per sample against the\n"
-      "setting, one line per mask (and per value of the method's other swept settings), as\n"
-      "DIR/<method>_<setting>_<metric>.png and DIR/<method>_<setting>_seconds.png (prefixed\n"
-      "with <dataset>_<model>_ when the results hold several); --metric selects the metrics.\n"
+      "transposes the comparison tables (rows masks, columns method variants). Best-of-n is\n"
+      "shown only where an image has several samples; metrics come in the experiment's order.\n\n"
+      "--format latex: booktabs tables with display names (CoPaint-TT, PSNR (hole) $\\uparrow$),\n"
+      "the best value per column bold and the second underlined, shrunk to the column or page\n"
+      "width when wider. The preamble needs \\usepackage{booktabs} and \\usepackage{graphicx};\n"
+      "--standalone writes a complete article. --layout paper: one table per dataset as the\n"
+      "paper's Table 1 (masks as column groups, metrics as sub-columns, a page wide).\n\n"
+      "--plots DIR also draws figures with gnuplot (Debian: gnuplot-nox), each as PNG, PDF and\n"
+      "SVG beside its editable DIR/<name>.gp and .dat: per metric a method x mask grouped bar\n"
+      "chart with 95% CI error bars (compare_<metric>.*), and for every ablation (a method run\n"
+      "with settings axes) per swept setting each metric's mean with its 95% CI band and the\n"
+      "seconds per sample against the setting (<method>_<setting>_<metric>.*; a log axis for\n"
+      "geometric sweeps such as learning rates), one line per mask (and per value of the\n"
+      "method's other swept settings); names get a <dataset>_<model>_ prefix when the results\n"
+      "hold several. --metric selects the metrics. "
       "The files written are listed on stderr.\n\nOptions");
   d.add_options()("help,h", "print this help")(
       "format", po::value<std::string>()->default_value("markdown"), "markdown | csv | latex")(
       "metric", po::value<std::vector<std::string>>()->composing(),
-      "only this metric (repeatable; a prefix such as lpips matches lpips_alex_v0.1)")(
-      "timing", po::bool_switch(), "add the timing table")(
-      "std", po::bool_switch(), "show the standard deviation next to the mean")(
+      "only this metric (repeatable; exact: psnr is not psnr_masked; a name not stored, such as "
+      "lpips, selects lpips_alex_v0.1)")("timing", po::bool_switch(), "add the timing table")(
+      "std", po::bool_switch(), "show the standard deviation next to the mean (--spread std)")(
+      "spread", po::value<std::string>()->default_value("none"),
+      "next to the mean: none | std | ci95 (the 95% confidence interval of the mean)")(
+      "layout", po::value<std::string>()->default_value("metric"),
+      "metric (a table per metric, a column wide) | paper (masks x metrics columns, a page "
+      "wide)")("standalone", po::bool_switch(),
+               "latex: a complete document (article, booktabs, graphicx)")(
       "precision", po::value<int>()->default_value(4), "digits after the point")(
       "pivot", po::value<std::string>()->default_value("method x mask"),
       "comparison tables' ROWS x COLS: 'method x mask' (rows method variants) or "
       "'mask x method' (rows masks); spaces optional (maskxmethod)")(
-      "plots", po::value<std::string>(), "write ablation line plots (PNG) into this folder")(
+      "plots", po::value<std::string>(),
+      "write figures (PNG, PDF, SVG via gnuplot) into this folder")(
       "plot-size", po::value<std::string>()->default_value("640x480"),
-      "plot image size WIDTHxHEIGHT in pixels")(
+      "PNG size WIDTHxHEIGHT in pixels (PDF and SVG: the same aspect)")(
       "inputs", po::value<std::vector<std::string>>(), "");
   po::positional_options_description pos;
   pos.add("inputs", -1);
@@ -56,14 +73,16 @@ int cmd_report(CommandContext& ctx) {
     return 0;
   }
   if (!vm.count("inputs")) throw UsageError("report: give a results folder or database");
-  const std::vector<std::string> dbs =
-      find_result_dbs(vm["inputs"].as<std::vector<std::string>>());
+  const std::vector<std::string> dbs = find_result_dbs(vm["inputs"].as<std::vector<std::string>>());
   ReportOptions o;
   o.format = vm["format"].as<std::string>();
   if (o.format == "md") o.format = "markdown";
   if (vm.count("metric")) o.metrics = vm["metric"].as<std::vector<std::string>>();
   o.timing = vm["timing"].as<bool>();
   o.std = vm["std"].as<bool>();
+  o.spread = vm["spread"].as<std::string>();
+  o.layout = vm["layout"].as<std::string>();
+  o.standalone = vm["standalone"].as<bool>();
   o.precision = vm["precision"].as<int>();
   o.pivot = vm["pivot"].as<std::string>();
   if (o.precision < 0 || o.precision > 12) throw UsageError("report: --precision must be 0..12");
@@ -74,8 +93,8 @@ int cmd_report(CommandContext& ctx) {
     char extra = 0;
     if (std::sscanf(size.c_str(), "%dx%d%c", &w, &h, &extra) != 2 || w < 200 || h < 150 ||
         w > 10000 || h > 10000) {
-      throw UsageError("report: --plot-size must be WIDTHxHEIGHT, at least 200x150, got '" +
-                       size + "'");
+      throw UsageError("report: --plot-size must be WIDTHxHEIGHT, at least 200x150, got '" + size +
+                       "'");
     }
     plot.width = w;
     plot.height = h;
@@ -85,10 +104,8 @@ int cmd_report(CommandContext& ctx) {
   write_report(results, o, ctx.out);
   if (vm.count("plots")) {
     const std::string dir = vm["plots"].as<std::string>();
-    const std::vector<std::string> files = write_ablation_plots(results, plot, dir);
-    if (files.empty()) {
-      ctx.err << "no ablation in these results (no method run with settings axes): no plots\n";
-    }
+    const std::vector<std::string> files = write_ablation_plots(results, plot, dir, true);
+    if (files.empty()) ctx.err << "no scores in these results: no plots\n";
     for (const auto& f : files) ctx.err << "wrote " << f << "\n";
   }
   return 0;
@@ -121,8 +138,7 @@ int cmd_export(CommandContext& ctx) {
       "out", po::value<std::string>(), "output image (PNG); required")(
       "images", po::value<std::string>(), "grid: image indices (default the first 4 stored)")(
       "masks", po::value<std::string>(), "grid: masks (default all)")(
-      "methods", po::value<std::string>(),
-      "grid: method names or variant labels (default all)")(
+      "methods", po::value<std::string>(), "grid: method names or variant labels (default all)")(
       "sample-index", po::value<int64_t>()->default_value(0), "grid: which sample of each image")(
       "seed", po::value<int64_t>()->default_value(-1), "grid: which seed (default the first)")(
       "tile", po::value<int64_t>()->default_value(0),
@@ -182,8 +198,8 @@ void register_report_command() {
 }
 
 void register_export_command() {
-  add_command({"export", "a stored sample as PNG, or a labelled grid of inputs and samples",
-               cmd_export});
+  add_command(
+      {"export", "a stored sample as PNG, or a labelled grid of inputs and samples", cmd_export});
 }
 
 }  // namespace copaint

@@ -749,11 +749,14 @@ int64_t count_colour(const at::Tensor& img, int r, int g, int b) {
       .item<int64_t>();
 }
 
-TEST_F(Runner, ReportPlotsWriteOnePngPerSweptSettingAndMetric) {
+// Figures through gnuplot (skipped where it is not installed: Debian's gnuplot-nox).
+TEST_F(Runner, ReportPlotsWriteOneFigurePerSweptSettingAndMetric) {
+  if (std::system("command -v gnuplot > /dev/null 2>&1") != 0)
+    GTEST_SKIP() << "gnuplot not installed (Debian: gnuplot-nox); no figures drawn";
   const fs::path dir = temp_dir("plots");
-  // copaint sweeps G (2 values) x lr_xt (2 values); blended has one variant (no plots).
-  const Experiment ex = parse_experiment(kTinyExperiment, "tiny.ini",
-                                         {"copaint.lr_xt=0.02,0.05", "samples=1"});
+  // copaint sweeps G (2 values) x lr_xt (2 values); blended has one variant (no ablation plots).
+  const Experiment ex =
+      parse_experiment(kTinyExperiment, "tiny.ini", {"copaint.lr_xt=0.02,0.05", "samples=1"});
   RunOptions o;
   o.device = "cpu";
   o.out_dir = (dir / "r").string();
@@ -765,24 +768,35 @@ TEST_F(Runner, ReportPlotsWriteOnePngPerSweptSettingAndMetric) {
   const std::vector<std::string> files = write_ablation_plots(rs, po, (dir / "p").string());
   std::set<std::string> names;
   for (const auto& f : files) names.insert(fs::path(f).filename().string());
-  const std::set<std::string> expected = {
-      "copaint_G_psnr.png",     "copaint_G_known_mse.png",     "copaint_G_seconds.png",
-      "copaint_lr_xt_psnr.png", "copaint_lr_xt_known_mse.png", "copaint_lr_xt_seconds.png"};
+  std::set<std::string> expected;
+  for (const char* stem :
+       {"copaint_G_psnr", "copaint_G_known_mse", "copaint_G_seconds", "copaint_lr_xt_psnr",
+        "copaint_lr_xt_known_mse", "copaint_lr_xt_seconds"}) {
+    for (const char* ext : {".png", ".pdf", ".svg"}) expected.insert(std::string(stem) + ext);
+  }
   EXPECT_EQ(names, expected);
   for (const auto& f : files) {
     ASSERT_TRUE(fs::is_regular_file(f)) << f;
+    EXPECT_GT(fs::file_size(f), 1000u) << f;
+    if (fs::path(f).extension() != ".png") continue;
     const at::Tensor img = read_image(f, 3, 0);  // decodes
     ASSERT_EQ(img.sizes(), at::IntArrayRef({3, 360, 500})) << f;
-    // Lines: half with lr_xt (or G) = first value in the first palette colour, 4 lines in all
-    // (2 masks x 2 values of the other setting): the fourth colour is there too; the background
-    // is white and the axes black.
-    EXPECT_GT(count_colour(img, 31, 119, 180), 20) << f;
-    EXPECT_GT(count_colour(img, 214, 39, 40), 20) << f;
-    EXPECT_EQ(count_colour(img, 148, 103, 189), 0) << f;  // no fifth line
+    // Lines in the first two palette colours (Okabe-Ito blue #0072B2, vermillion #D55E00), a
+    // white background.
+    EXPECT_GT(count_colour(img, 0, 114, 178), 20) << f;
+    EXPECT_GT(count_colour(img, 213, 94, 0), 20) << f;
     EXPECT_GT(count_colour(img, 255, 255, 255), 500 * 360 / 2) << f;
-    EXPECT_GT(count_colour(img, 0, 0, 0), 500) << f;
   }
-  // Without ablation samples (only blended's kept) nothing is written.
+  // The scripts and data stay beside the figures; the PDF is a PDF, the SVG an SVG.
+  EXPECT_TRUE(fs::exists(dir / "p" / "copaint_G_psnr.gp"));
+  EXPECT_TRUE(fs::exists(dir / "p" / "copaint_G_psnr.dat"));
+  {
+    std::ifstream pdf(dir / "p" / "copaint_G_psnr.pdf");
+    std::string head(4, ' ');
+    pdf.read(&head[0], 4);
+    EXPECT_EQ(head, "%PDF");
+  }
+  // Without ablation samples (only blended's kept) no ablation plot is written.
   ResultSet blended_only = rs;
   blended_only.samples.clear();
   for (const auto& s : rs.samples)
@@ -791,21 +805,35 @@ TEST_F(Runner, ReportPlotsWriteOnePngPerSweptSettingAndMetric) {
   EXPECT_TRUE(write_ablation_plots(blended_only, po, (dir / "none").string()).empty());
   EXPECT_FALSE(fs::exists(dir / "none"));
 
-  // Through the CLI: default size 640x480, --metric selects, the files are listed on stderr.
+  // Through the CLI: default size 640x480, comparison bar charts too, --metric selects exactly,
+  // the files are listed on stderr.
   std::ostringstream out, err;
   ASSERT_EQ(run_cli({"report", o.out_dir, "--metric", "psnr", "--plots", (dir / "cli").string()},
                     out, err),
             0)
       << err.str();
   EXPECT_NE(err.str().find("copaint_G_psnr.png"), std::string::npos) << err.str();
+  EXPECT_NE(err.str().find("compare_psnr.svg"), std::string::npos) << err.str();
   EXPECT_EQ(err.str().find("known_mse"), std::string::npos) << err.str();
-  EXPECT_TRUE(fs::exists(dir / "cli" / "copaint_lr_xt_seconds.png"));
+  EXPECT_TRUE(fs::exists(dir / "cli" / "copaint_lr_xt_seconds.pdf"));
   EXPECT_EQ(read_image((dir / "cli" / "copaint_G_psnr.png").string(), 3, 0).sizes(),
+            at::IntArrayRef({3, 480, 640}));
+  EXPECT_EQ(read_image((dir / "cli" / "compare_psnr.png").string(), 3, 0).sizes(),
             at::IntArrayRef({3, 480, 640}));
   EXPECT_EQ(run_cli({"report", o.out_dir, "--plots", (dir / "x").string(), "--plot-size", "9x9"},
                     out, err),
             2);
   if (!std::getenv("COPAINT_KEEP_TEST_OUTPUT")) fs::remove_all(dir);
+}
+
+TEST(Plots, GeometricSweepsGetALogAxis) {
+  EXPECT_TRUE(geometric_sweep({0.005, 0.01, 0.02, 0.05, 0.1}));
+  EXPECT_TRUE(geometric_sweep({0.005, 0.02, 0.05}));
+  EXPECT_TRUE(geometric_sweep({1, 2, 5, 10}));
+  EXPECT_FALSE(geometric_sweep({1, 5, 10}));
+  EXPECT_FALSE(geometric_sweep({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+  EXPECT_FALSE(geometric_sweep({0, 1, 10, 100}));
+  EXPECT_FALSE(geometric_sweep({1, 2}));
 }
 
 /// The rows of the first markdown table under a "### <title_start>" heading: cells trimmed.
