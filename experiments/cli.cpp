@@ -164,6 +164,7 @@ void ensure_builtin_commands() {
   register_merge_command();
   register_report_command();
   register_export_command();
+  register_external_commands();
   add_command({"verify", "replay recorded reference runs: does this install reproduce the reference?",
                [](CommandContext& ctx) { return run_verify(ctx.args, ctx.device, ctx.out); }});
 }

@@ -13,7 +13,7 @@ struct CommandContext {
   std::vector<std::string> args;  ///< the subcommand's own arguments
   std::ostream& out;
   std::ostream& err;
-  std::string device;  ///< the global --device value (auto | cpu | cuda[:N])
+  std::string device;     ///< the global --device value (auto | cpu | cuda[:N])
   std::string precision;  ///< the global --precision value (empty = the model's setting)
 };
 
@@ -29,6 +29,9 @@ void add_command(Command command);
 
 /// Adds `train` (experiments/train_command.cpp).
 void register_train_command();
+
+/// Adds `export-inputs`, `score` and `import-config` (experiments/external_command.cpp).
+void register_external_commands();
 
 /// Registers every built-in method, metric, dataset, mask and model (idempotent).
 void register_all();
