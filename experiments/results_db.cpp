@@ -7,14 +7,17 @@
 
 #include <sqlite3.h>
 
+#include "experiments/results_json.h"
 #include "framework/error.h"
 
 namespace copaint {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
-const char* kSchema = R"SQL(
+// Version 1 (the schema of every database written before version 2); a new database is created
+// as version 1 and migrated like an old one, so the migration runs on every database.
+const char* kSchemaV1 = R"SQL(
 CREATE TABLE IF NOT EXISTS experiment (
   id INTEGER PRIMARY KEY,
   name TEXT NOT NULL,
@@ -96,6 +99,57 @@ CREATE VIEW IF NOT EXISTS cell_best AS
   FROM image_best GROUP BY cell_id, metric;
 )SQL";
 
+// Version 2: typed JSON beside every settings text, the run's environment in columns, units in
+// names (`peak_memory_bytes`), `axes` renamed `variant` (it shadowed pandas' DataFrame.axes),
+// and a tidy `score_long` view. The JSON columns are filled by fill_json() after this script.
+const char* kMigrateV1ToV2 = R"SQL(
+DROP VIEW IF EXISTS cell_best;
+DROP VIEW IF EXISTS image_best;
+DROP VIEW IF EXISTS cell_metric;
+ALTER TABLE cell RENAME COLUMN axes TO variant;
+ALTER TABLE cell ADD COLUMN variant_json TEXT;
+ALTER TABLE cell ADD COLUMN settings_json TEXT;
+ALTER TABLE cell ADD COLUMN dataset_settings_json TEXT;
+ALTER TABLE cell ADD COLUMN mask_settings_json TEXT;
+ALTER TABLE cell ADD COLUMN model_settings_json TEXT;
+ALTER TABLE sample RENAME COLUMN peak_memory TO peak_memory_bytes;
+ALTER TABLE experiment ADD COLUMN config_json TEXT;
+ALTER TABLE experiment ADD COLUMN device_type TEXT;
+ALTER TABLE experiment ADD COLUMN threads INTEGER;
+ALTER TABLE experiment ADD COLUMN host TEXT;
+ALTER TABLE experiment ADD COLUMN slurm_job_id TEXT;
+ALTER TABLE experiment ADD COLUMN slurm_array_job_id TEXT;
+ALTER TABLE experiment ADD COLUMN slurm_array_task_id TEXT;
+ALTER TABLE experiment ADD COLUMN command_line TEXT;
+ALTER TABLE experiment ADD COLUMN model_description TEXT;
+CREATE VIEW cell_metric AS
+  SELECT c.id AS cell_id, c.method, c.variant, c.variant_json, c.settings_hash, c.dataset, c.mask,
+         c.model, c.seed, s.metric, AVG(s.value) AS mean, COUNT(s.value) AS count,
+         CASE WHEN COUNT(s.value) > 1
+              THEN (SUM(s.value * s.value) - COUNT(s.value) * AVG(s.value) * AVG(s.value))
+                   / (COUNT(s.value) - 1) END AS variance,
+         MIN(s.value) AS min, MAX(s.value) AS max
+  FROM score s JOIN sample p ON p.id = s.sample_id JOIN cell c ON c.id = p.cell_id
+  WHERE p.status = 'ok'
+  GROUP BY c.id, s.metric;
+CREATE VIEW image_best AS
+  SELECT p.cell_id, p.image_index, s.metric,
+         CASE WHEN MAX(s.higher_is_better) = 1 THEN MAX(s.value) ELSE MIN(s.value) END AS best,
+         COUNT(s.value) AS samples
+  FROM score s JOIN sample p ON p.id = s.sample_id
+  WHERE p.status = 'ok'
+  GROUP BY p.cell_id, p.image_index, s.metric;
+CREATE VIEW cell_best AS
+  SELECT cell_id, metric, AVG(best) AS best_mean, COUNT(best) AS images
+  FROM image_best GROUP BY cell_id, metric;
+CREATE VIEW score_long AS
+  SELECT c.id AS cell_id, c.cell_key, c.position, c.method, c.variant, c.variant_json,
+         c.settings_json, c.dataset, c.mask, c.model, c.seed, p.id AS sample_id, p.image_index,
+         p.image_id, p.sample_index, p.run_id, p.status, p.seconds, p.forwards, p.backwards,
+         p.peak_memory_bytes, s.metric, s.value, s.higher_is_better
+  FROM score s JOIN sample p ON p.id = s.sample_id JOIN cell c ON c.id = p.cell_id;
+)SQL";
+
 /// A prepared statement with typed binds and column reads.
 class Stmt {
  public:
@@ -154,7 +208,7 @@ class Stmt {
 
 const char* kSampleColumns =
     "s.id, s.cell_id, s.image_index, s.image_id, s.sample_index, s.run_id, s.seconds, s.forwards, "
-    "s.backwards, s.peak_memory, s.status, s.error, s.h5_file, s.sample_path, s.reference_path, "
+    "s.backwards, s.peak_memory_bytes, s.status, s.error, s.h5_file, s.sample_path, s.reference_path, "
     "s.mask_path";
 
 SampleRecord read_sample(const Stmt& q) {
@@ -207,15 +261,64 @@ ResultsDb::ResultsDb(const std::string& path, bool create) : path_(path) {
     exec("PRAGMA journal_mode = WAL");
     exec("PRAGMA synchronous = NORMAL");
     exec("PRAGMA foreign_keys = ON");
-    if (create) {
-      exec(std::string("BEGIN IMMEDIATE;") + kSchema + "PRAGMA user_version = " +
-           std::to_string(kSchemaVersion) + "; COMMIT;");
+    if (create && tables == "0") {
+      exec(std::string("BEGIN IMMEDIATE;") + kSchemaV1 + "PRAGMA user_version = 1; COMMIT;");
     }
+    migrate();
   } catch (...) {
     sqlite3_close(db_);
     db_ = nullptr;
     throw;
   }
+}
+
+void ResultsDb::migrate() {
+  const std::string version = query_text("PRAGMA user_version");
+  if (std::stoi(version.empty() ? "0" : version) >= 2) return;
+  exec("BEGIN IMMEDIATE");
+  try {
+    // Another process may have migrated it between the check and the lock.
+    const std::string again = query_text("PRAGMA user_version");
+    if (std::stoi(again.empty() ? "0" : again) < 2) {
+      exec(kMigrateV1ToV2);
+      {
+        Stmt q(db_,
+               "SELECT id, variant, settings, dataset_settings, mask_settings, model_settings "
+               "FROM cell",
+               path_);
+        Stmt up(db_,
+                "UPDATE cell SET variant_json = ?, settings_json = ?, dataset_settings_json = ?, "
+                "mask_settings_json = ?, model_settings_json = ? WHERE id = ?",
+                path_);
+        while (q.step()) {
+          up.reset();
+          up.bind(1, variant_label_to_json(q.text(1))).bind(2, settings_text_to_json(q.text(2)));
+          up.bind(3, settings_text_to_json(q.text(3))).bind(4, settings_text_to_json(q.text(4)));
+          up.bind(5, settings_text_to_json(q.text(5))).bind(6, q.i64(0));
+          up.step();
+        }
+      }
+      {
+        Stmt q(db_, "SELECT id, config FROM experiment", path_);
+        Stmt up(db_, "UPDATE experiment SET config_json = ? WHERE id = ?", path_);
+        while (q.step()) {
+          up.reset();
+          up.bind(1, settings_text_to_json(q.text(1), true)).bind(2, q.i64(0));
+          up.step();
+        }
+      }
+      exec("PRAGMA user_version = 2");
+    }
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+  exec("COMMIT");
+}
+
+int ResultsDb::schema_version() const {
+  const std::string v = query_text("PRAGMA user_version");
+  return std::stoi(v.empty() ? "0" : v);
 }
 
 ResultsDb::~ResultsDb() {
@@ -240,11 +343,16 @@ std::string ResultsDb::query_text(const std::string& sql) const {
 int64_t ResultsDb::add_run(const RunRecord& r) {
   Stmt q(db_,
          "INSERT INTO experiment (name, config, config_hash, git_revision, torch_version, cuda, "
-         "device, shard, started, finished, status) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+         "device, shard, started, finished, status, config_json, device_type, threads, host, "
+         "slurm_job_id, slurm_array_job_id, slurm_array_task_id, command_line, "
+         "model_description) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
          path_);
   q.bind(1, r.name).bind(2, r.config).bind(3, r.config_hash).bind(4, r.git_revision);
   q.bind(5, r.torch_version).bind(6, r.cuda).bind(7, r.device).bind(8, r.shard);
   q.bind(9, r.started).bind(10, r.finished).bind(11, r.status);
+  q.bind(12, settings_text_to_json(r.config, true)).bind(13, r.device_type);
+  q.bind(14, r.threads).bind(15, r.host).bind(16, r.slurm_job_id).bind(17, r.slurm_array_job_id);
+  q.bind(18, r.slurm_array_task_id).bind(19, r.command_line).bind(20, r.model_description);
   q.step();
   return sqlite3_last_insert_rowid(db_);
 }
@@ -263,14 +371,21 @@ int64_t ResultsDb::ensure_cell(const CellRecord& c) {
     if (q.step()) return q.i64(0);
   }
   Stmt q(db_,
-         "INSERT INTO cell (cell_key, position, method, settings, settings_hash, axes, dataset, "
-         "dataset_settings, mask, mask_settings, model, model_settings, seed, mask_seed) "
-         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+         "INSERT INTO cell (cell_key, position, method, settings, settings_hash, variant, "
+         "dataset, dataset_settings, mask, mask_settings, model, model_settings, seed, mask_seed, "
+         "variant_json, settings_json, dataset_settings_json, mask_settings_json, "
+         "model_settings_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
          path_);
   q.bind(1, c.key).bind(2, c.position).bind(3, c.method).bind(4, c.settings);
   q.bind(5, c.settings_hash).bind(6, c.axes).bind(7, c.dataset).bind(8, c.dataset_settings);
   q.bind(9, c.mask).bind(10, c.mask_settings).bind(11, c.model).bind(12, c.model_settings);
   q.bind(13, c.seed).bind(14, c.mask_seed);
+  // The JSON is derived from the texts (never stored separately), so merged and migrated cells
+  // agree with new ones.
+  q.bind(15, variant_label_to_json(c.axes)).bind(16, settings_text_to_json(c.settings));
+  q.bind(17, settings_text_to_json(c.dataset_settings));
+  q.bind(18, settings_text_to_json(c.mask_settings));
+  q.bind(19, settings_text_to_json(c.model_settings));
   q.step();
   return sqlite3_last_insert_rowid(db_);
 }
@@ -290,12 +405,12 @@ void ResultsDb::write_samples(const std::vector<SampleRecord>& samples) {
   try {
     Stmt up(db_,
             "INSERT INTO sample (cell_id, image_index, image_id, sample_index, run_id, seconds, "
-            "forwards, backwards, peak_memory, status, error, h5_file, sample_path, "
+            "forwards, backwards, peak_memory_bytes, status, error, h5_file, sample_path, "
             "reference_path, mask_path) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
             "ON CONFLICT (cell_id, image_index, sample_index) DO UPDATE SET "
             "image_id = excluded.image_id, run_id = excluded.run_id, seconds = excluded.seconds, "
             "forwards = excluded.forwards, backwards = excluded.backwards, "
-            "peak_memory = excluded.peak_memory, status = excluded.status, "
+            "peak_memory_bytes = excluded.peak_memory_bytes, status = excluded.status, "
             "error = excluded.error, h5_file = excluded.h5_file, "
             "sample_path = excluded.sample_path, reference_path = excluded.reference_path, "
             "mask_path = excluded.mask_path",
@@ -339,7 +454,9 @@ std::vector<RunRecord> ResultsDb::runs() const {
   std::vector<RunRecord> out;
   Stmt q(db_,
          "SELECT id, name, config, config_hash, git_revision, torch_version, cuda, device, shard, "
-         "started, finished, status FROM experiment ORDER BY id",
+         "started, finished, status, device_type, threads, host, slurm_job_id, "
+         "slurm_array_job_id, slurm_array_task_id, command_line, model_description "
+         "FROM experiment ORDER BY id",
          path_);
   while (q.step()) {
     RunRecord r;
@@ -355,6 +472,14 @@ std::vector<RunRecord> ResultsDb::runs() const {
     r.started = q.text(9);
     r.finished = q.text(10);
     r.status = q.text(11);
+    r.device_type = q.text(12);
+    r.threads = q.i64(13);
+    r.host = q.text(14);
+    r.slurm_job_id = q.text(15);
+    r.slurm_array_job_id = q.text(16);
+    r.slurm_array_task_id = q.text(17);
+    r.command_line = q.text(18);
+    r.model_description = q.text(19);
     out.push_back(std::move(r));
   }
   return out;
@@ -363,7 +488,7 @@ std::vector<RunRecord> ResultsDb::runs() const {
 std::vector<CellRecord> ResultsDb::cells() const {
   std::vector<CellRecord> out;
   Stmt q(db_,
-         "SELECT id, cell_key, position, method, settings, settings_hash, axes, dataset, "
+         "SELECT id, cell_key, position, method, settings, settings_hash, variant, dataset, "
          "dataset_settings, mask, mask_settings, model, model_settings, seed, mask_seed "
          "FROM cell ORDER BY position, id",
          path_);

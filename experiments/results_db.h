@@ -35,6 +35,13 @@ struct RunRecord {
   std::string started;      ///< ISO 8601 UTC
   std::string finished;     ///< "" while running or after a crash
   std::string status;       ///< running | finished | stopped
+  // Schema version 2: the environment in separate columns (config_json is derived from config).
+  std::string device_type;  ///< the device alone: "cpu", "cuda:0"
+  int64_t threads = 0;      ///< LibTorch's CPU threads
+  std::string host;
+  std::string slurm_job_id, slurm_array_job_id, slurm_array_task_id;  ///< "" outside SLURM
+  std::string command_line;       ///< JSON array of the process's arguments
+  std::string model_description;  ///< Denoiser::describe()
 };
 
 /// A row of the cell table.
@@ -45,7 +52,7 @@ struct CellRecord {
   std::string method;
   std::string settings;  ///< canonical text of the resolved method settings
   std::string settings_hash;
-  std::string axes;  ///< "G=5" (the settings-axis values of the cell)
+  std::string axes;  ///< "G=5" (the settings-axis values of the cell; column `variant`)
   std::string dataset, dataset_settings;
   std::string mask, mask_settings;
   std::string model, model_settings;
@@ -70,7 +77,7 @@ struct SampleRecord {
   double seconds = 0;       ///< the batch's wall time divided by its size
   int64_t forwards = 0;     ///< network evaluations the sample went through
   int64_t backwards = 0;
-  int64_t peak_memory = 0;  ///< peak device bytes of its batch (0 on the CPU)
+  int64_t peak_memory = 0;  ///< peak device bytes of its batch (0 on the CPU; peak_memory_bytes)
   std::string status;       ///< "ok" or "error"
   std::string error;
   std::string h5_file;  ///< the HDF5 file's name, relative to the database's folder
@@ -88,6 +95,8 @@ class ResultsDb {
   ResultsDb& operator=(const ResultsDb&) = delete;
 
   const std::string& path() const { return path_; }
+  /// PRAGMA user_version: 2 once opened by this program (older files are migrated on open).
+  int schema_version() const;
 
   /// Inserts an experiment row; returns its id.
   int64_t add_run(const RunRecord& run);
@@ -117,6 +126,8 @@ class ResultsDb {
   std::string query_text(const std::string& sql) const;
 
  private:
+  /// Upgrades a version-1 database to version 2 in one transaction (idempotent).
+  void migrate();
   std::string path_;
   sqlite3* db_ = nullptr;
 };
