@@ -208,8 +208,8 @@ class Stmt {
 
 const char* kSampleColumns =
     "s.id, s.cell_id, s.image_index, s.image_id, s.sample_index, s.run_id, s.seconds, s.forwards, "
-    "s.backwards, s.peak_memory_bytes, s.status, s.error, s.h5_file, s.sample_path, s.reference_path, "
-    "s.mask_path";
+    "s.backwards, s.peak_memory_bytes, s.status, s.error, s.h5_file, s.sample_path, "
+    "s.reference_path, s.mask_path";
 
 SampleRecord read_sample(const Stmt& q) {
   SampleRecord r;

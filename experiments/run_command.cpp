@@ -19,10 +19,14 @@ namespace {
 
 po::options_description run_options() {
   po::options_description d(
-      "usage: copaint [--device D] run EXPERIMENT.ini [--out DIR] [--set k=v]... [--dry-run] "
-      "[--shard i/n] [--retry-failed] [--force]\n\nOptions");
+      "usage: copaint run EXPERIMENT.ini [--config SITE.ini]... [--set k=v]... [--out DIR] "
+      "[--dry-run] [--shard i/n] [--retry-failed] [--force] [--progress-every S] [global "
+      "options]\n\nOptions");
   d.add_options()("help,h", "print this help")(
       "out", po::value<std::string>(), "results folder (default results/<name>)")(
+      "config", po::value<std::vector<std::string>>()->composing(),
+      "an INI file layered over the experiment file (repeatable, in order; later wins; --set "
+      "wins over all), e.g. a site's checkpoint and data paths")(
       "set", po::value<std::vector<std::string>>()->composing(),
       "an experiment key=value (repeatable; wins over the file), e.g. --set samples=2 or "
       "--set copaint.G=1,2")(
@@ -32,7 +36,9 @@ po::options_description run_options() {
       "i/n: run only work items (cell, image, sample) whose index % n == i, into "
       "results.shard-i-of-n.{sqlite,h5}")(
       "retry-failed", po::bool_switch(), "rerun samples stored with status error")(
-      "force", po::bool_switch(), "recompute samples already stored");
+      "force", po::bool_switch(), "recompute samples already stored")(
+      "progress-every", po::value<double>()->default_value(60),
+      "seconds between progress lines when stderr is not a terminal (SLURM logs); 0 = none");
   return d;
 }
 
@@ -50,9 +56,11 @@ const char* kRunNotes =
     "\nThe experiment file is INI with dotted keys (experiments/*.ini; see experiments/README.md).\n"
     "A comma list in `dataset`, `methods`, `masks`, `seeds` or a method setting (copaint.G = 1,2,5)\n"
     "is a grid axis; other values are literal (adm.channel_mult = 1,2,2).\n"
+    "Settings: the experiment file, then each --config file in order, then --set (last wins).\n"
     "Results: DIR/results.sqlite (SQLite, WAL) and DIR/results.h5 (uint8 images). A rerun skips\n"
     "stored samples (those with status error too, unless --retry-failed). Shards write their own\n"
-    "files; combine them with `copaint merge DIR` (or report on DIR directly).\n";
+    "files; combine them with `copaint merge DIR` (or report on DIR directly).\n"
+    "SIGTERM/SIGINT stop after the batch in progress is stored (exit 128+signal; rerun resumes).\n";
 
 int cmd_run(CommandContext& ctx) {
   po::options_description visible = run_options();
@@ -72,11 +80,14 @@ int cmd_run(CommandContext& ctx) {
   std::vector<std::string> sets =
       vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
   const std::string file = vm["experiment"].as<std::string>();
+  const std::vector<std::string> configs = vm.count("config")
+                                               ? vm["config"].as<std::vector<std::string>>()
+                                               : std::vector<std::string>{};
   if (!ctx.precision.empty()) {
     // --precision is <model>.precision: part of the model's settings, so of every cell's key.
-    sets.push_back(load_experiment(file, sets).model + ".precision=" + ctx.precision);
+    sets.push_back(load_experiment(file, configs, sets).model + ".precision=" + ctx.precision);
   }
-  const Experiment ex = load_experiment(file, sets);
+  const Experiment ex = load_experiment(file, configs, sets);
 
   RunOptions o;
   if (vm.count("out")) o.out_dir = vm["out"].as<std::string>();
@@ -86,6 +97,7 @@ int cmd_run(CommandContext& ctx) {
   o.device = ctx.device;
   if (vm.count("stop-after")) o.stop_after = vm["stop-after"].as<int64_t>();
   if (vm.count("crash-after")) o.crash_after = vm["crash-after"].as<int64_t>();
+  o.progress_seconds = vm["progress-every"].as<double>();
 
   if (vm["dry-run"].as<bool>()) {
     print_plan(ex, plan_experiment(ex, o), ctx.out);
@@ -102,6 +114,9 @@ int cmd_run(CommandContext& ctx) {
                 static_cast<long long>(s.ok), static_cast<long long>(s.errors), s.seconds,
                 s.stopped ? " (stopped early)" : "");
   ctx.out << line << "results: " << s.paths.db << ", " << s.paths.h5 << "\n";
+  // Stopped by SIGTERM/SIGINT: the shell's code for that signal, so SLURM and `&&` see an
+  // unfinished run (what is stored is complete; a rerun resumes).
+  if (s.stop_signal != 0) return 128 + s.stop_signal;
   return 0;
 }
 

@@ -1,21 +1,25 @@
 // The experiment runner: planning (shards, resume), batching, scoring and storing samples.
 #include "experiments/runner.h"
 
+#include <atomic>
 #include <chrono>
 #include <cinttypes>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <memory>
 #include <ostream>
 
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include <ATen/ATen.h>
-
+#include <ATen/Parallel.h>
 
 #include "datasets/dataset.h"
 #include "datasets/mask.h"
@@ -24,6 +28,7 @@
 #include "experiments/models.h"
 #include "experiments/results_db.h"
 #include "experiments/results_h5.h"
+#include "experiments/results_json.h"
 #include "framework/device.h"
 #include "framework/error.h"
 #include "framework/log.h"
@@ -47,6 +52,128 @@ std::string iso_now() {
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
 }
+
+/// Seconds as h:mm:ss.
+std::string hms(double seconds) {
+  if (!(seconds >= 0) || seconds > 1e8) return "?:??:??";
+  const long long t = static_cast<long long>(seconds + 0.5);
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", t / 3600, t / 60 % 60, t % 60);
+  return buf;
+}
+
+std::string env_or_empty(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+std::string host_name() {
+  char buf[HOST_NAME_MAX + 1] = {0};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "";
+  return buf;
+}
+
+/// This process's arguments (from /proc/self/cmdline; empty where there is none).
+std::vector<std::string> process_arguments() {
+  std::vector<std::string> out;
+  std::FILE* f = std::fopen("/proc/self/cmdline", "rb");
+  if (!f) return out;
+  std::string cur;
+  for (int c; (c = std::fgetc(f)) != EOF;) {
+    if (c == '\0') {
+      out.push_back(cur);
+      cur.clear();
+    } else {
+      cur.push_back(static_cast<char>(c));
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  std::fclose(f);
+  return out;
+}
+
+/// SIGTERM / SIGINT during a run: finish the batch in progress, store it, stop cleanly (a second
+/// SIGINT ends the process at once).
+volatile std::sig_atomic_t g_stop_signal = 0;
+extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+/// Installs the stop handlers for the life of the object (restoring the previous ones).
+class StopSignals {
+ public:
+  explicit StopSignals(bool enabled) : enabled_(enabled) {
+    g_stop_signal = 0;
+    if (!enabled_) return;
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    // SIGTERM may come twice (SLURM signals the batch script, which forwards it, and every
+    // process): the later ones change nothing; SLURM's SIGKILL follows after its KillWait.
+    sigaction(SIGTERM, &sa, &old_term_);
+    sa.sa_flags = SA_RESETHAND;  // a second Ctrl-C ends the process at once
+    sigaction(SIGINT, &sa, &old_int_);
+  }
+  ~StopSignals() {
+    if (!enabled_) return;
+    sigaction(SIGTERM, &old_term_, nullptr);
+    sigaction(SIGINT, &old_int_, nullptr);
+  }
+  int signal() const { return g_stop_signal; }
+
+ private:
+  bool enabled_;
+  struct sigaction old_term_ = {};
+  struct sigaction old_int_ = {};
+};
+
+/// Progress of a run: the bar on a terminal; elsewhere (a SLURM log, a pipe) one line every
+/// `interval` seconds with done/total, rate, elapsed and ETA, and one at the end.
+class RunProgress {
+ public:
+  RunProgress(int64_t total, const std::string& label, double interval)
+      : bar_(total, label), total_(total), label_(label), interval_(interval) {
+    lines_ = interval_ > 0 && !isatty(fileno(stderr));
+    start_ = last_ = std::chrono::steady_clock::now();
+  }
+  void advance(int64_t n, const std::string& status) {
+    done_ += n;
+    status_ = status;
+    bar_.advance(n, status);
+    if (!lines_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (std::chrono::duration<double>(now - last_).count() >= interval_) {
+      last_ = now;
+      line("");
+    }
+  }
+  void finish(const std::string& how) {
+    if (finished_) return;
+    finished_ = true;
+    bar_.finish();
+    if (lines_ && total_ > 0) line(how);
+  }
+
+ private:
+  void line(const std::string& how) {
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    const double rate = elapsed > 0 ? static_cast<double>(done_) / elapsed : 0.0;
+    const double eta = rate > 0 ? static_cast<double>(total_ - done_) / rate : -1;
+    char buf[256];
+    std::snprintf(
+        buf, sizeof buf, "progress: %lld/%lld samples (%.1f%%), %.2f samples/s, elapsed %s, ETA %s",
+        static_cast<long long>(done_), static_cast<long long>(total_),
+        total_ > 0 ? 100.0 * static_cast<double>(done_) / static_cast<double>(total_) : 100.0, rate,
+        hms(elapsed).c_str(), how.empty() ? hms(eta).c_str() : "-");
+    log_info(label_ + " " + buf +
+             (how.empty() ? (status_.empty() ? "" : "; " + status_) : "; " + how));
+  }
+  ProgressBar bar_;
+  int64_t total_, done_ = 0;
+  std::string label_, status_;
+  double interval_;
+  bool lines_ = false, finished_ = false;
+  std::chrono::steady_clock::time_point start_, last_;
+};
 
 /// The dataset's settings without `count` (adding images keeps stored ones valid).
 std::string dataset_key(const std::string& name, const Options& settings) {
@@ -382,6 +509,14 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
   run.torch_version = torch_version();
   run.cuda = cuda_available() ? "yes (" + std::to_string(cuda_device_count()) + " GPU(s))" : "no";
   run.device = describe_device(device) + "; model " + model->describe();
+  run.device_type = device.str();
+  run.threads = at::get_num_threads();
+  run.host = host_name();
+  run.slurm_job_id = env_or_empty("SLURM_JOB_ID");
+  run.slurm_array_job_id = env_or_empty("SLURM_ARRAY_JOB_ID");
+  run.slurm_array_task_id = env_or_empty("SLURM_ARRAY_TASK_ID");
+  run.command_line = json_string_array(process_arguments());
+  run.model_description = model->describe();
   run.shard = options.shard_count > 1 ? std::to_string(options.shard_index) + "/" +
                                             std::to_string(options.shard_count)
                                       : "";
@@ -458,7 +593,8 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
   };
 
   int64_t stored = 0, in_h5 = 0;
-  ProgressBar bar(to_run, "run " + ex.name);
+  RunProgress bar(to_run, "run " + ex.name, options.progress_seconds);
+  StopSignals stop_signals(options.handle_signals);
   try {
     for (const auto& [cell_index, items] : pending) {
       if (summary.stopped) break;
@@ -510,20 +646,29 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
           const at::Tensor s = r.samples.to(device), ref = batch.images.to(device),
                            m = batch.masks.to(device);
           for (auto& metric : metrics) {
-            // A metric that cannot score this batch (e.g. a mask with no unknown pixel for a
-            // masked metric) loses only its score: the computed samples are kept.
-            at::Tensor v;
-            try {
-              v = metric->score(s, ref, m).to(at::kCPU, at::kDouble).contiguous();
-            } catch (const UsageError&) {
-              throw;
-            } catch (const std::exception& e) {
-              log_warn(cell.label() + ": metric " + metric->name() + " not scored: " + e.what());
-              continue;
-            }
+            // Each sample is scored on its own, so scores do not depend on how samples were
+            // packed into batches (a batched SSIM convolution differed from a single one in the
+            // 8th digit: shards differed from an unsharded run). A sample the metric cannot
+            // score (e.g. a mask with no unknown pixel for a masked metric) loses only that
+            // score: the computed samples are kept.
+            bool warned = false;
             for (int64_t k = 0; k < b; ++k) {
-              out[k].scores.push_back(
-                  {metric->name(), v[k].item<double>(), metric->higher_is_better()});
+              double v = 0;
+              try {
+                v = metric->score(s.narrow(0, k, 1), ref.narrow(0, k, 1), m.narrow(0, k, 1))
+                        .to(at::kCPU, at::kDouble)
+                        .reshape({-1})[0]
+                        .item<double>();
+              } catch (const UsageError&) {
+                throw;
+              } catch (const std::exception& e) {
+                if (!warned)
+                  log_warn(cell.label() + ": metric " + metric->name() +
+                           " not scored: " + e.what());
+                warned = true;
+                continue;
+              }
+              out[k].scores.push_back({metric->name(), v, metric->higher_is_better()});
             }
           }
         }
@@ -631,16 +776,28 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
         }
         db.write_samples(records);
         stored += static_cast<int64_t>(group.size());
-        bar.advance(static_cast<int64_t>(group.size()), cell.method + "/" + cell.mask);
+        const std::string variant = cell.axes_label();
+        bar.advance(static_cast<int64_t>(group.size()),
+                    cell.method + (variant.empty() ? "" : " [" + variant + "]") + " / " +
+                        cell.mask +
+                        (ex.seeds.size() > 1 ? " / seed " + std::to_string(cell.seed) : ""));
         if (options.stop_after >= 0 && stored >= options.stop_after) summary.stopped = true;
+        if (stop_signals.signal() != 0) {
+          summary.stopped = true;
+          summary.stop_signal = stop_signals.signal();
+          log_warn("run " + ex.name + ": " + strsignal(summary.stop_signal) + " (signal " +
+                   std::to_string(summary.stop_signal) +
+                   "): stopping after the batch in progress, " + std::to_string(stored) +
+                   " sample(s) stored; rerun (or requeue) to resume");
+        }
       }
     }
   } catch (const std::exception& e) {
-    bar.finish();
+    bar.finish("failed");
     db.finish_run(run_id, iso_now(), std::string("failed: ") + e.what());
     throw;
   }
-  bar.finish();
+  bar.finish(summary.stopped ? "stopped" : "finished");
   db.finish_run(run_id, iso_now(), summary.stopped ? "stopped" : "finished");
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return summary;

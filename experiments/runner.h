@@ -38,6 +38,12 @@ struct RunOptions {
   bool retry_failed = false;   ///< rerun samples stored with status error (default: skip them)
   bool force = false;          ///< recompute samples already stored (rows and images replaced)
   std::string device = "auto"; ///< auto | cpu | cuda | cuda:N
+  /// Without a terminal on stderr (a SLURM log, a pipe): a progress line every this many
+  /// seconds (done/total, rate, elapsed, ETA) and one at the end; <= 0 = none.
+  double progress_seconds = 60;
+  /// SIGTERM or SIGINT (a time limit, preemption, Ctrl-C) stops the run cleanly after the batch in
+  /// progress is stored (status `stopped`; a rerun resumes). The handlers are restored after.
+  bool handle_signals = true;
   /// Testing: return (as if interrupted) once at least this many samples were stored; -1 = off.
   int64_t stop_after = -1;
   /// Testing (fault injection): once at least this many samples are in HDF5, terminate the
@@ -98,7 +104,8 @@ struct RunSummary {
   int64_t selected = 0;  ///< samples this shard is responsible for
   int64_t skipped = 0;   ///< already stored
   int64_t ok = 0, errors = 0;  ///< run now
-  bool stopped = false;  ///< stop_after ended the run early
+  bool stopped = false;        ///< stop_after or a signal ended the run early
+  int stop_signal = 0;         ///< the signal that stopped it (SIGTERM, SIGINT), else 0
   double seconds = 0;
   ResultPaths paths;
 };
