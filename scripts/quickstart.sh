@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on the bundled model and data: installs what is missing, builds, runs the
-# quickstart experiment (every method on Fashion-MNIST test images with the bundled model, four
+# quickstart experiment (every method on Fashion-MNIST test images with the bundled model, three
 # masks), prints the comparison and timing tables once, draws an image grid and, where gnuplot is
 # installed, the figures. Results land in results/quickstart/ (a rerun resumes and only redraws).
 set -euo pipefail
