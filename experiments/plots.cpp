@@ -23,9 +23,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// Okabe-Ito: distinguishable with the common colour-vision deficiencies, and in grey.
+/// Okabe-Ito (its yellow, unreadable on white, replaced by wine #882255): distinguishable with the
+/// common colour-vision deficiencies.
 const char* const kPalette[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00",
-                                "#56B4E9", "#000000", "#F0E442", "#999999"};
+                                "#56B4E9", "#000000", "#882255", "#999999"};
 constexpr int kColours = sizeof kPalette / sizeof kPalette[0];
 /// gnuplot point types (circle, square, triangle up, diamond, triangle down, ...: filled).
 const int kPoints[] = {7, 5, 9, 13, 11, 15, 1, 2, 3};

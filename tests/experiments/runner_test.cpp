@@ -887,8 +887,10 @@ TEST_F(Runner, ReportPivotMaskByMethodIsTheTranspose) {
       EXPECT_EQ(t[r][c], tt[c][r]) << r << "," << c;
     }
   }
-  // The cell values are numbers from the data, not placeholders.
-  EXPECT_NE(tt[1][1].find('('), std::string::npos);
+  // The cell values are numbers from the data, not placeholders (one sample per image: no
+  // best-of-n part).
+  EXPECT_NE(tt[1][1].find('.'), std::string::npos);
+  EXPECT_EQ(tt[1][1].find('('), std::string::npos);
   // Spaces optional; anything else is a usage error.
   std::ostringstream c;
   ro.pivot = "maskxmethod";
@@ -1011,7 +1013,7 @@ TEST_F(Runner, CliRunReportAndExport) {
   std::ostringstream tex;
   ASSERT_EQ(run_cli({"report", (dir / "r").string(), "--format", "latex"}, tex, err), 0);
   EXPECT_NE(tex.str().find("\\begin{tabular}"), std::string::npos);
-  EXPECT_NE(tex.str().find("known\\_mse"), std::string::npos);
+  EXPECT_NE(tex.str().find("MSE (known) $\\downarrow$"), std::string::npos);  // display names
 
   const std::string png = (dir / "s.png").string();
   ASSERT_EQ(run_cli({"export", (dir / "r").string(), "--sample", "1", "--out", png}, out, err), 0)
