@@ -128,6 +128,40 @@ void ResultsH5::write_uint8(const std::string& dataset, const at::Tensor& hwc_in
   }
 }
 
+void ResultsH5::set_attributes(const std::string& path,
+                               const std::map<std::string, std::string>& text,
+                               const std::map<std::string, int64_t>& integers) {
+  try {
+    H5::H5Object* target = nullptr;
+    H5::DataSet ds;
+    H5::Group group;
+    if (impl_->file.childObjType(path) == H5O_TYPE_DATASET) {
+      ds = impl_->file.openDataSet(path);
+      target = &ds;
+    } else {
+      group = impl_->file.openGroup(path);
+      target = &group;
+    }
+    const H5::DataSpace scalar(H5S_SCALAR);
+    const H5::StrType str(H5::PredType::C_S1, H5T_VARIABLE);
+    for (const auto& [name, value] : text) {
+      if (target->attrExists(name)) target->removeAttr(name);
+      H5::StrType t = str;
+      t.setCset(H5T_CSET_UTF8);
+      H5::Attribute a = target->createAttribute(name, t, scalar);
+      a.write(t, value);
+    }
+    for (const auto& [name, value] : integers) {
+      if (target->attrExists(name)) target->removeAttr(name);
+      H5::Attribute a = target->createAttribute(name, H5::PredType::NATIVE_INT64, scalar);
+      const int64_t v = value;
+      a.write(H5::PredType::NATIVE_INT64, &v);
+    }
+  } catch (const H5::Exception& e) {
+    fail(path_, "cannot set attributes of '" + path + "'", e);
+  }
+}
+
 void ResultsH5::write_image(const std::string& dataset, const at::Tensor& image) {
   write_uint8(dataset, image_to_uint8(image));
 }

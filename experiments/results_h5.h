@@ -10,6 +10,8 @@
 // their own files).
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -38,6 +40,11 @@ class ResultsH5 {
   void write_mask(const std::string& dataset, const at::Tensor& mask);
   /// Stores a uint8 [H,W,C] tensor as it is.
   void write_uint8(const std::string& dataset, const at::Tensor& hwc);
+
+  /// Sets attributes of the dataset or group at `path` (replacing ones of the same name):
+  /// strings as variable-length UTF-8 strings, integers as int64 (h5py reads str and int).
+  void set_attributes(const std::string& path, const std::map<std::string, std::string>& text,
+                      const std::map<std::string, int64_t>& integers = {});
 
   bool contains(const std::string& dataset) const;
   /// The uint8 [H,W,C] tensor at `dataset`; InputError naming the file and path when absent.

@@ -125,6 +125,17 @@ def main():
             check(m is not None and abs(m - float(r["mean"])) <= 1e-8 * max(1.0, abs(m)),
                   "report mean %s [%s] %s %s: %s vs %s" % (r["method"], r["settings"], r["mask"],
                                                           r["metric"], r["mean"], m))
+        import h5py
+        row = merged.iloc[0]
+        with h5py.File(row.h5_file, "r") as f:  # merged files keep the datasets' attributes
+            a = dict(f[row.sample_path].attrs)
+            check(a.get("kind") == "sample" and a.get("method") == row.method and
+                  a.get("mask") == row["mask"] and int(a.get("image_index")) == row.image_index and
+                  a.get("cell_key") == row.cell_key, "sample attributes %r" % a)
+            check(__import__("json").loads(a["settings"]) == row.settings_dict, "settings attr")
+            check(dict(f[row.mask_path].attrs).get("kind") == "mask", "mask attributes")
+            check(dict(f[row.reference_path].attrs).get("image_id") == row.image_id,
+                  "reference attributes")
         stack = cr.stack_samples(cr.load_samples(out, status="ok"))
         check(stack.shape == (6, 8, 8, 3) and stack.dtype == np.uint8, "stack %s" % (stack.shape,))
         runs = cr.load_runs(os.path.join(out, "results.sqlite"))
