@@ -13,11 +13,11 @@
 #include "experiments/inpaint_command.h"
 #include "experiments/run_command.h"
 #include "framework/device.h"
-#include "framework/torch_compat.h"
 #include "framework/error.h"
 #include "framework/log.h"
 #include "framework/model.h"
 #include "framework/registry.h"
+#include "framework/torch_compat.h"
 #include "framework/version.h"
 #include "methods/method.h"
 #include "methods/verify/verify_command.h"
@@ -38,20 +38,20 @@ const char* kUsage =
 
 po::options_description global_options() {
   po::options_description d("Global options");
-  d.add_options()
-      ("help,h", "print this help (or `copaint <command> --help` for a command's options)")
-      ("version", "print version, git revision, LibTorch version and whether CUDA is available")
-      ("device", po::value<std::string>()->default_value("auto"),
-       "auto | cpu | cuda | cuda:N (auto = CUDA when LibTorch sees a GPU)")
-      ("threads", po::value<int>()->default_value(0),
-       "CPU threads for LibTorch (0 = SLURM_CPUS_PER_TASK when set, else LibTorch's default)")
-      ("precision", po::value<std::string>(),
-       "fp32 | tf32 | bf16 | fp16: the UNet's arithmetic for inpaint and run (shorthand for "
-       "--set <model>.precision=P; default: the model's setting, auto = fp16 for use_fp16 "
-       "checkpoints on CUDA, else fp32; fp16 needs CUDA)")
-      ("log-level", po::value<std::string>()->default_value("info"),
-       "debug | info | warn | error | quiet")
-      ("quiet,q", "no progress bars and only warnings and errors");
+  d.add_options()("help,h",
+                  "print this help (or `copaint <command> --help` for a command's options)")(
+      "version", "print version, git revision, LibTorch version and whether CUDA is available")(
+      "device", po::value<std::string>()->default_value("auto"),
+      "auto | cpu | cuda | cuda:N (auto = CUDA when LibTorch sees a GPU)")(
+      "threads", po::value<int>()->default_value(0),
+      "CPU threads for LibTorch (0 = SLURM_CPUS_PER_TASK when set, else LibTorch's default)")(
+      "precision", po::value<std::string>(),
+      "fp32 | tf32 | bf16 | fp16: the UNet's arithmetic for inpaint and run (shorthand for "
+      "--set <model>.precision=P; default: the model's setting, auto = fp16 for use_fp16 "
+      "checkpoints on CUDA, else fp32; fp16 needs CUDA)")(
+      "log-level", po::value<std::string>()->default_value("info"),
+      "debug | info | warn | error | quiet")("quiet,q",
+                                             "no progress bars and only warnings and errors");
   return d;
 }
 
@@ -60,9 +60,11 @@ std::string version_text() {
   os << "copaint " << version() << "\n"
      << "git revision: " << git_revision() << "\n"
      << "LibTorch: " << torch_version() << "\n"
-     << "CUDA built in: " << (cuda_built() ? "yes (CUDA " + cuda_build_version() + ")" : "no") << "\n"
+     << "CUDA built in: " << (cuda_built() ? "yes (CUDA " + cuda_build_version() + ")" : "no")
+     << "\n"
      << "CUDA available: "
-     << (cuda_available() ? "yes (" + std::to_string(cuda_device_count()) + " GPU(s))" : "no") << "\n";
+     << (cuda_available() ? "yes (" + std::to_string(cuda_device_count()) + " GPU(s))" : "no")
+     << "\n";
   return os.str();
 }
 
@@ -101,7 +103,8 @@ int cmd_list(CommandContext& ctx) {
   if (!what.empty()) {
     auto it = kinds.find(what);
     if (it == kinds.end()) {
-      throw UsageError("unknown kind '" + what + "'; valid: datasets, masks, methods, metrics, models");
+      throw UsageError("unknown kind '" + what +
+                       "'; valid: datasets, masks, methods, metrics, models");
     }
     it->second();
     return 0;
@@ -128,8 +131,8 @@ void hoist_global_options(std::vector<std::string>* rest, std::vector<std::strin
     }
     const std::string name = a.substr(0, a.find('='));
     const bool own = command == "report" && name == "--precision";
-    const bool with_value = name == "--device" || name == "--threads" || name == "--log-level" ||
-                            name == "--precision";
+    const bool with_value =
+        name == "--device" || name == "--threads" || name == "--log-level" || name == "--precision";
     if (!own && with_value) {
       global_args->push_back(a);
       if (a.find('=') == std::string::npos && i + 1 < rest->size())
@@ -145,8 +148,11 @@ void hoist_global_options(std::vector<std::string>* rest, std::vector<std::strin
 
 void print_help(std::ostream& out) {
   out << kUsage << "\nCommands:\n";
-  for (const auto& c : commands()) out << "  " << c.name << std::string(12 - std::min<size_t>(11, c.name.size()), ' ') << c.summary << "\n";
-  out << "\n" << global_options() << "\n"
+  for (const auto& c : commands())
+    out << "  " << c.name << std::string(12 - std::min<size_t>(11, c.name.size()), ' ') << c.summary
+        << "\n";
+  out << "\n"
+      << global_options() << "\n"
       << "Settings use dotted keys (e.g. copaint.G=5): give them with `--set key=value` or in an\n"
       << "INI file with `--config FILE` (commands that take settings); the command line wins.\n";
 }
@@ -155,7 +161,8 @@ void ensure_builtin_commands() {
   static bool done = false;
   if (done) return;
   done = true;
-  add_command({"list", "list registered methods, metrics, datasets, masks and models with their options",
+  add_command({"list",
+               "list registered methods, metrics, datasets, masks and models with their options",
                cmd_list});
   register_inpaint_command();
   register_inspect_command();
@@ -165,7 +172,8 @@ void ensure_builtin_commands() {
   register_report_command();
   register_export_command();
   register_external_commands();
-  add_command({"verify", "replay recorded reference runs: does this install reproduce the reference?",
+  add_command({"verify",
+               "replay recorded reference runs: does this install reproduce the reference?",
                [](CommandContext& ctx) { return run_verify(ctx.args, ctx.device, ctx.out); }});
 }
 

@@ -197,8 +197,8 @@ bool valid_name(const std::string& name) {
 }  // namespace
 
 const std::vector<std::string>& experiment_top_level_keys() {
-  static const std::vector<std::string> keys = {"name",    "model",   "dataset",    "methods",
-                                                "masks",   "seeds",   "samples",    "metrics",
+  static const std::vector<std::string> keys = {"name",       "model",    "dataset", "methods",
+                                                "masks",      "seeds",    "samples", "metrics",
                                                 "batch_size", "mask_seed"};
   return keys;
 }
@@ -268,11 +268,12 @@ Experiment parse_experiment(const std::string& text, const std::string& source,
   Experiment ex;
   ex.source = source;
   for (const auto& [k, v] : config.values()) ex.origin[k] = where.at(k);
-  ex.name = config.has("name") ? trim(config.get("name"))
-                               : std::filesystem::path(source).stem().string();
+  ex.name =
+      config.has("name") ? trim(config.get("name")) : std::filesystem::path(source).stem().string();
   if (!valid_name(ex.name)) {
-    where.fail("name", "experiment name '" + ex.name +
-                           "' must be letters, digits, '.', '_' or '-' (it names the results folder)");
+    where.fail("name",
+               "experiment name '" + ex.name +
+                   "' must be letters, digits, '.', '_' or '-' (it names the results folder)");
   }
 
   // Names of the entries used.
@@ -326,12 +327,11 @@ Experiment parse_experiment(const std::string& text, const std::string& source,
     auto it = scopes.find(prefix);
     if (it == scopes.end()) {
       const bool registered =
-          !prefix.empty() &&
-          (Registry<Method>::global().contains(prefix) ||
-           Registry<Denoiser>::global().contains(prefix) ||
-           Registry<Dataset>::global().contains(prefix) ||
-           Registry<MaskGenerator>::global().contains(prefix) ||
-           Registry<Metric>::global().contains(prefix));
+          !prefix.empty() && (Registry<Method>::global().contains(prefix) ||
+                              Registry<Denoiser>::global().contains(prefix) ||
+                              Registry<Dataset>::global().contains(prefix) ||
+                              Registry<MaskGenerator>::global().contains(prefix) ||
+                              Registry<Metric>::global().contains(prefix));
       if (registered) {
         log_debug(where.at(key) + ": '" + key + "' ignored: '" + prefix +
                   "' is not used by this experiment");
@@ -362,8 +362,8 @@ Experiment parse_experiment(const std::string& text, const std::string& source,
       keys = option_keys<Metric>(prefix);
     }
     if (!known) {
-      where.fail(key, "unknown option '" + key + "' for " + kind + " '" + prefix + "'; valid: " +
-                          (keys.empty() ? std::string("(none)") : join_names(keys)));
+      where.fail(key, "unknown option '" + key + "' for " + kind + " '" + prefix +
+                          "'; valid: " + (keys.empty() ? std::string("(none)") : join_names(keys)));
     }
   }
 
@@ -448,8 +448,8 @@ Experiment parse_experiment(const std::string& text, const std::string& source,
         const std::string key = blamed_key(m, what, user, axes);
         std::string label;
         for (const auto& [k, v] : axes) label += (label.empty() ? "" : ", ") + k + "=" + v;
-        where.fail(key, "method '" + m + "'" + (label.empty() ? "" : " [" + label + "]") + ": " +
-                            what);
+        where.fail(key,
+                   "method '" + m + "'" + (label.empty() ? "" : " [" + label + "]") + ": " + what);
       }
       mc.variants.emplace_back(Registry<Method>::global().keyed(m, resolved), axes);
       mc.forwards.push_back(forwards);

@@ -19,7 +19,8 @@ InpaintBatchResult run_inpaint_batch(Method& method, Denoiser& model, const Inpa
                      std::to_string(b) + " images");
   }
   InpaintInput in;
-  for (uint64_t s : batch.seeds) in.generators.push_back(at::make_generator<at::CPUGeneratorImpl>(s));
+  for (uint64_t s : batch.seeds)
+    in.generators.push_back(at::make_generator<at::CPUGeneratorImpl>(s));
   in.image = batch.images.to(device, at::kFloat).contiguous();
   in.mask = batch.masks.to(device, at::kFloat);
   if (batch.labels.defined()) in.y = batch.labels.to(device, at::kLong);
@@ -37,8 +38,7 @@ InpaintBatchResult run_inpaint_batch(Method& method, Denoiser& model, const Inpa
   // Samplers that ran under InferenceMode return inference tensors, which may not be changed in
   // place or enter autograd later: the caller gets a normal tensor.
   if (result.samples.is_inference()) result.samples = result.samples.clone();
-  result.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (in.x_T.defined()) result.x_T = in.x_T.to(at::kCPU, at::kFloat);
   result.evals = out.evals;
   return result;
@@ -48,8 +48,7 @@ void check_class_label(const Denoiser& model, int64_t label, const std::string& 
   if (model.num_classes() > 0 && (label < 0 || label >= model.num_classes())) {
     throw UsageError(what + ": the model is class-conditional: it needs a class label in [0, " +
                      std::to_string(model.num_classes()) + ")" +
-                     (label < 0 ? std::string(", got none")
-                                : ", got " + std::to_string(label)));
+                     (label < 0 ? std::string(", got none") : ", got " + std::to_string(label)));
   }
   if (model.num_classes() == 0 && label >= 0) {
     throw UsageError(what + ": the model is not class-conditional; it takes no class label");

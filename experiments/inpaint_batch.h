@@ -17,11 +17,11 @@ namespace copaint {
 
 /// A batch of B problems (CPU or device tensors; moved to the device by run_inpaint_batch).
 struct InpaintBatch {
-  at::Tensor images;  ///< [B,C,H,W] in [-1,1]
-  at::Tensor masks;   ///< [B or 1,1,H,W], 1 = known
-  at::Tensor labels;  ///< [B] int64 class labels, or undefined for unconditional models
+  at::Tensor images;            ///< [B,C,H,W] in [-1,1]
+  at::Tensor masks;             ///< [B or 1,1,H,W], 1 = known
+  at::Tensor labels;            ///< [B] int64 class labels, or undefined for unconditional models
   std::vector<uint64_t> seeds;  ///< one generator seed per sample (B of them)
-  at::Tensor x_T;  ///< optional [B,C,H,W] initial noise; else see draw_x_T
+  at::Tensor x_T;               ///< optional [B,C,H,W] initial noise; else see draw_x_T
   /// Without x_T: true draws it here from the seeds' generators (per_sample_randn, as a method
   /// would) so that it can be returned; false leaves it to the method (needed by methods that
   /// draw their own starting points, e.g. resample's particles), and the result's x_T is empty.

@@ -93,7 +93,8 @@ MergeSummary merge_results(const std::vector<std::string>& inputs_in, const std:
   std::map<std::string, int64_t> out_cells;
   for (const auto& c : out.cells()) out_cells[c.key] = c.id;
   std::map<std::tuple<int64_t, int64_t, int64_t>, std::string> present;
-  for (const auto& s : out.samples()) present[{s.cell_id, s.image_index, s.sample_index}] = s.status;
+  for (const auto& s : out.samples())
+    present[{s.cell_id, s.image_index, s.sample_index}] = s.status;
 
   std::unique_ptr<ResultsH5> out_h5;
   for (auto& db : dbs) {

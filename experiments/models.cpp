@@ -205,8 +205,7 @@ void register_builtin_models() {
                return with_prefix(preset, [&] {
                  UNetConfig c = unet_preset(preset);
                  c.use_fp16 = o.get_bool("use_fp16");
-                 return load_unet(preset, c, o.get("checkpoint"),
-                                  run_options_from(o, c.use_fp16));
+                 return load_unet(preset, c, o.get("checkpoint"), run_options_from(o, c.use_fp16));
                });
              }});
   }

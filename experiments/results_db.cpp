@@ -357,8 +357,7 @@ int64_t ResultsDb::add_run(const RunRecord& r) {
   return sqlite3_last_insert_rowid(db_);
 }
 
-void ResultsDb::finish_run(int64_t run_id, const std::string& finished,
-                           const std::string& status) {
+void ResultsDb::finish_run(int64_t run_id, const std::string& finished, const std::string& status) {
   Stmt q(db_, "UPDATE experiment SET finished = ?, status = ? WHERE id = ?", path_);
   q.bind(1, finished).bind(2, status).bind(3, run_id);
   q.step();
@@ -390,8 +389,7 @@ int64_t ResultsDb::ensure_cell(const CellRecord& c) {
   return sqlite3_last_insert_rowid(db_);
 }
 
-std::map<std::pair<int64_t, int64_t>, std::string> ResultsDb::sample_status(
-    int64_t cell_id) const {
+std::map<std::pair<int64_t, int64_t>, std::string> ResultsDb::sample_status(int64_t cell_id) const {
   std::map<std::pair<int64_t, int64_t>, std::string> out;
   Stmt q(db_, "SELECT image_index, sample_index, status FROM sample WHERE cell_id = ?", path_);
   q.bind(1, cell_id);
@@ -415,8 +413,7 @@ void ResultsDb::write_samples(const std::vector<SampleRecord>& samples) {
             "sample_path = excluded.sample_path, reference_path = excluded.reference_path, "
             "mask_path = excluded.mask_path",
             path_);
-    Stmt id(db_,
-            "SELECT id FROM sample WHERE cell_id = ? AND image_index = ? AND sample_index = ?",
+    Stmt id(db_, "SELECT id FROM sample WHERE cell_id = ? AND image_index = ? AND sample_index = ?",
             path_);
     Stmt drop(db_, "DELETE FROM score WHERE sample_id = ?", path_);
     Stmt score(db_,
@@ -527,7 +524,8 @@ std::vector<SampleRecord> ResultsDb::samples() const {
       at[out.back().id] = out.size() - 1;
     }
   }
-  Stmt q(db_, "SELECT sample_id, metric, value, higher_is_better FROM score ORDER BY sample_id, metric",
+  Stmt q(db_,
+         "SELECT sample_id, metric, value, higher_is_better FROM score ORDER BY sample_id, metric",
          path_);
   while (q.step()) {
     auto it = at.find(q.i64(0));
@@ -544,7 +542,8 @@ SampleRecord ResultsDb::sample(int64_t id) const {
     throw InputError("results database '" + path_ + "': no sample with id " + std::to_string(id));
   }
   SampleRecord r = read_sample(q);
-  Stmt s(db_, "SELECT metric, value, higher_is_better FROM score WHERE sample_id = ? ORDER BY metric",
+  Stmt s(db_,
+         "SELECT metric, value, higher_is_better FROM score WHERE sample_id = ? ORDER BY metric",
          path_);
   s.bind(1, id);
   while (s.step()) r.scores.push_back({s.text(0), s.f64(1), s.i64(2) != 0});

@@ -25,16 +25,16 @@ namespace copaint {
 struct RunRecord {
   int64_t id = 0;
   std::string name;
-  std::string config;       ///< resolved configuration text
+  std::string config;  ///< resolved configuration text
   std::string config_hash;
   std::string git_revision;
   std::string torch_version;
-  std::string cuda;         ///< "no" or what LibTorch reports
-  std::string device;       ///< describe_device()
-  std::string shard;        ///< "i/n", or "" when unsharded
-  std::string started;      ///< ISO 8601 UTC
-  std::string finished;     ///< "" while running or after a crash
-  std::string status;       ///< running | finished | stopped
+  std::string cuda;      ///< "no" or what LibTorch reports
+  std::string device;    ///< describe_device()
+  std::string shard;     ///< "i/n", or "" when unsharded
+  std::string started;   ///< ISO 8601 UTC
+  std::string finished;  ///< "" while running or after a crash
+  std::string status;    ///< running | finished | stopped
   // Schema version 2: the environment in separate columns (config_json is derived from config).
   std::string device_type;  ///< the device alone: "cpu", "cuda:0"
   int64_t threads = 0;      ///< LibTorch's CPU threads
@@ -73,9 +73,9 @@ struct SampleRecord {
   int64_t image_index = 0;
   std::string image_id;
   int64_t sample_index = 0;
-  int64_t run_id = 0;       ///< experiment row that produced it (0 = none, stored as NULL)
-  double seconds = 0;       ///< the batch's wall time divided by its size
-  int64_t forwards = 0;     ///< network evaluations the sample went through
+  int64_t run_id = 0;    ///< experiment row that produced it (0 = none, stored as NULL)
+  double seconds = 0;    ///< the batch's wall time divided by its size
+  int64_t forwards = 0;  ///< network evaluations the sample went through
   int64_t backwards = 0;
   int64_t peak_memory = 0;  ///< peak device bytes of its batch (0 on the CPU; peak_memory_bytes)
   std::string status;       ///< "ok" or "error"

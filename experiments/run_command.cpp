@@ -22,8 +22,8 @@ po::options_description run_options() {
       "usage: copaint run EXPERIMENT.ini [--config SITE.ini]... [--set k=v]... [--out DIR] "
       "[--dry-run] [--shard i/n] [--retry-failed] [--force] [--progress-every S] [global "
       "options]\n\nOptions");
-  d.add_options()("help,h", "print this help")(
-      "out", po::value<std::string>(), "results folder (default results/<name>)")(
+  d.add_options()("help,h", "print this help")("out", po::value<std::string>(),
+                                               "results folder (default results/<name>)")(
       "config", po::value<std::vector<std::string>>()->composing(),
       "an INI file layered over the experiment file (repeatable, in order; later wins; --set "
       "wins over all), e.g. a site's checkpoint and data paths")(
@@ -34,8 +34,8 @@ po::options_description run_options() {
       "print the expanded grid and its cost in UNet evaluations, run nothing")(
       "shard", po::value<std::string>(),
       "i/n: run only work items (cell, image, sample) whose index % n == i, into "
-      "results.shard-i-of-n.{sqlite,h5}")(
-      "retry-failed", po::bool_switch(), "rerun samples stored with status error")(
+      "results.shard-i-of-n.{sqlite,h5}")("retry-failed", po::bool_switch(),
+                                          "rerun samples stored with status error")(
       "force", po::bool_switch(), "recompute samples already stored")(
       "progress-every", po::value<double>()->default_value(60),
       "seconds between progress lines when stderr is not a terminal (SLURM logs); 0 = none");
@@ -53,8 +53,10 @@ po::options_description run_testing_options() {
 }
 
 const char* kRunNotes =
-    "\nThe experiment file is INI with dotted keys (experiments/*.ini; see experiments/README.md).\n"
-    "A comma list in `dataset`, `methods`, `masks`, `seeds` or a method setting (copaint.G = 1,2,5)\n"
+    "\nThe experiment file is INI with dotted keys (experiments/*.ini; see "
+    "experiments/README.md).\n"
+    "A comma list in `dataset`, `methods`, `masks`, `seeds` or a method setting (copaint.G = "
+    "1,2,5)\n"
     "is a grid axis; other values are literal (adm.channel_mult = 1,2,2).\n"
     "Settings: the experiment file, then each --config file in order, then --set (last wins).\n"
     "Results: DIR/results.sqlite (SQLite, WAL) and DIR/results.h5 (uint8 images). A rerun skips\n"
@@ -80,9 +82,8 @@ int cmd_run(CommandContext& ctx) {
   std::vector<std::string> sets =
       vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
   const std::string file = vm["experiment"].as<std::string>();
-  const std::vector<std::string> configs = vm.count("config")
-                                               ? vm["config"].as<std::vector<std::string>>()
-                                               : std::vector<std::string>{};
+  const std::vector<std::string> configs =
+      vm.count("config") ? vm["config"].as<std::vector<std::string>>() : std::vector<std::string>{};
   if (!ctx.precision.empty()) {
     // --precision is <model>.precision: part of the model's settings, so of every cell's key.
     sets.push_back(load_experiment(file, configs, sets).model + ".precision=" + ctx.precision);
@@ -152,8 +153,8 @@ int cmd_merge(CommandContext& ctx) {
 }  // namespace
 
 void register_run_command() {
-  add_command({"run", "run an experiment grid (experiments/*.ini) into SQLite + HDF5 results",
-               cmd_run});
+  add_command(
+      {"run", "run an experiment grid (experiments/*.ini) into SQLite + HDF5 results", cmd_run});
 }
 
 void register_merge_command() {

@@ -205,8 +205,8 @@ void for_each_selected(const Experiment& ex, const std::map<std::string, int64_t
   }
 }
 
-bool is_done(const std::map<std::pair<int64_t, int64_t>, std::string>& status, int64_t i,
-             int64_t s, const RunOptions& o) {
+bool is_done(const std::map<std::pair<int64_t, int64_t>, std::string>& status, int64_t i, int64_t s,
+             const RunOptions& o) {
   if (o.force) return false;
   auto it = status.find({i, s});
   if (it == status.end()) return false;
@@ -290,10 +290,9 @@ struct Outcome {
 ResultPaths result_paths(const std::string& dir, int64_t shard_index, int64_t shard_count) {
   ResultPaths p;
   p.dir = dir;
-  const std::string stem =
-      shard_count <= 1 ? "results"
-                       : "results.shard-" + std::to_string(shard_index) + "-of-" +
-                             std::to_string(shard_count);
+  const std::string stem = shard_count <= 1 ? "results"
+                                            : "results.shard-" + std::to_string(shard_index) +
+                                                  "-of-" + std::to_string(shard_count);
   p.db = (fs::path(dir) / (stem + ".sqlite")).string();
   p.h5 = (fs::path(dir) / (stem + ".h5")).string();
   return p;
@@ -394,26 +393,25 @@ void print_plan(const Experiment& ex, const GridPlan& plan, std::ostream& out) {
   char line[512];
   out << "experiment " << ex.name << " (" << ex.source << "), config " << ex.config_hash()
       << ": model " << ex.model << ", " << ex.datasets.size() << " dataset(s), "
-      << ex.methods.size() << " method(s), " << ex.masks.size() << " mask(s), "
-      << ex.seeds.size() << " seed(s), " << ex.samples << " sample(s) per image -> "
-      << ex.cells.size() << " cells\n";
+      << ex.methods.size() << " method(s), " << ex.masks.size() << " mask(s), " << ex.seeds.size()
+      << " seed(s), " << ex.samples << " sample(s) per image -> " << ex.cells.size() << " cells\n";
   for (const auto& [name, n] : plan.images) {
-    out << "dataset " << name << ": " << (n < 0 ? std::string("? images") : std::to_string(n) + " images");
+    out << "dataset " << name << ": "
+        << (n < 0 ? std::string("? images") : std::to_string(n) + " images");
     auto it = plan.notes.find(name);
     if (it != plan.notes.end()) out << " - " << it->second;
     out << "\n";
   }
   std::snprintf(line, sizeof line, "%5s  %-12s %-28s %-9s %5s %8s %6s %10s %13s\n", "cell",
-                "method", "settings", "mask", "seed", "samples", "done", "fwd/sample",
-                "forwards");
+                "method", "settings", "mask", "seed", "samples", "done", "fwd/sample", "forwards");
   out << line;
   for (const auto& cp : plan.cells) {
     const ExperimentCell& c = ex.cells[cp.cell];
     std::string axes = c.axes_label();
     if (axes.empty()) axes = "-";
     std::snprintf(line, sizeof line,
-                  "%5" PRId64 "  %-12s %-28s %-9s %5" PRId64 " %8" PRId64 " %6" PRId64
-                  " %10" PRId64 " %13" PRId64 "\n",
+                  "%5" PRId64 "  %-12s %-28s %-9s %5" PRId64 " %8" PRId64 " %6" PRId64 " %10" PRId64
+                  " %13" PRId64 "\n",
                   c.index, c.method.c_str(), axes.c_str(), c.mask.c_str(), c.seed, cp.selected,
                   cp.done, cp.forwards_per_sample, cp.selected * cp.forwards_per_sample);
     out << line;
@@ -466,10 +464,9 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
   }
   std::vector<std::unique_ptr<Metric>> metrics;
   for (const auto& name : ex.metrics) {
-    metrics.push_back(
-        blame(ex, {name + ".weights", name + ".heads", name + ".trunk", "metrics"}, [&] {
-          return Registry<Metric>::global().at(name).factory(ex.metric_settings.at(name));
-        }));
+    metrics.push_back(blame(
+        ex, {name + ".weights", name + ".heads", name + ".trunk", "metrics"},
+        [&] { return Registry<Metric>::global().at(name).factory(ex.metric_settings.at(name)); }));
   }
 
   std::error_code ec;
@@ -517,9 +514,9 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
   run.slurm_array_task_id = env_or_empty("SLURM_ARRAY_TASK_ID");
   run.command_line = json_string_array(process_arguments());
   run.model_description = model->describe();
-  run.shard = options.shard_count > 1 ? std::to_string(options.shard_index) + "/" +
-                                            std::to_string(options.shard_count)
-                                      : "";
+  run.shard = options.shard_count > 1
+                  ? std::to_string(options.shard_index) + "/" + std::to_string(options.shard_count)
+                  : "";
   run.started = iso_now();
   run.status = "running";
   const int64_t run_id = db.add_run(run);
@@ -720,7 +717,8 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
             }
           }
         }
-        for (size_t k = 0; k < runnable_at.size(); ++k) outcomes[runnable_at[k]] = std::move(ran[k]);
+        for (size_t k = 0; k < runnable_at.size(); ++k)
+          outcomes[runnable_at[k]] = std::move(ran[k]);
 
         // Images first (flushed, file closed), then the rows in one transaction.
         std::vector<SampleRecord> records;
@@ -787,8 +785,8 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
                   {{"image_index", it.image},
                    {"sample_index", it.sample},
                    {"seed", cell.seed},
-                   {"generator_seed", static_cast<int64_t>(
-                                          experiment_sample_seed(cell.seed, it.image, it.sample))}});
+                   {"generator_seed",
+                    static_cast<int64_t>(experiment_sample_seed(cell.seed, it.image, it.sample))}});
               r.status = "ok";
               r.seconds = o.seconds;
               r.forwards = o.evals.forwards;

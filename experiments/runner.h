@@ -10,9 +10,9 @@
 // generator seeded with experiment_sample_seed(s, i, j) = (s * 1000003 + i) * 1000003 + j (the
 // generator `copaint inpaint --seed (s * 1000003 + i)` gives its sample j; the runner lets the
 // method draw x_T itself, so the two agree for methods whose first draw is x_T: all but dps,
-// resample and ddrm with sigma_0 > 0); so results do not depend on how samples are packed into batches, on batch_size, on
-// sharding or on resuming (except for settings that couple a batch on purpose, such as
-// copaint.batch_coupled or dps.batch_norm).
+// resample and ddrm with sigma_0 > 0); so results do not depend on how samples are packed into
+// batches, on batch_size, on sharding or on resuming (except for settings that couple a batch on
+// purpose, such as copaint.batch_coupled or dps.batch_norm).
 //
 // Crash safety: a batch's images are written to HDF5 and flushed before its sample rows (and
 // scores) are committed to SQLite in one transaction; a sample counts as done only once its row
@@ -32,12 +32,12 @@ namespace copaint {
 
 /// How to run an experiment.
 struct RunOptions {
-  std::string out_dir;         ///< results folder; empty = results/<name>
-  int64_t shard_index = 0;     ///< this process runs work items whose index % shard_count == it
+  std::string out_dir;      ///< results folder; empty = results/<name>
+  int64_t shard_index = 0;  ///< this process runs work items whose index % shard_count == it
   int64_t shard_count = 1;
-  bool retry_failed = false;   ///< rerun samples stored with status error (default: skip them)
-  bool force = false;          ///< recompute samples already stored (rows and images replaced)
-  std::string device = "auto"; ///< auto | cpu | cuda | cuda:N
+  bool retry_failed = false;    ///< rerun samples stored with status error (default: skip them)
+  bool force = false;           ///< recompute samples already stored (rows and images replaced)
+  std::string device = "auto";  ///< auto | cpu | cuda | cuda:N
   /// Without a terminal on stderr (a SLURM log, a pipe): a progress line every this many
   /// seconds (done/total, rate, elapsed, ETA) and one at the end; <= 0 = none.
   double progress_seconds = 60;
@@ -72,19 +72,19 @@ uint64_t experiment_sample_seed(int64_t seed, int64_t image_index, int64_t sampl
 
 /// What a cell holds for this shard.
 struct CellPlan {
-  int64_t cell = 0;              ///< index into Experiment::cells
-  int64_t images = -1;           ///< images of its dataset (-1 = unknown)
-  int64_t selected = 0;          ///< samples this shard is responsible for
-  int64_t done = 0;              ///< of those, stored and skipped (ok, or error unless retried)
+  int64_t cell = 0;      ///< index into Experiment::cells
+  int64_t images = -1;   ///< images of its dataset (-1 = unknown)
+  int64_t selected = 0;  ///< samples this shard is responsible for
+  int64_t done = 0;      ///< of those, stored and skipped (ok, or error unless retried)
   int64_t forwards_per_sample = 0;
 };
 
 /// The whole grid for this shard.
 struct GridPlan {
   std::vector<CellPlan> cells;
-  std::map<std::string, int64_t> images;   ///< per dataset (-1 = unknown)
+  std::map<std::string, int64_t> images;     ///< per dataset (-1 = unknown)
   std::map<std::string, std::string> notes;  ///< per dataset: why the count is estimated
-  std::vector<std::string> warnings;  ///< what a run would fail on (masks, checkpoint, ...)
+  std::vector<std::string> warnings;         ///< what a run would fail on (masks, checkpoint, ...)
   bool images_known = true;
   int64_t selected = 0, done = 0;
   int64_t pending_forwards = 0;  ///< sum over pending samples of forwards_per_sample
@@ -101,8 +101,8 @@ void print_plan(const Experiment& ex, const GridPlan& plan, std::ostream& out);
 
 /// What a run did.
 struct RunSummary {
-  int64_t selected = 0;  ///< samples this shard is responsible for
-  int64_t skipped = 0;   ///< already stored
+  int64_t selected = 0;        ///< samples this shard is responsible for
+  int64_t skipped = 0;         ///< already stored
   int64_t ok = 0, errors = 0;  ///< run now
   bool stopped = false;        ///< stop_after or a signal ended the run early
   int stop_signal = 0;         ///< the signal that stopped it (SIGTERM, SIGINT), else 0

@@ -22,7 +22,8 @@ done
 debian_core=(build-essential cmake ninja-build ccache git pkg-config clang-format libgtest-dev libbenchmark-dev
              nlohmann-json3-dev zlib1g-dev)
 debian_io=(libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
-           libboost-program-options-dev libhdf5-dev libsqlite3-dev dataset-fashion-mnist)
+           libboost-program-options-dev libhdf5-dev libsqlite3-dev dataset-fashion-mnist
+           gnuplot-nox texlive-latex-recommended python3 python3-numpy python3-pandas python3-h5py)
 pkgs=("${debian_core[@]}" libtorch-dev)
 ((core)) || pkgs+=("${debian_io[@]}")
 ((cuda)) && pkgs+=(python3 python3-pip)
@@ -33,10 +34,10 @@ for p in "${pkgs[@]}"; do
 done
 # A python3 that is not Debian's (pyenv, conda) serves as well as Debian's python3-pip.
 if ((cuda)) && command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; then
-  missing=("${missing[@]/python3-pip/}")
-  missing=("${missing[@]/python3/}")
+  kept=()
+  for p in "${missing[@]}"; do [[ "$p" == python3 || "$p" == python3-pip ]] || kept+=("$p"); done
+  missing=("${kept[@]}")
 fi
-read -r -a missing <<<"${missing[*]}"
 if ((${#missing[@]} == 0)); then
   echo "setup: all ${#pkgs[@]} Debian packages present"
 else

@@ -34,7 +34,8 @@ TEST(BundledModel, LoadsThroughItsModelIni) {
   EXPECT_EQ(model->image_size(), 32);
   EXPECT_EQ(model->channels(), 3);
   at::NoGradGuard no_grad;
-  const at::Tensor out = model->forward(at::zeros({1, 3, 32, 32}), at::full({1}, 500, at::kLong), {});
+  const at::Tensor out =
+      model->forward(at::zeros({1, 3, 32, 32}), at::full({1}, 500, at::kLong), {});
   EXPECT_EQ(out.sizes(), (std::vector<int64_t>{1, 3, 32, 32}));
   EXPECT_TRUE(out.isfinite().all().item<bool>());
 }
@@ -53,20 +54,22 @@ TEST(BundledModel, CoPaintBeatsTrivialFillOnHalfMask) {
   for (int64_t i = 0; i < 16; ++i) images.push_back(data->get(i).image);
   const at::Tensor x0 = at::stack(images);
   const at::Tensor mask = half_mask(32, 32).unsqueeze(0);
-  auto method = Registry<Method>::global().create(
-      "copaint", Options{{"respacing", "25"}, {"G", "2"}});
+  auto method =
+      Registry<Method>::global().create("copaint", Options{{"respacing", "25"}, {"G", "2"}});
   InpaintInput in;
   in.image = x0;
   in.mask = mask;
-  for (int64_t i = 0; i < 16; ++i) in.generators.push_back(at::make_generator<at::CPUGeneratorImpl>(i));
+  for (int64_t i = 0; i < 16; ++i)
+    in.generators.push_back(at::make_generator<at::CPUGeneratorImpl>(i));
   const at::Tensor samples = method->run(*model, in).sample;
   // Trivial fill: every unknown pixel gets the mean of the image's known pixels.
   const at::Tensor known_mean = (x0 * mask).sum({1, 2, 3}, true) / (mask.sum() * 3);
   const at::Tensor trivial = x0 * mask + known_mean * (1 - mask);
   const double ours = psnr_masked(samples, x0, mask.expand({16, -1, -1, -1})).mean().item<double>();
   const double fill = psnr_masked(trivial, x0, mask.expand({16, -1, -1, -1})).mean().item<double>();
-  std::printf("unknown-region PSNR on 16 images, half mask: copaint %.2f dB, known-mean fill %.2f dB\n",
-              ours, fill);
+  std::printf(
+      "unknown-region PSNR on 16 images, half mask: copaint %.2f dB, known-mean fill %.2f dB\n",
+      ours, fill);
   EXPECT_GT(ours, fill);
 }
 

@@ -76,10 +76,10 @@ TEST(Cli, UsageErrorsExitTwoAndNameValidChoices) {
 // The model's run settings are for sampling: train refuses them before reading any data, and the
 // global --precision is refused outside inpaint and run.
 TEST(Cli, TrainRefusesSamplingRunSettings) {
-  for (const char* set : {"adm.precision=bf16", "adm.grad_checkpoint=true",
-                          "adm.channels_last=yes"}) {
-    auto r = run({"train", "--dataset", "fashion_mnist", "--out", "/nonexistent/never", "--set",
-                  set});
+  for (const char* set :
+       {"adm.precision=bf16", "adm.grad_checkpoint=true", "adm.channels_last=yes"}) {
+    auto r =
+        run({"train", "--dataset", "fashion_mnist", "--out", "/nonexistent/never", "--set", set});
     EXPECT_EQ(r.code, 2) << set;
     EXPECT_NE(r.err.find("applies to sampling"), std::string::npos) << r.err;
   }

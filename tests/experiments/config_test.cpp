@@ -13,7 +13,8 @@ namespace {
 
 TEST(Config, IniSectionsBecomeDottedKeys) {
   const Options o = parse_ini_text(
-      "# comment\nmodel = celebahq256\n[copaint]\nG = 2\nlr_xt = 0.02\n[ddim]\nsteps=250\n", "t.ini");
+      "# comment\nmodel = celebahq256\n[copaint]\nG = 2\nlr_xt = 0.02\n[ddim]\nsteps=250\n",
+      "t.ini");
   EXPECT_EQ(o.get("model"), "celebahq256");
   EXPECT_EQ(o.get_int("copaint.G"), 2);
   EXPECT_EQ(o.get("copaint.lr_xt"), "0.02");

@@ -106,8 +106,8 @@ TEST(Models, AdmFlagsRoundTripThroughOptions) {
   // Every flag is an option of the `adm` entry, plus checkpoint and the four run settings.
   const auto& entry = Registry<Denoiser>::global().at("adm");
   EXPECT_EQ(entry.options.size(), adm_flags(c).size() + 5);
-  for (const char* run_setting : {"precision", "channels_last", "grad_checkpoint",
-                                  "cudnn_benchmark"}) {
+  for (const char* run_setting :
+       {"precision", "channels_last", "grad_checkpoint", "cudnn_benchmark"}) {
     for (const char* model : {"adm", "celebahq256", "imagenet256"}) {
       const auto& options = Registry<Denoiser>::global().at(model).options;
       EXPECT_TRUE(std::any_of(options.begin(), options.end(),
@@ -380,9 +380,9 @@ TEST(Inpaint, PrecisionFlag) {
   const auto args = [&](const std::string& precision, const std::string& out) {
     std::vector<std::string> a = {"--device", "cpu"};
     if (!precision.empty()) a.insert(a.end(), {"--precision", precision});
-    a.insert(a.end(), {"inpaint", "--method", "blended", "--model", "adm", "--checkpoint",
-                       kTrained, "--image", img, "--mask", "half", "--set",
-                       "blended.respacing=10", "--save-tensors", "--out", (dir / out).string()});
+    a.insert(a.end(), {"inpaint", "--method", "blended", "--model", "adm", "--checkpoint", kTrained,
+                       "--image", img, "--mask", "half", "--set", "blended.respacing=10",
+                       "--save-tensors", "--out", (dir / out).string()});
     return concat(a, tiny_adm_args());
   };
   auto fp32 = run(args("", "fp32"));
@@ -390,9 +390,13 @@ TEST(Inpaint, PrecisionFlag) {
   auto bf16 = run(args("bf16", "bf16"));
   ASSERT_EQ(bf16.code, 0) << bf16.err;
   const at::Tensor a = read_torch_file((dir / "fp32" / "samples.pt").string())
-                           .toGenericDict().at("samples").toTensor();
+                           .toGenericDict()
+                           .at("samples")
+                           .toTensor();
   const at::Tensor b = read_torch_file((dir / "bf16" / "samples.pt").string())
-                           .toGenericDict().at("samples").toTensor();
+                           .toGenericDict()
+                           .at("samples")
+                           .toTensor();
   const double diff = (a - b).abs().max().item<double>();
   EXPECT_GT(diff, 0.0);
   EXPECT_LT((a - b).abs().mean().item<double>(), 0.1);

@@ -96,19 +96,23 @@ class FlakyMethod : public Method {
 
 void register_test_entries() {
   register_all();
-  Registry<Dataset>::global().add(
-      {"runner_synthetic", "test images", {{"count", "3", ""}, {"size", "8", ""}},
-       [](const Options& o) -> std::unique_ptr<Dataset> {
-         return std::make_unique<SyntheticDataset>(o.get_int("count"), o.get_int("size"));
-       }});
-  Registry<Dataset>::global().add(
-      {"runner_corrupt", "test images, one unreadable",
-       {{"count", "3", ""}, {"size", "8", ""}, {"bad", "0", ""}},
-       [](const Options& o) -> std::unique_ptr<Dataset> {
-         return std::make_unique<CorruptDataset>(o.get_int("count"), o.get_int("size"),
-                                                 o.get_int("bad"));
-       }});
-  Registry<Method>::global().add({"runner_flaky", "test method", {{"fail_above", "2", ""}},
+  Registry<Dataset>::global().add({"runner_synthetic",
+                                   "test images",
+                                   {{"count", "3", ""}, {"size", "8", ""}},
+                                   [](const Options& o) -> std::unique_ptr<Dataset> {
+                                     return std::make_unique<SyntheticDataset>(o.get_int("count"),
+                                                                               o.get_int("size"));
+                                   }});
+  Registry<Dataset>::global().add({"runner_corrupt",
+                                   "test images, one unreadable",
+                                   {{"count", "3", ""}, {"size", "8", ""}, {"bad", "0", ""}},
+                                   [](const Options& o) -> std::unique_ptr<Dataset> {
+                                     return std::make_unique<CorruptDataset>(
+                                         o.get_int("count"), o.get_int("size"), o.get_int("bad"));
+                                   }});
+  Registry<Method>::global().add({"runner_flaky",
+                                  "test method",
+                                  {{"fail_above", "2", ""}},
                                   [](const Options& o) -> std::unique_ptr<Method> {
                                     return std::make_unique<FlakyMethod>(
                                         o.get_double("fail_above"));
@@ -142,8 +146,8 @@ respacing = 10
 )INI";
 
 fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() /
-               ("copaint_runner_" + name + "_" + std::to_string(::getpid()));
+  fs::path d =
+      fs::temp_directory_path() / ("copaint_runner_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
   return d;
@@ -169,7 +173,8 @@ Rows read_rows(const std::vector<std::string>& dbs) {
     Row r;
     r.status = s.status;
     for (const auto& sc : s.scores) r.scores[sc.metric] = sc.value;
-    if (s.status == "ok") r.image = ResultsH5(s.h5_file, ResultsH5::Mode::kRead).read_uint8(s.sample_path);
+    if (s.status == "ok")
+      r.image = ResultsH5(s.h5_file, ResultsH5::Mode::kRead).read_uint8(s.sample_path);
     out[{rs.cells[s.cell_id].key, s.image_index, s.sample_index}] = r;
   }
   return out;
@@ -202,8 +207,7 @@ class Runner : public ::testing::Test {
 // Experiment files
 
 TEST_F(Runner, GridIsTheCrossProductWithMethodAxesOnly) {
-  const Experiment ex = parse_experiment(std::string(kTinyExperiment) +
-                                             "[gaussian]\nmean = 0\n",
+  const Experiment ex = parse_experiment(std::string(kTinyExperiment) + "[gaussian]\nmean = 0\n",
                                          "tiny.ini", {"seeds=3,4"});
   // copaint: 2 variants, blended: 1; x 2 masks x 2 seeds.
   ASSERT_EQ(ex.cells.size(), 12u);
@@ -224,7 +228,7 @@ TEST_F(Runner, GridIsTheCrossProductWithMethodAxesOnly) {
     EXPECT_EQ(c.index, &c - ex.cells.data());
     keys.insert(c.key());
     // expected_forwards is the method's own estimate.
-    auto m = Registry<Method>::global().at(c.method).factory(c.method_settings);
+    auto m = Registry<Method>::global().create(c.method, c.method_settings);
     EXPECT_EQ(c.expected_forwards, m->expected_forwards());
     EXPECT_GT(c.expected_forwards, 0);
   }
@@ -271,11 +275,13 @@ TEST_F(Runner, MalformedFilesFailNamingTheLine) {
   EXPECT_TRUE(has(m, "bad.ini:5") && has(m, "unknown key 'colour'")) << m;
   m = message(head + "[blended]\nrespacing = 10\nstepz = 3\n");
   EXPECT_TRUE(has(m, "bad.ini:7") && has(m, "blended.stepz") && has(m, "respacing")) << m;
-  m = message("model = gaussian\ndataset = runner_synthetic\nmethods = blended, nope\nmasks = half\n");
+  m = message(
+      "model = gaussian\ndataset = runner_synthetic\nmethods = blended, nope\nmasks = half\n");
   EXPECT_TRUE(has(m, "bad.ini:3") && has(m, "unknown method 'nope'") && has(m, "copaint")) << m;
   m = message(head + "seeds = 1,a\n");
   EXPECT_TRUE(has(m, "bad.ini:5") && has(m, "'a'")) << m;
-  m = message("model = gaussian\ndataset = runner_synthetic\nmethods = blended\nmasks = half, hexagon\n");
+  m = message(
+      "model = gaussian\ndataset = runner_synthetic\nmethods = blended\nmasks = half, hexagon\n");
   EXPECT_TRUE(has(m, "bad.ini:4") && has(m, "unknown mask 'hexagon'")) << m;
   m = message(head + "metrics = psnr, fid\n");
   EXPECT_TRUE(has(m, "bad.ini:5") && has(m, "unknown metric 'fid'")) << m;
@@ -342,11 +348,12 @@ TEST_F(Runner, DryRunCostIsForwardsTimesSamplesTimesImages) {
 TEST_F(Runner, ShippedExperimentsParseAndDryRun) {
   const fs::path root = COPAINT_SOURCE_DIR;
   std::map<std::string, size_t> cells;
-  for (const char* name : {"quickstart", "paper_celebahq", "paper_imagenet",
-                           "ablation_gradient_steps", "ablation_time_travel",
-                           "ablation_learning_rate"}) {
+  for (const char* name :
+       {"quickstart", "paper_celebahq", "paper_imagenet", "ablation_gradient_steps",
+        "ablation_time_travel", "ablation_learning_rate"}) {
     SCOPED_TRACE(name);
-    const Experiment ex = load_experiment((root / "experiments" / (std::string(name) + ".ini")).string());
+    const Experiment ex =
+        load_experiment((root / "experiments" / (std::string(name) + ".ini")).string());
     EXPECT_EQ(ex.name, name);
     RunOptions o;
     o.out_dir = temp_dir(std::string("shipped_") + name).string();
@@ -421,15 +428,15 @@ TEST_F(Runner, StoresEverySampleWithRowsScoresImagesAndViews) {
       if (sc.metric != "known_mse") continue;
       EXPECT_FALSE(sc.higher_is_better);
       // Recomputed from the 8-bit image: equal up to quantisation.
-      const double mse = ((sample - img).pow(2) * mask).sum().item<double>() /
-                         (mask.sum().item<double>() * 3);
+      const double mse =
+          ((sample - img).pow(2) * mask).sum().item<double>() / (mask.sum().item<double>() * 3);
       EXPECT_NEAR(sc.value, mse, 0.02);
     }
   }
   EXPECT_EQ(unique.size(), 36u);
   // The view's mean equals the mean of the score rows.
-  const std::string view_mean = db.query_text(
-      "SELECT mean FROM cell_metric WHERE cell_id = 1 AND metric = 'psnr'");
+  const std::string view_mean =
+      db.query_text("SELECT mean FROM cell_metric WHERE cell_id = 1 AND metric = 'psnr'");
   const std::string rows_mean = db.query_text(
       "SELECT AVG(value) FROM score JOIN sample ON sample.id = score.sample_id "
       "WHERE sample.cell_id = 1 AND metric = 'psnr'");
@@ -479,7 +486,9 @@ TEST_F(Runner, ResumeAfterStopRunsOnlyTheMissingSamples) {
   // Delete some rows as well: they are recomputed too.
   {
     ResultsDb db(first.paths.db, false);
-    db.exec("DELETE FROM score WHERE sample_id IN (SELECT id FROM sample WHERE image_index = 1 AND cell_id = 1)");
+    db.exec(
+        "DELETE FROM score WHERE sample_id IN (SELECT id FROM sample WHERE image_index = 1 AND "
+        "cell_id = 1)");
     db.exec("DELETE FROM sample WHERE image_index = 1 AND cell_id = 1");
   }
   const int64_t left = count_rows(first.paths.db);
@@ -548,8 +557,8 @@ TEST_F(Runner, ResumeAfterHardCrashRecomputesTheUncommittedBatch) {
     for (int c = 0; c < 2; ++c) {
       for (int64_t i = 0; i < 3; ++i) {
         for (int64_t s = 0; s < 2; ++s) {
-          in_h5[c] += h5.contains("/samples/" + ex.cells[c].key() + "/" + std::to_string(i) +
-                                  "_" + std::to_string(s));
+          in_h5[c] += h5.contains("/samples/" + ex.cells[c].key() + "/" + std::to_string(i) + "_" +
+                                  std::to_string(s));
         }
       }
     }
@@ -731,8 +740,9 @@ TEST_F(Runner, CorruptFileInAFolderDatasetIsSkipped) {
   const RunSummary s = run_experiment(ex, o);
   EXPECT_EQ(s.ok, 6);
   EXPECT_EQ(s.errors, 2);
-  EXPECT_EQ(count_rows(s.paths.db, "status = 'error' AND image_index = 1 AND error LIKE "
-                                   "'%image 1 skipped%b.png%'"),
+  EXPECT_EQ(count_rows(s.paths.db,
+                       "status = 'error' AND image_index = 1 AND error LIKE "
+                       "'%image 1 skipped%b.png%'"),
             2);
   EXPECT_EQ(count_rows(s.paths.db, "status = 'ok' AND image_id IN ('a', 'c', 'd')"), 6);
   EXPECT_EQ(run_experiment(ex, o).skipped, 8);
@@ -742,7 +752,10 @@ TEST_F(Runner, CorruptFileInAFolderDatasetIsSkipped) {
 /// Pixels of `img` ([3,H,W] in [-1,1], RGB) within 2 levels of the 8-bit colour (r, g, b).
 int64_t count_colour(const at::Tensor& img, int r, int g, int b) {
   const at::Tensor u8 = img.add(1).mul(127.5).round();
-  return u8[0].sub(r).abs().le(2)
+  return u8[0]
+      .sub(r)
+      .abs()
+      .le(2)
       .logical_and(u8[1].sub(g).abs().le(2))
       .logical_and(u8[2].sub(b).abs().le(2))
       .sum()
@@ -878,8 +891,7 @@ TEST_F(Runner, ReportPivotMaskByMethodIsTheTranspose) {
   ASSERT_EQ(t.size(), 4u) << a.str();
   ASSERT_EQ(tt.size(), 3u) << b.str();
   EXPECT_EQ(t[0], (std::vector<std::string>{"method", "half", "line"}));
-  EXPECT_EQ(tt[0],
-            (std::vector<std::string>{"mask", "copaint (G=1)", "copaint (G=2)", "blended"}));
+  EXPECT_EQ(tt[0], (std::vector<std::string>{"mask", "copaint (G=1)", "copaint (G=2)", "blended"}));
   for (size_t r = 0; r < t.size(); ++r) {
     ASSERT_EQ(t[r].size(), tt.size());
     for (size_t c = 0; c < t[r].size(); ++c) {
@@ -919,9 +931,8 @@ TEST_F(Runner, ShardsTogetherEqualTheFullRunAndMerge) {
     o.shard_index = i;
     o.shard_count = 3;
     const RunSummary s = run_experiment(ex, o);
-    EXPECT_EQ(s.paths.db, (dir / "sharded" / ("results.shard-" + std::to_string(i) +
-                                                "-of-3.sqlite"))
-                              .string());
+    EXPECT_EQ(s.paths.db,
+              (dir / "sharded" / ("results.shard-" + std::to_string(i) + "-of-3.sqlite")).string());
     EXPECT_EQ(s.selected, 12);
     total += s.ok;
   }
@@ -945,9 +956,9 @@ TEST_F(Runner, ShardsTogetherEqualTheFullRunAndMerge) {
   o.shard_count = 1;
   run_experiment(parse_experiment(kTinyExperiment, "tiny.ini", {"name=other", "methods=blended"}),
                  o);
-  EXPECT_THROW(merge_results({(dir / "other" / "results.sqlite").string()},
-                             (dir / "sharded").string()),
-               InputError);
+  EXPECT_THROW(
+      merge_results({(dir / "other" / "results.sqlite").string()}, (dir / "sharded").string()),
+      InputError);
   fs::remove_all(dir);
 }
 
@@ -971,8 +982,7 @@ attention_resolutions = 16
     return parse_experiment(adm, "keys.ini", sets).cells.at(0).key();
   };
   const std::string base = key({});
-  EXPECT_EQ(key({"adm.grad_checkpoint=true", "adm.channels_last=true",
-                 "adm.cudnn_benchmark=true"}),
+  EXPECT_EQ(key({"adm.grad_checkpoint=true", "adm.channels_last=true", "adm.cudnn_benchmark=true"}),
             base);
   EXPECT_EQ(key({"adm.precision=auto"}), base);
   EXPECT_NE(key({"adm.precision=bf16"}), base);
@@ -1029,10 +1039,10 @@ TEST_F(Runner, CliRunReportAndExport) {
   // --precision sets <model>.precision: the analytic model has no such setting, so it is refused
   // by name before any work, and an unknown precision is refused at once.
   std::ostringstream perr;
-  EXPECT_EQ(run_cli({"--device", "cpu", "--precision", "bf16", "run", ini, "--out",
-                     (dir / "p").string()},
-                    out, perr),
-            2);
+  EXPECT_EQ(
+      run_cli({"--device", "cpu", "--precision", "bf16", "run", ini, "--out", (dir / "p").string()},
+              out, perr),
+      2);
   EXPECT_NE(perr.str().find("gaussian.precision"), std::string::npos) << perr.str();
   EXPECT_FALSE(fs::exists(dir / "p" / "results.sqlite"));
   EXPECT_EQ(run_cli({"--precision", "fp8", "run", ini}, out, err), 2);

@@ -34,10 +34,9 @@ double max_abs(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
 }
 
-const std::vector<std::string> kCases = {"copaint_g2_n1",    "copaint_g2_n2",
-                                         "copaint_g5_plain", "copaint_fast_mid2",
-                                         "copaint_ddim25_of50", "copaint_tt_j10",
-                                         "copaint_backtrack"};
+const std::vector<std::string> kCases = {
+    "copaint_g2_n1",       "copaint_g2_n2",  "copaint_g5_plain", "copaint_fast_mid2",
+    "copaint_ddim25_of50", "copaint_tt_j10", "copaint_backtrack"};
 
 class CoPaintParity : public testing::TestWithParam<std::string> {};
 
@@ -59,9 +58,9 @@ void check_steps(const std::string& name, int64_t stride) {
     if (k % stride != 0 && kind[k].item<int64_t>() == 0) continue;
     EvalCounter counter;
     const int64_t tk = t[k].item<int64_t>();
-    const auto r = method.step(trained_model(), schedule, target, x_in[k], tk,
-                               prev[k].item<int64_t>(), lr[k].item<double>(),
-                               coef[k].item<double>(), counter);
+    const auto r =
+        method.step(trained_model(), schedule, target, x_in[k], tk, prev[k].item<int64_t>(),
+                    lr[k].item<double>(), coef[k].item<double>(), counter);
     err_opt = std::max(err_opt, max_abs(r.x_opt, x_opt[k]));
     err_prev = std::max(err_prev, max_abs(r.x_prev, traj[k]));
     err_pred = std::max(err_pred, max_abs(r.pred_x0, pred[k]) * std::sqrt(schedule.alpha_bar(tk)));
@@ -80,9 +79,11 @@ void check_steps(const std::string& name, int64_t stride) {
   } else {
     EXPECT_EQ(ours, reference);  // without backtracking the reference is already at 1 + G
   }
-  std::printf("[%s] per step: x_opt %.3g x_prev %.3g pred_x0*sqrt(ab) %.3g; forwards %lld (reference %lld)\n",
-              name.c_str(), err_opt, err_prev, err_pred, static_cast<long long>(ours),
-              static_cast<long long>(reference));
+  std::printf(
+      "[%s] per step: x_opt %.3g x_prev %.3g pred_x0*sqrt(ab) %.3g; forwards %lld (reference "
+      "%lld)\n",
+      name.c_str(), err_opt, err_prev, err_pred, static_cast<long long>(ours),
+      static_cast<long long>(reference));
 }
 
 TEST_P(CoPaintParity, StepsFromReferenceInputs) { check_steps(GetParam(), 4); }
@@ -115,11 +116,13 @@ TEST_P(CoPaintParity, EndToEnd) {
   const at::Tensor traj = c.get("trajectory");
   ASSERT_EQ(static_cast<int64_t>(trace.size()), traj.size(0));
   double err_traj = 0;
-  for (size_t k = 0; k < trace.size(); ++k) err_traj = std::max(err_traj, max_abs(trace[k].x_prev, traj[k]));
+  for (size_t k = 0; k < trace.size(); ++k)
+    err_traj = std::max(err_traj, max_abs(trace[k].x_prev, traj[k]));
   const double err_sample = max_abs(out.sample, c.get("sample"));
   EXPECT_LE(err_traj, 1e-4);
   EXPECT_LE(err_sample, 1e-4);
-  if (c.data.toGenericDict().contains("undo_noise")) EXPECT_EQ(undo_index, c.get("undo_noise").size(0));
+  if (c.data.toGenericDict().contains("undo_noise"))
+    EXPECT_EQ(undo_index, c.get("undo_noise").size(0));
   std::printf("[%s] end to end: sample %.3g trajectory %.3g; forwards %lld backwards %lld\n",
               GetParam().c_str(), err_sample, err_traj, static_cast<long long>(out.evals.forwards),
               static_cast<long long>(out.evals.backwards));
@@ -175,7 +178,8 @@ TEST(CoPaint, StochasticMultiHopBacktrackingIndependentOfBatch) {
   p.eta = 0.5;
   p.mid_interval_num = 2;
   CoPaint method(p);
-  const at::Tensor image = at::rand({2, 1, 8, 8}, at::make_generator<at::CPUGeneratorImpl>(3)) * 2 - 1;
+  const at::Tensor image =
+      at::rand({2, 1, 8, 8}, at::make_generator<at::CPUGeneratorImpl>(3)) * 2 - 1;
   const at::Tensor mask = half_mask(8, 8).unsqueeze(0);
   auto gen = [](uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); };
   InpaintInput pair;
@@ -211,7 +215,9 @@ TEST(CoPaint, GaussianModelKeepsKnownRegion) {
     in.generators = {at::make_generator<at::CPUGeneratorImpl>(7)};
     return method.run(model, in).sample;
   };
-  auto known_err = [&](const at::Tensor& s) { return ((s - image) * mask).abs().sum().item<double>() / mask.sum().item<double>(); };
+  auto known_err = [&](const at::Tensor& s) {
+    return ((s - image) * mask).abs().sum().item<double>() / mask.sum().item<double>();
+  };
   const auto uncond = run(0, true), g1 = run(1, false), g5 = run(5, false);
   EXPECT_LT(known_err(g5), known_err(g1));
   EXPECT_LT(known_err(g1), known_err(uncond));

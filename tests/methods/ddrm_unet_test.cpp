@@ -89,8 +89,7 @@ TEST_F(DdrmOnTrainedUNet, QuickstartSettingFillsWithAGarmentNotNoise) {
   EXPECT_LT(q.colour, 0.08);
   // A flat background fill (-1) on the unknown half, the trivial baseline to beat.
   const at::Tensor unknown = 1 - mask_.expand_as(image_);
-  const double flat =
-      (((image_ + 1).pow(2) * unknown).sum() / unknown.sum()).item<double>();
+  const double flat = (((image_ + 1).pow(2) * unknown).sum() / unknown.sum()).item<double>();
   EXPECT_LT(q.unknown_mse, flat) << "colour " << q.colour;
 }
 
