@@ -19,6 +19,8 @@
 #include "framework/denoisers.h"
 #include "framework/diffusion.h"
 #include "framework/error.h"
+#include "framework/registry.h"
+#include "methods/verify/baseline_replay.h"
 #include "methods/verify/fixture_io.h"
 
 namespace copaint {
@@ -30,13 +32,14 @@ double max_abs(const at::Tensor& a, const at::Tensor& b) {
 }
 
 /// Models by checkpoint path and device, loaded once per process.
-Denoiser& model_for(const RecordedCase& c, const c10::Device& device) {
+Denoiser& model_for(const std::string& model_path, const std::string& config_path,
+                    const c10::Device& device) {
   static std::map<std::string, std::unique_ptr<UNetDenoiser>> models;
-  const std::string key = c.model_path + "@" + device.str();
+  const std::string key = model_path + "@" + device.str();
   auto it = models.find(key);
   if (it == models.end()) {
-    const UNetConfig config = unet_config_from_json(read_json(c.model_config_path).at("config"));
-    auto model = UNetDenoiser::from_checkpoint(config, c.model_path);
+    const UNetConfig config = unet_config_from_json(read_json(config_path).at("config"));
+    auto model = UNetDenoiser::from_checkpoint(config, model_path);
     model->to(device);
     it = models.emplace(key, std::move(model)).first;
   }
@@ -111,6 +114,55 @@ void check_end_to_end(const RecordedCase& c, Denoiser& model, const VerifyOption
   r.end_to_end = true;
 }
 
+/// A baseline recording: every call from the reference's inputs, then the whole run from x_T.
+VerifyResult verify_baseline(const std::string& json_path, const VerifyOptions& o) {
+  const BaselineRecording rec = load_baseline_recording(json_path);
+  const BaselineCase c = baseline_case(rec);
+  register_builtin_methods();
+  const auto method = Registry<Method>::global().create(c.method, c.settings);
+  Denoiser& model = model_for(rec.model_path, rec.model_config_path, o.device);
+  VerifyResult r;
+  r.name = rec.name;
+  r.method = c.method;
+  r.has_x_opt = false;
+  r.tolerance = o.tolerance > 0 ? o.tolerance : default_tolerance(o.device);
+  const BaselineErrors steps = replay_baseline(rec, c, *method, model, true, o.device);
+  r.steps_checked = steps.calls;
+  r.x_prev_error = steps.out;
+  r.pred_x0_error = steps.x0;
+  std::vector<std::string> problems = steps.problems;
+  int64_t mismatches = steps.index_mismatches;
+  double extra = steps.extra, norm = steps.norm;
+  if (o.end_to_end) {
+    const BaselineErrors run = replay_baseline(rec, c, *method, model, false, o.device);
+    r.end_to_end = true;
+    r.sample_error = run.sample;
+    r.trajectory_error = std::max(run.out, run.x_in);
+    r.forwards = run.evals.forwards / c.particles;
+    r.backwards = run.evals.backwards;
+    problems.insert(problems.end(), run.problems.begin(), run.problems.end());
+    mismatches += run.index_mismatches;
+    if (run.unused_required > 0) {
+      problems.push_back(std::to_string(run.unused_required) + " recorded draws not replayed");
+    }
+  } else {
+    r.forwards = steps.evals.forwards / c.particles;
+    r.backwards = steps.evals.backwards;
+  }
+  r.reference_forwards = rec.json.at("unet_forward").get<int64_t>();
+  r.reference_backwards = rec.json.at("unet_backward").get<int64_t>();
+  if (!problems.empty()) {
+    r.failure = problems.front();
+  } else if (mismatches > 0) {
+    r.failure = std::to_string(mismatches) + " resampling index mismatches";
+  } else if (rec.has("dps_grad") && (extra > 10 * r.tolerance || norm > r.tolerance / 10)) {
+    r.failure = "dps gradient or norm off the reference's";
+  } else if (r.backwards > r.reference_backwards) {
+    r.failure = "more UNet backwards than the reference";
+  }
+  return r;
+}
+
 std::string format_error(double e) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2g", e);
@@ -149,14 +201,18 @@ RecordedCase load_recorded_case(const std::string& json_path) {
 }
 
 VerifyResult verify_case(const std::string& json_path, const VerifyOptions& options) {
-  const RecordedCase c = load_recorded_case(json_path);
   VerifyResult r;
-  r.name = c.name;
-  r.tolerance = options.tolerance > 0 ? options.tolerance : default_tolerance(options.device);
-  Denoiser& model = model_for(c, options.device);
-  int64_t backtracks = 0;
-  check_steps(c, model, options, r, backtracks);
-  if (options.end_to_end && backtracks == 0) check_end_to_end(c, model, options, r);
+  if (is_baseline_recording(read_json(json_path))) {
+    r = verify_baseline(json_path, options);
+  } else {
+    const RecordedCase c = load_recorded_case(json_path);
+    r.name = c.name;
+    r.tolerance = options.tolerance > 0 ? options.tolerance : default_tolerance(options.device);
+    Denoiser& model = model_for(c.model_path, c.model_config_path, options.device);
+    int64_t backtracks = 0;
+    check_steps(c, model, options, r, backtracks);
+    if (options.end_to_end && backtracks == 0) check_end_to_end(c, model, options, r);
+  }
   const double step_error = std::max({r.x_opt_error, r.x_prev_error, r.pred_x0_error});
   if (!r.failure.empty()) {
   } else if (step_error > r.tolerance) {
@@ -173,14 +229,24 @@ VerifyResult verify_case(const std::string& json_path, const VerifyOptions& opti
 
 std::vector<std::string> shipped_cases() {
   const char* env = std::getenv("COPAINT_VERIFY_DIR");
-  const fs::path dir = env ? fs::path(env) : fs::path(COPAINT_SHIPPED_FIXTURES_DIR) / "copaint";
+  const fs::path root(COPAINT_SHIPPED_FIXTURES_DIR);
+  const std::vector<fs::path> dirs =
+      env ? std::vector<fs::path>{fs::path(env)}
+          : std::vector<fs::path>{root / "copaint", root / "baselines"};
   std::vector<std::string> out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (e.path().extension() == ".json") out.push_back(e.path().string());
+  for (const auto& dir : dirs) {
+    std::vector<std::string> found;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      // Each case is a .json beside its .pt (reference_failures.json is a note, not a case).
+      fs::path pt = e.path();
+      pt.replace_extension(".pt");
+      if (e.path().extension() == ".json" && fs::exists(pt)) found.push_back(e.path().string());
+    }
+    if (found.empty()) throw InputError("no recorded cases (*.json) in '" + dir.string() + "'");
+    std::sort(found.begin(), found.end());
+    out.insert(out.end(), found.begin(), found.end());
   }
-  if (out.empty()) throw InputError("no recorded cases (*.json) in '" + dir.string() + "'");
-  std::sort(out.begin(), out.end());
   return out;
 }
 
@@ -191,8 +257,9 @@ std::string verify_table(const std::vector<VerifyResult>& results) {
   int passed = 0;
   for (const auto& r : results) {
     passed += r.passed ? 1 : 0;
-    os << "| " << r.name << " | " << r.steps_checked << " | " << format_error(r.x_opt_error)
-       << " | " << format_error(r.x_prev_error) << " | " << format_error(r.pred_x0_error) << " | "
+    os << "| " << r.name << " | " << r.steps_checked << " | "
+       << (r.has_x_opt ? format_error(r.x_opt_error) : "-") << " | " << format_error(r.x_prev_error)
+       << " | " << format_error(r.pred_x0_error) << " | "
        << (r.end_to_end ? format_error(r.sample_error) : "per step only") << " | "
        << (r.end_to_end ? format_error(r.trajectory_error) : "-") << " | " << r.forwards << " ("
        << r.reference_forwards << ") | " << format_error(r.tolerance) << " | "
@@ -206,6 +273,7 @@ std::string verify_json(const std::vector<VerifyResult>& results) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& r : results) {
     nlohmann::json j = {{"case", r.name},
+                        {"method", r.method},
                         {"steps_checked", r.steps_checked},
                         {"x_opt_error", r.x_opt_error},
                         {"x_prev_error", r.x_prev_error},

@@ -1,6 +1,7 @@
-// Replays recorded runs of the reference implementation (the format of tests/fixtures/copaint/:
-// JSON settings + a .pt with inputs, replayed noise and per-step records) on a chosen device and
-// measures how far this build is from them. Behind `copaint verify`, copaint_verify and the GPU
+// Replays recorded runs of the reference implementation (tests/fixtures/copaint/ for CoPaint,
+// tests/fixtures/baselines/ for the six baselines: JSON settings + a .pt with inputs, every
+// random draw and per-step records) on a chosen device and measures how far this build is from
+// them. Behind `copaint verify`, copaint_verify and the GPU
 // check.
 #pragma once
 
@@ -49,6 +50,8 @@ RecordedCase load_recorded_case(const std::string& json_path);
 
 struct VerifyResult {
   std::string name;
+  std::string method = "copaint";  ///< the method replayed (our registry name)
+  bool has_x_opt = true;           ///< CoPaint's optimised x_t; the baselines have none
   int64_t steps_checked = 0;
   double x_opt_error = 0, x_prev_error = 0, pred_x0_error = 0;  ///< per step, max abs
   /// Whether the case ran end to end. Cases whose reference run backtracked are per step only:
@@ -65,8 +68,9 @@ struct VerifyResult {
 /// Replays one case on options.device. Throws InputError for unreadable files.
 VerifyResult verify_case(const std::string& json_path, const VerifyOptions& options);
 
-/// The recordings this project ships (tests/fixtures/copaint/*.json, provenance in
-/// tests/fixtures/README.md), sorted; COPAINT_VERIFY_DIR overrides the folder.
+/// The recordings this project ships (tests/fixtures/copaint/*.json, then
+/// tests/fixtures/baselines/*.json; provenance in tests/fixtures/README.md), each folder sorted;
+/// COPAINT_VERIFY_DIR overrides the folders with one.
 std::vector<std::string> shipped_cases();
 
 /// A markdown table, one row per case, and a closing line "N passed, M failed".

@@ -14,16 +14,19 @@ namespace {
 
 const std::string kCases = std::string(COPAINT_TEST_FIXTURES_DIR) + "/copaint/";
 
-TEST(Verify, ShipsTheRecordedCoPaintCases) {
+TEST(Verify, ShipsTheRecordedCoPaintAndBaselineCases) {
   const auto cases = shipped_cases();
-  ASSERT_EQ(cases.size(), 7u);
+  ASSERT_EQ(cases.size(), 15u);  // 7 CoPaint, 8 baseline recordings
   EXPECT_NE(cases.front().find("copaint_backtrack.json"), std::string::npos);
+  EXPECT_NE(cases[7].find("baselines/ddim_half.json"), std::string::npos);
+  for (const auto& c : cases) EXPECT_EQ(c.find("reference_failures"), std::string::npos) << c;
 }
 
 TEST(Verify, EveryShippedCasePassesOnTheCpu) {
   VerifyOptions o;
   o.step_stride = 4;
   for (const auto& path : shipped_cases()) {
+    if (path.find("/baselines/") != std::string::npos) continue;  // BaselineCasesPass...
     const VerifyResult r = verify_case(path, o);
     EXPECT_TRUE(r.passed) << r.name << ": " << r.failure;
     EXPECT_GT(r.steps_checked, 5) << r.name;
@@ -35,6 +38,45 @@ TEST(Verify, EveryShippedCasePassesOnTheCpu) {
     if (r.end_to_end) EXPECT_LE(std::max(r.sample_error, r.trajectory_error), 1e-4) << r.name;
     EXPECT_DOUBLE_EQ(r.tolerance, 1e-4);
   }
+}
+
+// Baseline recordings replay through the command's library within tolerance, per step and end
+// to end, with at most the reference's forwards (resample: batched calls) and backwards (dps).
+// Three cases with the most mapping (particles, DDRM's vector order, DPS's gradient); the
+// methods suite replays all eight through the same code.
+TEST(Verify, BaselineCasesPassOnTheCpu) {
+  int64_t baselines = 0;
+  for (const auto& path : shipped_cases()) {
+    if (path.find("/baselines/") == std::string::npos) continue;
+    ++baselines;
+    if (path.find("resample_half_p4") == std::string::npos &&
+        path.find("ddrm_half") == std::string::npos &&
+        path.find("dps_half_n2") == std::string::npos) {
+      continue;
+    }
+    const VerifyResult r = verify_case(path, {});
+    EXPECT_TRUE(r.passed) << r.name << ": " << r.failure;
+    EXPECT_NE(r.method, "copaint") << r.name;
+    EXPECT_FALSE(r.has_x_opt);
+    EXPECT_TRUE(r.end_to_end);
+    EXPECT_GT(r.steps_checked, 5) << r.name;
+    EXPECT_LE(std::max({r.x_prev_error, r.pred_x0_error, r.sample_error, r.trajectory_error}), 1e-4)
+        << r.name;
+    EXPECT_GT(r.pred_x0_error, 0) << r.name << ": nothing compared";
+    EXPECT_LE(r.forwards, r.reference_forwards) << r.name;
+    EXPECT_LE(r.backwards, r.reference_backwards) << r.name;
+  }
+  EXPECT_EQ(baselines, 8);  // shipped
+}
+
+// A baseline case held to a tolerance below its float error fails, naming the error.
+TEST(Verify, ABaselineToleranceBelowTheErrorFails) {
+  VerifyOptions o;
+  o.tolerance = 1e-12;
+  const VerifyResult r =
+      verify_case(std::string(COPAINT_TEST_FIXTURES_DIR) + "/baselines/ddnm_half.json", o);
+  EXPECT_FALSE(r.passed);
+  EXPECT_NE(r.failure.find("error"), std::string::npos) << r.failure;
 }
 
 TEST(Verify, AToleranceBelowTheErrorFails) {
