@@ -57,18 +57,23 @@ std::unique_ptr<Dataset> make_imagenet100(const Options& o) {
 }  // namespace
 
 void register_builtin_datasets() {
+  constexpr double kMaxSide = 4096;  // a sane bound on image sides; beyond it --allow-large
   auto& reg = Registry<Dataset>::global();
   reg.add(
       {"folder",
        "any folder of images (jpg/jpeg/png/gif, recursive), sorted by path as the reference does",
        {{"root", "", "the image folder"},
-        {"start", "0", "first image (sorted order)"},
-        {"count", "-1", "number of images, -1 = all"},
-        {"size", "256", "output side (the model's image size)"},
-        {"channels", "3", "3 = RGB, 1 = grey"},
-        {"preprocess", "resize",
-         "resize (Pillow bicubic to size x size, the reference's CelebA-HQ loader) | "
-         "center_crop (guided-diffusion's center_crop_arr, the ImageNet loader) | none"},
+        OptionSpec{"start", "0", "first image (sorted order)"}.integer().at_least(0),
+        OptionSpec{"count", "-1", "number of images, -1 = all"}.integer().at_least(-1),
+        OptionSpec{"size", "256", "output side (the model's image size)"}
+            .integer()
+            .at_least(1)
+            .confirm_above(kMaxSide),
+        OptionSpec{"channels", "3", "3 = RGB, 1 = grey"}.one_of({"3", "1"}),
+        OptionSpec{"preprocess", "resize",
+                   "resize (Pillow bicubic to size x size, the reference's CelebA-HQ loader) | "
+                   "center_crop (guided-diffusion's center_crop_arr, the ImageNet loader) | none"}
+            .one_of({"resize", "center_crop", "none"}),
         {"allow_upscale", "false", "accept images smaller than size"}},
        [](const Options& o) -> std::unique_ptr<Dataset> {
          ImageFolderParams p;
@@ -85,9 +90,9 @@ void register_builtin_datasets() {
            "the paper's CelebA-HQ set: LaMa's visual_test_source_256 (as the reference's download "
            "script prepares it), sorted, first 100",
            {{"root", "", "the reference's datasets/lama-celeba (or its visual_test_source_256)"},
-            {"start", "0", "first image"},
-            {"count", "100", "number of images"},
-            {"size", "256", "output side"},
+            OptionSpec{"start", "0", "first image"}.integer().at_least(0),
+            OptionSpec{"count", "100", "number of images"}.integer().at_least(-1),
+            OptionSpec{"size", "256", "output side"}.integer().at_least(1).confirm_above(kMaxSide),
             {"allow_upscale", "false", "accept images smaller than size"}},
            [](const Options& o) -> std::unique_ptr<Dataset> {
              ImageFolderParams p;
@@ -105,20 +110,24 @@ void register_builtin_datasets() {
            "labels, center-cropped as guided-diffusion does",
            {{"root", "", "the reference's datasets/imagenet100 (images in test/, val_label.json)"},
             {"labels", "", "label file; empty = root/val_label.json or root/../val_label.json"},
-            {"start", "0", "first image"},
-            {"count", "100", "number of images"},
-            {"size", "256", "output side"},
+            OptionSpec{"start", "0", "first image"}.integer().at_least(0),
+            OptionSpec{"count", "100", "number of images"}.integer().at_least(-1),
+            OptionSpec{"size", "256", "output side"}.integer().at_least(1).confirm_above(kMaxSide),
             {"allow_upscale", "false", "accept images smaller than size"}},
            make_imagenet100});
   reg.add({"fashion_mnist",
            "the bundled set: Fashion-MNIST from Debian's dataset-fashion-mnist, 28x28 grey padded "
            "to 32x32, replicated to RGB",
            {{"root", kFashionMnistDefaultRoot, "folder with the *-ubyte.gz files"},
-            {"split", "test", "test (evaluation) | train (training the bundled model)"},
-            {"start", "0", "first image"},
-            {"count", "-1", "number of images, -1 = all"},
-            {"size", "32", "output side: >= 28 pads with background, < 28 resizes"},
-            {"channels", "3", "3 = grey replicated to RGB, 1 = grey"}},
+            OptionSpec{"split", "test", "test (evaluation) | train (training the bundled model)"}
+                .one_of({"test", "train"}),
+            OptionSpec{"start", "0", "first image"}.integer().at_least(0),
+            OptionSpec{"count", "-1", "number of images, -1 = all"}.integer().at_least(-1),
+            OptionSpec{"size", "32", "output side: >= 28 pads with background, < 28 resizes"}
+                .integer()
+                .at_least(1)
+                .confirm_above(kMaxSide),
+            OptionSpec{"channels", "3", "3 = grey replicated to RGB, 1 = grey"}.one_of({"3", "1"})},
            [](const Options& o) -> std::unique_ptr<Dataset> {
              FashionMnistParams p;
              p.root = o.get("root");

@@ -123,7 +123,10 @@ void register_builtin_masks() {
       {"expand", "only a centre square of side H/4 known (outpainting)", {}, fixed(expand_mask)});
   reg.add({"random",
            "each pixel known independently, seeded by (seed, image index)",
-           {{"known_fraction", "0.5", "probability that a pixel is known"}},
+           {OptionSpec{"known_fraction", "0.5", "probability that a pixel is known"}
+                .number()
+                .at_least(0)
+                .at_most(1)},
            [](const Options& o) {
              const double p = o.get_double("known_fraction");
              return std::make_unique<FunctionMask>(
@@ -134,7 +137,10 @@ void register_builtin_masks() {
   reg.add(
       {"box",
        "one unknown rectangle, seeded by (seed, image index)",
-       {{"hole_fraction", "0.25", "fraction of the image the rectangle covers"}},
+       {OptionSpec{"hole_fraction", "0.25", "fraction of the image the rectangle covers"}
+            .number()
+            .above(0)
+            .below(1)},
        [](const Options& o) {
          const double f = o.get_double("hole_fraction");
          return std::make_unique<FunctionMask>(

@@ -49,9 +49,11 @@ po::options_description global_options() {
       "fp32 | tf32 | bf16 | fp16: the UNet's arithmetic for inpaint and run (shorthand for "
       "--set <model>.precision=P; default: the model's setting, auto = fp16 for use_fp16 "
       "checkpoints on CUDA, else fp32; fp16 needs CUDA)")(
-      "log-level", po::value<std::string>()->default_value("info"),
-      "debug | info | warn | error | quiet")("quiet,q",
-                                             "no progress bars and only warnings and errors");
+      "allow-large",
+      "accept values above an option's sane bound (e.g. copaint.G > 1000; `copaint list` shows "
+      "each option's range)")("log-level", po::value<std::string>()->default_value("info"),
+                              "debug | info | warn | error | quiet")(
+      "quiet,q", "no progress bars and only warnings and errors");
   return d;
 }
 
@@ -75,8 +77,9 @@ void print_registry(std::ostream& out, const char* title) {
   for (const auto& e : entries) {
     out << "  " << e.name << " - " << e.description << "\n";
     for (const auto& o : e.options) {
-      out << "      " << e.name << "." << o.key << " = " << o.default_value << "    " << o.help
-          << "\n";
+      out << "      " << e.name << "." << o.key << " = " << o.default_value << "    " << o.help;
+      if (!o.range.unconstrained()) out << " [" << o.range.describe() << "]";
+      out << "\n";
     }
   }
 }
@@ -137,7 +140,7 @@ void hoist_global_options(std::vector<std::string>* rest, std::vector<std::strin
       global_args->push_back(a);
       if (a.find('=') == std::string::npos && i + 1 < rest->size())
         global_args->push_back((*rest)[++i]);
-    } else if (a == "--quiet" || a == "-q") {
+    } else if (a == "--quiet" || a == "-q" || a == "--allow-large") {
       global_args->push_back(a);
     } else {
       kept.push_back(a);
@@ -222,6 +225,7 @@ int run_cli(const std::vector<std::string>& argv, std::ostream& out, std::ostrea
     set_log_level(vm.count("quiet") ? LogLevel::kWarn
                                     : parse_log_level(vm["log-level"].as<std::string>()));
     if (vm.count("quiet")) ProgressBar::set_enabled(false);
+    set_allow_large_values(vm.count("allow-large") > 0);
     int threads = vm["threads"].as<int>();
     if (vm["threads"].defaulted()) {
       // Under SLURM, the allocation's CPUs (not LibTorch's default of every core of the node).

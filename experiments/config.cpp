@@ -1,6 +1,7 @@
 // INI loading through Boost.Program_options and the file + command-line merge.
 #include "experiments/config.h"
 
+#include <cctype>
 #include <fstream>
 #include <sstream>
 
@@ -10,8 +11,52 @@
 
 namespace copaint {
 
+namespace {
+
+std::string trim(const std::string& s) {
+  size_t b = 0, e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
+  return s.substr(b, e - b);
+}
+
+}  // namespace
+
+std::map<std::string, int> ini_key_lines(const std::string& text, const std::string& source) {
+  std::map<std::string, int> keys, sections;
+  std::istringstream in(text);
+  std::string line, prefix;
+  for (int n = 1; std::getline(in, line); ++n) {
+    const auto hash = line.find('#');
+    if (hash != std::string::npos) line.erase(hash);
+    line = trim(line);
+    if (line.empty()) continue;
+    const std::string at = source + ":" + std::to_string(n) + ": ";
+    if (line.front() == '[' && line.back() == ']') {
+      const std::string s = trim(line.substr(1, line.size() - 2));
+      const auto [it, fresh] = sections.emplace(s, n);
+      if (!fresh) {
+        throw UsageError(at + "section [" + s + "] repeats the one at line " +
+                         std::to_string(it->second) + "; merge them into one");
+      }
+      prefix = s.empty() ? "" : s + ".";
+      continue;
+    }
+    const auto eq = line.find('=');
+    if (eq == std::string::npos) continue;  // the parser reports it
+    const std::string key = prefix + trim(line.substr(0, eq));
+    const auto [it, fresh] = keys.emplace(key, n);
+    if (!fresh) {
+      throw UsageError(at + "duplicate key '" + key + "' (already given at line " +
+                       std::to_string(it->second) + "); keep one");
+    }
+  }
+  return keys;
+}
+
 Options parse_ini_text(const std::string& text, const std::string& source) {
   namespace po = boost::program_options;
+  ini_key_lines(text, source);  // duplicates are an error, not "last wins"
   std::istringstream in(text);
   po::options_description none;
   Options out;

@@ -36,28 +36,6 @@ std::string join(const std::vector<std::string>& items, const char* sep = ",") {
   return out;
 }
 
-/// The line of every key of an INI text (the last one when a key repeats), following the rules
-/// of the parser behind parse_ini_text: `#` starts a comment, `[s]` prefixes keys with `s.`.
-std::map<std::string, int> key_lines(const std::string& text) {
-  std::map<std::string, int> out;
-  std::istringstream in(text);
-  std::string line, prefix;
-  for (int n = 1; std::getline(in, line); ++n) {
-    const auto hash = line.find('#');
-    if (hash != std::string::npos) line.erase(hash);
-    line = trim(line);
-    if (line.empty()) continue;
-    if (line.front() == '[' && line.back() == ']') {
-      const std::string s = trim(line.substr(1, line.size() - 2));
-      prefix = s.empty() ? "" : s + ".";
-      continue;
-    }
-    const auto eq = line.find('=');
-    if (eq != std::string::npos) out[prefix + trim(line.substr(0, eq))] = n;
-  }
-  return out;
-}
-
 /// Where a key was given: "file:line" or "--set key".
 class Where {
  public:
@@ -253,10 +231,11 @@ Experiment parse_experiment(const std::string& text, const std::string& source,
                             const std::vector<std::string>& overrides) {
   Options config = parse_ini_text(text, source);
   std::map<std::string, std::string> located;
-  for (const auto& [k, n] : key_lines(text)) located[k] = source + ":" + std::to_string(n);
+  for (const auto& [k, n] : ini_key_lines(text, source))
+    located[k] = source + ":" + std::to_string(n);
   for (const auto& layer : layers) {
     config.merge(parse_ini_text(layer.text, layer.source));
-    for (const auto& [k, n] : key_lines(layer.text))
+    for (const auto& [k, n] : ini_key_lines(layer.text, layer.source))
       located[k] = layer.source + ":" + std::to_string(n);
   }
   const Options over = parse_assignments(overrides);

@@ -49,10 +49,12 @@ std::unique_ptr<Denoiser> load_unet(const std::string& entry, const UNetConfig& 
 /// The run settings every UNet entry takes (UNetRunOptions).
 std::vector<OptionSpec> run_specs() {
   return {
-      {"precision", "auto",
-       "auto | fp32 | tf32 | bf16 | fp16: auto = fp16 when use_fp16 (falling back to fp32 on the "
-       "CPU), else fp32; fp32 (TF32 off on CUDA), tf32 (TF32 tensor cores, CUDA), bf16 (bfloat16 "
-       "torso, CPU or CUDA), fp16 (float16 torso, CUDA only); see README"},
+      OptionSpec{
+          "precision", "auto",
+          "auto | fp32 | tf32 | bf16 | fp16: auto = fp16 when use_fp16 (falling back to fp32 "
+          "on the CPU), else fp32; fp32 (TF32 off on CUDA), tf32 (TF32 tensor cores, CUDA), "
+          "bf16 (bfloat16 torso, CPU or CUDA), fp16 (float16 torso, CUDA only); see README"}
+          .one_of({"auto", "fp32", "tf32", "bf16", "fp16"}),
       {"channels_last", "false", "NHWC memory layout for weights and activations (speed only)"},
       {"grad_checkpoint", "false",
        "recompute UNet blocks during backward: less memory for copaint/dps, ~1 more forward per "
@@ -116,10 +118,23 @@ const char* flag_help(const std::string& flag) {
   return "";
 }
 
+/// The declared range of an ADM architecture flag (the others are booleans or lists).
+OptionSpec with_range(const OptionSpec& spec) {
+  const std::string& k = spec.key;
+  if (k == "image_size") return spec.integer().at_least(1).confirm_above(4096);
+  if (k == "in_channels" || k == "num_channels" || k == "num_heads")
+    return spec.integer().at_least(1);
+  if (k == "num_res_blocks" || k == "num_classes") return spec.integer().at_least(0);
+  if (k == "num_head_channels" || k == "num_heads_upsample") return spec.integer().at_least(-1);
+  if (k == "dropout") return spec.number().at_least(0).at_most(1);
+  return spec;
+}
+
 std::vector<OptionSpec> adm_specs() {
   UNetConfig d;
   std::vector<OptionSpec> specs;
-  for (const auto& [k, v] : adm_flags(d)) specs.push_back({k, v, flag_help(k)});
+  for (const auto& [k, v] : adm_flags(d))
+    specs.push_back(with_range(OptionSpec{k, v, flag_help(k)}));
   specs.push_back({"checkpoint", "", "checkpoint file (torch.save zip/legacy or .safetensors)"});
   for (auto& spec : run_specs()) specs.push_back(std::move(spec));
   return specs;
@@ -218,23 +233,23 @@ void register_builtin_models() {
                return load_unet("adm", c, o.get("checkpoint"), run_options_from(o, c.use_fp16));
              });
            }});
-  reg.add({"gaussian",
-           "analytic test model: data ~ N(mean, std^2) per pixel, exact eps (no checkpoint)",
-           {{"image_size", "32", "image side"},
-            {"channels", "3", "image channels"},
-            {"mean", "0", "mean of every pixel, in [-1,1]"},
-            {"std", "0.5", "standard deviation of every pixel (> 0)"}},
-           [](const Options& o) -> std::unique_ptr<Denoiser> {
-             return with_prefix("gaussian", [&]() -> std::unique_ptr<Denoiser> {
-               const int64_t size = o.get_int("image_size"), ch = o.get_int("channels");
-               const double mean = o.get_double("mean"), std = o.get_double("std");
-               if (size <= 0 || ch <= 0)
-                 throw UsageError("image_size and channels must be positive");
-               if (!(mean >= -1 && mean <= 1)) throw UsageError("mean must be in [-1,1]");
-               if (!(std > 0)) throw UsageError("std must be positive");
-               return std::make_unique<GaussianDenoiser>(at::full({ch, size, size}, mean), std);
-             });
-           }});
+  reg.add(
+      {"gaussian",
+       "analytic test model: data ~ N(mean, std^2) per pixel, exact eps (no checkpoint)",
+       {OptionSpec{"image_size", "32", "image side"}.integer().at_least(1).confirm_above(4096),
+        OptionSpec{"channels", "3", "image channels"}.integer().at_least(1),
+        OptionSpec{"mean", "0", "mean of every pixel, in [-1,1]"}.number().at_least(-1).at_most(1),
+        OptionSpec{"std", "0.5", "standard deviation of every pixel (> 0)"}.number().above(0)},
+       [](const Options& o) -> std::unique_ptr<Denoiser> {
+         return with_prefix("gaussian", [&]() -> std::unique_ptr<Denoiser> {
+           const int64_t size = o.get_int("image_size"), ch = o.get_int("channels");
+           const double mean = o.get_double("mean"), std = o.get_double("std");
+           if (size <= 0 || ch <= 0) throw UsageError("image_size and channels must be positive");
+           if (!(mean >= -1 && mean <= 1)) throw UsageError("mean must be in [-1,1]");
+           if (!(std > 0)) throw UsageError("std must be positive");
+           return std::make_unique<GaussianDenoiser>(at::full({ch, size, size}, mean), std);
+         });
+       }});
 }
 
 }  // namespace copaint

@@ -207,6 +207,21 @@ double mean_of(const std::vector<double>& v) {
   return s / static_cast<double>(v.size());
 }
 
+/// Every metric asked for must select a stored one (UsageError listing the stored names).
+void check_metrics_exist(const std::vector<std::string>& wanted,
+                         const std::vector<std::string>& stored) {
+  for (const auto& w : wanted) {
+    const bool any = std::any_of(stored.begin(), stored.end(), [&](const std::string& m) {
+      return metric_selected(m, {w}, stored);
+    });
+    if (any) continue;
+    std::string names;
+    for (const auto& m : stored) names += (names.empty() ? "" : ", ") + m;
+    throw UsageError("report: unknown metric '" + w +
+                     "'; stored: " + (names.empty() ? std::string("(none)") : names));
+  }
+}
+
 }  // namespace
 
 ResultSet load_results(const std::vector<std::string>& dbs) {
@@ -332,6 +347,11 @@ ResultLayout result_layout(const ResultSet& rs) {
 }
 
 void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out) {
+  write_report(rs, check_completeness(rs), o, out);
+}
+
+void write_report(const ResultSet& rs, const Completeness& done, const ReportOptions& o,
+                  std::ostream& out) {
   if (o.format != "markdown" && o.format != "csv" && o.format != "latex") {
     throw UsageError("report: unknown format '" + o.format + "'; valid: markdown, csv, latex");
   }
@@ -372,6 +392,7 @@ void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out
   for (const auto& m : order_metrics(stored, configured_metrics(rs.runs))) {
     if (metric_selected(m, o.metrics, stored)) metrics.push_back(m);
   }
+  check_metrics_exist(o.metrics, stored);
   std::map<std::string, bool> higher;
 
   // (section, variant, mask) -> stats; (section, variant) -> stats over masks.
@@ -406,11 +427,26 @@ void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out
     auto it = stats.find(Key{sec, v, mask});
     return it == stats.end() ? nullptr : &it->second;
   };
+  // Samples the grid promises per (section, variant, mask): a cell's promise times the seeds
+  // pooled there (absent: unknown).
+  std::map<Key, int64_t> promised;
+  for (const auto& [id, p] : done.promised) {
+    const CellRecord& c = rs.cells.at(id);
+    const Key k{layout.section_of(c), variant_of.at({c.method, c.settings_hash}), c.mask};
+    promised[k] = std::max(promised[k], p.samples * p.seeds);
+  }
+  // "[12/16]" when fewer ok samples are stored than promised, else "".
+  auto short_marker = [&](const Stats* st, size_t sec, size_t v, const std::string& mask) {
+    auto it = promised.find(Key{sec, v, mask});
+    const int64_t ok = st ? st->ok : 0;
+    if (it == promised.end() || ok >= it->second) return std::string();
+    return " [" + std::to_string(ok) + "/" + std::to_string(it->second) + "]";
+  };
 
   if (o.format == "csv") {
     out << "dataset,model,metric,higher_is_better,method,variant,settings,mask,samples,images,"
            "errors,mean,std,best_mean,seconds_per_sample,forwards_per_sample,"
-           "backwards_per_sample,ci95\n";
+           "backwards_per_sample,ci95,promised_samples\n";
     for (size_t sec = 0; sec < sections.size(); ++sec) {
       for (const auto& metric : metrics) {
         for (size_t v = 0; v < variants.size(); ++v) {
@@ -428,7 +464,10 @@ void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out
                 << sm.images << "," << st->errors << "," << fmt(sm.mean, 10) << ","
                 << fmt(sm.std, 10) << "," << fmt(sm.best, 10) << "," << fmt(mean_of(st->seconds), 6)
                 << "," << fmt(mean_of(st->forwards), 2) << "," << fmt(mean_of(st->backwards), 2)
-                << "," << fmt(sm.ci95, 10) << "\n";
+                << "," << fmt(sm.ci95, 10) << ",";
+            auto pr = promised.find(Key{sec, v, mask});
+            if (pr != promised.end()) out << pr->second;
+            out << "\n";
           }
         }
       }
@@ -468,6 +507,15 @@ void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out
       c.md += " [" + std::to_string(st->errors) + " err]";
       c.tex_rest += " [" + std::to_string(st->errors) + " err]";
     }
+    return c;
+  };
+  // A cell with its completeness marker (see short_marker).
+  auto marked = [&](size_t sec, size_t v, const std::string& mask, const std::string& metric) {
+    const Stats* st = find_stats(sec, v, mask);
+    Cell c = cell(st, metric);
+    const std::string m = short_marker(st, sec, v, mask);
+    c.md += m;
+    c.tex_rest += m;
     return c;
   };
   const std::string spread_md = spread == "std"    ? ", ± the standard deviation over samples"
@@ -516,6 +564,8 @@ void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out
         << rs.runs.size() << " run(s) from " << rs.sources.size() << " database(s), "
         << rs.samples.size() << " samples, " << rs.cells.size() << " cells. "
         << "Cells: mean over samples (seeds pooled)" << spread_md << best_md << ".\n\n";
+    if (done.incomplete()) out << "**" << done.summary() << "**\n\n";
+    for (const auto& n : done.notes) out << "Note: " << n << ".\n\n";
     // Failed samples (a method error, or an image that could not be read and was skipped):
     // counted, with their distinct messages, most frequent first.
     std::map<std::string, int64_t> errors;
@@ -539,10 +589,12 @@ void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out
       out << "\n";
     }
   } else if (o.standalone) {
+    if (done.incomplete()) out << "% " << done.summary() << "\n";
     out << "% copaint report: a complete document (pdflatex FILE.tex)\n"
         << "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
         << "\\begin{document}\n\n";
   } else {
+    if (done.incomplete()) out << "% " << done.summary() << "\n";
     out << "% copaint report. Preamble: \\usepackage{booktabs} (rules) and "
            "\\usepackage{graphicx} (\\resizebox); or `copaint report --format latex "
            "--standalone` for a complete document.\n\n";
@@ -578,7 +630,7 @@ void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out
         if (!find_stats(sec, v, "\x01all")) continue;
         std::vector<Cell> row = {label_cell(variants[v].label, variant_tex(variants[v]))};
         for (const auto& mask : used_masks) {
-          for (const auto& metric : metrics) row.push_back(cell(find_stats(sec, v, mask), metric));
+          for (const auto& metric : metrics) row.push_back(marked(sec, v, mask, metric));
         }
         t.rows.push_back(std::move(row));
       }
@@ -611,7 +663,7 @@ void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out
             for (size_t v : cols) {
               const Stats* st = find_stats(sec, v, mask);
               any = any || st;
-              row.push_back(cell(st, metric));
+              row.push_back(marked(sec, v, mask, metric));
             }
             if (any) t.rows.push_back(std::move(row));
           }
@@ -642,7 +694,7 @@ void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out
             for (const auto& mask : masks) {
               const Stats* st = find_stats(sec, v, mask);
               any = any || st;
-              row.push_back(cell(st, metric));
+              row.push_back(marked(sec, v, mask, metric));
             }
             if (any) t.rows.push_back(std::move(row));
           }
@@ -699,7 +751,7 @@ void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out
             auto it = variants[v].varying.find(k);
             row.push_back(it == variants[v].varying.end() ? "" : it->second);
           }
-          for (const auto& mask : masks) row.push_back(cell(find_stats(sec, v, mask), metric));
+          for (const auto& mask : masks) row.push_back(marked(sec, v, mask, metric));
           row.push_back(fmt(mean_of(all->seconds), 3));
           row.push_back(fmt(mean_of(all->forwards), 1));
           t.rows.push_back(std::move(row));

@@ -54,6 +54,36 @@ struct ResultLayout {
 };
 ResultLayout result_layout(const ResultSet& results);
 
+/// What the grid of the stored runs promised, against what is stored: `report` marks every table
+/// cell with fewer ok samples than promised (`[12/16]`), lists missing shards and cells, and
+/// `--strict` fails on any of it.
+struct Completeness {
+  /// Per cell (CellRecord::id) with a known promise: images of its dataset x samples per image,
+  /// and the seeds of the grid (cells that differ only by seed share a table cell).
+  struct Promise {
+    int64_t samples = 0;  ///< samples the grid promises this cell
+    int64_t seeds = 1;    ///< seeds of its grid
+  };
+  std::map<int64_t, Promise> promised;
+  std::map<int64_t, int64_t> ok;  ///< ok samples stored per cell
+  /// "copaint [G=2] / half / seed 0: 1 of 4 samples" for every cell short of its promise.
+  std::vector<std::string> short_cells;
+  std::vector<std::string> missing_shards;  ///< "results.shard-1-of-3.sqlite (shard 1/3)"
+  int64_t missing_cells = 0;                ///< cells of the latest grid with no stored row
+  int64_t grid_cells = 0;                   ///< cells of that grid
+  std::vector<std::string> notes;           ///< how image counts were found when not opened
+  bool incomplete() const {
+    return !short_cells.empty() || !missing_shards.empty() || missing_cells > 0;
+  }
+  /// One paragraph for people (empty when complete).
+  std::string summary() const;
+};
+
+/// Reads the promise from each run's stored configuration (samples, seeds, datasets, methods,
+/// masks and the settings axes), opening each dataset to count its images (else its `count`
+/// setting, else the images stored). Cells of no stored configuration get no promise.
+Completeness check_completeness(const ResultSet& results);
+
 struct ReportOptions {
   std::string format = "markdown";  ///< markdown | csv | latex
   /// Stored names, matched exactly (psnr does not select psnr_masked); a name that is not stored
@@ -85,8 +115,12 @@ struct ReportOptions {
 /// method with several variants (rows the varying settings, plus seconds and forwards per sample),
 /// and with `timing` a table of seconds, forwards and backwards per sample. CSV: one tidy row per
 /// (dataset, model, metric, variant, mask) with samples, images, errors, mean, std, best_mean,
-/// seconds/forwards/backwards per sample.
+/// seconds/forwards/backwards per sample, ci95, and the samples promised (empty when unknown).
+/// An unknown `metrics` name throws UsageError listing the stored metrics.
 void write_report(const ResultSet& results, const ReportOptions& options, std::ostream& out);
+/// Same with the completeness already checked (cells short of it are marked `[ok/promised]`).
+void write_report(const ResultSet& results, const Completeness& completeness,
+                  const ReportOptions& options, std::ostream& out);
 
 /// Writes the stored sample `sample_id` of database `db` as a PNG (or any OpenCV format).
 void export_sample(const std::string& db, int64_t sample_id, const std::string& out_path);

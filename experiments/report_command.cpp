@@ -20,7 +20,7 @@ int cmd_report(CommandContext& ctx) {
   po::options_description d(
       "usage: copaint report RESULTS_DIR_OR_DB... [--format markdown|csv|latex] [--metric M]... "
       "[--timing] [--pivot 'mask x method'] [--layout metric|paper] [--spread none|std|ci95]\n"
-      "       [--standalone] [--plots DIR]\n\n"
+      "       [--standalone] [--plots DIR] [--strict]\n\n"
       "Reads a results folder (results.sqlite and any results.shard-*.sqlite) or database files,\n"
       "and prints per metric the comparison table (rows: method variants, columns: masks; cells:\n"
       "mean over samples with seeds pooled, and in parentheses best-of-n, the mean over images of\n"
@@ -41,7 +41,12 @@ int cmd_report(CommandContext& ctx) {
       "geometric sweeps such as learning rates), one line per mask (and per value of the\n"
       "method's other swept settings); names get a <dataset>_<model>_ prefix when the results\n"
       "hold several. --metric selects the metrics. "
-      "The files written are listed on stderr.\n\nOptions");
+      "The files written are listed on stderr.\n\n"
+      "Incomplete results say so: a table cell with fewer ok samples than the grid of the stored\n"
+      "runs promises (images x samples x seeds, all shards) is marked [ok/promised] (CSV: column\n"
+      "promised_samples), and the report lists those cells, the grid's cells with no sample and\n"
+      "missing shard files (also on stderr). --strict exits 1 when anything is incomplete.\n\n"
+      "Options");
   d.add_options()("help,h", "print this help")(
       "format", po::value<std::string>()->default_value("markdown"), "markdown | csv | latex")(
       "metric", po::value<std::vector<std::string>>()->composing(),
@@ -60,6 +65,8 @@ int cmd_report(CommandContext& ctx) {
       "'mask x method' (rows masks); spaces optional (maskxmethod)")(
       "plots", po::value<std::string>(),
       "write figures (PNG, PDF, SVG via gnuplot) into this folder")(
+      "strict", po::bool_switch(),
+      "exit 1 when a cell has fewer ok samples than promised, or cells or shards are missing")(
       "plot-size", po::value<std::string>()->default_value("640x480"),
       "PNG size WIDTHxHEIGHT in pixels (PDF and SVG: the same aspect)")(
       "inputs", po::value<std::vector<std::string>>(), "");
@@ -101,12 +108,17 @@ int cmd_report(CommandContext& ctx) {
     plot.metrics = o.metrics;
   }
   const ResultSet results = load_results(dbs);
-  write_report(results, o, ctx.out);
+  const Completeness done = check_completeness(results);
+  write_report(results, done, o, ctx.out);
   if (vm.count("plots")) {
     const std::string dir = vm["plots"].as<std::string>();
     const std::vector<std::string> files = write_ablation_plots(results, plot, dir, true);
     if (files.empty()) ctx.err << "no scores in these results: no plots\n";
     for (const auto& f : files) ctx.err << "wrote " << f << "\n";
+  }
+  if (done.incomplete()) {
+    ctx.err << "copaint: report: " << done.summary() << "\n";
+    if (vm["strict"].as<bool>()) return 1;
   }
   return 0;
 }

@@ -1,6 +1,7 @@
 // `copaint run EXPERIMENT.ini` and `copaint merge RESULTS_DIR`.
 #include "experiments/run_command.h"
 
+#include <cmath>
 #include <cstdio>
 #include <ostream>
 
@@ -64,6 +65,47 @@ const char* kRunNotes =
     "files; combine them with `copaint merge DIR` (or report on DIR directly).\n"
     "SIGTERM/SIGINT stop after the batch in progress is stored (exit 128+signal; rerun resumes).\n";
 
+/// `arg` quoted for a POSIX shell when it holds anything but [A-Za-z0-9_./=:,+-@%].
+std::string shell_quote(const std::string& arg) {
+  const bool plain = !arg.empty() && arg.find_first_not_of(
+                                         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                         "0123456789_./=:,+-@%") == std::string::npos;
+  if (plain) return arg;
+  std::string out = "'";
+  for (char c : arg) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+/// The command that resumes a stopped run: its own arguments without the testing flags and
+/// --force (which would recompute what is stored).
+std::string resume_command(const CommandContext& ctx) {
+  std::string out = "copaint";
+  if (ctx.device != "auto") out += " --device " + shell_quote(ctx.device);
+  if (!ctx.precision.empty()) out += " --precision " + ctx.precision;
+  out += " run";
+  for (size_t i = 0; i < ctx.args.size(); ++i) {
+    const std::string& a = ctx.args[i];
+    const std::string name = a.substr(0, a.find('='));
+    if (name == "--force") continue;
+    if (name == "--stop-after" || name == "--crash-after") {
+      if (a.find('=') == std::string::npos) ++i;
+      continue;
+    }
+    out += " " + shell_quote(a);
+  }
+  return out;
+}
+
+/// A count given on the command line must be >= `minimum` (UsageError naming the flag).
+void check_count(const po::variables_map& vm, const char* flag, int64_t minimum) {
+  if (!vm.count(flag)) return;
+  const int64_t v = vm[flag].as<int64_t>();
+  if (v < minimum) {
+    throw UsageError(std::string("run: --") + flag + " must be >= " + std::to_string(minimum) +
+                     ", got " + std::to_string(v));
+  }
+}
+
 int cmd_run(CommandContext& ctx) {
   po::options_description visible = run_options();
   po::options_description all;
@@ -79,6 +121,13 @@ int cmd_run(CommandContext& ctx) {
     return 0;
   }
   if (!vm.count("experiment")) throw UsageError("run: give an experiment file (experiments/*.ini)");
+  check_count(vm, "stop-after", 1);
+  check_count(vm, "crash-after", 0);
+  const double progress = vm["progress-every"].as<double>();
+  if (!(progress >= 0) || !std::isfinite(progress)) {
+    throw UsageError("run: --progress-every must be a number of seconds >= 0, got " +
+                     std::to_string(progress));
+  }
   std::vector<std::string> sets =
       vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
   const std::string file = vm["experiment"].as<std::string>();
@@ -98,7 +147,7 @@ int cmd_run(CommandContext& ctx) {
   o.device = ctx.device;
   if (vm.count("stop-after")) o.stop_after = vm["stop-after"].as<int64_t>();
   if (vm.count("crash-after")) o.crash_after = vm["crash-after"].as<int64_t>();
-  o.progress_seconds = vm["progress-every"].as<double>();
+  o.progress_seconds = progress;
 
   if (vm["dry-run"].as<bool>()) {
     print_plan(ex, plan_experiment(ex, o), ctx.out);
@@ -115,6 +164,8 @@ int cmd_run(CommandContext& ctx) {
                 static_cast<long long>(s.ok), static_cast<long long>(s.errors), s.seconds,
                 s.stopped ? " (stopped early)" : "");
   ctx.out << line << "results: " << s.paths.db << ", " << s.paths.h5 << "\n";
+  if (s.stopped && s.skipped + s.ok + s.errors < s.selected)
+    ctx.out << "to resume: " << resume_command(ctx) << "\n";
   // Stopped by SIGTERM/SIGINT: the shell's code for that signal, so SLURM and `&&` see an
   // unfinished run (what is stored is complete; a rerun resumes).
   if (s.stop_signal != 0) return 128 + s.stop_signal;
@@ -145,8 +196,12 @@ int cmd_merge(CommandContext& ctx) {
   const std::string out = vm.count("out") ? vm["out"].as<std::string>() : args.front();
   const MergeSummary s = merge_results(dbs, out);
   ctx.out << "merged " << s.inputs << " database(s): " << s.copied << " sample rows copied, "
-          << s.duplicates << " already present; " << s.cells << " cells in " << s.db << " and "
-          << s.h5 << "\n";
+          << s.duplicates << " already present, " << s.runs_added << " run row(s) added; "
+          << s.cells << " cells in " << s.db << " and " << s.h5 << "\n";
+  if (s.unreadable > 0)
+    ctx.out << s.unreadable << " stored sample(s) left out: their image cannot be read\n";
+  if (!s.missing_shards.empty())
+    ctx.out << s.missing_shards.size() << " shard database(s) missing (see the warnings)\n";
   return 0;
 }
 

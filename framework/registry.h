@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "framework/error.h"
@@ -13,15 +15,110 @@
 
 namespace copaint {
 
-/// One accepted option of a registered entry (key relative to the entry's name).
+/// The values an option accepts, declared next to it and checked by Registry::resolve before any
+/// factory runs (so a bad value fails before any work, naming the key, the value and the range).
+struct ValueRange {
+  enum class Type { kAny, kInteger, kNumber };
+  Type type = Type::kAny;     ///< kAny: text (only `choices` are checked)
+  std::optional<double> min;  ///< value >= min (> min when min_exclusive)
+  bool min_exclusive = false;
+  std::optional<double> max;  ///< value <= max (< max when max_exclusive), always
+  bool max_exclusive = false;
+  /// Values above this are refused unless allow_large_values() (`--allow-large`): a sane bound
+  /// that a deliberate experiment may pass.
+  std::optional<double> confirm_above;
+  std::vector<std::string> choices;  ///< when not empty, the value is one of these (exactly)
+
+  bool unconstrained() const {
+    return type == Type::kAny && !min && !max && !confirm_above && choices.empty();
+  }
+  /// "an integer >= 0", "a number > 0", "an integer in [1, 1000]", "one of: linear, quad".
+  std::string describe() const;
+  /// "" when `value` is accepted, else why not (one phrase: "must be an integer >= 0").
+  std::string check(const std::string& value, bool allow_large) const;
+};
+
+/// One accepted option of a registered entry (key relative to the entry's name). Ranges are
+/// declared by chaining: `OptionSpec{"G", "2", "gradient steps"}.integer().at_least(0)`.
 struct OptionSpec {
+  OptionSpec() = default;
+  OptionSpec(std::string name, std::string fallback, std::string line, bool keyed = true)
+      : key(std::move(name)),
+        default_value(std::move(fallback)),
+        help(std::move(line)),
+        keyed_at_default(keyed) {}
+
   std::string key;            ///< e.g. "G" for `copaint.G`
   std::string default_value;  ///< used when the user does not set it
   std::string help;           ///< one line for `copaint list` and --help
   /// false for an option added after results were stored: at its default it stays out of the
   /// settings that key and are stored with results, so those results still resume.
   bool keyed_at_default = true;
+  ValueRange range;  ///< the values accepted (default: any)
+
+  /// An integer (get_int) / a finite number (get_double).
+  OptionSpec integer() const {
+    return with([](ValueRange& r) { r.type = ValueRange::Type::kInteger; });
+  }
+  OptionSpec number() const {
+    return with([](ValueRange& r) { r.type = ValueRange::Type::kNumber; });
+  }
+  /// value >= v / value > v / value <= v / value < v.
+  OptionSpec at_least(double v) const {
+    return with([v](ValueRange& r) {
+      r.min = v;
+      r.min_exclusive = false;
+    });
+  }
+  OptionSpec above(double v) const {
+    return with([v](ValueRange& r) {
+      r.min = v;
+      r.min_exclusive = true;
+    });
+  }
+  OptionSpec at_most(double v) const {
+    return with([v](ValueRange& r) {
+      r.max = v;
+      r.max_exclusive = false;
+    });
+  }
+  OptionSpec below(double v) const {
+    return with([v](ValueRange& r) {
+      r.max = v;
+      r.max_exclusive = true;
+    });
+  }
+  /// value <= v unless --allow-large (see ValueRange::confirm_above).
+  OptionSpec confirm_above(double v) const {
+    return with([v](ValueRange& r) { r.confirm_above = v; });
+  }
+  OptionSpec one_of(std::vector<std::string> choices) const {
+    return with([&](ValueRange& r) { r.choices = std::move(choices); });
+  }
+
+ private:
+  template <class F>
+  OptionSpec with(F f) const {
+    OptionSpec out = *this;
+    f(out.range);
+    return out;
+  }
 };
+
+/// Whether values above an option's confirm_above bound are accepted (`--allow-large`;
+/// process-wide, default false).
+bool allow_large_values();
+void set_allow_large_values(bool allow);
+
+/// Throws UsageError when `value` is outside `spec.range`:
+/// "option 'copaint.G' = '1000000000': must be an integer in [0, 1000] (above 1000 with
+/// --allow-large)". `entry` is the registered name that prefixes the key.
+void check_option_value(const std::string& entry, const OptionSpec& spec, const std::string& value);
+
+/// Throws UsageError "option 'repaint.jump_length' = '50': must be < 20 (the schedule's steps)"
+/// unless value < bound; `what` names the bound.
+void check_below(const std::string& entry, const std::string& key, int64_t value, int64_t bound,
+                 const std::string& what);
 
 /// "a, b, c" (used by error messages listing valid choices).
 std::string join_names(const std::vector<std::string>& names);
@@ -39,6 +136,9 @@ class Registry {
     std::string description;
     std::vector<OptionSpec> options;
     Factory factory;
+    /// Rules between options (jump_length within the schedule), run by resolve() after each
+    /// value passed its range; throws UsageError naming the key (e.g. with check_below()).
+    std::function<void(const std::string& name, const Options& resolved)> check = nullptr;
   };
 
   /// The process-wide registry of T.
@@ -67,8 +167,8 @@ class Registry {
                      "'; valid: " + join_names(names()));
   }
 
-  /// Defaults of `name` overridden by `user` (keys relative to the entry). An unknown key throws
-  /// UsageError listing the accepted ones.
+  /// Defaults of `name` overridden by `user` (keys relative to the entry). An unknown key, or a
+  /// value outside its declared range (OptionSpec::range), throws UsageError.
   Options resolve(const std::string& name, const Options& user) const {
     const Entry& e = at(name);
     Options out;
@@ -85,6 +185,8 @@ class Registry {
       }
       out.set(k, v);
     }
+    for (const auto& spec : e.options) check_option_value(name, spec, out.get(spec.key));
+    if (e.check) e.check(name, out);
     return out;
   }
 

@@ -73,39 +73,71 @@ CoPaintParams CoPaintParams::from_options(const Options& o) {
 }
 
 std::vector<OptionSpec> copaint_option_specs(const CoPaintParams& d) {
+  // Sane bounds (the paper uses G <= 5, K = 2); beyond them only with --allow-large.
+  constexpr double kMaxGradientSteps = 1000, kMaxVisits = 100;
   auto num = [](double v) { return canonical_value(std::to_string(v)); };
   auto b = [](bool v) { return std::string(v ? "true" : "false"); };
   return {
       {"respacing", d.respacing,
        "respacing of the model's 1000-step process (guided-diffusion rule)"},
-      {"steps", std::to_string(d.steps), "DDIM steps over the respaced process (0 = all)"},
-      {"schedule_type", d.schedule_type, "DDIM step spacing: linear | quad"},
-      {"G", std::to_string(d.G), "gradient steps on x_t per denoising step"},
-      {"lr_xt", num(d.lr_xt), "learning rate of the x_t updates"},
-      {"lr_xt_decay", num(d.lr_xt_decay), "learning rate multiplied by this after every step"},
-      {"coef_xt_reg", num(d.coef_xt_reg), "weight of ||x_t - x_t_start||^2"},
-      {"coef_xt_reg_decay", num(d.coef_xt_reg_decay),
-       "regulariser weight multiplied by this per step"},
+      OptionSpec{"steps", std::to_string(d.steps), "DDIM steps over the respaced process (0 = all)"}
+          .integer()
+          .at_least(0),
+      OptionSpec{"schedule_type", d.schedule_type, "DDIM step spacing: linear | quad"}.one_of(
+          {"linear", "quad"}),
+      OptionSpec{"G", std::to_string(d.G), "gradient steps on x_t per denoising step"}
+          .integer()
+          .at_least(0)
+          .confirm_above(kMaxGradientSteps),
+      OptionSpec{"lr_xt", num(d.lr_xt), "learning rate of the x_t updates"}.number().above(0),
+      OptionSpec{"lr_xt_decay", num(d.lr_xt_decay),
+                 "learning rate multiplied by this after every step"}
+          .number()
+          .above(0),
+      OptionSpec{"coef_xt_reg", num(d.coef_xt_reg), "weight of ||x_t - x_t_start||^2"}
+          .number()
+          .at_least(0),
+      OptionSpec{"coef_xt_reg_decay", num(d.coef_xt_reg_decay),
+                 "regulariser weight multiplied by this per step"}
+          .number()
+          .above(0),
       {"smart_lr", b(d.smart_lr),
        "divide lr by prod sqrt(1/ab_t) sqrt(ab_prev) over the hops to 0"},
       {"adaptive_lr", b(d.adaptive_lr), "backtrack lr *= 0.8 until the loss does not grow"},
-      {"mid_interval_num", std::to_string(d.mid_interval_num),
-       "hops of the x0 prediction (>1: multi-hop)"},
-      {"eta", num(d.eta), "DDIM sigma scale (0 = deterministic DDIM)"},
+      OptionSpec{"mid_interval_num", std::to_string(d.mid_interval_num),
+                 "hops of the x0 prediction (>1: multi-hop)"}
+          .integer()
+          .at_least(1)
+          .confirm_above(kMaxGradientSteps),
+      OptionSpec{"eta", num(d.eta), "DDIM sigma scale (0 = deterministic DDIM)"}.number().at_least(
+          0),
       {"time_travel", b(d.time_travel), "time travel (CoPaint-TT)"},
-      {"jump_length", std::to_string(d.jump_length), "time travel: steps travelled back (tau)"},
-      {"jump_n_sample", std::to_string(d.jump_n_sample),
-       "time travel: visits of each jump point (K)"},
+      OptionSpec{"jump_length", std::to_string(d.jump_length),
+                 "time travel: steps travelled back (tau)"}
+          .integer()
+          .at_least(1),
+      OptionSpec{"jump_n_sample", std::to_string(d.jump_n_sample),
+                 "time travel: visits of each jump point (K)"}
+          .integer()
+          .at_least(1)
+          .confirm_above(kMaxVisits),
       {"time_travel_filter", d.time_travel_filter,
        "none | firstp-P | lastp-P | firstn-N | lastn-N"},
       {"optimize_before_time_travel", b(d.optimize_before_time_travel),
        "optimise x_t before travelling back"},
-      {"mode", d.mode, "inpaint | super_resolution (loss on average-pooled images)"},
-      {"scale", std::to_string(d.scale), "super-resolution factor"},
+      OptionSpec{"mode", d.mode, "inpaint | super_resolution (loss on average-pooled images)"}
+          .one_of({"inpaint", "super_resolution"}),
+      OptionSpec{"scale", std::to_string(d.scale),
+                 "super-resolution factor (>= 1 in super_resolution mode)"}
+          .integer()
+          .at_least(0),
       {"batch_coupled", b(d.batch_coupled),
        "reference behaviour: backtracking decided on the batch's summed loss"},
-      {"max_backtracks", std::to_string(d.max_backtracks),
-       "cap on backtracking rounds per gradient step"},
+      OptionSpec{"max_backtracks", std::to_string(d.max_backtracks),
+                 "cap on backtracking rounds per gradient step"}
+          .integer()
+          .at_least(0)
+          .confirm_above(kMaxGradientSteps),
       {"clip_denoised", b(d.clip_denoised), "clamp x0 predictions to [-1, 1]"},
   };
 }
@@ -344,19 +376,33 @@ void register_copaint_methods(Registry<Method>& registry) {
   auto factory = [](const Options& o) {
     return std::make_unique<CoPaint>(CoPaintParams::from_options(o));
   };
+  // Time travel stays within the schedule: tau below the DDIM steps taken.
+  auto check = [](const std::string& name, const Options& o) {
+    if (!o.get_bool("time_travel") || o.get_int("jump_n_sample") <= 1) return;
+    int64_t n = o.get_int("steps");
+    if (n <= 0) {
+      try {
+        n = DiffusionSchedule::linear(1000).respaced(o.get("respacing")).size();
+      } catch (const std::exception&) {
+        return;  // a bad respacing is reported when the method is built
+      }
+    }
+    check_below(name, "jump_length", o.get_int("jump_length"), n,
+                "the schedule's " + std::to_string(n) + " steps: steps, or the respaced size");
+  };
   CoPaintParams base;
   base.jump_length = 1;
   base.jump_n_sample = 1;
   registry.add(
       {"copaint",
        "CoPaint: DDIM with G gradient steps on x_t per step (paper defaults: 250 steps, G=2)",
-       copaint_option_specs(base), factory});
+       copaint_option_specs(base), factory, check});
   CoPaintParams tt = base;
   tt.time_travel = true;
   tt.jump_length = 10;
   tt.jump_n_sample = 2;
   registry.add({"copaint_tt", "CoPaint-TT: CoPaint with time travel (tau=10, K=2)",
-                copaint_option_specs(tt), factory});
+                copaint_option_specs(tt), factory, check});
   CoPaintParams fast = base;
   fast.steps = 100;
   fast.G = 1;
@@ -364,7 +410,7 @@ void register_copaint_methods(Registry<Method>& registry) {
   registry.add({"copaint_fast",
                 "CoPaint-Fast: 100 DDIM steps over the 250-step respacing, G=1, lr decay 1.03 "
                 "(set lr_xt=0.025 for ImageNet)",
-                copaint_option_specs(fast), factory});
+                copaint_option_specs(fast), factory, check});
 }
 
 }  // namespace copaint

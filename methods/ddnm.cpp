@@ -46,18 +46,39 @@ DDNMParams DDNMParams::from_options(const Options& o) {
 }
 
 std::vector<OptionSpec> ddnm_option_specs(const DDNMParams& d) {
+  constexpr double kMaxVisits = 100;  // a sane bound; beyond it only with --allow-large
   auto num = [](double v) { return canonical_value(std::to_string(v)); };
   return {
       {"respacing", d.respacing,
        "respacing of the model's 1000-step process (guided-diffusion rule)"},
-      {"t_T", std::to_string(d.t_T), "steps of the schedule (0 = the respaced size)"},
-      {"n_sample", std::to_string(d.n_sample), "up/down resampling moves per step (RePaint rule)"},
-      {"jump_length", std::to_string(d.jump_length), "time travel: steps back per jump (1 = none)"},
-      {"jump_n_sample", std::to_string(d.jump_n_sample), "time travel: visits of each jump point"},
-      {"eta", num(d.eta), "share of fresh noise in the update"},
-      {"sigma_y", num(d.sigma_y), "measurement noise level (0 = exact range-space correction)"},
-      {"mode", d.mode, "inpaint | super_resolution (A = average pooling by scale)"},
-      {"scale", std::to_string(d.scale), "super-resolution factor"},
+      OptionSpec{"t_T", std::to_string(d.t_T), "steps of the schedule (0 = the respaced size)"}
+          .integer()
+          .at_least(0),
+      OptionSpec{"n_sample", std::to_string(d.n_sample),
+                 "up/down resampling moves per step (RePaint rule)"}
+          .integer()
+          .at_least(1)
+          .confirm_above(kMaxVisits),
+      OptionSpec{"jump_length", std::to_string(d.jump_length),
+                 "time travel: steps back per jump (1 = none)"}
+          .integer()
+          .at_least(1),
+      OptionSpec{"jump_n_sample", std::to_string(d.jump_n_sample),
+                 "time travel: visits of each jump point"}
+          .integer()
+          .at_least(1)
+          .confirm_above(kMaxVisits),
+      OptionSpec{"eta", num(d.eta), "share of fresh noise in the update"}
+          .number()
+          .at_least(0)
+          .at_most(1),
+      OptionSpec{"sigma_y", num(d.sigma_y),
+                 "measurement noise level (0 = exact range-space correction)"}
+          .number()
+          .at_least(0),
+      OptionSpec{"mode", d.mode, "inpaint | super_resolution (A = average pooling by scale)"}
+          .one_of({"inpaint", "super_resolution"}),
+      OptionSpec{"scale", std::to_string(d.scale), "super-resolution factor"}.integer().at_least(0),
       {"clip_denoised", d.clip_denoised ? "true" : "false", "clamp x0 predictions to [-1, 1]"},
       {"paper_update", d.paper_update ? "true" : "false",
        "the DDNM paper's noise-free update (no gamma_t factor; default: the reference's)"},
@@ -152,13 +173,34 @@ InpaintOutput DDNM::run(Denoiser& model, const InpaintInput& input) {
   return out;
 }
 
+namespace {
+
+/// Jumps must stay within the schedule: jump_length below its length (t_T, 0 = the respaced
+/// size) whenever a jump point is visited more than once.
+void check_jumps(const std::string& name, const Options& o) {
+  if (o.get_int("jump_n_sample") <= 1) return;
+  int64_t n = o.get_int("t_T");
+  if (n <= 0) {
+    try {
+      n = DiffusionSchedule::linear(1000).respaced(o.get("respacing")).size();
+    } catch (const std::exception&) {
+      return;  // a bad respacing is reported when the method is built
+    }
+  }
+  check_below(name, "jump_length", o.get_int("jump_length"), n,
+              "the schedule's " + std::to_string(n) + " steps: t_T, or the respaced size");
+}
+
+}  // namespace
+
 void register_ddnm_method(Registry<Method>& registry) {
-  registry.add({"ddnm",
-                "DDNM: null-space correction of x0 (A = mask or average pooling), eta=0.85, "
-                "sigma_y=0",
-                ddnm_option_specs(DDNMParams{}), [](const Options& o) {
-                  return std::make_unique<DDNM>(DDNMParams::from_options(o));
-                }});
+  registry.add(
+      {"ddnm",
+       "DDNM: null-space correction of x0 (A = mask or average pooling), eta=0.85, "
+       "sigma_y=0",
+       ddnm_option_specs(DDNMParams{}),
+       [](const Options& o) { return std::make_unique<DDNM>(DDNMParams::from_options(o)); },
+       check_jumps});
 }
 
 }  // namespace copaint

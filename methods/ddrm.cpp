@@ -41,13 +41,22 @@ std::vector<OptionSpec> ddrm_option_specs(const DDRMParams& d) {
   return {
       {"respacing", d.respacing,
        "respacing of the model's 1000-step process (guided-diffusion rule)"},
-      {"t_T", std::to_string(d.t_T), "steps (0 = the respaced size)"},
-      {"eta", num(d.eta),
-       "etaA = etaC: noise share off the measured subspace (reference 0, DDRM paper 0.85)"},
-      {"eta_b", num(d.eta_b), "etaB: weight of the measurement on the measured subspace"},
-      {"sigma_0", num(d.sigma_0), "measurement noise level (added to y)"},
-      {"mode", d.mode, "inpaint | super_resolution (A = average pooling by scale)"},
-      {"scale", std::to_string(d.scale), "super-resolution factor"},
+      OptionSpec{"t_T", std::to_string(d.t_T), "steps (0 = the respaced size)"}.integer().at_least(
+          0),
+      OptionSpec{
+          "eta", num(d.eta),
+          "etaA = etaC: noise share off the measured subspace (reference 0, DDRM paper 0.85)"}
+          .number()
+          .at_least(0)
+          .at_most(1),
+      OptionSpec{"eta_b", num(d.eta_b), "etaB: weight of the measurement on the measured subspace"}
+          .number(),
+      OptionSpec{"sigma_0", num(d.sigma_0), "measurement noise level (added to y)"}
+          .number()
+          .at_least(0),
+      OptionSpec{"mode", d.mode, "inpaint | super_resolution (A = average pooling by scale)"}
+          .one_of({"inpaint", "super_resolution"}),
+      OptionSpec{"scale", std::to_string(d.scale), "super-resolution factor"}.integer().at_least(0),
   };
 }
 

@@ -42,13 +42,20 @@ std::vector<OptionSpec> dps_option_specs(const DPSParams& d) {
   return {
       {"respacing", d.respacing,
        "respacing of the model's 1000-step process (guided-diffusion rule)"},
-      {"t_T", std::to_string(d.t_T), "steps (0 = the respaced size)"},
-      {"step_size", num(d.step_size), "gradient scale (reference: 1.0 CelebA-HQ, 0.5 ImageNet)"},
-      {"eta", num(d.eta), "DDIM sigma scale (1 = DDPM-like)"},
-      {"measurement_sigma", num(d.measurement_sigma), "noise added to the measurement y"},
+      OptionSpec{"t_T", std::to_string(d.t_T), "steps (0 = the respaced size)"}.integer().at_least(
+          0),
+      OptionSpec{"step_size", num(d.step_size),
+                 "gradient scale (reference: 1.0 CelebA-HQ, 0.5 ImageNet)"}
+          .number()
+          .at_least(0),
+      OptionSpec{"eta", num(d.eta), "DDIM sigma scale (1 = DDPM-like)"}.number().at_least(0),
+      OptionSpec{"measurement_sigma", num(d.measurement_sigma), "noise added to the measurement y"}
+          .number()
+          .at_least(0),
       {"batch_norm", flag(d.batch_norm), "reference behaviour: one norm over the whole batch"},
-      {"mode", d.mode, "inpaint | super_resolution (A = average pooling by scale)"},
-      {"scale", std::to_string(d.scale), "super-resolution factor"},
+      OptionSpec{"mode", d.mode, "inpaint | super_resolution (A = average pooling by scale)"}
+          .one_of({"inpaint", "super_resolution"}),
+      OptionSpec{"scale", std::to_string(d.scale), "super-resolution factor"}.integer().at_least(0),
       {"clip_denoised", flag(d.clip_denoised), "clamp x0 predictions to [-1, 1]"},
   };
 }

@@ -30,15 +30,27 @@ RePaintParams RePaintParams::from_options(const Options& o) {
 }
 
 std::vector<OptionSpec> repaint_option_specs(const RePaintParams& d) {
+  constexpr double kMaxVisits = 100;  // a sane bound; beyond it only with --allow-large
   return {
       {"respacing", d.respacing,
        "respacing of the model's 1000-step process (guided-diffusion rule)"},
-      {"t_T", std::to_string(d.t_T), "steps of the jump schedule (0 = the respaced size)"},
-      {"n_sample", std::to_string(d.n_sample), "up/down resampling moves per step"},
-      {"jump_length", std::to_string(d.jump_length), "steps travelled back per jump"},
-      {"jump_n_sample", std::to_string(d.jump_n_sample), "visits of each jump point"},
-      {"variance", d.variance,
-       "reverse-step variance: auto | learned_range | fixed_small | fixed_large"},
+      OptionSpec{"t_T", std::to_string(d.t_T), "steps of the jump schedule (0 = the respaced size)"}
+          .integer()
+          .at_least(0),
+      OptionSpec{"n_sample", std::to_string(d.n_sample), "up/down resampling moves per step"}
+          .integer()
+          .at_least(1)
+          .confirm_above(kMaxVisits),
+      OptionSpec{"jump_length", std::to_string(d.jump_length), "steps travelled back per jump"}
+          .integer()
+          .at_least(1),
+      OptionSpec{"jump_n_sample", std::to_string(d.jump_n_sample), "visits of each jump point"}
+          .integer()
+          .at_least(1)
+          .confirm_above(kMaxVisits),
+      OptionSpec{"variance", d.variance,
+                 "reverse-step variance: auto | learned_range | fixed_small | fixed_large"}
+          .one_of({"auto", "learned_range", "fixed_small", "fixed_large"}),
       {"clip_denoised", d.clip_denoised ? "true" : "false", "clamp x0 predictions to [-1, 1]"},
   };
 }
@@ -111,13 +123,34 @@ InpaintOutput RePaint::run(Denoiser& model, const InpaintInput& input) {
   return out;
 }
 
+namespace {
+
+/// Jumps must stay within the schedule: jump_length below its length (t_T, 0 = the respaced
+/// size) whenever a jump point is visited more than once.
+void check_jumps(const std::string& name, const Options& o) {
+  if (o.get_int("jump_n_sample") <= 1) return;
+  int64_t n = o.get_int("t_T");
+  if (n <= 0) {
+    try {
+      n = DiffusionSchedule::linear(1000).respaced(o.get("respacing")).size();
+    } catch (const std::exception&) {
+      return;  // a bad respacing is reported when the method is built
+    }
+  }
+  check_below(name, "jump_length", o.get_int("jump_length"), n,
+              "the schedule's " + std::to_string(n) + " steps: t_T, or the respaced size");
+}
+
+}  // namespace
+
 void register_repaint_method(Registry<Method>& registry) {
-  registry.add({"repaint",
-                "RePaint: DDPM steps with known-region injection and jump resampling (t_T=250, "
-                "jump_length=10, jump_n_sample=10)",
-                repaint_option_specs(RePaintParams{}), [](const Options& o) {
-                  return std::make_unique<RePaint>(RePaintParams::from_options(o));
-                }});
+  registry.add(
+      {"repaint",
+       "RePaint: DDPM steps with known-region injection and jump resampling (t_T=250, "
+       "jump_length=10, jump_n_sample=10)",
+       repaint_option_specs(RePaintParams{}),
+       [](const Options& o) { return std::make_unique<RePaint>(RePaintParams::from_options(o)); },
+       check_jumps});
 }
 
 }  // namespace copaint

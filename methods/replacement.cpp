@@ -107,9 +107,13 @@ std::vector<OptionSpec> blended_option_specs(const BlendedParams& d) {
   return {
       {"respacing", d.respacing,
        "respacing of the model's 1000-step process (guided-diffusion rule)"},
-      {"steps", std::to_string(d.steps), "DDIM steps over the respaced process (0 = all)"},
-      {"schedule_type", d.schedule_type, "DDIM step spacing: linear | quad"},
-      {"eta", num(d.eta), "DDIM sigma scale (0 = deterministic DDIM)"},
+      OptionSpec{"steps", std::to_string(d.steps), "DDIM steps over the respaced process (0 = all)"}
+          .integer()
+          .at_least(0),
+      OptionSpec{"schedule_type", d.schedule_type, "DDIM step spacing: linear | quad"}.one_of(
+          {"linear", "quad"}),
+      OptionSpec{"eta", num(d.eta), "DDIM sigma scale (0 = deterministic DDIM)"}.number().at_least(
+          0),
       {"clip_denoised", flag(d.clip_denoised), "clamp x0 predictions to [-1, 1]"},
       {"share_forward_noise", flag(d.share_forward_noise),
        "reference behaviour: one forward-noise draw for the whole batch (sample 0's generator)",
@@ -214,10 +218,15 @@ ResampleParams ResampleParams::from_options(const Options& o) {
 
 std::vector<OptionSpec> resample_option_specs(const ResampleParams& d) {
   std::vector<OptionSpec> specs = blended_option_specs(d.ddim);
-  specs.push_back({"particles", std::to_string(d.particles),
-                   "particles per output sample (the reference: 10 per batch)"});
-  specs.push_back(
-      {"temperature", num(d.temperature), "weights softmax(temperature / (mse / mean mse))"});
+  specs.push_back(OptionSpec{"particles", std::to_string(d.particles),
+                             "particles per output sample (the reference: 10 per batch)"}
+                      .integer()
+                      .at_least(1)
+                      .confirm_above(1000));  // a sane bound; beyond it only with --allow-large
+  specs.push_back(OptionSpec{"temperature", num(d.temperature),
+                             "weights softmax(temperature / (mse / mean mse))"}
+                      .number()
+                      .above(0));
   specs.push_back({"resample_pre_step", flag(d.resample_pre_step),
                    "reference behaviour: resample the pre-step states and drop the step"});
   specs.push_back({"reference_last_weights", flag(d.reference_last_weights),

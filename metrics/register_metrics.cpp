@@ -8,7 +8,8 @@ namespace copaint {
 namespace {
 
 std::vector<OptionSpec> lpips_option_specs() {
-  return {{"backbone", "alex", "trunk: alex | vgg | squeeze"},
+  return {OptionSpec{"backbone", "alex", "trunk: alex | vgg | squeeze"}.one_of(
+              {"alex", "vgg", "squeeze"}),
           {"version", "0.1", "LPIPS version of the linear heads (only 0.1)"},
           {"weights", "",
            "folder with the heads <backbone>.pth and torchvision's trunk file "

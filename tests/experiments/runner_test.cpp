@@ -207,8 +207,9 @@ class Runner : public ::testing::Test {
 // Experiment files
 
 TEST_F(Runner, GridIsTheCrossProductWithMethodAxesOnly) {
-  const Experiment ex = parse_experiment(std::string(kTinyExperiment) + "[gaussian]\nmean = 0\n",
-                                         "tiny.ini", {"seeds=3,4"});
+  // (A second [gaussian] section would be a duplicate: the setting comes as an override.)
+  const Experiment ex =
+      parse_experiment(std::string(kTinyExperiment), "tiny.ini", {"seeds=3,4", "gaussian.mean=0"});
   // copaint: 2 variants, blended: 1; x 2 masks x 2 seeds.
   ASSERT_EQ(ex.cells.size(), 12u);
   EXPECT_EQ(ex.cells[0].method, "copaint");
@@ -293,7 +294,9 @@ TEST_F(Runner, MalformedFilesFailNamingTheLine) {
   EXPECT_TRUE(has(m, "--set blended.G")) << m;
   m = message("dataset = runner_synthetic\nmethods = blended\nmasks = half\n");
   EXPECT_TRUE(has(m, "missing key 'model'")) << m;
-  m = message(head + "methods = blended, blended\n");
+  m = message(
+      "model = gaussian\ndataset = runner_synthetic\nmethods = blended, blended\nmasks = "
+      "half\n");
   EXPECT_TRUE(has(m, "listed twice")) << m;
   // Settings of a registered method the experiment does not use are ignored.
   EXPECT_EQ(message(head + "copaint.G = 5\n"), "no error");
