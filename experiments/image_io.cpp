@@ -4,12 +4,14 @@
 #include <cmath>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "framework/atomic_file.h"
 #include "framework/error.h"
 
 namespace copaint {
@@ -121,13 +123,22 @@ void write_image(const std::string& path, const at::Tensor& image) {
   } else {
     out = m;
   }
+  write_image_file(path, out);
+}
+
+void write_image_file(const std::string& path, const cv::Mat& bgr) {
+  // Encoded in memory, then written atomically (temporary file, fsync, rename): a kill or a full
+  // disk never leaves a truncated or empty image under the final name.
+  std::vector<uchar> bytes;
   bool ok = false;
+  const std::string ext = std::filesystem::path(path).extension().string();
   try {
-    ok = cv::imwrite(path, out);
+    ok = !ext.empty() && cv::imencode(ext, bgr, bytes);
   } catch (const cv::Exception& e) {
     throw InputError("cannot write image '" + path + "': " + e.what());
   }
-  if (!ok) throw InputError("cannot write image '" + path + "'");
+  if (!ok) throw InputError("cannot write image '" + path + "': cannot encode as '" + ext + "'");
+  write_file_atomic(path, bytes.data(), bytes.size());
 }
 
 void write_mask(const std::string& path, const at::Tensor& mask) {

@@ -7,6 +7,10 @@
 
 #include <ATen/core/Tensor.h>
 
+namespace cv {
+class Mat;
+}
+
 namespace copaint {
 
 /// Reads an image file (any format OpenCV decodes: PNG, JPEG, BMP, ...) as a [C,H,W] float
@@ -34,7 +38,12 @@ at::Tensor resize_center_crop(const at::Tensor& image, int64_t size, bool neares
 /// Writes a [C,H,W] tensor in [-1,1] (C = 1 or 3, RGB; values clamped, then rounded to 8 bits)
 /// to an image file whose format follows the extension (PNG for .png, which is lossless).
 /// Throws UsageError for a bad shape, InputError naming the file when it cannot be written.
+/// The file is written atomically (framework/atomic_file.h): never left truncated or empty.
 void write_image(const std::string& path, const at::Tensor& image);
+
+/// Encodes an 8-bit OpenCV image (BGR order) by the extension of `path` and writes it
+/// atomically; InputError naming the file (and the system's reason) when it cannot be written.
+void write_image_file(const std::string& path, const cv::Mat& bgr);
 
 /// Writes a [1,H,W] mask (1 = known) as an 8-bit grayscale image: known white, unknown black.
 void write_mask(const std::string& path, const at::Tensor& mask);

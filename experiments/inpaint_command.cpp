@@ -21,6 +21,7 @@
 #include "experiments/image_io.h"
 #include "experiments/inpaint_batch.h"
 #include "experiments/models.h"
+#include "framework/atomic_file.h"
 #include "framework/checkpoint.h"
 #include "framework/device.h"
 #include "framework/error.h"
@@ -123,10 +124,9 @@ at::Tensor read_init_noise(const std::string& path) {
   return t.to(at::kFloat).contiguous();
 }
 
+/// Atomic (temporary file, fsync, rename): a kill or a full disk never leaves a part.
 void write_bytes(const std::string& path, const std::vector<char>& bytes) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  if (!f) throw InputError("cannot write '" + path + "'");
+  write_file_atomic(path, bytes.data(), bytes.size());
 }
 
 int cmd_inpaint(CommandContext& ctx) {
@@ -267,12 +267,12 @@ int cmd_inpaint(CommandContext& ctx) {
   write_mask((out / "mask.png").string(), mask);
   write_image((out / "masked.png").string(), image * mask);
   {
-    std::ofstream f(out / "settings.ini");
+    std::ostringstream f;
     f << "# copaint inpaint --method " << method_name << " --model " << model_name << " --image "
       << image_path << " --mask " << mask_arg << " --samples " << n << " --seed " << seed << "\n"
       << method_opts.prefixed(method_name).canonical()
       << model_opts.prefixed(model_name).canonical();
-    if (!f) throw InputError("cannot write '" + (out / "settings.ini").string() + "'");
+    write_file_atomic((out / "settings.ini").string(), f.str());
   }
 
   // Sampling, batch by batch.

@@ -930,13 +930,7 @@ int64_t export_grid(const ResultSet& rs, const GridOptions& o, const std::string
       ++row;
     }
   }
-  bool ok = false;
-  try {
-    ok = cv::imwrite(out_path, canvas);
-  } catch (const cv::Exception& e) {
-    throw InputError("cannot write image '" + out_path + "': " + e.what());
-  }
-  if (!ok) throw InputError("cannot write image '" + out_path + "'");
+  write_image_file(out_path, canvas);  // atomic: never a truncated grid
   return drawn;
 }
 

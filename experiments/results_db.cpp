@@ -2,12 +2,14 @@
 #include "experiments/results_db.h"
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 
 #include <sqlite3.h>
 
 #include "experiments/results_json.h"
+#include "framework/atomic_file.h"
 #include "framework/error.h"
 
 namespace copaint {
@@ -150,6 +152,15 @@ CREATE VIEW score_long AS
   FROM score s JOIN sample p ON p.id = s.sample_id JOIN cell c ON c.id = p.cell_id;
 )SQL";
 
+/// SQLite's message, with the operating system's reason when there is one ("disk I/O error
+/// (File too large)").
+std::string sqlite_error(sqlite3* db) {
+  std::string msg = sqlite3_errmsg(db);
+  const int sys = sqlite3_system_errno(db);
+  if (sys != 0) msg += std::string(" (") + std::strerror(sys) + ")";
+  return msg;
+}
+
 /// A prepared statement with typed binds and column reads.
 class Stmt {
  public:
@@ -181,7 +192,7 @@ class Stmt {
     const int rc = sqlite3_step(stmt_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    throw InputError("database '" + file_ + "': " + sqlite3_errmsg(db_));
+    throw InputError("database '" + file_ + "': " + sqlite_error(db_));
   }
   void reset() {
     sqlite3_reset(stmt_);
@@ -199,7 +210,7 @@ class Stmt {
 
  private:
   void check(int rc) {
-    if (rc != SQLITE_OK) throw InputError("database '" + file_ + "': " + sqlite3_errmsg(db_));
+    if (rc != SQLITE_OK) throw InputError("database '" + file_ + "': " + sqlite_error(db_));
   }
   sqlite3* db_;
   sqlite3_stmt* stmt_ = nullptr;
@@ -328,8 +339,10 @@ ResultsDb::~ResultsDb() {
 void ResultsDb::exec(const std::string& sql) {
   char* err = nullptr;
   if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-    const std::string msg = err ? err : "unknown error";
+    std::string msg = err ? err : "unknown error";
     sqlite3_free(err);
+    if (sqlite3_system_errno(db_) != 0)
+      msg += std::string(" (") + std::strerror(sqlite3_system_errno(db_)) + ")";
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw InputError("results database '" + path_ + "': " + msg);
   }
@@ -397,6 +410,18 @@ std::map<std::pair<int64_t, int64_t>, std::string> ResultsDb::sample_status(int6
   return out;
 }
 
+std::map<std::pair<int64_t, int64_t>, SampleRecord> ResultsDb::sample_rows(int64_t cell_id) const {
+  std::map<std::pair<int64_t, int64_t>, SampleRecord> out;
+  Stmt q(db_, std::string("SELECT ") + kSampleColumns + " FROM sample s WHERE s.cell_id = ?",
+         path_);
+  q.bind(1, cell_id);
+  while (q.step()) {
+    SampleRecord r = read_sample(q);
+    out[{r.image_index, r.sample_index}] = std::move(r);
+  }
+  return out;
+}
+
 void ResultsDb::write_samples(const std::vector<SampleRecord>& samples) {
   if (samples.empty()) return;
   exec("BEGIN IMMEDIATE");
@@ -444,7 +469,9 @@ void ResultsDb::write_samples(const std::vector<SampleRecord>& samples) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
+  fault_point("sqlite: sample rows written, before commit");
   exec("COMMIT");
+  fault_point("sqlite: sample rows committed");
 }
 
 std::vector<RunRecord> ResultsDb::runs() const {

@@ -109,6 +109,9 @@ class ResultsDb {
   /// Status of every stored sample of a cell: (image index, sample index) -> "ok" | "error".
   std::map<std::pair<int64_t, int64_t>, std::string> sample_status(int64_t cell_id) const;
 
+  /// Every stored sample row of a cell, without scores: (image index, sample index) -> row.
+  std::map<std::pair<int64_t, int64_t>, SampleRecord> sample_rows(int64_t cell_id) const;
+
   /// Writes the samples and their scores in one transaction; a sample already stored for the
   /// same (cell, image, sample) is replaced (its old scores dropped). Fills nothing back.
   void write_samples(const std::vector<SampleRecord>& samples);

@@ -8,12 +8,18 @@
 // Pixels are round((x + 1) * 127.5) of the [-1,1] tensors, as write_image does for PNG files.
 // One process writes a file at a time (HDF5 is not safe for concurrent writers; shards use
 // their own files).
+//
+// Errors: every HDF5 call is checked; a failure is an InputError naming the file, the dataset
+// and the system's reason ("No space left on device"); HDF5's own error printing is off. After a
+// failed write or close the object is broken: it is never written or closed again (HDF5 crashes
+// on a second close of such a file), and the destructor never throws.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 
@@ -27,6 +33,7 @@ class ResultsH5 {
   };
   /// Opens `path`; throws InputError naming it when it cannot be opened or created.
   ResultsH5(const std::string& path, Mode mode);
+  /// Closes the file when it is open and not broken; never throws (call close() to check).
   ~ResultsH5();
   ResultsH5(const ResultsH5&) = delete;
   ResultsH5& operator=(const ResultsH5&) = delete;
@@ -46,7 +53,14 @@ class ResultsH5 {
   void set_attributes(const std::string& path, const std::map<std::string, std::string>& text,
                       const std::map<std::string, int64_t>& integers = {});
 
+  /// The path of every dataset in the file ("/samples/<cell>/0_1", ...), as far as it can be
+  /// walked.
+  std::vector<std::string> datasets() const;
+  /// Whether a link named `dataset` exists (the dataset itself may still be damaged).
   bool contains(const std::string& dataset) const;
+  /// Whether `dataset` exists, is [H,W,C] uint8 and reads back whole (compressed chunks are
+  /// checksummed by deflate): false for a missing, half-written or damaged dataset.
+  bool readable(const std::string& dataset) const;
   /// The uint8 [H,W,C] tensor at `dataset`; InputError naming the file and path when absent.
   at::Tensor read_uint8(const std::string& dataset) const;
   /// read_uint8 as a [C,H,W] float tensor in [-1,1].
@@ -59,12 +73,29 @@ class ResultsH5 {
 
   /// Writes everything buffered to the file (H5Fflush).
   void flush();
+  /// Flushes and closes the file; InputError when that fails (a full disk). Later calls do
+  /// nothing; reads and writes after it fail.
+  void close();
 
  private:
+  [[noreturn]] void fail(const std::string& what);
+  void check_writable(const std::string& what) const;
   struct Impl;
   std::string path_;
   std::unique_ptr<Impl> impl_;
 };
+
+struct SalvageSummary {
+  int64_t kept = 0;     ///< datasets read back whole and copied
+  int64_t dropped = 0;  ///< datasets that could not be read (left out)
+};
+/// Rebuilds `path` from what reads back: every dataset of it that reads whole is copied (with
+/// its attributes) into a new file beside it, which is synced and renamed over `path`. For a
+/// file whose last writer was killed or hit a full disk (HDF5 has no journal: its free-space
+/// and end-of-file records may be stale, and later writes could land on stored data).
+/// InputError when `path` cannot be opened or the new file cannot be written (`path` is then
+/// left as it was).
+SalvageSummary salvage_h5(const std::string& path);
 
 /// [C,H,W] in [-1,1] -> uint8 [H,W,C] (clamped, round((x + 1) * 127.5)).
 at::Tensor image_to_uint8(const at::Tensor& image);

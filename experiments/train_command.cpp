@@ -15,6 +15,7 @@
 #include "experiments/cli.h"
 #include "experiments/config.h"
 #include "experiments/models.h"
+#include "framework/atomic_file.h"
 #include "framework/device.h"
 #include "framework/error.h"
 #include "framework/log.h"
@@ -106,7 +107,10 @@ int cmd_train(CommandContext& ctx) {
     throw UsageError("--steps and --batch-size must be >= 1");
 
   const std::filesystem::path out = vm["out"].as<std::string>();
-  std::filesystem::create_directories(out);
+  std::error_code ec;
+  std::filesystem::create_directories(out, ec);
+  if (!std::filesystem::is_directory(out, ec))
+    throw InputError("cannot create output folder '" + out.string() + "'");
   const c10::Device device = parse_device(ctx.device);
   at::manual_seed(params.seed);
   UNet unet(config);
@@ -118,7 +122,7 @@ int cmd_train(CommandContext& ctx) {
     log_info("train: resuming " + state_path + " at step " + std::to_string(trainer.steps_done()));
   }
   {
-    std::ofstream cfg(out / "model.ini");
+    std::ostringstream cfg;
     cfg << "# Load with: copaint ... --model adm --config " << (out / "model.ini").string()
         << "\n[adm]\n";
     for (const auto& [k, v] : adm_flags(config)) cfg << k << " = " << v << "\n";
@@ -126,6 +130,7 @@ int cmd_train(CommandContext& ctx) {
     cfg << "# trained with: dataset=" << dataset_name << " batch_size=" << params.batch_size
         << " lr=" << params.lr << " ema_decay=" << params.ema_decay << " seed=" << params.seed
         << "\n";
+    write_file_atomic((out / "model.ini").string(), cfg.str());
   }
 
   if (vm.count("evaluate")) {

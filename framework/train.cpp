@@ -7,8 +7,10 @@
 #include <torch/csrc/jit/serialization/pickle.h>
 
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 
+#include "framework/atomic_file.h"
 #include "framework/error.h"
 
 namespace copaint {
@@ -111,9 +113,15 @@ void DiffusionTrainer::save_state(const std::string& path) const {
     state.emplace_back("adam_v." + named[i].first, v_[i].cpu());
   }
   state.emplace_back("step", at::tensor({step_}, at::kLong));
-  const std::string tmp = path + ".tmp";
-  write_safetensors(tmp, state);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw InputError("cannot write " + path);
+  // Written beside, synced and renamed: a kill or a full disk keeps the previous state.
+  const std::string tmp = temp_path_for(path);
+  try {
+    write_safetensors(tmp, state);
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+  commit_temp_file(tmp, path);
 }
 
 void DiffusionTrainer::load_state(const std::string& path) {
@@ -144,13 +152,7 @@ void save_torch_state_dict(const std::string& path, const StateDict& state) {
   c10::Dict<std::string, at::Tensor> dict;
   for (const auto& [name, t] : state) dict.insert(name, t.detach().cpu().contiguous());
   const std::vector<char> bytes = torch::jit::pickle_save(c10::IValue(dict));
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    if (!out) throw InputError("cannot write " + path);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw InputError("cannot write " + path);
+  write_file_atomic(path, bytes.data(), bytes.size());
 }
 
 }  // namespace copaint
