@@ -27,6 +27,7 @@
 #include "experiments/results_db.h"
 #include "experiments/results_h5.h"
 #include "experiments/runner.h"
+#include "experiments/stored_images.h"
 #include "framework/error.h"
 #include "framework/log.h"
 #include "framework/registry.h"
@@ -267,20 +268,8 @@ ScoreSummary score_predictions(const Experiment& ex, const ScoreOptions& o) {
     cell.method = o.name;
     cell.method_settings = o.settings;
     cell.axes.clear();
-    CellRecord cr;
-    cr.key = cell.key();
+    CellRecord cr = cell_record(cell);  // as `run` stores it, after the grid
     cr.position = position++;
-    cr.method = cell.method;
-    cr.settings = cell.method_settings.canonical();
-    cr.settings_hash = cell.method_settings.hash();
-    cr.dataset = cell.dataset;
-    cr.dataset_settings = cell.dataset_settings.canonical();
-    cr.mask = cell.mask;
-    cr.mask_settings = cell.mask_settings.canonical();
-    cr.model = cell.model;
-    cr.model_settings = model_settings_for_results(cell.model_settings).canonical();
-    cr.seed = cell.seed;
-    cr.mask_seed = cell.mask_seed;
     const int64_t cell_id = db.ensure_cell(cr);
     std::vector<SampleRecord> records;
     std::vector<at::Tensor> preds, refs, masks;
@@ -320,13 +309,11 @@ ScoreSummary score_predictions(const Experiment& ex, const ScoreOptions& o) {
         r.run_id = run_id;
         r.status = "ok";
         r.h5_file = h5_name;
-        r.reference_path = "/references/" + cell.dataset + "-" +
-                           cell.dataset_settings.hash().substr(0, 8) + "/" + std::to_string(i);
-        r.mask_path = "/masks/" + cell.mask + "-" +
-                      fnv1a_hex(cell.mask_settings.canonical() +
-                                "mask_seed=" + std::to_string(cell.mask_seed))
-                          .substr(0, 8) +
-                      "/" + std::to_string(i);
+        // The paths `run` uses, so a run's references and masks are shared, not copied.
+        r.reference_path = "/references/" + dataset_key(cell.dataset, cell.dataset_settings) + "/" +
+                           std::to_string(i);
+        r.mask_path = "/masks/" + mask_key(cell, item.image.size(1), item.image.size(2)) + "/" +
+                      std::to_string(i);
         r.sample_path = "/samples/" + cr.key + "/" + std::to_string(i) + "_" + std::to_string(s);
         records.push_back(r);
         preds.push_back(image);
@@ -356,9 +343,7 @@ ScoreSummary score_predictions(const Experiment& ex, const ScoreOptions& o) {
       ResultsH5 h5(paths.h5, ResultsH5::Mode::kWrite);
       for (size_t k = 0; k < records.size(); ++k) {
         const auto& r = records[k];
-        if (!h5.contains(r.reference_path)) h5.write_image(r.reference_path, refs[k]);
-        if (!h5.contains(r.mask_path)) h5.write_mask(r.mask_path, masks[k]);
-        h5.write_image(r.sample_path, preds[k]);
+        store_sample_images(h5, cell, r, refs[k], masks[k], preds[k], /*generator_seed=*/-1);
       }
       h5.flush();
     }

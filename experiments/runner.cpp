@@ -175,20 +175,6 @@ class RunProgress {
   std::chrono::steady_clock::time_point start_, last_;
 };
 
-/// The dataset's settings without `count` (adding images keeps stored ones valid).
-std::string dataset_key(const std::string& name, const Options& settings) {
-  Options s = settings;
-  s.erase("count");
-  return name + "-" + s.hash().substr(0, 8);
-}
-
-std::string mask_key(const ExperimentCell& c, int64_t h, int64_t w) {
-  return c.mask + "-" +
-         fnv1a_hex(c.mask_settings.canonical() + "mask_seed=" + std::to_string(c.mask_seed) +
-                   "\nsize=" + std::to_string(h) + "x" + std::to_string(w) + "\n")
-             .substr(0, 8);
-}
-
 /// Calls f(cell, image, sample) for every work item of this shard, in grid order. Work item k
 /// (counting over cells, then images, then samples) belongs to shard k % count.
 template <class F>
@@ -211,25 +197,6 @@ bool is_done(const std::map<std::pair<int64_t, int64_t>, std::string>& status, i
   auto it = status.find({i, s});
   if (it == status.end()) return false;
   return it->second == "ok" || !o.retry_failed;
-}
-
-CellRecord cell_record(const ExperimentCell& c) {
-  CellRecord r;
-  r.key = c.key();
-  r.position = c.index;
-  r.method = c.method;
-  r.settings = c.method_settings.canonical();
-  r.settings_hash = c.method_settings.hash();
-  r.axes = c.axes_label();
-  r.dataset = c.dataset;
-  r.dataset_settings = c.dataset_settings.canonical();
-  r.mask = c.mask;
-  r.mask_settings = c.mask_settings.canonical();
-  r.model = c.model;
-  r.model_settings = model_settings_for_results(c.model_settings).canonical();
-  r.seed = c.seed;
-  r.mask_seed = c.mask_seed;
-  return r;
 }
 
 /// An exclusive lock on `path` for the life of the object: two processes never write the same
@@ -286,6 +253,38 @@ struct Outcome {
 };
 
 }  // namespace
+
+std::string dataset_key(const std::string& name, const Options& settings) {
+  Options s = settings;
+  s.erase("count");
+  return name + "-" + s.hash().substr(0, 8);
+}
+
+std::string mask_key(const ExperimentCell& c, int64_t h, int64_t w) {
+  return c.mask + "-" +
+         fnv1a_hex(c.mask_settings.canonical() + "mask_seed=" + std::to_string(c.mask_seed) +
+                   "\nsize=" + std::to_string(h) + "x" + std::to_string(w) + "\n")
+             .substr(0, 8);
+}
+
+CellRecord cell_record(const ExperimentCell& c) {
+  CellRecord r;
+  r.key = c.key();
+  r.position = c.index;
+  r.method = c.method;
+  r.settings = c.method_settings.canonical();
+  r.settings_hash = c.method_settings.hash();
+  r.axes = c.axes_label();
+  r.dataset = c.dataset;
+  r.dataset_settings = c.dataset_settings.canonical();
+  r.mask = c.mask;
+  r.mask_settings = c.mask_settings.canonical();
+  r.model = c.model;
+  r.model_settings = model_settings_for_results(c.model_settings).canonical();
+  r.seed = c.seed;
+  r.mask_seed = c.mask_seed;
+  return r;
+}
 
 ResultPaths result_paths(const std::string& dir, int64_t shard_index, int64_t shard_count) {
   ResultPaths p;

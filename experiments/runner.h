@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "experiments/experiment.h"
+#include "experiments/results_db.h"
 
 namespace copaint {
 
@@ -121,5 +122,14 @@ struct RunSummary {
 /// Only when the first readable image of a dataset does not fit the model does the run fail
 /// before any work.
 RunSummary run_experiment(const Experiment& ex, const RunOptions& options);
+
+// Naming of what a cell stores, shared by `run` and `score` (results_db.h, results_h5.h).
+/// HDF5 group of a dataset's reference images: its name and the hash of its settings without
+/// `count` (adding images keeps stored ones valid).
+std::string dataset_key(const std::string& name, const Options& settings);
+/// HDF5 group of a cell's masks at h x w: mask name, settings, mask seed and size.
+std::string mask_key(const ExperimentCell& cell, int64_t h, int64_t w);
+/// The cell's row as the runner stores it (key, grid position, settings texts, variant label).
+CellRecord cell_record(const ExperimentCell& cell);
 
 }  // namespace copaint

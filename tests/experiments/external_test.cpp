@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <sstream>
 
 #include <unistd.h>
@@ -149,6 +150,17 @@ TEST(External, ScoreStoresPredictionsBesideBuiltInMethodsAndListsBadOnes) {
   for (const auto& c : rs.cells)
     settings = settings || (c.method == "ext_py" && c.settings == "note = masked input\n");
   EXPECT_TRUE(settings);
+  // Stored as `run` stores them: the run's reference and mask datasets (not copies under other
+  // paths) and a cell row with the run's fields.
+  std::set<std::string> run_paths, ext_paths;
+  for (const auto& s : rs.samples) {
+    if (s.status != "ok") continue;
+    auto& paths = rs.cells[s.cell_id].method == "ext_py" ? ext_paths : run_paths;
+    paths.insert(s.reference_path);
+    paths.insert(s.mask_path);
+  }
+  EXPECT_FALSE(ext_paths.empty());
+  for (const auto& p : ext_paths) EXPECT_EQ(run_paths.count(p), 1u) << p;
   // The grid draws them: reference, input, blended, ext_py for 2 images x 2 masks.
   GridOptions g;
   g.images = {1, 2};
