@@ -177,6 +177,14 @@ int cmd_export(CommandContext& ctx) {
     g.sample_index = vm["sample-index"].as<int64_t>();
     g.seed = vm["seed"].as<int64_t>();
     g.tile = vm["tile"].as<int64_t>();
+    for (int64_t i : g.images) {
+      if (i < 0) throw UsageError("export: --images must be >= 0, got " + std::to_string(i));
+    }
+    if (g.sample_index < 0 || g.seed < -1 || g.tile < 0 || g.tile > 4096) {
+      throw UsageError(
+          "export: --sample-index must be >= 0, --seed >= 0 (or -1: the first), --tile in [0, "
+          "4096] (0: the image size)");
+    }
     const int64_t tiles = export_grid(load_results(dbs), g, out);
     ctx.out << "wrote " << out << " (" << tiles << " tiles)\n";
     return 0;

@@ -105,6 +105,13 @@ int cmd_train(CommandContext& ctx) {
   const double max_minutes = vm["max-minutes"].as<double>();
   if (params.steps < 1 || params.batch_size < 1)
     throw UsageError("--steps and --batch-size must be >= 1");
+  if (!(params.lr > 0) || !std::isfinite(params.lr))
+    throw UsageError("train: --lr must be a number > 0");
+  if (!(params.ema_decay >= 0 && params.ema_decay < 1))
+    throw UsageError("train: --ema-decay must be in [0, 1)");
+  if (vm["save-every"].as<int64_t>() < 1 || !(max_minutes >= 0) ||
+      vm["eval-images"].as<int64_t>() < 1)
+    throw UsageError("train: --save-every and --eval-images must be >= 1, --max-minutes >= 0");
 
   const std::filesystem::path out = vm["out"].as<std::string>();
   std::error_code ec;

@@ -249,6 +249,11 @@ TEST_F(InputChecks, RunFlagsAndDryRunCost) {
   r = cli({"run", exp, "--out", out, "--progress-every", "-1"});
   EXPECT_TRUE(r.code == 2 && has(r.err, "--progress-every")) << r.err;
   EXPECT_FALSE(fs::exists(out));  // refused before any work
+  r = cli({"train", "--dataset", "checks_tiny", "--out", out, "--lr", "0"});
+  EXPECT_TRUE(r.code == 2 && has(r.err, "train: --lr must be a number > 0")) << r.err;
+  r = cli({"train", "--dataset", "checks_tiny", "--out", out, "--ema-decay", "1"});
+  EXPECT_TRUE(r.code == 2 && has(r.err, "--ema-decay must be in [0, 1)")) << r.err;
+  EXPECT_FALSE(fs::exists(out));
   // An absurd G is refused before any work, dry run included; --allow-large lets it through,
   // and the dry run shows what it would cost.
   r = cli({"run", exp, "--dry-run", "--set", "methods=copaint", "--set", "copaint.respacing=4",
@@ -279,6 +284,11 @@ TEST_F(InputChecks, ReportRefusesAnUnknownMetric) {
   Cli r = cli({"report", out, "--metric", "nosuch"});
   EXPECT_EQ(r.code, 2);
   EXPECT_TRUE(has(r.err, "report: unknown metric 'nosuch'; stored: psnr")) << r.err;
+  r = cli({"export", out, "--grid", "--out", (dir_ / "g.png").string(), "--tile", "-5"});
+  EXPECT_TRUE(r.code == 2 && has(r.err, "export: --sample-index must be >= 0")) << r.err;
+  r = cli({"export", out, "--grid", "--out", (dir_ / "g.png").string(), "--images", "-1"});
+  EXPECT_TRUE(r.code == 2 && has(r.err, "export: --images must be >= 0, got -1")) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "g.png"));
   r = cli({"report", out, "--metric", "psnr", "--strict"});
   EXPECT_EQ(r.code, 0) << r.err;  // complete: no marker, strict passes
   EXPECT_FALSE(has(r.out, "Incomplete")) << r.out;
