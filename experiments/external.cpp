@@ -28,6 +28,7 @@
 #include "experiments/results_h5.h"
 #include "experiments/runner.h"
 #include "experiments/stored_images.h"
+#include "framework/atomic_file.h"
 #include "framework/error.h"
 #include "framework/log.h"
 #include "framework/registry.h"
@@ -169,7 +170,7 @@ int64_t export_inputs(const Experiment& ex, const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (!fs::is_directory(dir, ec)) throw InputError("cannot create folder '" + dir + "'");
-  std::ofstream csv(fs::path(dir) / "manifest.csv");
+  std::ostringstream csv;  // the manifests are written atomically once every image is
   csv << "dataset,mask,seed,image_index,image_id,sample_index,sample_seed,gt,mask_file,masked,"
          "prediction\n";
   std::ostringstream items;
@@ -213,7 +214,7 @@ int64_t export_inputs(const Experiment& ex, const std::string& dir) {
       }
     }
   }
-  std::ofstream json(fs::path(dir) / "manifest.json");
+  std::ostringstream json;
   json << "{\n  \"experiment\": " << json_string(ex.name)
        << ",\n  \"model\": " << json_string(ex.model) << ",\n  \"samples\": " << ex.samples
        << ",\n  \"metrics\": [";
@@ -224,7 +225,8 @@ int64_t export_inputs(const Experiment& ex, const std::string& dir) {
           "masked.png: the hole is grey (128)\", \"prediction\": \"write your image here; "
           "k = seed position x samples + sample index\"},\n  \"items\": [\n"
        << items.str() << "\n  ]\n}\n";
-  if (!csv || !json) throw InputError("cannot write the manifest in '" + dir + "'");
+  write_file_atomic((fs::path(dir) / "manifest.csv").string(), csv.str());
+  write_file_atomic((fs::path(dir) / "manifest.json").string(), json.str());
   return folders;
 }
 
@@ -345,7 +347,7 @@ ScoreSummary score_predictions(const Experiment& ex, const ScoreOptions& o) {
         const auto& r = records[k];
         store_sample_images(h5, cell, r, refs[k], masks[k], preds[k], /*generator_seed=*/-1);
       }
-      h5.flush();
+      h5.close();  // checked: a full disk is an error before the rows are committed
     }
     db.write_samples(records);
     summary.scored += static_cast<int64_t>(records.size());

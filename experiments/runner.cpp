@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <memory>
 #include <ostream>
+#include <set>
 
 #include <fcntl.h>
 #include <limits.h>
@@ -23,12 +24,14 @@
 
 #include "datasets/dataset.h"
 #include "datasets/mask.h"
+#include "experiments/file_lock.h"
 #include "experiments/inpaint_batch.h"
 #include "experiments/inpaint_command.h"
 #include "experiments/models.h"
 #include "experiments/results_db.h"
 #include "experiments/results_h5.h"
 #include "experiments/results_json.h"
+#include "framework/atomic_file.h"
 #include "framework/device.h"
 #include "framework/error.h"
 #include "framework/log.h"
@@ -199,29 +202,120 @@ bool is_done(const std::map<std::pair<int64_t, int64_t>, std::string>& status, i
   return it->second == "ok" || !o.retry_failed;
 }
 
-/// An exclusive lock on `path` for the life of the object: two processes never write the same
-/// result files.
-class FileLock {
+/// One sample to compute.
+struct Item {
+  int64_t image = 0;
+  int64_t sample = 0;
+};
+
+/// On resume: can the images of a sample stored as ok be read back? A results.h5 that was
+/// deleted, emptied, truncated or partly overwritten must not count as stored. A file of this
+/// shard that HDF5 cannot open at all is moved aside (<name>.damaged-<time>, kept for the user)
+/// so that the run can write a new one.
+class StoredImages {
  public:
-  explicit FileLock(const std::string& path) : path_(path) {
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT, 0644);
-    if (fd_ < 0) throw InputError("cannot create lock file '" + path + "'");
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-      ::close(fd_);
-      throw InputError("'" + path +
-                       "' is locked: another `copaint run` is writing these results (give each "
-                       "process its own --shard or --out)");
+  StoredImages(const std::string& dir, const std::string& own_h5) : dir_(dir), own_(own_h5) {}
+  bool readable(const SampleRecord& r) {
+    ResultsH5* f = file(r.h5_file);
+    if (!f) return false;
+    for (const std::string& path : {r.sample_path, r.reference_path, r.mask_path}) {
+      if (path.empty() || verified_.count(r.h5_file + path)) continue;
+      if (!f->readable(path)) return false;
+      if (path != r.sample_path) verified_.insert(r.h5_file + path);
     }
+    return true;
   }
-  ~FileLock() {
-    ::flock(fd_, LOCK_UN);
-    ::close(fd_);
-  }
+  /// Opens this shard's own file when it exists (moving it aside when HDF5 cannot open it).
+  void check_own() { file(fs::path(own_).filename().string()); }
+  /// Closes the files (the run opens its own for writing).
+  void close() { files_.clear(); }
 
  private:
-  std::string path_;
-  int fd_ = -1;
+  ResultsH5* file(const std::string& name) {
+    auto it = files_.find(name);
+    if (it != files_.end()) return it->second.get();
+    std::unique_ptr<ResultsH5>& f = files_[name];
+    const std::string path = (fs::path(dir_) / name).string();
+    std::error_code ec;
+    if (name.empty() || !fs::exists(path, ec)) return nullptr;
+    try {
+      f = std::make_unique<ResultsH5>(path, ResultsH5::Mode::kRead);
+    } catch (const InputError& e) {
+      log_warn(std::string(e.what()) + " (damaged?)");
+      if (fs::equivalent(path, own_, ec)) {
+        const std::string aside = path + ".damaged-" + std::to_string(std::time(nullptr));
+        fs::rename(path, aside, ec);
+        if (ec) throw InputError("cannot move damaged '" + path + "' aside: " + ec.message());
+        log_warn("moved '" + path + "' to '" + aside + "'; its samples are recomputed");
+      }
+    }
+    return f.get();
+  }
+  std::string dir_, own_;
+  std::map<std::string, std::unique_ptr<ResultsH5>> files_;
+  std::set<std::string> verified_;  ///< references and masks read back once
 };
+
+/// A run of this shard that was killed or failed (a full disk) may have left its HDF5 file with
+/// stale free-space and end-of-file records (HDF5 has no journal), where later writes could land
+/// on stored images: the file is rebuilt from what reads back before anything is written to it.
+/// A file HDF5 cannot open is left to StoredImages (moved aside).
+void salvage_after_abnormal_end(const ResultsDb& db, const ResultPaths& paths,
+                                const std::string& shard, const std::string& name) {
+  std::string last;
+  for (const auto& r : db.runs()) {
+    if (r.shard == shard) last = r.status;
+  }
+  std::error_code ec;
+  if (last.empty() || last.rfind("finished", 0) == 0 || last == "stopped" ||
+      !fs::exists(paths.h5, ec)) {
+    return;
+  }
+  try {
+    ResultsH5(paths.h5, ResultsH5::Mode::kRead).close();
+  } catch (const InputError&) {
+    return;
+  }
+  const SalvageSummary s = salvage_h5(paths.h5);
+  log_warn("run " + name + ": the previous run ended abnormally (" +
+           last.substr(0, std::min<size_t>(last.size(), 120)) + "); rebuilt " +
+           fs::path(paths.h5).filename().string() + " from its " + std::to_string(s.kept) +
+           " readable dataset(s)" +
+           (s.dropped ? ", " + std::to_string(s.dropped) + " unreadable one(s) dropped" : ""));
+}
+
+/// Fills `pending` with the samples of this shard still to run: not committed in SQLite, or
+/// committed as ok but with images that do not read back (their count is returned).
+int64_t find_pending(const Experiment& ex, const std::map<std::string, int64_t>& images,
+                     const RunOptions& options, const ResultPaths& paths, ResultsDb* db,
+                     std::map<int64_t, int64_t>* cell_ids,
+                     std::map<int64_t, std::vector<Item>>* pending, RunSummary* summary) {
+  StoredImages stored(paths.dir, paths.h5);
+  stored.check_own();
+  std::map<std::pair<int64_t, int64_t>, SampleRecord> rows;
+  std::map<std::pair<int64_t, int64_t>, std::string> status;
+  int64_t status_cell = -1, missing = 0;
+  for_each_selected(ex, images, options.shard_index, options.shard_count,
+                    [&](const ExperimentCell& cell, int64_t i, int64_t s) {
+                      if (status_cell != cell.index) {
+                        status_cell = cell.index;
+                        (*cell_ids)[cell.index] = db->ensure_cell(cell_record(cell));
+                        rows = db->sample_rows((*cell_ids)[cell.index]);
+                        status.clear();
+                        for (const auto& [k, r] : rows) status[k] = r.status;
+                      }
+                      ++summary->selected;
+                      if (!is_done(status, i, s, options)) {
+                        (*pending)[cell.index].push_back({i, s});
+                      } else if (status.at({i, s}) == "ok" && !stored.readable(rows.at({i, s}))) {
+                        ++missing;
+                        (*pending)[cell.index].push_back({i, s});
+                      } else {
+                        ++summary->skipped;
+                      }
+                    });
+  return missing;
+}
 
 /// Runs `f`, prefixing a configuration or file error with where the experiment set `keys`.
 template <class F>
@@ -234,12 +328,6 @@ auto blame(const Experiment& ex, const std::vector<std::string>& keys, F f) {
     throw InputError(ex.where(keys) + ": " + e.what());
   }
 }
-
-/// One sample to compute.
-struct Item {
-  int64_t image = 0;
-  int64_t sample = 0;
-};
 
 /// What became of one sample.
 struct Outcome {
@@ -471,29 +559,36 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (!fs::is_directory(dir, ec)) throw InputError("cannot create results folder '" + dir + "'");
-  FileLock lock(paths.db + ".lock");
+  FileLock lock(results_lock_path(paths.db),
+                "another `copaint run` or `copaint merge` is writing these results (give each "
+                "process its own --shard or --out)");
   ResultsDb db(paths.db, true);
+
+  const std::string shard_text =
+      options.shard_count > 1
+          ? std::to_string(options.shard_index) + "/" + std::to_string(options.shard_count)
+          : "";
+  salvage_after_abnormal_end(db, paths, shard_text, ex.name);
 
   // What this shard has to do.
   std::map<int64_t, int64_t> cell_ids;
   std::map<int64_t, std::vector<Item>> pending;
-  {
-    std::map<std::pair<int64_t, int64_t>, std::string> status;
-    int64_t status_cell = -1;
-    for_each_selected(ex, images, options.shard_index, options.shard_count,
-                      [&](const ExperimentCell& cell, int64_t i, int64_t s) {
-                        if (status_cell != cell.index) {
-                          status_cell = cell.index;
-                          cell_ids[cell.index] = db.ensure_cell(cell_record(cell));
-                          status = db.sample_status(cell_ids[cell.index]);
-                        }
-                        ++summary.selected;
-                        if (is_done(status, i, s, options)) {
-                          ++summary.skipped;
-                        } else {
-                          pending[cell.index].push_back({i, s});
-                        }
-                      });
+  int64_t missing = find_pending(ex, images, options, paths, &db, &cell_ids, &pending, &summary);
+  std::error_code exists_ec;
+  if (missing > 0 && fs::exists(paths.h5, exists_ec)) {
+    // A dataset that does not read back may not be replaceable either (HDF5 cannot unlink an
+    // object whose header is damaged): rebuild the file from what reads, then look again.
+    const SalvageSummary s = salvage_h5(paths.h5);
+    log_warn("run " + ex.name + ": rebuilt " + fs::path(paths.h5).filename().string() +
+             " from its " + std::to_string(s.kept) + " readable dataset(s), " +
+             std::to_string(s.dropped) + " unreadable one(s) dropped");
+    pending.clear();
+    summary.selected = summary.skipped = 0;
+    missing = find_pending(ex, images, options, paths, &db, &cell_ids, &pending, &summary);
+  }
+  if (missing > 0) {
+    log_warn("run " + ex.name + ": " + std::to_string(missing) + " stored sample(s) missing from " +
+             fs::path(paths.h5).filename().string() + " (or unreadable): recomputing them");
   }
   int64_t to_run = summary.selected - summary.skipped;
 
@@ -737,7 +832,15 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
               r.image_id = std::to_string(it.image);
             }
             if (o.ok) {
-              if (!h5) h5 = std::make_unique<ResultsH5>(paths.h5, ResultsH5::Mode::kWrite);
+              if (!h5) {
+                // Room for the batch's images (uncompressed) and HDF5's metadata, checked before
+                // the file is touched: a full disk must not damage what it holds (no journal).
+                uint64_t need = 64 * 1024;
+                for (const auto& oc : outcomes)
+                  if (oc.ok) need += 3 * 2 * static_cast<uint64_t>(oc.sample.numel());
+                require_free_space(paths.h5, need);
+                h5 = std::make_unique<ResultsH5>(paths.h5, ResultsH5::Mode::kWrite);
+              }
               r.h5_file = h5_name;
               r.reference_path = "/references/" + ds_key + "/" + std::to_string(it.image);
               r.mask_path = "/masks/" + mk + "/" + std::to_string(it.image);
@@ -745,7 +848,7 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
                               std::to_string(it.sample);
               const std::string& image_id = item_of(cell.dataset, it.image).id;
               const std::string layout = "uint8 [H,W,C], round((x + 1) * 127.5) of [-1,1]";
-              if (!h5->contains(r.reference_path)) {
+              if (!h5->readable(r.reference_path)) {  // absent, or half written earlier
                 h5->write_image(r.reference_path, item_of(cell.dataset, it.image).image);
                 h5->set_attributes(
                     r.reference_path,
@@ -756,14 +859,14 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
                      {"layout", layout}},
                     {{"image_index", it.image}});
               }
-              if (!h5->contains(r.mask_path)) {
+              if (!h5->readable(r.mask_path)) {
                 h5->write_mask(r.mask_path, mask_of(cell, it.image));
                 h5->set_attributes(
                     r.mask_path,
                     {{"kind", "mask"},
                      {"mask", cell.mask},
                      {"mask_settings", settings_text_to_json(cell.mask_settings.canonical())},
-                     {"layout", "uint8 [H,W,1], 255 = known pixel, 0 = unknown"}},
+                     {"layout", "uint8 [H,W,1], 1 = known pixel, 0 = unknown"}},
                     {{"image_index", it.image}, {"mask_seed", cell.mask_seed}});
               }
               h5->write_image(r.sample_path, o.sample);
@@ -803,7 +906,7 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
             }
             records.push_back(std::move(r));
           }
-          if (h5) h5->flush();
+          if (h5) h5->close();  // flushed and closed: a write error surfaces here, once
         }
         in_h5 += static_cast<int64_t>(group.size());
         if (options.crash_after >= 0 && in_h5 >= options.crash_after) {
@@ -830,7 +933,12 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
     }
   } catch (const std::exception& e) {
     bar.finish("failed");
-    db.finish_run(run_id, iso_now(), std::string("failed: ") + e.what());
+    try {
+      db.finish_run(run_id, iso_now(), std::string("failed: ") + e.what());
+    } catch (const std::exception&) {
+      // A full disk fails this update too: the error that ended the run is the one to report
+      // (the run stays `running`, which a resume treats the same as `failed`).
+    }
     throw;
   }
   bar.finish(summary.stopped ? "stopped" : "finished");
