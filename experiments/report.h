@@ -72,8 +72,10 @@ struct Completeness {
   int64_t missing_cells = 0;                ///< cells of the latest grid with no stored row
   int64_t grid_cells = 0;                   ///< cells of that grid
   std::vector<std::string> notes;           ///< how image counts were found when not opened
+  /// ok samples of a grid with metrics that hold no score, or a NaN one (e.g. NaN weights).
+  int64_t unscored = 0;
   bool incomplete() const {
-    return !short_cells.empty() || !missing_shards.empty() || missing_cells > 0;
+    return !short_cells.empty() || !missing_shards.empty() || missing_cells > 0 || unscored > 0;
   }
   /// One paragraph for people (empty when complete).
   std::string summary() const;

@@ -1,6 +1,7 @@
 // Completeness of stored results: what each run's grid promised (cells x images x samples, all
 // shards) against the ok samples stored, for the report's `[ok/promised]` markers and --strict.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -128,6 +129,22 @@ std::vector<std::string> missing_shards(const ResultSet& rs) {
   return out;
 }
 
+/// ok samples of cells whose grid has metrics, with no score or a NaN one.
+int64_t unscored_samples(const ResultSet& rs, const std::map<std::string, Grid>& grids) {
+  const bool metrics = std::any_of(grids.begin(), grids.end(), [](const auto& g) {
+    return !split_list(g.second.config.get("metrics", "")).empty();
+  });
+  if (!metrics) return 0;
+  int64_t n = 0;
+  for (const auto& s : rs.samples) {
+    if (s.status != "ok") continue;
+    const bool nan = std::any_of(s.scores.begin(), s.scores.end(),
+                                 [](const ScoreRecord& sc) { return std::isnan(sc.value); });
+    n += s.scores.empty() || nan;
+  }
+  return n;
+}
+
 }  // namespace
 
 std::string Completeness::summary() const {
@@ -146,6 +163,10 @@ std::string Completeness::summary() const {
   if (missing_cells > 0) {
     os << " " << missing_cells << " of the grid's " << grid_cells
        << " cells have no stored sample (not in the tables).";
+  }
+  if (unscored > 0) {
+    os << " " << unscored
+       << " ok sample(s) have no score or a NaN score (a metric failed, or NaN weights).";
   }
   if (!missing_shards.empty()) {
     os << " Missing shards: ";
@@ -206,6 +227,7 @@ Completeness check_completeness(const ResultSet& rs) {
     out.missing_cells = std::max<int64_t>(0, latest->cells - present);
   }
   out.missing_shards = missing_shards(rs);
+  out.unscored = unscored_samples(rs, grids);
   return out;
 }
 

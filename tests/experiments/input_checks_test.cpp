@@ -18,6 +18,7 @@
 #include "experiments/config.h"
 #include "experiments/experiment.h"
 #include "experiments/report.h"
+#include "experiments/results_db.h"
 #include "experiments/runner.h"
 #include "framework/error.h"
 #include "framework/model.h"
@@ -293,6 +294,12 @@ TEST_F(InputChecks, ReportRefusesAnUnknownMetric) {
   EXPECT_EQ(r.code, 0) << r.err;  // complete: no marker, strict passes
   EXPECT_FALSE(has(r.out, "Incomplete")) << r.out;
   EXPECT_FALSE(has(r.out, "/4]")) << r.out;
+  // An ok sample whose score is NaN (NaN weights, a failing metric) is not a complete result.
+  ResultsDb((fs::path(out) / "results.sqlite").string(), false)
+      .exec("UPDATE score SET value = NULL WHERE rowid = (SELECT MIN(rowid) FROM score)");
+  r = cli({"report", out, "--strict"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_TRUE(has(r.out, "1 ok sample(s) have no score or a NaN score")) << r.out;
 }
 
 // After a stop, cells short of their promise are marked in every format, listed, and --strict
