@@ -564,8 +564,10 @@ void write_report(const ResultSet& rs, const Completeness& done, const ReportOpt
         << rs.runs.size() << " run(s) from " << rs.sources.size() << " database(s), "
         << rs.samples.size() << " samples, " << rs.cells.size() << " cells. "
         << "Cells: mean over samples (seeds pooled)" << spread_md << best_md << ".\n\n";
-    if (done.incomplete()) out << "**" << done.summary() << "**\n\n";
-    for (const auto& n : done.notes) out << "Note: " << n << ".\n\n";
+    if (done.incomplete()) {
+      out << "**" << done.summary() << "**\n\n";
+      for (const auto& n : done.notes) out << "Note: " << n << ".\n\n";
+    }
     // Failed samples (a method error, or an image that could not be read and was skipped):
     // counted, with their distinct messages, most frequent first.
     std::map<std::string, int64_t> errors;

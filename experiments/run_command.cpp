@@ -7,6 +7,7 @@
 
 #include <boost/program_options.hpp>
 
+#include "experiments/cell_views.h"
 #include "experiments/cli.h"
 #include "experiments/experiment.h"
 #include "experiments/merge.h"
@@ -59,7 +60,11 @@ const char* kRunNotes =
     "A comma list in `dataset`, `methods`, `masks`, `seeds` or a method setting (copaint.G = "
     "1,2,5)\n"
     "is a grid axis; other values are literal (adm.channel_mult = 1,2,2).\n"
-    "Settings: the experiment file, then each --config file in order, then --set (last wins).\n"
+    "Settings: the experiment file, then each --config file in order, then --set (last wins);\n"
+    "a key or section repeated within one file is an error. Every value is checked against its\n"
+    "option's declared range (`copaint list` shows them) before any work; values above a sane\n"
+    "bound (copaint.G or resample.particles > 1000, jump_n_sample > 100, image sides > 4096)\n"
+    "need the global --allow-large.\n"
     "Results: DIR/results.sqlite (SQLite, WAL) and DIR/results.h5 (uint8 images). A rerun skips\n"
     "stored samples (those with status error too, unless --retry-failed). Shards write their own\n"
     "files; combine them with `copaint merge DIR` (or report on DIR directly).\n"
@@ -155,6 +160,7 @@ int cmd_run(CommandContext& ctx) {
     return 0;
   }
   const RunSummary s = run_experiment(ex, o);
+  refresh_cell_views(s.paths.db);
   char line[512];
   std::snprintf(line, sizeof line,
                 "%s: %lld samples, %lld already stored, %lld run now (%lld ok, %lld errors) in "
@@ -195,6 +201,7 @@ int cmd_merge(CommandContext& ctx) {
   const std::vector<std::string> dbs = find_result_dbs(args);
   const std::string out = vm.count("out") ? vm["out"].as<std::string>() : args.front();
   const MergeSummary s = merge_results(dbs, out);
+  refresh_cell_views(s.db);
   ctx.out << "merged " << s.inputs << " database(s): " << s.copied << " sample rows copied, "
           << s.duplicates << " already present, " << s.runs_added << " run row(s) added; "
           << s.cells << " cells in " << s.db << " and " << s.h5 << "\n";
