@@ -113,31 +113,48 @@ std::vector<std::string> option_keys(const std::string& name) {
   return keys;
 }
 
-/// Resolves the options of entry `name`, naming the line of a key the message mentions.
+bool is_ident(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+/// Where `word` first occurs in `text` as a whole identifier (npos when it does not).
+size_t word_at(const std::string& text, const std::string& word) {
+  for (size_t p = text.find(word); p != std::string::npos; p = text.find(word, p + 1)) {
+    const bool left = p == 0 || !is_ident(text[p - 1]);
+    const bool right = p + word.size() >= text.size() || !is_ident(text[p + word.size()]);
+    if (left && right) return p;
+  }
+  return std::string::npos;
+}
+
+/// Whether `word` occurs in `text` as a whole identifier.
+bool has_word(const std::string& text, const std::string& word) {
+  return word_at(text, word) != std::string::npos;
+}
+
+/// Resolves the options of entry `name`, naming the line of a key the message mentions: one
+/// named in quotes, else the one named as a word first (a rule between options names its keys).
 template <class T>
 Options resolve_at(const std::string& name, const Options& user, const Where& where) {
   try {
     return Registry<T>::global().resolve(name, user);
   } catch (const UsageError& e) {
+    const std::string what = e.what();
     for (const auto& [k, v] : user.values()) {
-      if (std::string(e.what()).find("'" + name + "." + k + "'") != std::string::npos ||
-          std::string(e.what()).find("'" + k + "'") != std::string::npos)
-        where.fail(name + "." + k, e.what());
+      if (what.find("'" + name + "." + k + "'") != std::string::npos ||
+          what.find("'" + k + "'") != std::string::npos)
+        where.fail(name + "." + k, what);
     }
-    throw UsageError(where.at(name) + ": " + e.what());
+    size_t first = std::string::npos;
+    std::string blamed;
+    for (const auto& [k, v] : user.values()) {
+      const size_t at = word_at(what, k);
+      if (at < first) {
+        first = at;
+        blamed = k;
+      }
+    }
+    if (!blamed.empty()) where.fail(name + "." + blamed, what);
+    throw UsageError(where.at(name) + ": " + what);
   }
-}
-
-bool is_ident(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
-
-/// Whether `word` occurs in `text` as a whole identifier.
-bool has_word(const std::string& text, const std::string& word) {
-  for (size_t p = text.find(word); p != std::string::npos; p = text.find(word, p + 1)) {
-    const bool left = p == 0 || !is_ident(text[p - 1]);
-    const bool right = p + word.size() >= text.size() || !is_ident(text[p + word.size()]);
-    if (left && right) return true;
-  }
-  return false;
 }
 
 /// The key of method `m` that an error message most likely refers to (for its line number):

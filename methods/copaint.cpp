@@ -388,7 +388,8 @@ void register_copaint_methods(Registry<Method>& registry) {
       }
     }
     check_below(name, "jump_length", o.get_int("jump_length"), n,
-                "the schedule's " + std::to_string(n) + " steps: steps, or the respaced size");
+                "the schedule's " + std::to_string(n) + " steps: " + name +
+                    ".steps, or the size of " + name + ".respacing");
   };
   CoPaintParams base;
   base.jump_length = 1;

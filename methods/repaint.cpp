@@ -138,7 +138,8 @@ void check_jumps(const std::string& name, const Options& o) {
     }
   }
   check_below(name, "jump_length", o.get_int("jump_length"), n,
-              "the schedule's " + std::to_string(n) + " steps: t_T, or the respaced size");
+              "the schedule's " + std::to_string(n) + " steps: " + name + ".t_T, or the size of " +
+                  name + ".respacing");
 }
 
 }  // namespace

@@ -194,7 +194,10 @@ TEST_F(InputChecks, OutOfRangeValuesFailNamingKeyValueRangeAndLine) {
       {"copaint.mode=sr", "must be one of: inpaint, super_resolution"},
       {"copaint.steps=30", "exceeds the respaced process"},
       {"copaint_tt.jump_length=20",
-       "option 'copaint_tt.jump_length' = '20': must be < 20 (the schedule's 20 steps"},
+       "option 'copaint_tt.jump_length' = '20': must be < 20 (the schedule's 20 steps: "
+       "copaint_tt.steps, or the size of copaint_tt.respacing)"},
+      // A rule between options blames the key the user gave that it names first.
+      {"copaint_tt.steps=10", "--set copaint_tt.steps: option 'copaint_tt.jump_length' = '10'"},
       {"copaint_tt.jump_n_sample=0", "must be an integer >= 1"},
       {"repaint.jump_length=50", "option 'repaint.jump_length' = '50': must be < 20"},
       {"repaint.variance=huge", "must be one of: auto, learned_range"},
