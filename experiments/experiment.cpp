@@ -281,6 +281,12 @@ Experiment parse_experiment(const std::string& text, const std::string& source,
   ex.masks = checked_names<MaskGenerator>(config, "masks", where, true);
   ex.metrics = checked_names<Metric>(config, "metrics", where, false);
   ex.samples = checked_int(config, "samples", 1, 1, where);
+  constexpr int64_t kMaxSamples = 10000;  // a sane bound; beyond it only with --allow-large
+  if (ex.samples > kMaxSamples && !allow_large_values()) {
+    where.fail("samples", "'samples' = " + std::to_string(ex.samples) + " is above " +
+                              std::to_string(kMaxSamples) +
+                              " (a bound against typos); pass --allow-large to run it");
+  }
   ex.batch_size = checked_int(config, "batch_size", 8, 0, where);
   ex.mask_seed = checked_int(config, "mask_seed", 0, 0, where);
   if (config.has("seeds")) {

@@ -207,6 +207,7 @@ TEST_F(InputChecks, OutOfRangeValuesFailNamingKeyValueRangeAndLine) {
       {"half.x=1", "unknown option 'half.x'"},
       {"checks_tiny.count=-2", "option 'checks_tiny.count' = '-2'"},
       {"gaussian.std=0", "option 'gaussian.std' = '0': must be a number > 0"},
+      {"samples=1000000", "--set samples: 'samples' = 1000000 is above 10000"},
   };
   for (const auto& c : cases) {
     const std::string m = error_of(text, {c.set});
