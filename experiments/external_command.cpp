@@ -5,6 +5,7 @@
 
 #include <boost/program_options.hpp>
 
+#include "experiments/cell_views.h"
 #include "experiments/cli.h"
 #include "experiments/experiment.h"
 #include "experiments/external.h"
@@ -110,6 +111,7 @@ int cmd_score(CommandContext& ctx) {
   }
   const Experiment ex = load_experiment(vm["experiment"].as<std::string>(), overrides);
   const ScoreSummary s = score_predictions(ex, o);
+  refresh_cell_views(s.db);
   ctx.out << "scored " << s.scored << " predictions of " << o.name << " into " << s.db << "\n";
   const size_t bad = s.missing.size() + s.mis_sized.size();
   if (!s.missing.empty()) {

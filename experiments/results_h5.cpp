@@ -253,13 +253,9 @@ void ResultsH5::write_mask(const std::string& dataset, const at::Tensor& mask) {
   if (!mask.defined() || mask.dim() != 3 || mask.size(0) != 1) {
     throw UsageError("ResultsH5::write_mask('" + dataset + "'): expected a [1,H,W] tensor");
   }
-  write_uint8(dataset, mask.detach()
-                           .to(at::kCPU, at::kFloat)
-                           .gt(0.5)
-                           .to(at::kByte)
-                           .mul(255)
-                           .permute({1, 2, 0})
-                           .contiguous());
+  write_uint8(
+      dataset,
+      mask.detach().to(at::kCPU, at::kFloat).gt(0.5).to(at::kByte).permute({1, 2, 0}).contiguous());
 }
 
 bool ResultsH5::contains(const std::string& dataset) const {
@@ -321,7 +317,7 @@ at::Tensor ResultsH5::read_image(const std::string& dataset) const {
 }
 
 at::Tensor ResultsH5::read_mask(const std::string& dataset) const {
-  return read_uint8(dataset).permute({2, 0, 1}).gt(127).to(at::kFloat).contiguous();
+  return read_uint8(dataset).permute({2, 0, 1}).gt(0).to(at::kFloat).contiguous();
 }
 
 void ResultsH5::copy_from(const ResultsH5& other, const std::string& dataset) {

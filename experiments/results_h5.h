@@ -3,7 +3,8 @@
 //
 // Layout (paths are stored in the sample rows of results_db.h):
 //   /references/<dataset key>/<image index>   uint8 [H,W,C]   the image as the model saw it
-//   /masks/<mask key>/<image index>           uint8 [H,W,1]   255 = known pixel, 0 = unknown
+//   /masks/<mask key>/<image index>           uint8 [H,W,1]   1 = known pixel, 0 = unknown
+//                                             (files written before 2026-12 hold 255 = known)
 //   /samples/<cell key>/<image index>_<sample index>   uint8 [H,W,C]
 // Pixels are round((x + 1) * 127.5) of the [-1,1] tensors, as write_image does for PNG files.
 // One process writes a file at a time (HDF5 is not safe for concurrent writers; shards use
@@ -43,7 +44,7 @@ class ResultsH5 {
   /// Stores a [C,H,W] image in [-1,1] as uint8 [H,W,C] at `dataset` (groups created as needed),
   /// replacing a dataset already there.
   void write_image(const std::string& dataset, const at::Tensor& image);
-  /// Stores a [1,H,W] mask (1 = known) as uint8 [H,W,1], 255 = known.
+  /// Stores a [1,H,W] mask (1 = known) as uint8 [H,W,1] of 0/1.
   void write_mask(const std::string& dataset, const at::Tensor& mask);
   /// Stores a uint8 [H,W,C] tensor as it is.
   void write_uint8(const std::string& dataset, const at::Tensor& hwc);
@@ -65,7 +66,7 @@ class ResultsH5 {
   at::Tensor read_uint8(const std::string& dataset) const;
   /// read_uint8 as a [C,H,W] float tensor in [-1,1].
   at::Tensor read_image(const std::string& dataset) const;
-  /// A mask as [1,H,W] float, 1 = known.
+  /// A mask as [1,H,W] float, 1 = known (stored as 0/1, or 0/255 by older versions).
   at::Tensor read_mask(const std::string& dataset) const;
 
   /// Copies `dataset` of `other` into this file under the same path (replacing one there).

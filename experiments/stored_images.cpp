@@ -26,7 +26,7 @@ void store_sample_images(ResultsH5& h5, const ExperimentCell& cell, const Sample
                       {{"kind", "mask"},
                        {"mask", cell.mask},
                        {"mask_settings", settings_text_to_json(cell.mask_settings.canonical())},
-                       {"layout", "uint8 [H,W,1], 255 = known pixel, 0 = unknown"}},
+                       {"layout", "uint8 [H,W,1], 1 = known pixel, 0 = unknown"}},
                       {{"image_index", r.image_index}, {"mask_seed", cell.mask_seed}});
   }
   h5.write_image(r.sample_path, sample);

@@ -13,7 +13,8 @@ settings, e.g. ``G=5``), dataset, mask, model, seed, the image and sample index,
 the method's resolved settings as typed ``settings.<key>`` columns (numbers as numbers, booleans
 as booleans, lists as lists). ``load_samples`` gives one row per sample (no scores).
 ``get_images`` fetches the stored sample, reference and mask of one (method, settings, mask,
-image, sample) as numpy arrays.
+image, sample) as numpy arrays; ``load_cell`` a whole cell at once, stacked ([N,H,W,C]), from
+the folder's ``results.cells.h5``.
 
 Databases of schema version 1 (written before the JSON columns existed) are read too: their
 settings texts are typed here the way the program types them.
@@ -28,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["find_databases", "load_scores", "load_samples", "load_cells", "load_runs",
-           "get_images", "stack_samples", "typed_value", "settings_from_text"]
+           "get_images", "stack_samples", "load_cell", "typed_value", "settings_from_text"]
 
 _NUMBER = re.compile(r"^[+-]?[0-9.eE+-]*[0-9][0-9.eE+-]*$")
 
@@ -280,3 +281,29 @@ def stack_samples(rows):
         for f in files.values():
             f.close()
     return np.stack(out) if out else np.zeros((0, 0, 0, 0), np.uint8)
+
+
+def load_cell(path, method, mask, settings=None, dataset=None, seed=None):
+    """Every stored ok sample of one cell, stacked, from ``<path>/results.cells.h5`` (written by
+    ``copaint run``, ``merge`` and ``score`` beside results.h5): ``{"samples": uint8 [N,H,W,C],
+    "references": uint8 [N,H,W,C], "masks": uint8 [N,H,W,1] with 1 = known pixel,
+    "image_index": int64 [N], "sample_index": int64 [N], "cell": the cell's row}``. ``settings``
+    selects a variant (``{"G": 2}``). Raises LookupError unless exactly one cell matches."""
+    import h5py
+    cells = load_cells(path)
+    for col, val in (("method", method), ("mask", mask), ("dataset", dataset), ("seed", seed)):
+        if val is not None:
+            cells = cells[cells[col] == val]
+    if settings:
+        cells = cells[[_matches(s, settings) for s in cells.settings_dict]]
+    if len(cells) != 1:
+        raise LookupError("%d cells match method=%r mask=%r settings=%r (variants %s)"
+                          % (len(cells), method, mask, settings, sorted(set(cells.variant))))
+    cell = cells.iloc[0]
+    folder = path if os.path.isdir(path) else os.path.dirname(path)
+    with h5py.File(os.path.join(folder, "results.cells.h5"), "r") as f:
+        g = f["cells"][cell.cell_key]
+        out = {name: g[name][()] for name in
+               ("samples", "references", "masks", "image_index", "sample_index")}
+    out["cell"] = cell
+    return out

@@ -39,6 +39,9 @@ TEST(ResultsH5, ImagesMasksAndRawBytesRoundTrip) {
     ResultsH5 h5(path, ResultsH5::Mode::kWrite);
     h5.write_image("/samples/abc/0_1", image);
     h5.write_mask("/masks/half-1/0", mask);
+    // A mask as versions before 0/1 stored it (255 = known) reads the same.
+    h5.write_uint8("/masks/old/0",
+                   mask.gt(0.5).to(at::kByte).mul(255).permute({1, 2, 0}).contiguous());
     h5.flush();
   }
   {
@@ -52,7 +55,8 @@ TEST(ResultsH5, ImagesMasksAndRawBytesRoundTrip) {
     const at::Tensor back = h5.read_image("/samples/abc/0_1");
     EXPECT_LE((back - image.clamp(-1, 1)).abs().max().item<double>(), 0.5 / 127.5 + 1e-6);
     EXPECT_TRUE(at::equal(h5.read_mask("/masks/half-1/0"), mask));
-    EXPECT_EQ(h5.read_uint8("/masks/half-1/0").max().item<int>(), 255);
+    EXPECT_EQ(h5.read_uint8("/masks/half-1/0").max().item<int>(), 1);  // 0/1
+    EXPECT_TRUE(at::equal(h5.read_mask("/masks/old/0"), mask));
     EXPECT_THROW(h5.read_uint8("/samples/abc/9_9"), InputError);
   }
   {

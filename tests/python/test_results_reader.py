@@ -138,6 +138,22 @@ def main():
                   "reference attributes")
         stack = cr.stack_samples(cr.load_samples(out, status="ok"))
         check(stack.shape == (6, 8, 8, 3) and stack.dtype == np.uint8, "stack %s" % (stack.shape,))
+        # results.cells.h5: each cell stacked (virtual over results.h5), masks 0/1, indexes.
+        for _, c in cr.load_cells(out).iterrows():
+            cell = cr.load_cell(out, c.method, c["mask"], settings=c.variant_dict or None)
+            rows = cr.load_samples(out, status="ok")
+            rows = rows[rows.cell_key == c.cell_key].sort_values(["image_index", "sample_index"])
+            n = len(rows)
+            check(n > 0 and cell["samples"].shape == (n, 8, 8, 3), "cell %s stacked" % c.cell_key)
+            check(np.array_equal(cell["samples"], cr.stack_samples(rows)), "cell = its samples")
+            check(list(cell["image_index"]) == list(rows.image_index) and
+                  list(cell["sample_index"]) == list(rows.sample_index), "cell indexes")
+            check(cell["masks"].shape == (n, 8, 8, 1) and set(np.unique(cell["masks"])) <= {0, 1},
+                  "cell masks 0/1")
+            first = cr.get_images(out, c.method, c["mask"], int(rows.image_index.iloc[0]),
+                                  int(rows.sample_index.iloc[0]), settings=c.variant_dict or None)
+            check(np.array_equal(cell["masks"][0], first["mask"]) and
+                  np.array_equal(cell["references"][0], first["reference"]), "cell mask, ref")
         runs = cr.load_runs(os.path.join(out, "results.sqlite"))
         check("host" in runs and runs.host.notna().all(), "runs have a host")
 
