@@ -8,15 +8,21 @@
 #
 #   sudo scripts/slurm_local_check.sh [--install] [--keep]     # from the repository root
 #
+# --time-limit also checks a real time limit: one task with `--time=1` and COPAINT_REQUEUE=1 is
+# signalled (SIGTERM) before its limit, stores its batch, stops, requeues itself, and resumes
+# until the grid is done; its results must equal an uninterrupted run's.
+#
 # Exit code 0 when the sharded and unsharded results are identical.
 set -euo pipefail
 install=0
 keep=0
+time_limit=0
 for a in "$@"; do
   case "$a" in
     --install) install=1 ;;
     --keep) keep=1 ;;
-    *) sed -n '2,11p' "$0"; exit 2 ;;
+    --time-limit) time_limit=1 ;;
+    *) sed -n '2,15p' "$0"; exit 2 ;;
   esac
 done
 [ "$(id -u)" = 0 ] || { echo "slurm_local_check.sh: needs root (it starts slurmd)" >&2; exit 2; }
@@ -200,5 +206,39 @@ sqlite3 -header "$work/results/sharded/results.sqlite" \
   "SELECT id, shard, device_type, threads, host, slurm_array_job_id, slurm_array_task_id, status FROM experiment"
 echo "== report (merge job)"
 head -n 12 "$work/results/sharded/report.md" 2>/dev/null || echo "no report.md"
+
+if [ "$time_limit" = 1 ]; then
+  echo "== time limit: one task, --time=1, SIGTERM 50 s before, COPAINT_REQUEUE=1"
+  sed -e 's/^name = slurm_check/name = slurm_requeue/' -e 's/^count = 3/count = 12/' \
+    -e 's/^respacing = 10$/respacing = 50/' -e 's/^batch_size = 2/batch_size = 1/' \
+    "$work/slurm_check.ini" > "$work/slurm_requeue.ini"
+  tl_opts=(--config experiments/bundled/model.ini --out "$work/results/requeue")
+  submit_out=$(COPAINT_REQUEUE=1 scripts/slurm_array.sh submit --cpus-per-task=1 --time=1 \
+    --signal=B:TERM@50 --export=ALL --chdir="$repo" --output="$work/requeue-%A_%a.out" \
+    -- "$work/slurm_requeue.ini" 1 "${tl_opts[@]}")
+  echo "$submit_out"
+  for _ in $(seq 1200); do
+    [ -z "$(squeue -h 2>/dev/null || true)" ] && break
+    sleep 1
+  done
+  for f in "$work"/requeue-*.out; do
+    [ -f "$f" ] || continue
+    echo "--- $(basename "$f")"
+    grep -E 'task |stopp|resum|requeue|slurm_requeue:|copaint exited|merged' "$f" || true
+  done
+  "$copaint" run "$work/slurm_requeue.ini" "${tl_opts[@]:0:2}" --out "$work/results/requeue_full" \
+    --device auto --threads 1 -q
+  dump "$work/results/requeue/results.sqlite" > "$work/requeue.txt"
+  dump "$work/results/requeue_full/results.sqlite" > "$work/requeue_full.txt"
+  restarts=$(grep -c 'requeueing' "$work"/requeue-*.out 2>/dev/null || true)
+  echo "requeued $restarts time(s); scores: $(wc -l < "$work/requeue.txt") after the requeues," \
+    "$(wc -l < "$work/requeue_full.txt") uninterrupted"
+  if cmp -s "$work/requeue.txt" "$work/requeue_full.txt" && [ -s "$work/requeue_full.txt" ] &&
+    [ "${restarts:-0}" -ge 1 ]; then
+    echo "time limit: requeued and resumed, scores bit-identical"
+  else
+    echo "time limit: FAILED"; status=1
+  fi
+fi
 [ "$status" = 0 ] && echo "SLURM check: OK" || echo "SLURM check: FAILED"
 exit "$status"
