@@ -31,6 +31,7 @@
 #include "experiments/results_db.h"
 #include "experiments/results_h5.h"
 #include "experiments/results_json.h"
+#include "experiments/stored_images.h"
 #include "framework/atomic_file.h"
 #include "framework/device.h"
 #include "framework/error.h"
@@ -837,7 +838,9 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
                 // the file is touched: a full disk must not damage what it holds (no journal).
                 uint64_t need = 64 * 1024;
                 for (const auto& oc : outcomes)
-                  if (oc.ok) need += 3 * 2 * static_cast<uint64_t>(oc.sample.numel());
+                  if (oc.ok)
+                    need += (3 * 2 + (options.float_samples ? 8 : 0)) *
+                            static_cast<uint64_t>(oc.sample.numel());
                 require_free_space(paths.h5, need);
                 h5 = std::make_unique<ResultsH5>(paths.h5, ResultsH5::Mode::kWrite);
               }
@@ -846,49 +849,11 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
               r.mask_path = "/masks/" + mk + "/" + std::to_string(it.image);
               r.sample_path = "/samples/" + cell.key() + "/" + std::to_string(it.image) + "_" +
                               std::to_string(it.sample);
-              const std::string& image_id = item_of(cell.dataset, it.image).id;
-              const std::string layout = "uint8 [H,W,C], round((x + 1) * 127.5) of [-1,1]";
-              if (!h5->readable(r.reference_path)) {  // absent, or half written earlier
-                h5->write_image(r.reference_path, item_of(cell.dataset, it.image).image);
-                h5->set_attributes(
-                    r.reference_path,
-                    {{"kind", "reference"},
-                     {"dataset", cell.dataset},
-                     {"dataset_settings", settings_text_to_json(cell.dataset_settings.canonical())},
-                     {"image_id", image_id},
-                     {"layout", layout}},
-                    {{"image_index", it.image}});
-              }
-              if (!h5->readable(r.mask_path)) {
-                h5->write_mask(r.mask_path, mask_of(cell, it.image));
-                h5->set_attributes(
-                    r.mask_path,
-                    {{"kind", "mask"},
-                     {"mask", cell.mask},
-                     {"mask_settings", settings_text_to_json(cell.mask_settings.canonical())},
-                     {"layout", "uint8 [H,W,1], 1 = known pixel, 0 = unknown"}},
-                    {{"image_index", it.image}, {"mask_seed", cell.mask_seed}});
-              }
-              h5->write_image(r.sample_path, o.sample);
-              h5->set_attributes(
-                  r.sample_path,
-                  {{"kind", "sample"},
-                   {"cell_key", cell.key()},
-                   {"method", cell.method},
-                   {"variant", variant_label_to_json(cell.axes_label())},
-                   {"settings", settings_text_to_json(cell.method_settings.canonical())},
-                   {"dataset", cell.dataset},
-                   {"mask", cell.mask},
-                   {"model", cell.model},
-                   {"image_id", image_id},
-                   {"reference", r.reference_path},
-                   {"mask_path", r.mask_path},
-                   {"layout", layout}},
-                  {{"image_index", it.image},
-                   {"sample_index", it.sample},
-                   {"seed", cell.seed},
-                   {"generator_seed",
-                    static_cast<int64_t>(experiment_sample_seed(cell.seed, it.image, it.sample))}});
+              store_sample_images(
+                  *h5, cell, r, item_of(cell.dataset, it.image).image, mask_of(cell, it.image),
+                  o.sample,
+                  static_cast<int64_t>(experiment_sample_seed(cell.seed, it.image, it.sample)),
+                  options.float_samples);
               r.status = "ok";
               r.seconds = o.seconds;
               r.forwards = o.evals.forwards;

@@ -87,3 +87,55 @@ TEST(Registry, GlobalIsOnePerType) {
 
 }  // namespace
 }  // namespace copaint
+
+namespace copaint {
+namespace {
+
+// Declared ranges and rules between options are checked when options are resolved, before any
+// factory runs; defaults pass, and a bound needing confirmation passes with allow_large_values.
+TEST(Registry, ResolveChecksDeclaredRangesAndRules) {
+  Registry<Widget> r;
+  int built = 0;
+  r.add({"alpha",
+         "a widget with ranges",
+         {OptionSpec{"size", "3", "how big"}.integer().at_least(1).confirm_above(100),
+          OptionSpec{"gain", "0.5", "how loud"}.number().above(0),
+          OptionSpec{"color", "red", "which color"}.one_of({"red", "blue"}),
+          OptionSpec{"hop", "1", "hop length"}.integer().at_least(1)},
+         [&](const Options& o) {
+           ++built;
+           return std::make_unique<Widget>(Widget{o});
+         },
+         [](const std::string& name, const Options& o) {
+           check_below(name, "hop", o.get_int("hop"), o.get_int("size"), "the size");
+         }});
+  EXPECT_NO_THROW(r.create("alpha"));
+  auto message = [&](const Options& user) {
+    try {
+      r.create("alpha", user);
+    } catch (const UsageError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  built = 0;
+  EXPECT_EQ(message({{"size", "0"}}),
+            "option 'alpha.size' = '0': must be an integer >= 1, at most 100 without "
+            "--allow-large");
+  EXPECT_EQ(message({{"size", "2.5"}}).substr(0, 38), "option 'alpha.size' = '2.5': must be a");
+  EXPECT_EQ(message({{"gain", "-1"}}), "option 'alpha.gain' = '-1': must be a number > 0");
+  EXPECT_EQ(message({{"color", "green"}}),
+            "option 'alpha.color' = 'green': must be one of: red, blue");
+  EXPECT_EQ(message({{"hop", "3"}}), "option 'alpha.hop' = '3': must be < 3 (the size)");
+  EXPECT_NE(message({{"size", "500"}}).find("pass --allow-large"), std::string::npos);
+  EXPECT_EQ(built, 0);  // every refusal came before the factory
+  set_allow_large_values(true);
+  EXPECT_EQ(message({{"size", "500"}}), "no error");
+  set_allow_large_values(false);
+  // The canonical text of resolved options is the values as given, never rewritten by a range.
+  EXPECT_EQ(r.resolve("alpha", {{"gain", "0.50"}}).canonical(),
+            "color = red\ngain = 0.5\nhop = 1\nsize = 3\n");
+}
+
+}  // namespace
+}  // namespace copaint
