@@ -12,6 +12,7 @@
 
 #include "experiments/report.h"
 #include "experiments/results_json.h"
+#include "experiments/stored_images.h"
 #include "framework/atomic_file.h"
 #include "framework/error.h"
 #include "framework/log.h"
@@ -75,9 +76,9 @@ void set_int(hid_t object, const std::string& name, int64_t value, const std::st
   check(attr.ok() ? H5Awrite(attr.get(), H5T_NATIVE_INT64, &value) : -1, path, "attribute " + name);
 }
 
-/// A virtual uint8 dataset [N, shape...] whose row k is the whole source dataset sources[k] of
+/// A virtual dataset of `type` [N, shape...] whose row k is the whole source dataset sources[k] of
 /// `source_file` (a name relative to the view file's folder).
-void write_virtual(hid_t group, const std::string& name, const std::string& source_file,
+void write_virtual(hid_t group, const std::string& name, hid_t type, const std::string& source_file,
                    const std::vector<std::string>& sources, const std::vector<hsize_t>& shape,
                    const std::string& path) {
   std::vector<hsize_t> dims = {static_cast<hsize_t>(sources.size())};
@@ -97,8 +98,7 @@ void write_virtual(hid_t group, const std::string& name, const std::string& sour
           path, name);
   }
   H5Sselect_all(space.get());
-  Id d(H5Dcreate2(group, name.c_str(), H5T_NATIVE_UINT8, space.get(), H5P_DEFAULT, dcpl.get(),
-                  H5P_DEFAULT));
+  Id d(H5Dcreate2(group, name.c_str(), type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT));
   check(d.ok() ? 0 : -1, path, name);
 }
 
@@ -160,8 +160,16 @@ void write_cell(hid_t views, hid_t h5, const std::string& h5_name, const CellRow
   const std::string name = "/cells/" + c.cell->key;
   Id group(H5Gcreate2(views, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   check(group.ok() ? 0 : -1, path, name);
-  write_virtual(group.get(), "samples", h5_name, samples, shape, path);
-  write_virtual(group.get(), "references", h5_name, references, shape, path);
+  write_virtual(group.get(), "samples", H5T_NATIVE_UINT8, h5_name, samples, shape, path);
+  write_virtual(group.get(), "references", H5T_NATIVE_UINT8, h5_name, references, shape, path);
+  // The float32 samples (run --float-samples) when every sample of the cell has one.
+  std::vector<std::string> floats;
+  for (const std::string& s : samples) {
+    if (dataset_shape(h5, float_sample_path(s)) == shape) floats.push_back(float_sample_path(s));
+  }
+  if (floats.size() == samples.size()) {
+    write_virtual(group.get(), "samples_float", H5T_NATIVE_FLOAT, h5_name, floats, shape, path);
+  }
   const hsize_t n = c.rows.size();
   write_array(group.get(), "masks", H5T_STD_U8LE, H5T_NATIVE_UINT8,
               {n, mask_shape[0], mask_shape[1], mask_shape[2]}, masks.data(), path);
@@ -176,13 +184,13 @@ void write_cell(hid_t views, hid_t h5, const std::string& h5_name, const CellRow
   set_text(group.get(), "dataset", cell.dataset, path);
   set_text(group.get(), "mask", cell.mask, path);
   set_text(group.get(), "model", cell.model, path);
-  set_text(group.get(), "layout",
-           "samples, references: uint8 [N,H,W,C], round((x + 1) * 127.5) of [-1,1] (virtual, "
-           "over " +
-               h5_name +
-               "); masks: uint8 [N,H,W,1], 1 = known pixel; row k is image "
-               "image_index[k], sample sample_index[k]",
-           path);
+  const std::string layout =
+      "samples, references: uint8 [N,H,W,C], round((x + 1) * 127.5) of [-1,1] (virtual, over " +
+      h5_name +
+      "); samples_float (with run --float-samples): float32 [N,H,W,C] in [-1,1] as scored; "
+      "masks: uint8 [N,H,W,1], 1 = known pixel; row k is image image_index[k], sample "
+      "sample_index[k]";
+  set_text(group.get(), "layout", layout, path);
   set_int(group.get(), "seed", cell.seed, path);
   set_int(group.get(), "position", cell.position, path);
 }

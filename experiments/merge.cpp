@@ -14,6 +14,7 @@
 #include "experiments/file_lock.h"
 #include "experiments/results_db.h"
 #include "experiments/results_h5.h"
+#include "experiments/stored_images.h"
 #include "framework/atomic_file.h"
 #include "framework/error.h"
 #include "framework/log.h"
@@ -212,6 +213,9 @@ void write_merged_h5(const std::vector<std::unique_ptr<ResultsDb>>& dbs,
           continue;
         }
         out.copy_from(*src, p.row.sample_path);
+        // Its float32 copy (run --float-samples), when the shard has one.
+        const std::string float_path = float_sample_path(p.row.sample_path);
+        if (src->contains(float_path)) out.copy_from(*src, float_path);
         for (const std::string& path : {p.row.reference_path, p.row.mask_path}) {
           if (!path.empty() && !out.readable(path)) out.copy_from(*src, path);
         }

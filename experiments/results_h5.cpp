@@ -170,10 +170,23 @@ void ResultsH5::write_uint8(const std::string& dataset, const at::Tensor& hwc_in
   if (!hwc_in.defined() || hwc_in.dim() != 3 || hwc_in.scalar_type() != at::kByte) {
     throw UsageError("ResultsH5::write_uint8('" + dataset + "'): expected a uint8 [H,W,C] tensor");
   }
+  write_hwc(dataset, hwc_in);
+}
+
+void ResultsH5::write_float(const std::string& dataset, const at::Tensor& image) {
+  if (!image.defined() || image.dim() != 3) {
+    throw UsageError("ResultsH5::write_float('" + dataset + "'): expected a [C,H,W] tensor");
+  }
+  write_hwc(dataset, image.detach().to(at::kCPU, at::kFloat).permute({1, 2, 0}).contiguous());
+}
+
+void ResultsH5::write_hwc(const std::string& dataset, const at::Tensor& hwc_in) {
+  const bool is_float = hwc_in.scalar_type() == at::kFloat;
+  const hid_t type = is_float ? H5T_NATIVE_FLOAT : H5T_NATIVE_UINT8;
   check_writable("cannot write '" + dataset + "'");
   // Refused before HDF5 is called: HDF5 has no journal, and a write that fails half way can
   // damage what the file already holds (or crash HDF5).
-  require_free_space(path_, kMetadataMargin + 2 * static_cast<uint64_t>(hwc_in.numel()));
+  require_free_space(path_, kMetadataMargin + 2 * static_cast<uint64_t>(hwc_in.nbytes()));
   const at::Tensor hwc = hwc_in.to(at::kCPU).contiguous();
   const hsize_t dims[3] = {static_cast<hsize_t>(hwc.size(0)), static_cast<hsize_t>(hwc.size(1)),
                            static_cast<hsize_t>(hwc.size(2))};
@@ -204,13 +217,12 @@ void ResultsH5::write_uint8(const std::string& dataset, const at::Tensor& hwc_in
     H5Pset_chunk(dcpl.get(), 3, dims);
     if (H5Zfilter_avail(H5Z_FILTER_DEFLATE) > 0) H5Pset_deflate(dcpl.get(), 4);
     H5Pset_create_intermediate_group(lcpl.get(), 1);
-    ds = H5Dcreate2(file, dataset.c_str(), H5T_NATIVE_UINT8, space.get(), lcpl.get(), dcpl.get(),
-                    H5P_DEFAULT);
+    ds = H5Dcreate2(file, dataset.c_str(), type, space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT);
     if (ds < 0) fail("cannot write '" + dataset + "'");
   }
   Hid owned(ds);
   fault_point("hdf5: dataset created, before its data");
-  if (H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, hwc.data_ptr<uint8_t>()) < 0)
+  if (H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, hwc.data_ptr()) < 0)
     fail("cannot write '" + dataset + "'");
   fault_point("hdf5: dataset written");
 }
@@ -341,6 +353,25 @@ void ResultsH5::copy_from(const ResultsH5& other, const std::string& dataset) {
   fault_point("hdf5: dataset copied");
 }
 
+bool ResultsH5::try_copy_from(const ResultsH5& other, const std::string& dataset) {
+  check_writable("cannot copy '" + dataset + "' from '" + other.path_ + "'");
+  if (contains(dataset)) return false;
+  Hid src(H5Dopen2(other.impl_->file, dataset.c_str(), H5P_DEFAULT));
+  const uint64_t bytes = src.ok() ? H5Dget_storage_size(src.get()) : 0;
+  H5Eclear2(H5E_DEFAULT);
+  require_free_space(path_, kMetadataMargin + 2 * bytes);
+  Hid lcpl(H5Pcreate(H5P_LINK_CREATE));
+  H5Pset_create_intermediate_group(lcpl.get(), 1);
+  if (H5Ocopy(other.impl_->file, dataset.c_str(), impl_->file, dataset.c_str(), H5P_DEFAULT,
+              lcpl.get()) >= 0) {
+    return true;
+  }
+  H5Eclear2(H5E_DEFAULT);  // e.g. a damaged attribute: nothing of it is kept
+  if (contains(dataset)) H5Ldelete(impl_->file, dataset.c_str(), H5P_DEFAULT);
+  H5Eclear2(H5E_DEFAULT);
+  return false;
+}
+
 void ResultsH5::flush() {
   check_writable("cannot flush");
   if (H5Fflush(impl_->file, H5F_SCOPE_GLOBAL) < 0) fail("cannot flush");
@@ -360,8 +391,7 @@ SalvageSummary salvage_h5(const std::string& path) {
     try {
       ResultsH5 out(tmp, ResultsH5::Mode::kWrite);
       for (const auto& d : datasets) {
-        if (src.readable(d)) {
-          out.copy_from(src, d);
+        if (src.readable(d) && out.try_copy_from(src, d)) {
           ++summary.kept;
         } else {
           ++summary.dropped;

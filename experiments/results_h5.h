@@ -48,6 +48,8 @@ class ResultsH5 {
   void write_mask(const std::string& dataset, const at::Tensor& mask);
   /// Stores a uint8 [H,W,C] tensor as it is.
   void write_uint8(const std::string& dataset, const at::Tensor& hwc);
+  /// Stores a [C,H,W] image as float32 [H,W,C], values unchanged (the samples' exact output).
+  void write_float(const std::string& dataset, const at::Tensor& image);
 
   /// Sets attributes of the dataset or group at `path` (replacing ones of the same name):
   /// strings as variable-length UTF-8 strings, integers as int64 (h5py reads str and int).
@@ -72,6 +74,10 @@ class ResultsH5 {
   /// Copies `dataset` of `other` into this file under the same path (replacing one there).
   void copy_from(const ResultsH5& other, const std::string& dataset);
 
+  /// copy_from for salvaging: false, with nothing copied and the file still usable, when HDF5
+  /// cannot copy the dataset (a damaged attribute) or it is already there.
+  bool try_copy_from(const ResultsH5& other, const std::string& dataset);
+
   /// Writes everything buffered to the file (H5Fflush).
   void flush();
   /// Flushes and closes the file; InputError when that fails (a full disk). Later calls do
@@ -79,6 +85,7 @@ class ResultsH5 {
   void close();
 
  private:
+  void write_hwc(const std::string& dataset, const at::Tensor& hwc);  ///< uint8 or float32
   [[noreturn]] void fail(const std::string& what);
   void check_writable(const std::string& what) const;
   struct Impl;

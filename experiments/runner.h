@@ -36,8 +36,11 @@ struct RunOptions {
   std::string out_dir;      ///< results folder; empty = results/<name>
   int64_t shard_index = 0;  ///< this process runs work items whose index % shard_count == it
   int64_t shard_count = 1;
-  bool retry_failed = false;    ///< rerun samples stored with status error (default: skip them)
-  bool force = false;           ///< recompute samples already stored (rows and images replaced)
+  bool retry_failed = false;  ///< rerun samples stored with status error (default: skip them)
+  bool force = false;         ///< recompute samples already stored (rows and images replaced)
+  /// Also store each sample as float32 (/samples_float/..., the sample's attribute float_path):
+  /// the output exactly as scored, so rescoring from the file reproduces the stored scores.
+  bool float_samples = false;
   std::string device = "auto";  ///< auto | cpu | cuda | cuda:N
   /// Without a terminal on stderr (a SLURM log, a pipe): a progress line every this many
   /// seconds (done/total, rate, elapsed, ETA) and one at the end; <= 0 = none.

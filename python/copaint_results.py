@@ -246,7 +246,9 @@ def _read_h5(file, dataset):
 def get_images(path, method, mask, image, sample=0, settings=None, dataset=None, seed=None,
                samples=None):
     """The stored images of one sample as numpy arrays: ``{"sample": uint8 [H,W,C], "reference":
-    uint8 [H,W,C], "mask": uint8 [H,W,1] with 1 = known pixel, "row": the sample's row}``.
+    uint8 [H,W,C], "mask": uint8 [H,W,1] with 1 = known pixel, "row": the sample's row}``, and
+    ``"sample_float"`` (float32 [H,W,C] in [-1,1], exactly as scored) when the run stored it
+    (``copaint run --float-samples``).
     ``settings`` selects a variant by the method's settings (``{"G": 2}``). Raises LookupError
     when no stored ok sample, or more than one, matches."""
     rows = samples if samples is not None else load_samples(path, status="ok")
@@ -259,11 +261,15 @@ def get_images(path, method, mask, image, sample=0, settings=None, dataset=None,
                                   " (give settings, dataset or seed: variants %s)"
                                   % sorted(set(rows.variant))))
     r = rows.iloc[0]
-    m = _read_h5(r.h5_file, r.mask_path)
-    return {"sample": _read_h5(r.h5_file, r.sample_path),
-            "reference": _read_h5(r.h5_file, r.reference_path),
-            "mask": (m > 127).astype(np.uint8) if m.max() > 1 else m.astype(np.uint8),
-            "row": r}
+    import h5py
+    with h5py.File(r.h5_file, "r") as f:
+        m = f[r.mask_path][()]
+        out = {"sample": f[r.sample_path][()], "reference": f[r.reference_path][()],
+               "mask": (m > 0).astype(np.uint8), "row": r}
+        float_path = f[r.sample_path].attrs.get("float_path")
+        if float_path is not None and float_path in f:  # run --float-samples
+            out["sample_float"] = f[float_path][()]
+    return out
 
 
 def stack_samples(rows):
@@ -287,7 +293,8 @@ def load_cell(path, method, mask, settings=None, dataset=None, seed=None):
     """Every stored ok sample of one cell, stacked, from ``<path>/results.cells.h5`` (written by
     ``copaint run``, ``merge`` and ``score`` beside results.h5): ``{"samples": uint8 [N,H,W,C],
     "references": uint8 [N,H,W,C], "masks": uint8 [N,H,W,1] with 1 = known pixel,
-    "image_index": int64 [N], "sample_index": int64 [N], "cell": the cell's row}``. ``settings``
+    "image_index": int64 [N], "sample_index": int64 [N], "cell": the cell's row}``, plus
+    ``"samples_float"`` (float32 [N,H,W,C]) after ``copaint run --float-samples``. ``settings``
     selects a variant (``{"G": 2}``). Raises LookupError unless exactly one cell matches."""
     import h5py
     cells = load_cells(path)
@@ -304,6 +311,7 @@ def load_cell(path, method, mask, settings=None, dataset=None, seed=None):
     with h5py.File(os.path.join(folder, "results.cells.h5"), "r") as f:
         g = f["cells"][cell.cell_key]
         out = {name: g[name][()] for name in
-               ("samples", "references", "masks", "image_index", "sample_index")}
+               ("samples", "references", "masks", "image_index", "sample_index", "samples_float")
+               if name in g}
     out["cell"] = cell
     return out

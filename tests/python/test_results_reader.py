@@ -154,6 +154,26 @@ def main():
                                   int(rows.sample_index.iloc[0]), settings=c.variant_dict or None)
             check(np.array_equal(cell["masks"][0], first["mask"]) and
                   np.array_equal(cell["references"][0], first["reference"]), "cell mask, ref")
+        # --float-samples: rescoring PSNR from the stored float32 samples gives the stored scores
+        # (from uint8 they differ by the rounding).
+        fl = os.path.join(tmp, "float")
+        for shard in ("0/2", "1/2"):
+            run(copaint, "run", exp, "--out", fl, "--shard", shard, "--device", "cpu", "-q",
+                "--float-samples")
+        run(copaint, "merge", fl)
+        scores = cr.load_scores(fl)
+        worst = 0.0
+        for _, r in scores[scores.metric == "psnr"].iterrows():
+            im = cr.get_images(fl, r.method, r["mask"], r.image_index, r.sample_index,
+                               settings=r.variant_dict or None)
+            x = im["sample_float"].astype(np.float64)
+            ref = im["reference"].astype(np.float64) / 127.5 - 1
+            worst = max(worst, abs(10 * np.log10(1 / (((x - ref) / 2) ** 2).mean()) - r.value))
+        check(worst < 1e-4, "psnr rescored from float samples: max error %g dB" % worst)
+        c0 = cr.load_cells(fl).iloc[0]
+        cell = cr.load_cell(fl, c0.method, c0["mask"], settings=c0.variant_dict or None)
+        check(cell.get("samples_float") is not None and
+              cell["samples_float"].shape == cell["samples"].shape, "cell samples_float")
         runs = cr.load_runs(os.path.join(out, "results.sqlite"))
         check("host" in runs and runs.host.notna().all(), "runs have a host")
 
