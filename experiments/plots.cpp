@@ -214,9 +214,16 @@ void write_bar_chart_script(const BarChart& c, int width, int height, const std:
       }
     }
   }
+  double lowest_mean = INFINITY;
+  for (const auto& s : c.series) {
+    for (double m : s.mean) {
+      if (std::isfinite(m)) lowest_mean = std::min(lowest_mean, m);
+    }
+  }
   if (std::isfinite(lo) && lo > 0 && lo > 0.5 * hi) {
     g << "set yrange [" << num(std::floor(lo - 0.1 * (hi - lo))) << ":*]\n";
-  } else if (std::isfinite(lo) && lo >= 0) {
+  } else if (std::isfinite(lo) && (lo >= 0 || lowest_mean >= 0)) {
+    // Non-negative means (PSNR, MSE): the axis starts at 0 even where an interval reaches below.
     g << "set yrange [0:*]\n";
   }
   std::ostringstream plot;
@@ -236,7 +243,10 @@ void write_bar_chart_script(const BarChart& c, int width, int height, const std:
   }
   plot << "\n";
   const std::string body = plot.str();
-  g << terminals(stem, width, height, body);
+  // The key sits below the plot, one line per series: the figure grows with it, not the plot
+  // area shrinks.
+  const int key_lines = static_cast<int>(c.series.size());
+  g << terminals(stem, width, height + std::max(0, key_lines - 4) * 16, body);
   std::ofstream gp(fs::path(dir) / (stem + ".gp"));
   gp << g.str();
   if (!gp) throw InputError("cannot write plot script '" + dir + "/" + stem + ".gp'");
@@ -305,8 +315,8 @@ std::vector<std::string> write_ablation_plots(const ResultSet& rs, const PlotOpt
     return m == it->second.end() ? nullptr : &m->second;
   };
   auto y_label = [&](const std::string& metric) {
-    return metric_display(metric) + " (mean, " + (higher[metric] ? "higher" : "lower") +
-           " is better; band: 95% CI)";
+    return metric_display(metric) + ": mean, band 95% CI (" +
+           (higher[metric] ? "higher" : "lower") + " is better)";
   };
 
   std::vector<std::string> stems;
@@ -356,8 +366,8 @@ std::vector<std::string> write_ablation_plots(const ResultSet& rs, const PlotOpt
       for (const auto& metric : metrics) {
         BarChart c;
         c.title = metric_display(metric) + " by method and mask (" + where + ")";
-        c.y_label = metric_display(metric) + " (mean, " + (higher[metric] ? "higher" : "lower") +
-                    " is better; bars: 95% CI)";
+        c.y_label = metric_display(metric) + ": mean, bars 95% CI (" +
+                    (higher[metric] ? "higher" : "lower") + " is better)";
         for (const auto& mask : used_masks) c.groups.push_back(mask_display(mask));
         bool any = false;
         for (size_t v : shown) {
