@@ -751,7 +751,8 @@ void write_report(const ResultSet& rs, const Completeness& done, const ReportOpt
           std::vector<Cell> row;
           for (const auto& k : keys) {
             auto it = variants[v].varying.find(k);
-            row.push_back(it == variants[v].varying.end() ? "" : it->second);
+            // Absent: an option left out of stored settings at its default (keyed_at_default).
+            row.push_back(it == variants[v].varying.end() ? "(default)" : it->second);
           }
           for (const auto& mask : masks) row.push_back(marked(sec, v, mask, metric));
           row.push_back(fmt(mean_of(all->seconds), 3));
