@@ -237,10 +237,13 @@ class FaultInjection : public ::testing::Test {
     ASSERT_GE(fd, 0);
     ::flock(fd, LOCK_EX);
     if (!fs::exists(cache_ / "done")) {
+      // Caches of earlier builds, once a day old (a test of another build may be using one).
+      const auto day_ago = fs::file_time_type::clock::now() - std::chrono::hours(24);
       for (const auto& e : fs::directory_iterator(fs::temp_directory_path(), ec)) {
         const std::string other = e.path().filename().string();
-        if (other.rfind("copaint_fault_cache_", 0) == 0 && other.rfind(name, 0) != 0)
-          fs::remove_all(e.path(), ec);  // caches of earlier builds
+        if (other.rfind("copaint_fault_cache_", 0) == 0 && other.rfind(name, 0) != 0 &&
+            fs::last_write_time(e.path(), ec) < day_ago)
+          fs::remove_all(e.path(), ec);
       }
       fs::remove_all(cache_);
       fs::create_directories(cache_ / "imgs");
