@@ -290,8 +290,7 @@ int cmd_inpaint(CommandContext& ctx) {
     batch.masks = mask.unsqueeze(0);
     if (model->num_classes() > 0) batch.labels = at::full({b}, label, at::kLong);
     if (init_noise.defined()) batch.x_T = init_noise.narrow(0, first, b);
-    // resample draws its own particles' starting noise (it takes no x_T).
-    batch.draw_x_T = method_name != "resample";
+    batch.draw_x_T = !method->draws_own_initial_noise();
     batch.on_step = [&](int64_t, int64_t total) {
       if (!bar) bar = std::make_unique<ProgressBar>(total * batches, "inpaint");
       bar->advance(1);

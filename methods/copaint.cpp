@@ -19,6 +19,7 @@
 #include "framework/error.h"
 #include "framework/log.h"
 #include "methods/ddpm.h"
+#include "methods/degradation.h"
 #include "methods/sampling.h"
 
 namespace copaint {
@@ -60,12 +61,7 @@ CoPaintParams CoPaintParams::from_options(const Options& o) {
   if (p.G < 0) throw UsageError("copaint.G must be >= 0");
   if (p.steps < 0) throw UsageError("copaint.steps must be >= 0");
   if (p.mid_interval_num < 1) throw UsageError("copaint.mid_interval_num must be >= 1");
-  if (p.mode != "inpaint" && p.mode != "super_resolution") {
-    throw UsageError("copaint.mode must be inpaint or super_resolution, got '" + p.mode + "'");
-  }
-  if (p.mode == "super_resolution" && p.scale < 1) {
-    throw UsageError("copaint.scale must be >= 1 in super_resolution mode");
-  }
+  check_measurement("copaint", p.mode, p.scale);
   if (p.lr_xt_decay <= 0 || p.coef_xt_reg_decay <= 0) {
     throw UsageError("copaint decays must be positive");
   }
@@ -77,7 +73,7 @@ std::vector<OptionSpec> copaint_option_specs(const CoPaintParams& d) {
   constexpr double kMaxGradientSteps = 1000, kMaxVisits = 100;
   auto num = [](double v) { return canonical_value(std::to_string(v)); };
   auto b = [](bool v) { return std::string(v ? "true" : "false"); };
-  return {
+  std::vector<OptionSpec> specs = {
       {"respacing", d.respacing,
        "respacing of the model's 1000-step process (guided-diffusion rule)"},
       OptionSpec{"steps", std::to_string(d.steps), "DDIM steps over the respaced process (0 = all)"}
@@ -125,12 +121,6 @@ std::vector<OptionSpec> copaint_option_specs(const CoPaintParams& d) {
        "none | firstp-P | lastp-P | firstn-N | lastn-N"},
       {"optimize_before_time_travel", b(d.optimize_before_time_travel),
        "optimise x_t before travelling back"},
-      OptionSpec{"mode", d.mode, "inpaint | super_resolution (loss on average-pooled images)"}
-          .one_of({"inpaint", "super_resolution"}),
-      OptionSpec{"scale", std::to_string(d.scale),
-                 "super-resolution factor (>= 1 in super_resolution mode)"}
-          .integer()
-          .at_least(0),
       {"batch_coupled", b(d.batch_coupled),
        "reference behaviour: backtracking decided on the batch's summed loss"},
       OptionSpec{"max_backtracks", std::to_string(d.max_backtracks),
@@ -140,6 +130,9 @@ std::vector<OptionSpec> copaint_option_specs(const CoPaintParams& d) {
           .confirm_above(kMaxGradientSteps),
       {"clip_denoised", b(d.clip_denoised), "clamp x0 predictions to [-1, 1]"},
   };
+  const auto measurement = measurement_option_specs(d.mode, d.scale);
+  specs.insert(specs.end(), measurement.begin(), measurement.end());
+  return specs;
 }
 
 std::vector<int64_t> CoPaint::timesteps(int64_t respaced_size) const {

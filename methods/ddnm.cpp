@@ -10,6 +10,7 @@
 #include "framework/error.h"
 #include "framework/schedule.h"
 #include "methods/ddpm.h"
+#include "methods/degradation.h"
 #include "methods/sampling.h"
 
 namespace copaint {
@@ -36,19 +37,14 @@ DDNMParams DDNMParams::from_options(const Options& o) {
   }
   if (p.eta < 0 || p.eta > 1) throw UsageError("ddnm.eta must be in [0, 1]");
   if (p.sigma_y < 0) throw UsageError("ddnm.sigma_y must be >= 0");
-  if (p.mode != "inpaint" && p.mode != "super_resolution") {
-    throw UsageError("ddnm.mode must be inpaint or super_resolution, got '" + p.mode + "'");
-  }
-  if (p.mode == "super_resolution" && p.scale < 1) {
-    throw UsageError("ddnm.scale must be >= 1 in super_resolution mode");
-  }
+  check_measurement("ddnm", p.mode, p.scale);
   return p;
 }
 
 std::vector<OptionSpec> ddnm_option_specs(const DDNMParams& d) {
   constexpr double kMaxVisits = 100;  // a sane bound; beyond it only with --allow-large
   auto num = [](double v) { return canonical_value(std::to_string(v)); };
-  return {
+  std::vector<OptionSpec> specs = {
       {"respacing", d.respacing,
        "respacing of the model's 1000-step process (guided-diffusion rule)"},
       OptionSpec{"t_T", std::to_string(d.t_T), "steps of the schedule (0 = the respaced size)"}
@@ -76,13 +72,13 @@ std::vector<OptionSpec> ddnm_option_specs(const DDNMParams& d) {
                  "measurement noise level (0 = exact range-space correction)"}
           .number()
           .at_least(0),
-      OptionSpec{"mode", d.mode, "inpaint | super_resolution (A = average pooling by scale)"}
-          .one_of({"inpaint", "super_resolution"}),
-      OptionSpec{"scale", std::to_string(d.scale), "super-resolution factor"}.integer().at_least(0),
       {"clip_denoised", d.clip_denoised ? "true" : "false", "clamp x0 predictions to [-1, 1]"},
       {"paper_update", d.paper_update ? "true" : "false",
        "the DDNM paper's noise-free update (no gamma_t factor; default: the reference's)"},
   };
+  const auto measurement = measurement_option_specs(d.mode, d.scale);
+  specs.insert(specs.end(), measurement.begin(), measurement.end());
+  return specs;
 }
 
 at::Tensor ddnm_correct(const Degradation& degradation, const at::Tensor& x0, const at::Tensor& y,

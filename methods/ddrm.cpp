@@ -27,18 +27,13 @@ DDRMParams DDRMParams::from_options(const Options& o) {
   if (p.eta < 0 || p.eta > 1) throw UsageError("ddrm.eta must be in [0, 1]");
   if (p.eta_b < 0 || p.eta_b > 1) throw UsageError("ddrm.eta_b must be in [0, 1]");
   if (p.sigma_0 < 0) throw UsageError("ddrm.sigma_0 must be >= 0");
-  if (p.mode != "inpaint" && p.mode != "super_resolution") {
-    throw UsageError("ddrm.mode must be inpaint or super_resolution, got '" + p.mode + "'");
-  }
-  if (p.mode == "super_resolution" && p.scale < 1) {
-    throw UsageError("ddrm.scale must be >= 1 in super_resolution mode");
-  }
+  check_measurement("ddrm", p.mode, p.scale);
   return p;
 }
 
 std::vector<OptionSpec> ddrm_option_specs(const DDRMParams& d) {
   auto num = [](double v) { return canonical_value(std::to_string(v)); };
-  return {
+  std::vector<OptionSpec> specs = {
       {"respacing", d.respacing,
        "respacing of the model's 1000-step process (guided-diffusion rule)"},
       OptionSpec{"t_T", std::to_string(d.t_T), "steps (0 = the respaced size)"}.integer().at_least(
@@ -54,10 +49,10 @@ std::vector<OptionSpec> ddrm_option_specs(const DDRMParams& d) {
       OptionSpec{"sigma_0", num(d.sigma_0), "measurement noise level (added to y)"}
           .number()
           .at_least(0),
-      OptionSpec{"mode", d.mode, "inpaint | super_resolution (A = average pooling by scale)"}
-          .one_of({"inpaint", "super_resolution"}),
-      OptionSpec{"scale", std::to_string(d.scale), "super-resolution factor"}.integer().at_least(0),
   };
+  const auto measurement = measurement_option_specs(d.mode, d.scale);
+  specs.insert(specs.end(), measurement.begin(), measurement.end());
+  return specs;
 }
 
 int64_t DDRM::expected_forwards() const {

@@ -5,8 +5,11 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
+
+#include "framework/registry.h"
 
 namespace copaint {
 
@@ -42,5 +45,13 @@ class Degradation {
   int64_t scale_ = 0;  // 0 = inpainting
   int64_t size_ = 0;
 };
+
+/// The `mode` and `scale` options of every method that takes a measurement (CoPaint, DDNM, DDRM,
+/// DPS), declared once.
+std::vector<OptionSpec> measurement_option_specs(const std::string& mode, int64_t scale);
+
+/// UsageError naming `method` unless `mode` is inpaint or super_resolution, with scale >= 1 in
+/// super_resolution mode.
+void check_measurement(const std::string& method, const std::string& mode, int64_t scale);
 
 }  // namespace copaint

@@ -27,19 +27,14 @@ DPSParams DPSParams::from_options(const Options& o) {
   if (p.t_T < 0) throw UsageError("dps.t_T must be >= 0");
   if (p.eta < 0) throw UsageError("dps.eta must be >= 0");
   if (p.measurement_sigma < 0) throw UsageError("dps.measurement_sigma must be >= 0");
-  if (p.mode != "inpaint" && p.mode != "super_resolution") {
-    throw UsageError("dps.mode must be inpaint or super_resolution, got '" + p.mode + "'");
-  }
-  if (p.mode == "super_resolution" && p.scale < 1) {
-    throw UsageError("dps.scale must be >= 1 in super_resolution mode");
-  }
+  check_measurement("dps", p.mode, p.scale);
   return p;
 }
 
 std::vector<OptionSpec> dps_option_specs(const DPSParams& d) {
   auto num = [](double v) { return canonical_value(std::to_string(v)); };
   auto flag = [](bool v) { return std::string(v ? "true" : "false"); };
-  return {
+  std::vector<OptionSpec> specs = {
       {"respacing", d.respacing,
        "respacing of the model's 1000-step process (guided-diffusion rule)"},
       OptionSpec{"t_T", std::to_string(d.t_T), "steps (0 = the respaced size)"}.integer().at_least(
@@ -53,11 +48,11 @@ std::vector<OptionSpec> dps_option_specs(const DPSParams& d) {
           .number()
           .at_least(0),
       {"batch_norm", flag(d.batch_norm), "reference behaviour: one norm over the whole batch"},
-      OptionSpec{"mode", d.mode, "inpaint | super_resolution (A = average pooling by scale)"}
-          .one_of({"inpaint", "super_resolution"}),
-      OptionSpec{"scale", std::to_string(d.scale), "super-resolution factor"}.integer().at_least(0),
       {"clip_denoised", flag(d.clip_denoised), "clamp x0 predictions to [-1, 1]"},
   };
+  const auto measurement = measurement_option_specs(d.mode, d.scale);
+  specs.insert(specs.end(), measurement.begin(), measurement.end());
+  return specs;
 }
 
 int64_t DPS::expected_forwards() const {

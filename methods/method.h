@@ -129,6 +129,9 @@ class Method {
   virtual InpaintOutput run(Denoiser& model, const InpaintInput& input) = 0;
   /// Network forwards one sample is expected to cost (for --dry-run estimates); 0 if unknown.
   virtual int64_t expected_forwards() const { return 0; }
+  /// Whether the method draws its own starting noise in a shape of its own (resample: its
+  /// particles), so that a caller must not hand it an InpaintInput::x_T.
+  virtual bool draws_own_initial_noise() const { return false; }
 };
 
 /// Registers every built-in method in Registry<Method>::global(). Idempotent.

@@ -94,6 +94,7 @@ class Resample : public Method {
   const ResampleParams& params() const { return params_; }
   InpaintOutput run(Denoiser& model, const InpaintInput& input) override;
   int64_t expected_forwards() const override;
+  bool draws_own_initial_noise() const override { return true; }  ///< particles x its batch
 
  private:
   ResampleParams params_;
