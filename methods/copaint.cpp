@@ -371,19 +371,9 @@ void register_copaint_methods(Registry<Method>& registry) {
   };
   // Time travel stays within the schedule: tau below the DDIM steps taken.
   auto check = [](const std::string& name, const Options& o) {
-    if (!o.get_bool("time_travel") || o.get_int("jump_n_sample") <= 1) return;
-    int64_t n = o.get_int("steps");
-    if (n <= 0) {
-      try {
-        n = DiffusionSchedule::linear(1000).respaced(o.get("respacing")).size();
-      } catch (const std::exception&) {
-        return;  // a bad respacing is reported when the method is built
-      }
-    }
-    check_below(name, "jump_length", o.get_int("jump_length"), n,
-                "the schedule's " + std::to_string(n) + " steps: " + name +
-                    ".steps, or the size of " + name + ".respacing");
+    if (o.get_bool("time_travel")) check_jump_length(name, o, "steps");
   };
+
   CoPaintParams base;
   base.jump_length = 1;
   base.jump_n_sample = 1;

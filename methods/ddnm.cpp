@@ -169,27 +169,6 @@ InpaintOutput DDNM::run(Denoiser& model, const InpaintInput& input) {
   return out;
 }
 
-namespace {
-
-/// Jumps must stay within the schedule: jump_length below its length (t_T, 0 = the respaced
-/// size) whenever a jump point is visited more than once.
-void check_jumps(const std::string& name, const Options& o) {
-  if (o.get_int("jump_n_sample") <= 1) return;
-  int64_t n = o.get_int("t_T");
-  if (n <= 0) {
-    try {
-      n = DiffusionSchedule::linear(1000).respaced(o.get("respacing")).size();
-    } catch (const std::exception&) {
-      return;  // a bad respacing is reported when the method is built
-    }
-  }
-  check_below(name, "jump_length", o.get_int("jump_length"), n,
-              "the schedule's " + std::to_string(n) + " steps: " + name + ".t_T, or the size of " +
-                  name + ".respacing");
-}
-
-}  // namespace
-
 void register_ddnm_method(Registry<Method>& registry) {
   registry.add(
       {"ddnm",
@@ -197,7 +176,7 @@ void register_ddnm_method(Registry<Method>& registry) {
        "sigma_y=0",
        ddnm_option_specs(DDNMParams{}),
        [](const Options& o) { return std::make_unique<DDNM>(DDNMParams::from_options(o)); },
-       check_jumps});
+       [](const std::string& name, const Options& o) { check_jump_length(name, o, "t_T"); }});
 }
 
 }  // namespace copaint

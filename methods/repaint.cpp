@@ -123,27 +123,6 @@ InpaintOutput RePaint::run(Denoiser& model, const InpaintInput& input) {
   return out;
 }
 
-namespace {
-
-/// Jumps must stay within the schedule: jump_length below its length (t_T, 0 = the respaced
-/// size) whenever a jump point is visited more than once.
-void check_jumps(const std::string& name, const Options& o) {
-  if (o.get_int("jump_n_sample") <= 1) return;
-  int64_t n = o.get_int("t_T");
-  if (n <= 0) {
-    try {
-      n = DiffusionSchedule::linear(1000).respaced(o.get("respacing")).size();
-    } catch (const std::exception&) {
-      return;  // a bad respacing is reported when the method is built
-    }
-  }
-  check_below(name, "jump_length", o.get_int("jump_length"), n,
-              "the schedule's " + std::to_string(n) + " steps: " + name + ".t_T, or the size of " +
-                  name + ".respacing");
-}
-
-}  // namespace
-
 void register_repaint_method(Registry<Method>& registry) {
   registry.add(
       {"repaint",
@@ -151,7 +130,7 @@ void register_repaint_method(Registry<Method>& registry) {
        "jump_length=10, jump_n_sample=10)",
        repaint_option_specs(RePaintParams{}),
        [](const Options& o) { return std::make_unique<RePaint>(RePaintParams::from_options(o)); },
-       check_jumps});
+       [](const std::string& name, const Options& o) { check_jump_length(name, o, "t_T"); }});
 }
 
 }  // namespace copaint

@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include "framework/error.h"
+#include "framework/registry.h"
 
 namespace copaint {
 
@@ -156,6 +157,21 @@ at::Tensor check_input(const Denoiser& model, const InpaintInput& input) {
 at::Tensor initial_noise(const InpaintInput& input) {
   if (input.x_T.defined()) return input.x_T.to(input.image.device(), input.image.scalar_type());
   return draw_noise(input, "x_T", -1, -1, input.image, /*legacy=*/false);
+}
+
+void check_jump_length(const std::string& name, const Options& o, const std::string& length_key) {
+  if (o.get_int("jump_n_sample") <= 1) return;
+  int64_t n = o.get_int(length_key);
+  if (n <= 0) {
+    try {
+      n = DiffusionSchedule::linear(1000).respaced(o.get("respacing")).size();
+    } catch (const std::exception&) {
+      return;  // a bad respacing is reported when the method is built
+    }
+  }
+  check_below(name, "jump_length", o.get_int("jump_length"), n,
+              "the schedule's " + std::to_string(n) + " steps: " + name + "." + length_key +
+                  ", or the size of " + name + ".respacing");
 }
 
 }  // namespace copaint

@@ -10,6 +10,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "framework/model.h"
+#include "framework/options.h"
 #include "framework/schedule.h"
 #include "methods/method.h"
 
@@ -61,5 +62,11 @@ at::Tensor check_input(const Denoiser& model, const InpaintInput& input);
 /// Initial noise: input.x_T when given, else the draw of role "x_T" (step -1, t -1, shaped like the
 /// image; per_sample_randn without a replay source).
 at::Tensor initial_noise(const InpaintInput& input);
+
+/// A registry rule of the methods with jumps (repaint, ddnm, CoPaint-TT): jump_length must stay
+/// below the schedule's length whenever a jump point is visited more than once (jump_n_sample >
+/// 1). The length is the option `length_key` (t_T, steps), or the respaced schedule's size where
+/// that is 0. UsageError naming the keys (check_below); a bad respacing is left to the factory.
+void check_jump_length(const std::string& name, const Options& o, const std::string& length_key);
 
 }  // namespace copaint
