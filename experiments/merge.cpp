@@ -105,12 +105,6 @@ class SameExperiment {
   std::string name_, hash_, first_;
 };
 
-/// What identifies a run across merges (ids differ between databases).
-std::string run_identity(const RunRecord& r) {
-  return r.name + '\x1f' + r.config_hash + '\x1f' + r.shard + '\x1f' + r.started + '\x1f' + r.host +
-         '\x1f' + r.command_line + '\x1f' + r.git_revision + '\x1f' + r.device;
-}
-
 /// A sample row to copy, with where its images are.
 struct Pending {
   SampleRecord row;

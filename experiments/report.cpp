@@ -228,10 +228,13 @@ ResultSet load_results(const std::vector<std::string>& dbs) {
   ResultSet rs;
   std::map<std::string, int64_t> cell_at;
   std::map<std::tuple<int64_t, int64_t, int64_t>, size_t> sample_at;
+  std::set<std::string> run_keys;
   for (const auto& path : dbs) {
     ResultsDb db(path, false);
     rs.sources.push_back(path);
-    for (const auto& r : db.runs()) rs.runs.push_back(r);
+    for (const auto& r : db.runs()) {  // a merged file and its shards hold each run once
+      if (run_keys.insert(run_identity(r)).second) rs.runs.push_back(r);
+    }
     std::map<int64_t, int64_t> cell_map;
     for (auto c : db.cells()) {
       auto it = cell_at.find(c.key);

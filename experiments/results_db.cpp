@@ -577,4 +577,9 @@ SampleRecord ResultsDb::sample(int64_t id) const {
   return r;
 }
 
+std::string run_identity(const RunRecord& r) {
+  return r.name + '\x1f' + r.config_hash + '\x1f' + r.shard + '\x1f' + r.started + '\x1f' + r.host +
+         '\x1f' + r.command_line + '\x1f' + r.git_revision + '\x1f' + r.device;
+}
+
 }  // namespace copaint

@@ -85,6 +85,10 @@ struct SampleRecord {
   std::vector<ScoreRecord> scores;
 };
 
+/// What identifies a run across databases (ids differ between them): a merged file and its
+/// shards hold the same run once each.
+std::string run_identity(const RunRecord& run);
+
 class ResultsDb {
  public:
   /// Opens `path`; `create` creates a missing file and the schema. WAL journal, foreign keys on,

@@ -953,6 +953,8 @@ TEST_F(Runner, ShardsTogetherEqualTheFullRunAndMerge) {
   // Merging again adds nothing.
   EXPECT_EQ(merge_results(shard_dbs, (dir / "sharded").string()).duplicates, 36);
   EXPECT_EQ(count_rows(m.db), 36);
+  // The report over the folder (merged file and shards) counts each of the 3 runs once.
+  EXPECT_EQ(load_results(find_result_dbs((dir / "sharded").string())).runs.size(), 3u);
 
   // A database of another experiment is refused.
   o.out_dir = (dir / "other").string();
