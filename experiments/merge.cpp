@@ -186,6 +186,10 @@ void write_merged_h5(const std::vector<std::unique_ptr<ResultsDb>>& dbs,
     std::map<std::string, std::unique_ptr<ResultsH5>> sources;
     std::map<std::string, int64_t> unreadable;  // per input HDF5 file
     std::vector<Pending> kept;
+    std::vector<std::map<int64_t, CellRecord>> cells(dbs.size());  // per input, by id
+    for (size_t d = 0; d < dbs.size(); ++d) {
+      for (const auto& c : dbs[d]->cells()) cells[d][c.id] = c;
+    }
     for (auto& p : *pending) {
       if (p.row.status == "ok") {
         const std::string src_path =
@@ -213,6 +217,7 @@ void write_merged_h5(const std::vector<std::unique_ptr<ResultsDb>>& dbs,
         for (const std::string& path : {p.row.reference_path, p.row.mask_path}) {
           if (!path.empty() && !out.readable(path)) out.copy_from(*src, path);
         }
+        describe_groups(out, cells[p.input].at(p.row.cell_id), p.row);  // copies carry none
         p.row.h5_file = fs::path(h5).filename().string();
       }
       kept.push_back(std::move(p));

@@ -21,6 +21,12 @@ void store_sample_images(ResultsH5& h5, const ExperimentCell& cell, const Sample
                          const at::Tensor& sample, int64_t generator_seed,
                          bool float_sample = false);
 
+/// Attributes of the groups the sample's images sit in: /samples/<cell key> (kind "cell" and the
+/// cell: method, variant, settings, dataset, mask, model, seed), the reference's group (the
+/// dataset and its settings) and the mask's (the mask, its settings and seed), and the root
+/// (what the file holds). Also used by merge, whose copies carry only the datasets' attributes.
+void describe_groups(ResultsH5& h5, const CellRecord& cell, const SampleRecord& record);
+
 /// "/samples/<key>/<i>_<s>" -> "/samples_float/<key>/<i>_<s>".
 std::string float_sample_path(const std::string& sample_path);
 

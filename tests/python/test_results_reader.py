@@ -134,6 +134,12 @@ def main():
                   a.get("cell_key") == row.cell_key, "sample attributes %r" % a)
             check(__import__("json").loads(a["settings"]) == row.settings_dict, "settings attr")
             check(dict(f[row.mask_path].attrs).get("kind") == "mask", "mask attributes")
+            group = dict(f[row.sample_path.rsplit("/", 1)[0]].attrs)  # the cell's group
+            check(group.get("kind") == "cell" and group.get("method") == row.method and
+                  group.get("cell_key") == row.cell_key, "cell group attributes %r" % group)
+            check(dict(f[row.mask_path.rsplit("/", 1)[0]].attrs).get("kind") == "masks" and
+                  dict(f[row.reference_path.rsplit("/", 1)[0]].attrs).get("kind") == "references"
+                  and "layout" in f.attrs, "group and root attributes")
             check(dict(f[row.reference_path].attrs).get("image_id") == row.image_id,
                   "reference attributes")
         stack = cr.stack_samples(cr.load_samples(out, status="ok"))
