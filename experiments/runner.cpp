@@ -515,6 +515,383 @@ void print_plan(const Experiment& ex, const GridPlan& plan, std::ostream& out) {
   for (const auto& w : plan.warnings) out << "warning: a run would fail: " << w << "\n";
 }
 
+namespace {
+
+/// What a run reads: the model, datasets, masks and metrics, opened before any work so that a
+/// missing checkpoint or bad file fails first.
+struct RunInputs {
+  std::unique_ptr<Denoiser> model;
+  std::map<std::string, std::unique_ptr<Dataset>> datasets;
+  std::map<std::string, int64_t> images;  ///< per dataset
+  std::map<std::string, std::unique_ptr<MaskGenerator>> masks;
+  std::vector<std::unique_ptr<Metric>> metrics;
+};
+
+RunInputs open_inputs(const Experiment& ex, const c10::Device& device) {
+  RunInputs in;
+  in.model = blame(ex, {ex.model + ".checkpoint", "model"}, [&] {
+    return Registry<Denoiser>::global().at(ex.model).factory(ex.model_settings);
+  });
+  in.model->to(device);
+  for (const auto& name : ex.datasets) {
+    in.datasets[name] = blame(ex, {name + ".root", "dataset"}, [&] {
+      return Registry<Dataset>::global().at(name).factory(ex.dataset_settings.at(name));
+    });
+    in.images[name] = in.datasets[name]->size();
+    if (in.images[name] == 0) log_warn("dataset " + name + " has no images");
+  }
+  for (const auto& name : ex.masks) {
+    in.masks[name] = blame(ex, {name + ".dir", name + ".path", "masks"}, [&] {
+      return Registry<MaskGenerator>::global().at(name).factory(ex.mask_settings.at(name));
+    });
+  }
+  for (const auto& name : ex.metrics) {
+    in.metrics.push_back(blame(
+        ex, {name + ".weights", name + ".heads", name + ".trunk", "metrics"},
+        [&] { return Registry<Metric>::global().at(name).factory(ex.metric_settings.at(name)); }));
+  }
+  return in;
+}
+
+/// The experiment row of this run (status running).
+RunRecord make_run_record(const Experiment& ex, const RunOptions& options,
+                          const c10::Device& device, const Denoiser& model) {
+  RunRecord run;
+  run.name = ex.name;
+  run.config = ex.config_text();
+  run.config_hash = ex.config_hash();
+  run.git_revision = git_revision();
+  run.torch_version = torch_version();
+  run.cuda = cuda_available() ? "yes (" + std::to_string(cuda_device_count()) + " GPU(s))" : "no";
+  run.device = describe_device(device) + "; model " + model.describe();
+  run.device_type = device.str();
+  run.threads = at::get_num_threads();
+  run.host = host_name();
+  run.slurm_job_id = env_or_empty("SLURM_JOB_ID");
+  run.slurm_array_job_id = env_or_empty("SLURM_ARRAY_JOB_ID");
+  run.slurm_array_task_id = env_or_empty("SLURM_ARRAY_TASK_ID");
+  run.command_line = json_string_array(process_arguments());
+  run.model_description = model.describe();
+  run.shard = options.shard_count > 1
+                  ? std::to_string(options.shard_index) + "/" + std::to_string(options.shard_count)
+                  : "";
+  run.started = iso_now();
+  run.status = "running";
+  return run;
+}
+
+/// Images and masks, read when first needed. An image that cannot be read (corrupt, truncated,
+/// unreadable file) or has the wrong shape is skipped: each of its samples is stored with status
+/// error and the reason, and the run goes on; its failure is remembered, so it is read (and
+/// warned about) once. A configuration error (UsageError, e.g. no image decoder) ends the run.
+class ImageSource {
+ public:
+  ImageSource(const Experiment& ex, RunInputs& in, int64_t channels, int64_t size)
+      : ex_(ex), in_(in), channels_(channels), size_(size) {}
+
+  const ImageItem& item(const std::string& ds, int64_t i) {
+    const auto key = std::make_pair(ds, i);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) return it->second;
+    auto bad = errors_.find(key);
+    if (bad != errors_.end()) throw InputError(bad->second);
+    try {
+      ImageItem item = in_.datasets.at(ds)->get(i);
+      check_shape(ds, item);
+      return cache_.emplace(key, std::move(item)).first->second;
+    } catch (const UsageError&) {
+      throw;
+    } catch (const std::exception& e) {
+      const std::string msg = "dataset " + ds + ", image " + std::to_string(i) +
+                              " skipped (cannot be used): " + e.what();
+      log_warn(msg);
+      errors_[key] = msg;
+      throw InputError(msg);
+    }
+  }
+  bool failed(const std::string& ds, int64_t i) const { return errors_.count({ds, i}) > 0; }
+
+  const at::Tensor& mask(const ExperimentCell& c, int64_t i) {
+    const auto key = std::make_pair(mask_key(c, size_, size_), i);
+    auto it = masks_.find(key);
+    if (it == masks_.end()) {
+      at::Tensor m =
+          in_.masks.at(c.mask)->make(size_, size_, i, static_cast<uint64_t>(c.mask_seed));
+      it = masks_.emplace(key, m.to(at::kFloat).contiguous()).first;
+    }
+    return it->second;
+  }
+
+  /// A dataset whose images all have the wrong shape is a configuration error: fails before any
+  /// work on the first image that loads, if it does not fit the model.
+  void check_first_images() {
+    for (const auto& name : ex_.datasets) {
+      for (int64_t i = 0; i < in_.images.at(name); ++i) {
+        ImageItem first;
+        try {
+          first = in_.datasets.at(name)->get(i);
+        } catch (const UsageError&) {
+          throw;
+        } catch (const std::exception&) {
+          continue;  // recorded when its samples come up
+        }
+        check_shape(name, first);
+        cache_.emplace(std::make_pair(name, i), std::move(first));
+        break;
+      }
+    }
+  }
+
+ private:
+  void check_shape(const std::string& ds, const ImageItem& item) const {
+    if (item.image.dim() == 3 && item.image.size(0) == channels_ && item.image.size(1) == size_ &&
+        item.image.size(2) == size_) {
+      return;
+    }
+    std::string shape;
+    for (int64_t d = 0; d < item.image.dim(); ++d)
+      shape += (d ? "x" : "") + std::to_string(item.image.size(d));
+    throw InputError("image '" + item.id + "' is " + shape + " but model " + ex_.model + " takes " +
+                     std::to_string(channels_) + "x" + std::to_string(size_) + "x" +
+                     std::to_string(size_) + " (set " + ds + ".size / channels)");
+  }
+
+  const Experiment& ex_;
+  RunInputs& in_;
+  int64_t channels_, size_;
+  std::map<std::pair<std::string, int64_t>, ImageItem> cache_;
+  std::map<std::pair<std::string, int64_t>, std::string> errors_;
+  std::map<std::pair<std::string, int64_t>, at::Tensor> masks_;
+};
+
+/// Each sample scored on its own, so scores do not depend on how samples were packed into
+/// batches (a batched SSIM convolution differed from a single one in the 8th digit: shards
+/// differed from an unsharded run). A sample a metric cannot score (e.g. a mask with no unknown
+/// pixel for a masked metric) loses only that score: the computed samples are kept.
+void score_outcomes(const std::vector<std::unique_ptr<Metric>>& metrics, const at::Tensor& s,
+                    const at::Tensor& ref, const at::Tensor& m, const std::string& label,
+                    std::vector<Outcome>& out) {
+  for (auto& metric : metrics) {
+    bool warned = false;
+    for (int64_t k = 0; k < static_cast<int64_t>(out.size()); ++k) {
+      double v = 0;
+      try {
+        v = metric->score(s.narrow(0, k, 1), ref.narrow(0, k, 1), m.narrow(0, k, 1))
+                .to(at::kCPU, at::kDouble)
+                .reshape({-1})[0]
+                .item<double>();
+      } catch (const UsageError&) {
+        throw;
+      } catch (const std::exception& e) {
+        if (!warned) log_warn(label + ": metric " + metric->name() + " not scored: " + e.what());
+        warned = true;
+        continue;
+      }
+      out[k].scores.push_back({metric->name(), v, metric->higher_is_better()});
+    }
+  }
+}
+
+/// One cell's work: its method, and how a group of its items is run, scored and stored.
+struct CellRun {
+  const Experiment& ex;
+  const RunOptions& options;
+  const ResultPaths& paths;
+  const c10::Device& device;
+  RunInputs& in;
+  ImageSource& images;
+  const ExperimentCell& cell;
+  int64_t cell_id = 0, run_id = 0;
+  std::unique_ptr<Method> method;
+  std::string method_error;  ///< why the method could not be built (each sample's error)
+
+  /// Runs `group` as one batch and scores it; one outcome per item (throws when the batch fails).
+  std::vector<Outcome> run_group(const std::vector<Item>& group) {
+    if (!method) throw std::runtime_error(method_error);
+    Denoiser& model = *in.model;
+    InpaintBatch batch;
+    std::vector<at::Tensor> imgs, msks;
+    std::vector<int64_t> labels;
+    for (const auto& it : group) {
+      const ImageItem& item = images.item(cell.dataset, it.image);
+      check_class_label(model, model.num_classes() > 0 ? item.label : -1,
+                        "image '" + item.id + "'");
+      imgs.push_back(item.image);
+      msks.push_back(images.mask(cell, it.image));
+      labels.push_back(item.label);
+      batch.seeds.push_back(experiment_sample_seed(cell.seed, it.image, it.sample));
+    }
+    batch.draw_x_T = false;  // each method draws its own starting noise from the generators
+    batch.images = at::stack(imgs);
+    batch.masks = at::stack(msks);
+    if (model.num_classes() > 0) batch.labels = at::tensor(labels, at::kLong);
+    cuda_reset_peak_memory(device);
+    const InpaintBatchResult r = run_inpaint_batch(*method, model, batch, device);
+    std::vector<Outcome> out(group.size());
+    const int64_t b = static_cast<int64_t>(group.size());
+    for (int64_t k = 0; k < b; ++k) {
+      out[k].ok = true;
+      out[k].sample = r.samples[k];
+      out[k].seconds = r.seconds / static_cast<double>(b);
+      out[k].evals = r.evals;
+      out[k].peak = cuda_peak_memory_bytes(device);
+    }
+    if (!in.metrics.empty()) {
+      score_outcomes(in.metrics, r.samples.to(device), batch.images.to(device),
+                     batch.masks.to(device), cell.label(), out);
+    }
+    return out;
+  }
+
+  /// The retry policy: samples of unreadable images are errors without running the method; a
+  /// batch that fails is rerun sample by sample; a sample that still fails is an error. A
+  /// configuration error (UsageError) ends the run.
+  std::vector<Outcome> run_with_retry(const std::vector<Item>& group) {
+    std::vector<Outcome> outcomes(group.size());
+    std::vector<Item> runnable;
+    std::vector<size_t> runnable_at;
+    for (size_t k = 0; k < group.size(); ++k) {
+      try {
+        images.item(cell.dataset, group[k].image);
+        runnable.push_back(group[k]);
+        runnable_at.push_back(k);
+      } catch (const UsageError&) {
+        throw;
+      } catch (const std::exception& e) {
+        outcomes[k].error = e.what();
+      }
+    }
+    std::vector<Outcome> ran;
+    if (!runnable.empty()) {
+      try {
+        ran = run_group(runnable);
+      } catch (const UsageError&) {
+        throw;  // a configuration error ends the run (runner.h)
+      } catch (const std::exception& e) {
+        if (runnable.size() == 1) {
+          ran.assign(1, Outcome{});
+          ran[0].error = e.what();
+        } else {
+          log_warn(cell.label() + ": a batch of " + std::to_string(runnable.size()) + " failed (" +
+                   e.what() + "); running its samples one by one");
+          for (const auto& it : runnable) ran.push_back(run_alone(it));
+        }
+      }
+    }
+    for (size_t k = 0; k < runnable_at.size(); ++k) outcomes[runnable_at[k]] = std::move(ran[k]);
+    return outcomes;
+  }
+
+  Outcome run_alone(const Item& it) {
+    try {
+      return run_group({it}).front();
+    } catch (const UsageError&) {
+      throw;
+    } catch (const std::exception& e) {
+      Outcome o;
+      o.error = e.what();
+      return o;
+    }
+  }
+
+  /// Stores a group's images in HDF5 (the file closed, so a write error surfaces here) and returns
+  /// its rows, ready for one SQLite transaction.
+  std::vector<SampleRecord> store_images(const std::vector<Item>& group,
+                                         std::vector<Outcome>& outcomes, RunSummary& summary) {
+    const int64_t size = in.model->image_size();
+    const std::string h5_name = fs::path(paths.h5).filename().string();
+    std::vector<SampleRecord> records;
+    std::unique_ptr<ResultsH5> h5;
+    for (size_t k = 0; k < group.size(); ++k) {
+      const Item& it = group[k];
+      Outcome& o = outcomes[k];
+      SampleRecord r;
+      r.cell_id = cell_id;
+      r.image_index = it.image;
+      r.sample_index = it.sample;
+      r.run_id = run_id;
+      try {
+        r.image_id = images.item(cell.dataset, it.image).id;
+      } catch (const std::exception&) {
+        r.image_id = std::to_string(it.image);
+      }
+      if (!o.ok) {
+        r.status = "error";
+        r.error = o.error;
+        ++summary.errors;
+        if (!images.failed(cell.dataset, it.image))  // those were warned once
+          log_warn(cell.label() + ", image " + std::to_string(it.image) + ", sample " +
+                   std::to_string(it.sample) + ": " + o.error);
+        records.push_back(std::move(r));
+        continue;
+      }
+      if (!h5) h5 = open_for_batch(outcomes);
+      r.h5_file = h5_name;
+      r.reference_path = "/references/" + dataset_key(cell.dataset, cell.dataset_settings) + "/" +
+                         std::to_string(it.image);
+      r.mask_path = "/masks/" + mask_key(cell, size, size) + "/" + std::to_string(it.image);
+      r.sample_path = "/samples/" + cell.key() + "/" + std::to_string(it.image) + "_" +
+                      std::to_string(it.sample);
+      store_sample_images(
+          *h5, cell, r, images.item(cell.dataset, it.image).image, images.mask(cell, it.image),
+          o.sample, static_cast<int64_t>(experiment_sample_seed(cell.seed, it.image, it.sample)),
+          options.float_samples);
+      r.status = "ok";
+      r.seconds = o.seconds;
+      r.forwards = o.evals.forwards;
+      r.backwards = o.evals.backwards;
+      r.peak_memory = o.peak;
+      r.scores = std::move(o.scores);
+      ++summary.ok;
+      records.push_back(std::move(r));
+    }
+    if (h5) h5->close();  // flushed and closed: a write error surfaces here, once
+    return records;
+  }
+
+  /// Room for the batch's images (uncompressed) and HDF5's metadata, checked before the file is
+  /// touched: a full disk must not damage what it holds (no journal).
+  std::unique_ptr<ResultsH5> open_for_batch(const std::vector<Outcome>& outcomes) const {
+    uint64_t need = 64 * 1024;
+    for (const auto& oc : outcomes)
+      if (oc.ok)
+        need +=
+            (3 * 2 + (options.float_samples ? 8 : 0)) * static_cast<uint64_t>(oc.sample.numel());
+    require_free_space(paths.h5, need);
+    return std::make_unique<ResultsH5>(paths.h5, ResultsH5::Mode::kWrite);
+  }
+};
+
+/// Finds what this shard has to do, verifying what is stored: a results.h5 whose stored samples
+/// do not all read back is rebuilt from what does (a dataset that does not read back may not be
+/// replaceable either: HDF5 cannot unlink an object whose header is damaged), then looked at
+/// again. Returns the items to run by cell index.
+std::map<int64_t, std::vector<Item>> plan_pending(const Experiment& ex, const RunInputs& in,
+                                                  const RunOptions& options,
+                                                  const ResultPaths& paths, ResultsDb& db,
+                                                  std::map<int64_t, int64_t>* cell_ids,
+                                                  RunSummary* summary) {
+  std::map<int64_t, std::vector<Item>> pending;
+  int64_t missing = find_pending(ex, in.images, options, paths, &db, cell_ids, &pending, summary);
+  std::error_code exists_ec;
+  if (missing > 0 && fs::exists(paths.h5, exists_ec)) {
+    const SalvageSummary s = salvage_h5(paths.h5);
+    log_warn("run " + ex.name + ": rebuilt " + fs::path(paths.h5).filename().string() +
+             " from its " + std::to_string(s.kept) + " readable dataset(s), " +
+             std::to_string(s.dropped) + " unreadable one(s) dropped");
+    pending.clear();
+    summary->selected = summary->skipped = 0;
+    missing = find_pending(ex, in.images, options, paths, &db, cell_ids, &pending, summary);
+  }
+  if (missing > 0) {
+    log_warn("run " + ex.name + ": " + std::to_string(missing) + " stored sample(s) missing from " +
+             fs::path(paths.h5).filename().string() + " (or unreadable): recomputing them");
+  }
+  return pending;
+}
+
+}  // namespace
+
 RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   if (options.shard_count < 1 || options.shard_index < 0 ||
@@ -526,37 +903,10 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
   const std::string dir = options.out_dir.empty() ? default_results_dir(ex) : options.out_dir;
   summary.paths = result_paths(dir, options.shard_index, options.shard_count);
   const ResultPaths& paths = summary.paths;
-  const std::string h5_name = fs::path(paths.h5).filename().string();
 
-  // Everything that can fail on configuration or files, before any work.
+  // Open resources: everything that can fail on configuration or files, before any work.
   const c10::Device device = parse_device(options.device);
-  std::unique_ptr<Denoiser> model = blame(ex, {ex.model + ".checkpoint", "model"}, [&] {
-    return Registry<Denoiser>::global().at(ex.model).factory(ex.model_settings);
-  });
-  model->to(device);
-  const int64_t size = model->image_size(), channels = model->channels();
-  std::map<std::string, std::unique_ptr<Dataset>> datasets;
-  std::map<std::string, int64_t> images;
-  for (const auto& name : ex.datasets) {
-    datasets[name] = blame(ex, {name + ".root", "dataset"}, [&] {
-      return Registry<Dataset>::global().at(name).factory(ex.dataset_settings.at(name));
-    });
-    images[name] = datasets[name]->size();
-    if (images[name] == 0) log_warn("dataset " + name + " has no images");
-  }
-  std::map<std::string, std::unique_ptr<MaskGenerator>> masks;
-  for (const auto& name : ex.masks) {
-    masks[name] = blame(ex, {name + ".dir", name + ".path", "masks"}, [&] {
-      return Registry<MaskGenerator>::global().at(name).factory(ex.mask_settings.at(name));
-    });
-  }
-  std::vector<std::unique_ptr<Metric>> metrics;
-  for (const auto& name : ex.metrics) {
-    metrics.push_back(blame(
-        ex, {name + ".weights", name + ".heads", name + ".trunk", "metrics"},
-        [&] { return Registry<Metric>::global().at(name).factory(ex.metric_settings.at(name)); }));
-  }
-
+  RunInputs in = open_inputs(ex, device);
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (!fs::is_directory(dir, ec)) throw InputError("cannot create results folder '" + dir + "'");
@@ -564,315 +914,42 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
                 "another `copaint run` or `copaint merge` is writing these results (give each "
                 "process its own --shard or --out)");
   ResultsDb db(paths.db, true);
+  const RunRecord record = make_run_record(ex, options, device, *in.model);
+  salvage_after_abnormal_end(db, paths, record.shard, ex.name);
 
-  const std::string shard_text =
-      options.shard_count > 1
-          ? std::to_string(options.shard_index) + "/" + std::to_string(options.shard_count)
-          : "";
-  salvage_after_abnormal_end(db, paths, shard_text, ex.name);
-
-  // What this shard has to do.
+  // Plan: what this shard has to do.
   std::map<int64_t, int64_t> cell_ids;
-  std::map<int64_t, std::vector<Item>> pending;
-  int64_t missing = find_pending(ex, images, options, paths, &db, &cell_ids, &pending, &summary);
-  std::error_code exists_ec;
-  if (missing > 0 && fs::exists(paths.h5, exists_ec)) {
-    // A dataset that does not read back may not be replaceable either (HDF5 cannot unlink an
-    // object whose header is damaged): rebuild the file from what reads, then look again.
-    const SalvageSummary s = salvage_h5(paths.h5);
-    log_warn("run " + ex.name + ": rebuilt " + fs::path(paths.h5).filename().string() +
-             " from its " + std::to_string(s.kept) + " readable dataset(s), " +
-             std::to_string(s.dropped) + " unreadable one(s) dropped");
-    pending.clear();
-    summary.selected = summary.skipped = 0;
-    missing = find_pending(ex, images, options, paths, &db, &cell_ids, &pending, &summary);
-  }
-  if (missing > 0) {
-    log_warn("run " + ex.name + ": " + std::to_string(missing) + " stored sample(s) missing from " +
-             fs::path(paths.h5).filename().string() + " (or unreadable): recomputing them");
-  }
-  int64_t to_run = summary.selected - summary.skipped;
-
-  RunRecord run;
-  run.name = ex.name;
-  run.config = ex.config_text();
-  run.config_hash = ex.config_hash();
-  run.git_revision = git_revision();
-  run.torch_version = torch_version();
-  run.cuda = cuda_available() ? "yes (" + std::to_string(cuda_device_count()) + " GPU(s))" : "no";
-  run.device = describe_device(device) + "; model " + model->describe();
-  run.device_type = device.str();
-  run.threads = at::get_num_threads();
-  run.host = host_name();
-  run.slurm_job_id = env_or_empty("SLURM_JOB_ID");
-  run.slurm_array_job_id = env_or_empty("SLURM_ARRAY_JOB_ID");
-  run.slurm_array_task_id = env_or_empty("SLURM_ARRAY_TASK_ID");
-  run.command_line = json_string_array(process_arguments());
-  run.model_description = model->describe();
-  run.shard = options.shard_count > 1
-                  ? std::to_string(options.shard_index) + "/" + std::to_string(options.shard_count)
-                  : "";
-  run.started = iso_now();
-  run.status = "running";
-  const int64_t run_id = db.add_run(run);
+  const auto pending = plan_pending(ex, in, options, paths, db, &cell_ids, &summary);
+  const int64_t to_run = summary.selected - summary.skipped;
+  const int64_t run_id = db.add_run(record);
   log_info("experiment " + ex.name + ": " + std::to_string(summary.selected) + " samples, " +
            std::to_string(summary.skipped) + " already stored, " + std::to_string(to_run) +
            " to run -> " + paths.db);
+  ImageSource images(ex, in, in.model->channels(), in.model->image_size());
+  images.check_first_images();
 
-  // Images are read when first needed. One that cannot be read (corrupt, truncated, unreadable
-  // file) or has the wrong shape is skipped: each of its samples is stored with status error and
-  // the reason, and the run goes on. Its failure is remembered, so it is read (and warned about)
-  // once. A configuration error (UsageError, e.g. no image decoder) still ends the run.
-  std::map<std::pair<std::string, int64_t>, ImageItem> image_cache;
-  std::map<std::pair<std::string, int64_t>, std::string> image_errors;
-  auto check_shape = [&](const std::string& ds, const ImageItem& item) {
-    if (item.image.dim() != 3 || item.image.size(0) != channels || item.image.size(1) != size ||
-        item.image.size(2) != size) {
-      std::string shape;
-      for (int64_t d = 0; d < item.image.dim(); ++d)
-        shape += (d ? "x" : "") + std::to_string(item.image.size(d));
-      throw InputError("image '" + item.id + "' is " + shape + " but model " + ex.model +
-                       " takes " + std::to_string(channels) + "x" + std::to_string(size) + "x" +
-                       std::to_string(size) + " (set " + ds + ".size / channels)");
-    }
-  };
-  auto item_of = [&](const std::string& ds, int64_t i) -> const ImageItem& {
-    auto key = std::make_pair(ds, i);
-    auto it = image_cache.find(key);
-    if (it != image_cache.end()) return it->second;
-    auto bad = image_errors.find(key);
-    if (bad != image_errors.end()) throw InputError(bad->second);
-    try {
-      ImageItem item = datasets.at(ds)->get(i);
-      check_shape(ds, item);
-      return image_cache.emplace(key, std::move(item)).first->second;
-    } catch (const UsageError&) {
-      throw;
-    } catch (const std::exception& e) {
-      const std::string msg = "dataset " + ds + ", image " + std::to_string(i) +
-                              " skipped (cannot be used): " + e.what();
-      log_warn(msg);
-      image_errors[key] = msg;
-      throw InputError(msg);
-    }
-  };
-  // A dataset whose images all have the wrong shape is a configuration error: fail before any
-  // work on the first image that loads, if it does not fit the model.
-  for (const auto& name : ex.datasets) {
-    for (int64_t i = 0; i < images[name]; ++i) {
-      ImageItem first;
-      try {
-        first = datasets[name]->get(i);
-      } catch (const UsageError&) {
-        throw;
-      } catch (const std::exception&) {
-        continue;  // recorded when its samples come up
-      }
-      check_shape(name, first);
-      image_cache.emplace(std::make_pair(name, i), std::move(first));
-      break;
-    }
-  }
-  std::map<std::pair<std::string, int64_t>, at::Tensor> mask_cache;
-  auto mask_of = [&](const ExperimentCell& c, int64_t i) -> const at::Tensor& {
-    auto key = std::make_pair(mask_key(c, size, size), i);
-    auto it = mask_cache.find(key);
-    if (it == mask_cache.end()) {
-      at::Tensor m = masks.at(c.mask)->make(size, size, i, static_cast<uint64_t>(c.mask_seed));
-      it = mask_cache.emplace(key, m.to(at::kFloat).contiguous()).first;
-    }
-    return it->second;
-  };
-
+  // Run and store, batch by batch: images (HDF5, closed) first, then the rows in one transaction.
   int64_t stored = 0, in_h5 = 0;
   RunProgress bar(to_run, "run " + ex.name, options.progress_seconds);
   StopSignals stop_signals(options.handle_signals);
   try {
     for (const auto& [cell_index, items] : pending) {
       if (summary.stopped) break;
-      const ExperimentCell& cell = ex.cells[cell_index];
-      const int64_t cell_id = cell_ids.at(cell_index);
-      log_debug("cell " + std::to_string(cell_index) + ": " + cell.label());
-      std::unique_ptr<Method> method;
-      std::string method_error;
+      CellRun c{
+          ex,     options, paths, device, in, images, ex.cells[cell_index], cell_ids.at(cell_index),
+          run_id, nullptr, ""};
+      log_debug("cell " + std::to_string(cell_index) + ": " + c.cell.label());
       try {
-        method = Registry<Method>::global().create(cell.method, cell.method_settings);
+        c.method = Registry<Method>::global().create(c.cell.method, c.cell.method_settings);
       } catch (const std::exception& e) {
-        method_error = e.what();
+        c.method_error = e.what();
       }
-      const std::string ds_key = dataset_key(cell.dataset, cell.dataset_settings);
-      const std::string mk = mask_key(cell, size, size);
-      const int64_t bs = ex.batch_size == 0 ? static_cast<int64_t>(items.size()) : ex.batch_size;
-
-      // Runs a group of items as one batch; returns one outcome per item.
-      auto run_group = [&](const std::vector<Item>& group) {
-        if (!method) throw std::runtime_error(method_error);
-        InpaintBatch batch;
-        std::vector<at::Tensor> imgs, msks;
-        std::vector<int64_t> labels;
-        for (const auto& it : group) {
-          const ImageItem& item = item_of(cell.dataset, it.image);
-          check_class_label(*model, model->num_classes() > 0 ? item.label : -1,
-                            "image '" + item.id + "'");
-          imgs.push_back(item.image);
-          msks.push_back(mask_of(cell, it.image));
-          labels.push_back(item.label);
-          batch.seeds.push_back(experiment_sample_seed(cell.seed, it.image, it.sample));
-        }
-        batch.draw_x_T = false;  // each method draws its own starting noise from the generators
-        batch.images = at::stack(imgs);
-        batch.masks = at::stack(msks);
-        if (model->num_classes() > 0) batch.labels = at::tensor(labels, at::kLong);
-        cuda_reset_peak_memory(device);
-        const InpaintBatchResult r = run_inpaint_batch(*method, *model, batch, device);
-        std::vector<Outcome> out(group.size());
-        const int64_t b = static_cast<int64_t>(group.size());
-        for (int64_t k = 0; k < b; ++k) {
-          out[k].ok = true;
-          out[k].sample = r.samples[k];
-          out[k].seconds = r.seconds / static_cast<double>(b);
-          out[k].evals = r.evals;
-          out[k].peak = cuda_peak_memory_bytes(device);
-        }
-        if (!metrics.empty()) {
-          const at::Tensor s = r.samples.to(device), ref = batch.images.to(device),
-                           m = batch.masks.to(device);
-          for (auto& metric : metrics) {
-            // Each sample is scored on its own, so scores do not depend on how samples were
-            // packed into batches (a batched SSIM convolution differed from a single one in the
-            // 8th digit: shards differed from an unsharded run). A sample the metric cannot
-            // score (e.g. a mask with no unknown pixel for a masked metric) loses only that
-            // score: the computed samples are kept.
-            bool warned = false;
-            for (int64_t k = 0; k < b; ++k) {
-              double v = 0;
-              try {
-                v = metric->score(s.narrow(0, k, 1), ref.narrow(0, k, 1), m.narrow(0, k, 1))
-                        .to(at::kCPU, at::kDouble)
-                        .reshape({-1})[0]
-                        .item<double>();
-              } catch (const UsageError&) {
-                throw;
-              } catch (const std::exception& e) {
-                if (!warned)
-                  log_warn(cell.label() + ": metric " + metric->name() +
-                           " not scored: " + e.what());
-                warned = true;
-                continue;
-              }
-              out[k].scores.push_back({metric->name(), v, metric->higher_is_better()});
-            }
-          }
-        }
-        return out;
-      };
-
+      const size_t bs = ex.batch_size == 0 ? items.size() : static_cast<size_t>(ex.batch_size);
       for (size_t first = 0; first < items.size() && !summary.stopped; first += bs) {
         const std::vector<Item> group(items.begin() + first,
                                       items.begin() + std::min(items.size(), first + bs));
-        // Samples of images that cannot be read are errors without running the method.
-        std::vector<Outcome> outcomes(group.size());
-        std::vector<Item> runnable;
-        std::vector<size_t> runnable_at;
-        for (size_t k = 0; k < group.size(); ++k) {
-          try {
-            item_of(cell.dataset, group[k].image);
-            runnable.push_back(group[k]);
-            runnable_at.push_back(k);
-          } catch (const UsageError&) {
-            throw;
-          } catch (const std::exception& e) {
-            outcomes[k].error = e.what();
-          }
-        }
-        std::vector<Outcome> ran;
-        if (!runnable.empty()) {
-          try {
-            ran = run_group(runnable);
-          } catch (const UsageError&) {
-            throw;  // a configuration error ends the run (runner.h)
-          } catch (const std::exception& e) {
-            if (runnable.size() == 1) {
-              ran.assign(1, Outcome{});
-              ran[0].error = e.what();
-            } else {
-              log_warn(cell.label() + ": a batch of " + std::to_string(runnable.size()) +
-                       " failed (" + e.what() + "); running its samples one by one");
-              for (const auto& it : runnable) {
-                try {
-                  ran.push_back(run_group({it}).front());
-                } catch (const UsageError&) {
-                  throw;
-                } catch (const std::exception& e1) {
-                  Outcome o;
-                  o.error = e1.what();
-                  ran.push_back(std::move(o));
-                }
-              }
-            }
-          }
-        }
-        for (size_t k = 0; k < runnable_at.size(); ++k)
-          outcomes[runnable_at[k]] = std::move(ran[k]);
-
-        // Images first (flushed, file closed), then the rows in one transaction.
-        std::vector<SampleRecord> records;
-        {
-          std::unique_ptr<ResultsH5> h5;
-          for (size_t k = 0; k < group.size(); ++k) {
-            const Item& it = group[k];
-            Outcome& o = outcomes[k];
-            SampleRecord r;
-            r.cell_id = cell_id;
-            r.image_index = it.image;
-            r.sample_index = it.sample;
-            r.run_id = run_id;
-            try {
-              r.image_id = item_of(cell.dataset, it.image).id;
-            } catch (const std::exception&) {
-              r.image_id = std::to_string(it.image);
-            }
-            if (o.ok) {
-              if (!h5) {
-                // Room for the batch's images (uncompressed) and HDF5's metadata, checked before
-                // the file is touched: a full disk must not damage what it holds (no journal).
-                uint64_t need = 64 * 1024;
-                for (const auto& oc : outcomes)
-                  if (oc.ok)
-                    need += (3 * 2 + (options.float_samples ? 8 : 0)) *
-                            static_cast<uint64_t>(oc.sample.numel());
-                require_free_space(paths.h5, need);
-                h5 = std::make_unique<ResultsH5>(paths.h5, ResultsH5::Mode::kWrite);
-              }
-              r.h5_file = h5_name;
-              r.reference_path = "/references/" + ds_key + "/" + std::to_string(it.image);
-              r.mask_path = "/masks/" + mk + "/" + std::to_string(it.image);
-              r.sample_path = "/samples/" + cell.key() + "/" + std::to_string(it.image) + "_" +
-                              std::to_string(it.sample);
-              store_sample_images(
-                  *h5, cell, r, item_of(cell.dataset, it.image).image, mask_of(cell, it.image),
-                  o.sample,
-                  static_cast<int64_t>(experiment_sample_seed(cell.seed, it.image, it.sample)),
-                  options.float_samples);
-              r.status = "ok";
-              r.seconds = o.seconds;
-              r.forwards = o.evals.forwards;
-              r.backwards = o.evals.backwards;
-              r.peak_memory = o.peak;
-              r.scores = std::move(o.scores);
-              ++summary.ok;
-            } else {
-              r.status = "error";
-              r.error = o.error;
-              ++summary.errors;
-              if (!image_errors.count({cell.dataset, it.image}))  // those were warned once
-                log_warn(cell.label() + ", image " + std::to_string(it.image) + ", sample " +
-                         std::to_string(it.sample) + ": " + o.error);
-            }
-            records.push_back(std::move(r));
-          }
-          if (h5) h5->close();  // flushed and closed: a write error surfaces here, once
-        }
+        std::vector<Outcome> outcomes = c.run_with_retry(group);
+        const std::vector<SampleRecord> records = c.store_images(group, outcomes, summary);
         in_h5 += static_cast<int64_t>(group.size());
         if (options.crash_after >= 0 && in_h5 >= options.crash_after) {
           std::fflush(nullptr);
@@ -880,11 +957,11 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
         }
         db.write_samples(records);
         stored += static_cast<int64_t>(group.size());
-        const std::string variant = cell.axes_label();
+        const std::string variant = c.cell.axes_label();
         bar.advance(static_cast<int64_t>(group.size()),
-                    cell.method + (variant.empty() ? "" : " [" + variant + "]") + " / " +
-                        cell.mask +
-                        (ex.seeds.size() > 1 ? " / seed " + std::to_string(cell.seed) : ""));
+                    c.cell.method + (variant.empty() ? "" : " [" + variant + "]") + " / " +
+                        c.cell.mask +
+                        (ex.seeds.size() > 1 ? " / seed " + std::to_string(c.cell.seed) : ""));
         if (options.stop_after >= 0 && stored >= options.stop_after) summary.stopped = true;
         if (stop_signals.signal() != 0) {
           summary.stopped = true;
