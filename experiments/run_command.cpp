@@ -154,8 +154,8 @@ int cmd_run(CommandContext& ctx) {
   o.force = vm["force"].as<bool>();
   o.float_samples = vm["float-samples"].as<bool>();
   o.device = ctx.device;
-  if (vm.count("stop-after")) o.stop_after = vm["stop-after"].as<int64_t>();
-  if (vm.count("crash-after")) o.crash_after = vm["crash-after"].as<int64_t>();
+  if (vm.count("stop-after")) o.testing.stop_after = vm["stop-after"].as<int64_t>();
+  if (vm.count("crash-after")) o.testing.crash_after = vm["crash-after"].as<int64_t>();
   o.progress_seconds = progress;
 
   if (vm["dry-run"].as<bool>()) {

@@ -951,7 +951,7 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
         std::vector<Outcome> outcomes = c.run_with_retry(group);
         const std::vector<SampleRecord> records = c.store_images(group, outcomes, summary);
         in_h5 += static_cast<int64_t>(group.size());
-        if (options.crash_after >= 0 && in_h5 >= options.crash_after) {
+        if (options.testing.crash_after >= 0 && in_h5 >= options.testing.crash_after) {
           std::fflush(nullptr);
           std::_Exit(kCrashExitCode);  // fault injection: the rows were never committed
         }
@@ -962,7 +962,8 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
                     c.cell.method + (variant.empty() ? "" : " [" + variant + "]") + " / " +
                         c.cell.mask +
                         (ex.seeds.size() > 1 ? " / seed " + std::to_string(c.cell.seed) : ""));
-        if (options.stop_after >= 0 && stored >= options.stop_after) summary.stopped = true;
+        if (options.testing.stop_after >= 0 && stored >= options.testing.stop_after)
+          summary.stopped = true;
         if (stop_signals.signal() != 0) {
           summary.stopped = true;
           summary.stop_signal = stop_signals.signal();

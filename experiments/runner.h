@@ -31,6 +31,16 @@
 
 namespace copaint {
 
+/// The runner's test hooks, in one place (`run --stop-after`, `--crash-after`; the fault
+/// injection of every write is framework/atomic_file.h's COPAINT_FAULT_POINT).
+struct RunTestHooks {
+  /// Return (as if interrupted) once at least this many samples were stored; -1 = off.
+  int64_t stop_after = -1;
+  /// Once at least this many samples are in HDF5, terminate the process with
+  /// std::_Exit(kCrashExitCode) before committing them to SQLite; -1 = off.
+  int64_t crash_after = -1;
+};
+
 /// How to run an experiment.
 struct RunOptions {
   std::string out_dir;      ///< results folder; empty = results/<name>
@@ -48,11 +58,7 @@ struct RunOptions {
   /// SIGTERM or SIGINT (a time limit, preemption, Ctrl-C) stops the run cleanly after the batch in
   /// progress is stored (status `stopped`; a rerun resumes). The handlers are restored after.
   bool handle_signals = true;
-  /// Testing: return (as if interrupted) once at least this many samples were stored; -1 = off.
-  int64_t stop_after = -1;
-  /// Testing (fault injection): once at least this many samples are in HDF5, terminate the
-  /// process with std::_Exit(kCrashExitCode) before committing them to SQLite; -1 = off.
-  int64_t crash_after = -1;
+  RunTestHooks testing;  ///< off in normal runs
 };
 
 constexpr int kCrashExitCode = 86;

@@ -480,7 +480,7 @@ TEST_F(Runner, ResumeAfterStopRunsOnlyTheMissingSamples) {
   run_experiment(ex, o);
 
   o.out_dir = (dir / "resumed").string();
-  o.stop_after = 10;
+  o.testing.stop_after = 10;
   const RunSummary first = run_experiment(ex, o);
   EXPECT_TRUE(first.stopped);
   const int64_t stored = count_rows(first.paths.db);
@@ -495,7 +495,7 @@ TEST_F(Runner, ResumeAfterStopRunsOnlyTheMissingSamples) {
     db.exec("DELETE FROM sample WHERE image_index = 1 AND cell_id = 1");
   }
   const int64_t left = count_rows(first.paths.db);
-  o.stop_after = -1;
+  o.testing.stop_after = -1;
   const RunSummary second = run_experiment(ex, o);
   EXPECT_EQ(second.skipped, left);
   EXPECT_EQ(second.ok, 36 - left);
@@ -521,7 +521,7 @@ const bool kCrashChild = [] {
   RunOptions o;
   o.out_dir = s.substr(a + 1, b - a - 1);
   o.device = "cpu";
-  o.crash_after = std::stoll(s.substr(b + 1));
+  o.testing.crash_after = std::stoll(s.substr(b + 1));
   try {
     run_experiment(load_experiment(s.substr(0, a)), o);
   } catch (const std::exception& e) {
