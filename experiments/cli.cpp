@@ -1,5 +1,6 @@
 // The `copaint` command line: global options, dispatch, `list`, `--version`, `--help`.
 #include "experiments/cli.h"
+#include "experiments/command_args.h"
 
 #include <cstdlib>
 #include <iostream>
@@ -87,10 +88,7 @@ void print_registry(std::ostream& out, const char* title) {
 int cmd_list(CommandContext& ctx) {
   po::options_description d("copaint list [methods|metrics|datasets|masks|models]");
   d.add_options()("help,h", "print this help")("what", po::value<std::string>(), "one kind only");
-  po::positional_options_description pos;
-  pos.add("what", 1);
-  po::variables_map vm;
-  po::store(po::command_line_parser(ctx.args).options(d).positional(pos).run(), vm);
+  po::variables_map vm = parse_command_args(ctx, d, {{"what", 1}}, /*notify=*/false);
   if (vm.count("help")) {
     ctx.out << d;
     return 0;

@@ -7,6 +7,7 @@
 
 #include "experiments/cell_views.h"
 #include "experiments/cli.h"
+#include "experiments/command_args.h"
 #include "experiments/experiment.h"
 #include "experiments/external.h"
 #include "framework/error.h"
@@ -16,16 +17,6 @@ namespace po = boost::program_options;
 
 namespace copaint {
 namespace {
-
-po::variables_map parse(CommandContext& ctx, po::options_description& d, const char* positional,
-                        int count) {
-  po::positional_options_description pos;
-  pos.add(positional, count);
-  po::variables_map vm;
-  po::store(po::command_line_parser(ctx.args).options(d).positional(pos).run(), vm);
-  po::notify(vm);
-  return vm;
-}
 
 std::vector<std::string> sets(const po::variables_map& vm) {
   return vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
@@ -45,7 +36,7 @@ int cmd_export_inputs(CommandContext& ctx) {
                                                "output folder (required)")(
       "set", po::value<std::vector<std::string>>()->composing(), "an experiment key=value")(
       "experiment", po::value<std::string>(), "");
-  const po::variables_map vm = parse(ctx, d, "experiment", 1);
+  const po::variables_map vm = parse_command_args(ctx, d, {{"experiment", 1}});
   if (vm.count("help")) {
     ctx.out << d;
     return 0;
@@ -81,7 +72,7 @@ int cmd_score(CommandContext& ctx) {
       "set", po::value<std::vector<std::string>>()->composing(),
       "key=value: NAME's setting (no dot, or NAME.key) or an experiment key")(
       "experiment", po::value<std::string>(), "");
-  const po::variables_map vm = parse(ctx, d, "experiment", 1);
+  const po::variables_map vm = parse_command_args(ctx, d, {{"experiment", 1}});
   if (vm.count("help")) {
     ctx.out << d;
     return 0;
@@ -140,11 +131,7 @@ int cmd_import_config(CommandContext& ctx) {
       "a reference key=value (a bare key is a flag: true)")(
       "out", po::value<std::string>(), "write the INI here instead of printing it")(
       "args", po::value<std::vector<std::string>>(), "");
-  po::positional_options_description pos;
-  pos.add("args", -1);
-  po::variables_map vm;
-  po::store(po::command_line_parser(ctx.args).options(d).positional(pos).run(), vm);
-  po::notify(vm);
+  po::variables_map vm = parse_command_args(ctx, d, {{"args", -1}});
   if (vm.count("help")) {
     ctx.out << d;
     return 0;

@@ -17,6 +17,7 @@
 
 #include "datasets/mask.h"
 #include "experiments/cli.h"
+#include "experiments/command_args.h"
 #include "experiments/config.h"
 #include "experiments/image_io.h"
 #include "experiments/inpaint_batch.h"
@@ -131,9 +132,7 @@ void write_bytes(const std::string& path, const std::vector<char>& bytes) {
 
 int cmd_inpaint(CommandContext& ctx) {
   const po::options_description desc = inpaint_options();
-  po::variables_map vm;
-  po::store(po::command_line_parser(ctx.args).options(desc).run(), vm);
-  po::notify(vm);
+  po::variables_map vm = parse_command_args(ctx, desc);
   if (vm.count("help")) {
     ctx.out << desc << kInpaintNotes;
     return 0;

@@ -9,6 +9,7 @@
 #include <boost/program_options.hpp>
 
 #include "experiments/cli.h"
+#include "experiments/command_args.h"
 #include "experiments/inpaint_command.h"
 #include "experiments/models.h"
 #include "framework/checkpoint.h"
@@ -77,11 +78,7 @@ int cmd_inspect(CommandContext& ctx) {
       "image-size", po::value<int>()->default_value(0),
       "training resolution, when channel_mult is not one of guided-diffusion's defaults (0 = "
       "infer from the defaults)")("checkpoint", po::value<std::string>(), "the file to inspect");
-  po::positional_options_description pos;
-  pos.add("checkpoint", 1);
-  po::variables_map vm;
-  po::store(po::command_line_parser(ctx.args).options(d).positional(pos).run(), vm);
-  po::notify(vm);
+  po::variables_map vm = parse_command_args(ctx, d, {{"checkpoint", 1}});
   if (vm.count("help")) {
     ctx.out << d
             << "\nPrints the container format, tensor and parameter counts, dtypes, and the ADM\n"

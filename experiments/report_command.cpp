@@ -4,6 +4,7 @@
 #include <boost/program_options.hpp>
 
 #include "experiments/cli.h"
+#include "experiments/command_args.h"
 #include "experiments/merge.h"
 #include "experiments/plots.h"
 #include "experiments/report.h"
@@ -70,11 +71,7 @@ int cmd_report(CommandContext& ctx) {
       "plot-size", po::value<std::string>()->default_value("640x480"),
       "PNG size WIDTHxHEIGHT in pixels (PDF and SVG: the same aspect)")(
       "inputs", po::value<std::vector<std::string>>(), "");
-  po::positional_options_description pos;
-  pos.add("inputs", -1);
-  po::variables_map vm;
-  po::store(po::command_line_parser(ctx.args).options(d).positional(pos).run(), vm);
-  po::notify(vm);
+  po::variables_map vm = parse_command_args(ctx, d, {{"inputs", -1}});
   if (vm.count("help")) {
     ctx.out << d;
     return 0;
@@ -156,11 +153,7 @@ int cmd_export(CommandContext& ctx) {
       "tile", po::value<int64_t>()->default_value(0),
       "grid: tile side in pixels (default the image size, at least 96)")(
       "input", po::value<std::string>(), "");
-  po::positional_options_description pos;
-  pos.add("input", 1);
-  po::variables_map vm;
-  po::store(po::command_line_parser(ctx.args).options(d).positional(pos).run(), vm);
-  po::notify(vm);
+  po::variables_map vm = parse_command_args(ctx, d, {{"input", 1}});
   if (vm.count("help")) {
     ctx.out << d;
     return 0;

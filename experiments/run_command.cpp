@@ -9,6 +9,7 @@
 
 #include "experiments/cell_views.h"
 #include "experiments/cli.h"
+#include "experiments/command_args.h"
 #include "experiments/experiment.h"
 #include "experiments/merge.h"
 #include "experiments/runner.h"
@@ -119,11 +120,7 @@ int cmd_run(CommandContext& ctx) {
   po::options_description all;
   all.add(visible).add(run_testing_options());
   all.add_options()("experiment", po::value<std::string>());
-  po::positional_options_description pos;
-  pos.add("experiment", 1);
-  po::variables_map vm;
-  po::store(po::command_line_parser(ctx.args).options(all).positional(pos).run(), vm);
-  po::notify(vm);
+  po::variables_map vm = parse_command_args(ctx, all, {{"experiment", 1}});
   if (vm.count("help")) {
     ctx.out << visible << run_testing_options() << kRunNotes;
     return 0;
@@ -191,11 +188,7 @@ int cmd_merge(CommandContext& ctx) {
   d.add_options()("help,h", "print this help")("out", po::value<std::string>(),
                                                "output folder (default RESULTS_DIR)")(
       "inputs", po::value<std::vector<std::string>>(), "");
-  po::positional_options_description pos;
-  pos.add("inputs", -1);
-  po::variables_map vm;
-  po::store(po::command_line_parser(ctx.args).options(d).positional(pos).run(), vm);
-  po::notify(vm);
+  po::variables_map vm = parse_command_args(ctx, d, {{"inputs", -1}});
   if (vm.count("help")) {
     ctx.out << d;
     return 0;

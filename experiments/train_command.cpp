@@ -13,6 +13,7 @@
 
 #include "datasets/dataset.h"
 #include "experiments/cli.h"
+#include "experiments/command_args.h"
 #include "experiments/config.h"
 #include "experiments/models.h"
 #include "framework/atomic_file.h"
@@ -56,8 +57,7 @@ po::options_description train_options() {
 
 int cmd_train(CommandContext& ctx) {
   const auto desc = train_options();
-  po::variables_map vm;
-  po::store(po::command_line_parser(ctx.args).options(desc).run(), vm);
+  po::variables_map vm = parse_command_args(ctx, desc, {}, /*notify=*/false);
   if (vm.count("help")) {
     ctx.out << desc;
     return 0;
