@@ -4,9 +4,17 @@
 // HDF5 crashes when a file whose close failed is closed a second time.
 #include "experiments/results_h5.h"
 
+#include <cerrno>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
 #include <vector>
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <ATen/ATen.h>
 #include <hdf5.h>
@@ -293,12 +301,25 @@ std::vector<std::string> ResultsH5::datasets() const {
 }
 
 bool ResultsH5::readable(const std::string& dataset) const {
-  try {
-    read_uint8(dataset);
-    return true;
-  } catch (const InputError&) {
-    return false;
+  if (!contains(dataset)) return false;
+  Hid ds(H5Dopen2(impl_->file, dataset.c_str(), H5P_DEFAULT));
+  Hid type(ds.ok() ? H5Dget_type(ds.get()) : H5I_INVALID_HID);
+  Hid space(ds.ok() ? H5Dget_space(ds.get()) : H5I_INVALID_HID);
+  hsize_t dims[3] = {0, 0, 0};
+  bool ok = type.ok() && space.ok() && H5Sget_simple_extent_ndims(space.get()) == 3 &&
+            H5Sget_simple_extent_dims(space.get(), dims, nullptr) == 3;
+  // Exactly what this program writes (uint8, or float32 for --float-samples), so a damaged
+  // datatype message (a flipped sign bit) cannot pass as a converted read.
+  const bool u8 = ok && H5Tequal(type.get(), H5T_STD_U8LE) > 0;
+  const bool f32 = ok && H5Tequal(type.get(), H5T_IEEE_F32LE) > 0;
+  ok = ok && (u8 || f32) && dims[0] * dims[1] * dims[2] <= (hsize_t(1) << 32);
+  if (ok) {
+    std::vector<char> buf(dims[0] * dims[1] * dims[2] * (f32 ? 4 : 1));
+    ok = H5Dread(ds.get(), u8 ? H5T_STD_U8LE : H5T_IEEE_F32LE, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                 buf.data()) >= 0;
   }
+  H5Eclear2(H5E_DEFAULT);
+  return ok;
 }
 
 at::Tensor ResultsH5::read_uint8(const std::string& dataset) const {
@@ -381,31 +402,89 @@ void ResultsH5::flush() {
 
 namespace copaint {
 
-SalvageSummary salvage_h5(const std::string& path) {
-  SalvageSummary summary;
-  {
+namespace {
+
+/// Appends a line to the salvage log (unbuffered: it must survive a crash of this process).
+void log_line(int fd, const std::string& line) {
+  const std::string l = line + "\n";
+  if (::write(fd, l.data(), l.size()) < 0) return;
+}
+
+/// The copy itself: every dataset of `path` that reads whole and is not in `skip` into `tmp`;
+/// "copy <name>" is logged before each copy, "done <kept> <dropped>" or "error <message>" at the
+/// end.
+[[noreturn]] void salvage_child(const std::string& path, const std::string& tmp,
+                                const std::set<std::string>& skip, int log) {
+  try {
+    int64_t kept = 0, dropped = 0;
     ResultsH5 src(path, ResultsH5::Mode::kRead);
-    const std::vector<std::string> datasets = src.datasets();
-    const std::string tmp = temp_path_for(path);
-    std::remove(tmp.c_str());
-    try {
-      ResultsH5 out(tmp, ResultsH5::Mode::kWrite);
-      for (const auto& d : datasets) {
-        if (src.readable(d) && out.try_copy_from(src, d)) {
-          ++summary.kept;
-        } else {
-          ++summary.dropped;
-        }
+    ResultsH5 out(tmp, ResultsH5::Mode::kWrite);
+    for (const auto& d : src.datasets()) {
+      log_line(log, "copy " + d);
+      if (!skip.count(d) && src.readable(d) && out.try_copy_from(src, d)) {
+        ++kept;
+      } else {
+        ++dropped;
       }
-      out.close();
-    } catch (...) {
-      std::remove(tmp.c_str());
-      throw;
     }
-    src.close();
-    commit_temp_file(tmp, path);
+    out.close();
+    log_line(log, "done " + std::to_string(kept) + " " + std::to_string(dropped));
+    std::_Exit(0);
+  } catch (const std::exception& e) {
+    log_line(log, std::string("error ") + e.what());
+    std::_Exit(1);
   }
-  return summary;
+}
+
+std::string last_line(const std::string& file) {
+  std::ifstream in(file);
+  std::string line, last;
+  while (std::getline(in, line)) last = line;
+  return last;
+}
+
+}  // namespace
+
+SalvageSummary salvage_h5(const std::string& path) {
+  // HDF5 1.10 can crash (SIGSEGV) copying an object whose metadata is damaged (a flipped byte in
+  // a string attribute): the copy runs in a child process, and a dataset it crashed on is left
+  // out on the next try.
+  const std::string tmp = temp_path_for(path), log = tmp + ".log";
+  std::set<std::string> skip;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    std::remove(tmp.c_str());
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw_write_error(log, errno);
+    std::fflush(nullptr);
+    const pid_t pid = ::fork();
+    if (pid == 0) salvage_child(path, tmp, skip, fd);
+    ::close(fd);
+    int status = 0;
+    if (pid < 0 || ::waitpid(pid, &status, 0) != pid) {
+      std::remove(log.c_str());
+      throw InputError("HDF5 file '" + path + "': cannot rebuild: cannot start a process");
+    }
+    const std::string last = last_line(log);
+    if (WIFSIGNALED(status) && last.rfind("copy ", 0) == 0) {
+      skip.insert(last.substr(5));  // crashed on it: leave it out
+      continue;
+    }
+    std::remove(log.c_str());
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && last.rfind("done ", 0) == 0) {
+      SalvageSummary summary;
+      std::istringstream in(last.substr(5));
+      in >> summary.kept >> summary.dropped;
+      commit_temp_file(tmp, path);
+      return summary;
+    }
+    std::remove(tmp.c_str());
+    throw InputError(last.rfind("error ", 0) == 0
+                         ? last.substr(6)
+                         : "HDF5 file '" + path + "': cannot rebuild it (the copy failed)");
+  }
+  std::remove(tmp.c_str());
+  std::remove(log.c_str());
+  throw InputError("HDF5 file '" + path + "': cannot rebuild it (too many damaged objects)");
 }
 
 }  // namespace copaint
