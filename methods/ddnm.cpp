@@ -147,18 +147,8 @@ InpaintOutput DDNM::run(Denoiser& model, const InpaintInput& input) {
       const at::Tensor c2 = root * std::pow(1.0 - eta * eta, 0.5);
       const at::Tensor noise = draw_noise(input, "step", k, t_last, x);
       x = at::sqrt(a_prev) * x0 + gamma * (c1 * noise + c2 * eps);
-      if (input.hooks) {
-        StepRecord r;
-        r.call = call;
-        r.step = k;
-        r.t = t_last;
-        r.prev_t = t_last - 1;
-        r.x_in = x_in;
-        r.eps = eps;
-        r.pred_x0 = x0;
-        r.x_out = x;
-        hooked_record(input, r);
-      }
+      if (input.hooks)
+        hooked_record(input, step_record(call, k, t_last, t_last - 1, x_in, eps, x0, x));
       ++call;
     } else {
       x = undo_step(schedule, x, batch_steps(t_cur, x), draw_noise(input, "undo", k, t_cur, x));

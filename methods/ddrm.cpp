@@ -130,17 +130,7 @@ InpaintOutput DDRM::run(Denoiser& model, const InpaintInput& input) {
     }
     const at::Tensor x_mod_next = (free - deg.project(free)) + measured;
     x = at::sqrt(a_next) * x_mod_next;
-    if (input.hooks) {
-      StepRecord r;
-      r.call = r.step = k;
-      r.t = t_last;
-      r.prev_t = t_cur;
-      r.x_in = x_in;
-      r.eps = eps;
-      r.pred_x0 = x0;
-      r.x_out = x;
-      hooked_record(input, r);
-    }
+    if (input.hooks) hooked_record(input, step_record(k, k, t_last, t_cur, x_in, eps, x0, x));
     if (input.on_step) input.on_step(k + 1, total);
   }
   out.sample = x.clamp(-1, 1);

@@ -103,14 +103,7 @@ InpaintOutput DPS::run(Denoiser& model, const InpaintInput& input) {
     const at::Tensor stepped = ddim_step(schedule, x0_d, eps_x0, t, t_prev, params_.eta, noise);
     x = stepped - grad.detach() * params_.step_size;
     if (input.hooks) {
-      StepRecord r;
-      r.call = r.step = k;
-      r.t = t_last;
-      r.prev_t = t_last - 1;
-      r.x_in = x_d;
-      r.eps = eps.detach();
-      r.pred_x0 = x0_d;
-      r.x_out = x;
+      StepRecord r = step_record(k, k, t_last, t_last - 1, x_d, eps.detach(), x0_d, x);
       r.grad = grad.detach();
       r.norm = norm.detach();
       hooked_record(input, r);

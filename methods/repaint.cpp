@@ -100,18 +100,8 @@ InpaintOutput RePaint::run(Denoiser& model, const InpaintInput& input) {
       const double nonzero = t_last != 0 ? 1.0 : 0.0;
       x = pmv.mean + at::exp(pmv.log_variance * 0.5) * nonzero * noise;
       first = false;
-      if (input.hooks) {
-        StepRecord r;
-        r.call = call;
-        r.step = k;
-        r.t = t_last;
-        r.prev_t = t_cur;
-        r.x_in = x_in;
-        r.eps = output.eps;
-        r.pred_x0 = pmv.pred_x0;
-        r.x_out = x;
-        hooked_record(input, r);
-      }
+      if (input.hooks)
+        hooked_record(input, step_record(call, k, t_last, t_cur, x_in, output.eps, pmv.pred_x0, x));
       ++call;
     } else {
       const at::Tensor t_next = batch_steps(t_cur, x);

@@ -147,17 +147,7 @@ InpaintOutput Blended::run(Denoiser& model, const InpaintInput& input) {
     const at::Tensor noise = params_.eta > 0 ? draw_noise(input, "ddim", k, cur, x) : at::Tensor();
     const at::Tensor x_in = x;
     x = ddim_step(schedule, x0, eps, t, t_prev, params_.eta, noise);
-    if (input.hooks) {
-      StepRecord r;
-      r.call = r.step = k;
-      r.t = cur;
-      r.prev_t = prev;
-      r.x_in = x_in;
-      r.eps = eps;
-      r.pred_x0 = x0;
-      r.x_out = x;
-      hooked_record(input, r);
-    }
+    if (input.hooks) hooked_record(input, step_record(k, k, cur, prev, x_in, eps, x0, x));
     if (input.on_step) input.on_step(k + 1, total);
   }
   out.sample = x.clamp(-1, 1);
@@ -323,14 +313,7 @@ InpaintOutput Resample::run(Denoiser& model, const InpaintInput& input) {
     at::Tensor weights;
     const at::Tensor rows = resample(mse, n, "resample", k, prev, input.hooks ? &weights : nullptr);
     if (input.hooks) {
-      StepRecord r;
-      r.call = r.step = k;
-      r.t = cur;
-      r.prev_t = prev;
-      r.x_in = x;
-      r.eps = eps;
-      r.pred_x0 = x0;
-      r.x_out = stepped;
+      StepRecord r = step_record(k, k, cur, prev, x, eps, x0, stepped);
       r.weights = weights;
       r.indices = rows;
       hooked_record(input, r);

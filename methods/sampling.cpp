@@ -116,6 +116,20 @@ at::Tensor hooked_x_in(const InpaintInput& input, int64_t call, const at::Tensor
   return r.to(x.device(), x.scalar_type());
 }
 
+StepRecord step_record(int64_t call, int64_t step, int64_t t, int64_t prev_t, at::Tensor x_in,
+                       at::Tensor eps, at::Tensor pred_x0, at::Tensor x_out) {
+  StepRecord r;
+  r.call = call;
+  r.step = step;
+  r.t = t;
+  r.prev_t = prev_t;
+  r.x_in = std::move(x_in);
+  r.eps = std::move(eps);
+  r.pred_x0 = std::move(pred_x0);
+  r.x_out = std::move(x_out);
+  return r;
+}
+
 void hooked_record(const InpaintInput& input, const StepRecord& record) {
   if (input.hooks != nullptr && input.hooks->on_record) input.hooks->on_record(record);
 }

@@ -54,6 +54,9 @@ at::Tensor draw_multinomial(const NoiseSource* source, DrawRequest request,
 at::Tensor hooked_x_in(const InpaintInput& input, int64_t call, const at::Tensor& x);
 /// Passes `record` to input.hooks->on_record when set.
 void hooked_record(const InpaintInput& input, const StepRecord& record);
+/// The record of one network call; the extras (weights, indices, grad, norm) are set after.
+StepRecord step_record(int64_t call, int64_t step, int64_t t, int64_t prev_t, at::Tensor x_in,
+                       at::Tensor eps, at::Tensor pred_x0, at::Tensor x_out);
 
 /// Checks an InpaintInput against the model (shapes, ranges, generator count); throws InputError
 /// naming what is wrong. Returns the mask expanded to [B,1,H,W] float on the image's device.
