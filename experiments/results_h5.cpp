@@ -313,6 +313,10 @@ bool ResultsH5::readable(const std::string& dataset) const {
   const bool u8 = ok && H5Tequal(type.get(), H5T_STD_U8LE) > 0;
   const bool f32 = ok && H5Tequal(type.get(), H5T_IEEE_F32LE) > 0;
   ok = ok && (u8 || f32) && dims[0] * dims[1] * dims[2] <= (hsize_t(1) << 32);
+  // Its chunk must exist: a damaged chunk index reads back as the fill value (zeros) silently.
+  hsize_t chunk = 0;
+  const hsize_t origin[3] = {0, 0, 0};
+  ok = ok && H5Dget_chunk_storage_size(ds.get(), origin, &chunk) >= 0 && chunk > 0;
   if (ok) {
     std::vector<char> buf(dims[0] * dims[1] * dims[2] * (f32 ? 4 : 1));
     ok = H5Dread(ds.get(), u8 ? H5T_STD_U8LE : H5T_IEEE_F32LE, H5S_ALL, H5S_ALL, H5P_DEFAULT,
@@ -421,7 +425,10 @@ void log_line(int fd, const std::string& line) {
     ResultsH5 out(tmp, ResultsH5::Mode::kWrite);
     for (const auto& d : src.datasets()) {
       log_line(log, "copy " + d);
-      if (!skip.count(d) && src.readable(d) && out.try_copy_from(src, d)) {
+      // Kept only when the copy reads back as the original (H5Ocopy of a damaged object can
+      // drop its chunk, which then reads as zeros).
+      if (!skip.count(d) && src.readable(d) && out.try_copy_from(src, d) && out.readable(d) &&
+          at::equal(out.read_uint8(d), src.read_uint8(d))) {
         ++kept;
       } else {
         ++dropped;
