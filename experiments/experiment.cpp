@@ -243,9 +243,13 @@ Experiment parse_experiment(const std::string& text, const std::string& source,
   return parse_experiment(text, source, {}, overrides);
 }
 
-Experiment parse_experiment(const std::string& text, const std::string& source,
-                            const std::vector<ConfigLayer>& layers,
-                            const std::vector<std::string>& overrides) {
+namespace {
+
+/// The experiment's settings: the file, then each layer (--config), then the overrides (--set);
+/// `where` learns the file:line (or --set) of every key.
+Options read_layers(const std::string& text, const std::string& source,
+                    const std::vector<ConfigLayer>& layers,
+                    const std::vector<std::string>& overrides, std::unique_ptr<Where>* where) {
   Options config = parse_ini_text(text, source);
   std::map<std::string, std::string> located;
   for (const auto& [k, n] : ini_key_lines(text, source))
@@ -259,11 +263,33 @@ Experiment parse_experiment(const std::string& text, const std::string& source,
   std::set<std::string> overridden;
   for (const auto& [k, v] : over.values()) overridden.insert(k);
   config.merge(over);
-  const Where where(source, std::move(located), overridden);
+  *where = std::make_unique<Where>(source, std::move(located), overridden);
+  return config;
+}
 
-  Experiment ex;
-  ex.source = source;
-  for (const auto& [k, v] : config.values()) ex.origin[k] = where.at(k);
+std::vector<int64_t> read_seeds(const Options& config, const Where& where) {
+  if (!config.has("seeds")) return {0};
+  std::vector<int64_t> seeds;
+  std::set<int64_t> seen;
+  for (const auto& s : config.get_list("seeds")) {
+    Options one{{"seed", s}};
+    int64_t v = 0;
+    try {
+      v = one.get_int("seed");
+    } catch (const UsageError&) {
+      where.fail("seeds", "seed '" + s + "' is not an integer");
+    }
+    if (v < 0) where.fail("seeds", "seeds must be >= 0, got " + s);
+    if (!seen.insert(v).second) where.fail("seeds", "seed " + s + " is listed twice");
+    seeds.push_back(v);
+  }
+  if (seeds.empty()) where.fail("seeds", "'seeds' is empty");
+  return seeds;
+}
+
+/// The top-level keys: name, the entries used, samples, batch size and seeds.
+void read_top_level(const Options& config, const std::string& source, const Where& where,
+                    Experiment& ex) {
   ex.name =
       config.has("name") ? trim(config.get("name")) : std::filesystem::path(source).stem().string();
   if (!valid_name(ex.name)) {
@@ -271,8 +297,6 @@ Experiment parse_experiment(const std::string& text, const std::string& source,
                "experiment name '" + ex.name +
                    "' must be letters, digits, '.', '_' or '-' (it names the results folder)");
   }
-
-  // Names of the entries used.
   const auto models = checked_names<Denoiser>(config, "model", where, true);
   if (models.size() != 1) where.fail("model", "exactly one model per experiment");
   ex.model = models.front();
@@ -289,26 +313,28 @@ Experiment parse_experiment(const std::string& text, const std::string& source,
   }
   ex.batch_size = checked_int(config, "batch_size", 8, 0, where);
   ex.mask_seed = checked_int(config, "mask_seed", 0, 0, where);
-  if (config.has("seeds")) {
-    std::set<int64_t> seen;
-    for (const auto& s : config.get_list("seeds")) {
-      Options one{{"seed", s}};
-      int64_t v = 0;
-      try {
-        v = one.get_int("seed");
-      } catch (const UsageError&) {
-        where.fail("seeds", "seed '" + s + "' is not an integer");
-      }
-      if (v < 0) where.fail("seeds", "seeds must be >= 0, got " + s);
-      if (!seen.insert(v).second) where.fail("seeds", "seed " + s + " is listed twice");
-      ex.seeds.push_back(v);
-    }
-    if (ex.seeds.empty()) where.fail("seeds", "'seeds' is empty");
-  } else {
-    ex.seeds = {0};
-  }
+  ex.seeds = read_seeds(config, where);
+}
 
-  // Every other key must be scoped by a name the experiment uses (or one it could use).
+/// Whether `rel` is an option of entry `name` of registry kind `kind`, and the valid ones.
+bool scoped_option(const std::string& kind, const std::string& name, const std::string& rel,
+                   std::vector<std::string>* keys) {
+  using Check = std::pair<bool (*)(const std::string&, const std::string&),
+                          std::vector<std::string> (*)(const std::string&)>;
+  static const std::map<std::string, Check> kinds = {
+      {"model", {has_option<Denoiser>, option_keys<Denoiser>}},
+      {"dataset", {has_option<Dataset>, option_keys<Dataset>}},
+      {"method", {has_option<Method>, option_keys<Method>}},
+      {"mask", {has_option<MaskGenerator>, option_keys<MaskGenerator>}},
+      {"metric", {has_option<Metric>, option_keys<Metric>}}};
+  const Check& c = kinds.at(kind);
+  *keys = c.second(name);
+  return c.first(name, rel);
+}
+
+/// Every key that is not top level must be scoped by a name the experiment uses (keys of a
+/// registered entry it does not use are ignored) and be one of that entry's options.
+void check_scoped_keys(const Options& config, const Experiment& ex, const Where& where) {
   std::map<std::string, Scope> scopes;
   auto add_scope = [&](const std::string& kind, const std::string& name) {
     scopes.emplace(name, Scope{kind, name});
@@ -344,44 +370,26 @@ Experiment parse_experiment(const std::string& text, const std::string& source,
                           "or metrics (" +
                           join(used, ", ") + ")");
     }
-    const std::string& kind = it->second.kind;
-    bool known = false;
     std::vector<std::string> keys;
-    if (kind == "model") {
-      known = has_option<Denoiser>(prefix, rel);
-      keys = option_keys<Denoiser>(prefix);
-    } else if (kind == "dataset") {
-      known = has_option<Dataset>(prefix, rel);
-      keys = option_keys<Dataset>(prefix);
-    } else if (kind == "method") {
-      known = has_option<Method>(prefix, rel);
-      keys = option_keys<Method>(prefix);
-    } else if (kind == "mask") {
-      known = has_option<MaskGenerator>(prefix, rel);
-      keys = option_keys<MaskGenerator>(prefix);
-    } else {
-      known = has_option<Metric>(prefix, rel);
-      keys = option_keys<Metric>(prefix);
-    }
-    if (!known) {
-      where.fail(key, "unknown option '" + key + "' for " + kind + " '" + prefix +
+    if (!scoped_option(it->second.kind, prefix, rel, &keys)) {
+      where.fail(key, "unknown option '" + key + "' for " + it->second.kind + " '" + prefix +
                           "'; valid: " + (keys.empty() ? std::string("(none)") : join_names(keys)));
     }
   }
+}
 
-  // Resolve the non-axis settings.
+/// The non-axis settings, resolved, and the resolved configuration (axes are added as lists by
+/// expand_variants). Masks, datasets, metrics and the model are only resolved here: building
+/// them may need files (mask folders, images, weights, checkpoints), which the run checks
+/// before any work and a dry run reports.
+void resolve_entries(const Options& config, const Where& where, Experiment& ex) {
   ex.model_settings = resolve_at<Denoiser>(ex.model, config.scope(ex.model), where);
   for (const auto& n : ex.datasets)
     ex.dataset_settings[n] = resolve_at<Dataset>(n, config.scope(n), where);
-  // Masks, datasets, metrics and the model are only resolved here: building them may need
-  // files (mask folders, images, weights, checkpoints), which the run checks before any work and
-  // a dry run reports.
   for (const auto& n : ex.masks)
     ex.mask_settings[n] = resolve_at<MaskGenerator>(n, config.scope(n), where);
   for (const auto& n : ex.metrics)
     ex.metric_settings[n] = resolve_at<Metric>(n, config.scope(n), where);
-
-  // The resolved configuration (axes kept as lists).
   Options& cfg = ex.config;
   cfg.set("name", ex.name);
   cfg.set("model", ex.model);
@@ -399,66 +407,72 @@ Experiment parse_experiment(const std::string& text, const std::string& source,
   for (const auto& [n, o] : ex.dataset_settings) cfg.merge(o.prefixed(n));
   for (const auto& [n, o] : ex.mask_settings) cfg.merge(o.prefixed(n));
   for (const auto& [n, o] : ex.metric_settings) cfg.merge(o.prefixed(n));
+}
 
-  // Each method's settings axes and the cells.
-  struct MethodCells {
-    std::string method;
-    std::vector<std::pair<Options, std::vector<std::pair<std::string, std::string>>>> variants;
-    std::vector<int64_t> forwards;
-  };
-  std::vector<MethodCells> per_method;
-  for (const auto& m : ex.methods) {
-    const Options user = config.scope(m);
-    Options fixed;
-    std::vector<std::string> axis_keys;
-    std::vector<std::vector<std::string>> axis_values;
-    Options listed = Registry<Method>::global().resolve(m, {});
-    for (const auto& [k, v] : user.values()) {
-      const std::vector<std::string> items = split_list(v);
-      listed.set(k, v);
-      if (items.size() > 1) {
-        axis_keys.push_back(k);
-        axis_values.push_back(items);
-      } else {
-        fixed.set(k, items.empty() ? v : items.front());
-      }
+/// One method's variants: its keyed settings, the swept values, and the forwards of a sample.
+struct MethodCells {
+  std::string method;
+  std::vector<std::pair<Options, std::vector<std::pair<std::string, std::string>>>> variants;
+  std::vector<int64_t> forwards;
+};
+
+/// The method's settings axes (comma-valued settings) expanded, the first axis varying slowest;
+/// every variant is built once to check it (an error names the key it blames). Adds the
+/// method's settings, axes as lists, to the resolved configuration `cfg`.
+MethodCells expand_variants(const std::string& m, const Options& config, const Where& where,
+                            Options& cfg) {
+  const Options user = config.scope(m);
+  Options fixed;
+  std::vector<std::string> axis_keys;
+  std::vector<std::vector<std::string>> axis_values;
+  Options listed = Registry<Method>::global().resolve(m, {});
+  for (const auto& [k, v] : user.values()) {
+    const std::vector<std::string> items = split_list(v);
+    listed.set(k, v);
+    if (items.size() > 1) {
+      axis_keys.push_back(k);
+      axis_values.push_back(items);
+    } else {
+      fixed.set(k, items.empty() ? v : items.front());
     }
-    cfg.merge(listed.prefixed(m));
-    MethodCells mc{m, {}, {}};
-    size_t combos = 1;
-    for (const auto& vals : axis_values) combos *= vals.size();
-    for (size_t combo = 0; combo < combos; ++combo) {
-      // The first axis varies slowest.
-      std::vector<size_t> pick(axis_keys.size());
-      size_t rest = combo;
-      for (size_t a = axis_keys.size(); a-- > 0;) {
-        pick[a] = rest % axis_values[a].size();
-        rest /= axis_values[a].size();
-      }
-      Options user_cell = fixed;
-      std::vector<std::pair<std::string, std::string>> axes;
-      for (size_t a = 0; a < axis_keys.size(); ++a) {
-        user_cell.set(axis_keys[a], axis_values[a][pick[a]]);
-        axes.emplace_back(axis_keys[a], axis_values[a][pick[a]]);
-      }
-      const Options resolved = resolve_at<Method>(m, user_cell, where);
-      int64_t forwards = 0;
-      try {
-        forwards = Registry<Method>::global().at(m).factory(resolved)->expected_forwards();
-      } catch (const std::exception& e) {
-        const std::string what = e.what();
-        const std::string key = blamed_key(m, what, user, axes);
-        std::string label;
-        for (const auto& [k, v] : axes) label += (label.empty() ? "" : ", ") + k + "=" + v;
-        where.fail(key,
-                   "method '" + m + "'" + (label.empty() ? "" : " [" + label + "]") + ": " + what);
-      }
-      mc.variants.emplace_back(Registry<Method>::global().keyed(m, resolved), axes);
-      mc.forwards.push_back(forwards);
-    }
-    per_method.push_back(std::move(mc));
   }
+  cfg.merge(listed.prefixed(m));
+  MethodCells mc{m, {}, {}};
+  size_t combos = 1;
+  for (const auto& vals : axis_values) combos *= vals.size();
+  for (size_t combo = 0; combo < combos; ++combo) {
+    std::vector<size_t> pick(axis_keys.size());
+    size_t rest = combo;
+    for (size_t a = axis_keys.size(); a-- > 0;) {
+      pick[a] = rest % axis_values[a].size();
+      rest /= axis_values[a].size();
+    }
+    Options user_cell = fixed;
+    std::vector<std::pair<std::string, std::string>> axes;
+    for (size_t a = 0; a < axis_keys.size(); ++a) {
+      user_cell.set(axis_keys[a], axis_values[a][pick[a]]);
+      axes.emplace_back(axis_keys[a], axis_values[a][pick[a]]);
+    }
+    const Options resolved = resolve_at<Method>(m, user_cell, where);
+    int64_t forwards = 0;
+    try {
+      forwards = Registry<Method>::global().at(m).factory(resolved)->expected_forwards();
+    } catch (const std::exception& e) {
+      const std::string what = e.what();
+      const std::string key = blamed_key(m, what, user, axes);
+      std::string label;
+      for (const auto& [k, v] : axes) label += (label.empty() ? "" : ", ") + k + "=" + v;
+      where.fail(key,
+                 "method '" + m + "'" + (label.empty() ? "" : " [" + label + "]") + ": " + what);
+    }
+    mc.variants.emplace_back(Registry<Method>::global().keyed(m, resolved), axes);
+    mc.forwards.push_back(forwards);
+  }
+  return mc;
+}
 
+/// The grid's cells in its order: datasets x methods x variants x masks x seeds.
+void make_cells(const std::vector<MethodCells>& per_method, Experiment& ex) {
   for (const auto& ds : ex.datasets) {
     for (const auto& mc : per_method) {
       for (size_t v = 0; v < mc.variants.size(); ++v) {
@@ -484,6 +498,25 @@ Experiment parse_experiment(const std::string& text, const std::string& source,
       }
     }
   }
+}
+
+}  // namespace
+
+Experiment parse_experiment(const std::string& text, const std::string& source,
+                            const std::vector<ConfigLayer>& layers,
+                            const std::vector<std::string>& overrides) {
+  std::unique_ptr<Where> where;
+  const Options config = read_layers(text, source, layers, overrides, &where);
+  Experiment ex;
+  ex.source = source;
+  for (const auto& [k, v] : config.values()) ex.origin[k] = where->at(k);
+  read_top_level(config, source, *where, ex);
+  check_scoped_keys(config, ex, *where);
+  resolve_entries(config, *where, ex);
+  std::vector<MethodCells> per_method;
+  for (const auto& m : ex.methods)
+    per_method.push_back(expand_variants(m, config, *where, ex.config));
+  make_cells(per_method, ex);
   return ex;
 }
 
