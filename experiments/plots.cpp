@@ -1,5 +1,6 @@
 // Figures: aggregation of stored samples per (variant, mask) with 95% confidence intervals, and
-// gnuplot scripts (data + script per figure, PNG/PDF/SVG from one gnuplot run).
+// gnuplot scripts (data + script per figure, PNG/PDF/SVG from one gnuplot run); the figures of
+// write_ablation_plots in stages: gather, per section the comparison bars and each ablation sweep.
 #include "experiments/plots.h"
 
 #include <algorithm>
@@ -273,230 +274,312 @@ void run_gnuplot(const std::string& gnuplot, const std::string& dir,
   fs::remove(fs::path(dir) / "gnuplot.log");
 }
 
-std::vector<std::string> write_ablation_plots(const ResultSet& rs, const PlotOptions& o,
-                                              const std::string& dir, bool comparisons) {
-  const ResultLayout layout = result_layout(rs);
-  const std::vector<Variant>& variants = layout.variants;
-  const auto& variant_of = layout.variant_of;
-  const auto& sections = layout.sections;
-  const auto& masks = layout.masks;
-  std::vector<std::string> stored;
-  for (const auto& s : rs.samples) {
-    for (const auto& sc : s.scores) {
-      if (std::find(stored.begin(), stored.end(), sc.metric) == stored.end())
-        stored.push_back(sc.metric);
-    }
-  }
-  std::vector<std::string> metrics;
-  for (const auto& m : order_metrics(stored, configured_metrics(rs.runs))) {
-    if (metric_selected(m, o.metrics, stored)) metrics.push_back(m);
-  }
-  // Per (section, variant, mask): each metric's scores.
+namespace {
+
+/// The "metric" of the seconds per sample.
+const std::string kSeconds = "\x01s";
+
+/// (section, variant, mask).
+using PlotKey = std::tuple<size_t, size_t, std::string>;
+
+/// What the figures are drawn from: per (section, variant, mask) each metric's scores of the ok
+/// samples (kSeconds: their seconds).
+struct PlotData {
+  ResultLayout layout;
+  std::vector<std::string> metrics;  ///< selected, in the experiment's order
   std::map<std::string, bool> higher;
-  using Key = std::tuple<size_t, size_t, std::string>;
-  std::map<Key, std::map<std::string, Spread>> scores;  // metric ("\x01s" = seconds) -> scores
-  const std::string kSeconds = "\x01s";
-  for (const auto& s : rs.samples) {
-    if (s.status != "ok") continue;
-    const CellRecord& c = rs.cells.at(s.cell_id);
-    const size_t sec = layout.section_of(c);
-    auto& m = scores[Key{sec, variant_of.at({c.method, c.settings_hash}), c.mask}];
-    m[kSeconds].add(s.seconds);
-    for (const auto& sc : s.scores) {
-      m[sc.metric].add(sc.value);
-      higher[sc.metric] = sc.higher_is_better;
-    }
+  std::map<PlotKey, std::map<std::string, Spread>> scores;
+
+  bool stored(size_t sec, size_t v, const std::string& mask) const {
+    return scores.count(PlotKey{sec, v, mask}) > 0;
   }
-  auto spread_of = [&](size_t sec, size_t v, const std::string& mask,
-                       const std::string& metric) -> const Spread* {
-    auto it = scores.find(Key{sec, v, mask});
+  const Spread* spread_of(size_t sec, size_t v, const std::string& mask,
+                          const std::string& metric) const {
+    auto it = scores.find(PlotKey{sec, v, mask});
     if (it == scores.end()) return nullptr;
     auto m = it->second.find(metric);
     return m == it->second.end() ? nullptr : &m->second;
-  };
-  auto y_label = [&](const std::string& metric) {
-    return metric_display(metric) + ": mean, band 95% CI (" +
-           (higher[metric] ? "higher" : "lower") + " is better)";
-  };
+  }
+  std::string direction(const std::string& metric) const {
+    auto it = higher.find(metric);
+    return it != higher.end() && it->second ? "higher" : "lower";
+  }
+};
 
-  std::vector<std::string> stems;
-  std::error_code ec;
-  auto ensure_dir = [&] {
-    if (!stems.empty()) return;
-    fs::create_directories(dir, ec);
-    if (!fs::is_directory(dir, ec)) throw InputError("cannot create plot folder '" + dir + "'");
-  };
-  for (size_t sec = 0; sec < sections.size(); ++sec) {
-    // File names: a model label such as "adm (precision=bf16)" becomes adm_precision_bf16.
-    std::string prefix;
-    if (sections.size() > 1) {
-      for (char ch : sections[sec].first + "_" + sections[sec].second) {
-        const bool keep =
-            std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.';
-        if (keep)
-          prefix += ch;
-        else if (!prefix.empty() && prefix.back() != '_')
-          prefix += '_';
-      }
-      while (!prefix.empty() && prefix.back() == '_') prefix.pop_back();
-      prefix += "_";
-    }
-    const std::string where = dataset_display(sections[sec].first) + ", " + sections[sec].second;
-
-    if (comparisons) {
-      // Method x mask grouped bars per metric.
-      std::vector<size_t> shown;
-      for (size_t v = 0; v < variants.size(); ++v) {
-        for (const auto& mask : masks) {
-          if (scores.count(Key{sec, v, mask})) {
-            shown.push_back(v);
-            break;
-          }
-        }
-      }
-      std::vector<std::string> used_masks;
-      for (const auto& mask : masks) {
-        for (size_t v : shown) {
-          if (scores.count(Key{sec, v, mask})) {
-            used_masks.push_back(mask);
-            break;
-          }
-        }
-      }
-      for (const auto& metric : metrics) {
-        BarChart c;
-        c.title = metric_display(metric) + " by method and mask (" + where + ")";
-        c.y_label = metric_display(metric) + ": mean, bars 95% CI (" +
-                    (higher[metric] ? "higher" : "lower") + " is better)";
-        for (const auto& mask : used_masks) c.groups.push_back(mask_display(mask));
-        bool any = false;
-        for (size_t v : shown) {
-          BarChart::Series s;
-          s.label = method_display(variants[v].method);
-          if (!variants[v].varying.empty()) {
-            std::string k;
-            for (const auto& [key, val] : variants[v].varying)
-              k += (k.empty() ? "" : ", ") + key + "=" + val;
-            s.label += " (" + k + ")";
-          }
-          for (const auto& mask : used_masks) {
-            const Spread* sp = spread_of(sec, v, mask, metric);
-            const double m = sp ? sp->mean() : NAN, ci = sp ? sp->ci() : NAN;
-            any = any || std::isfinite(m);
-            s.mean.push_back(m);
-            s.low.push_back(std::isfinite(ci) ? m - ci : m);
-            s.high.push_back(std::isfinite(ci) ? m + ci : m);
-          }
-          c.series.push_back(std::move(s));
-        }
-        if (!any) continue;
-        ensure_dir();
-        const std::string stem = sanitize(prefix + "compare_" + metric);
-        write_bar_chart_script(c, o.width, o.height, dir, stem);
-        stems.push_back(stem);
-      }
-    }
-
-    std::vector<std::string> methods;
-    for (const auto& v : variants) {
-      if (!v.varying.empty() &&
-          std::find(methods.begin(), methods.end(), v.method) == methods.end())
-        methods.push_back(v.method);
-    }
-    for (const auto& method : methods) {
-      std::vector<size_t> mine;
-      std::set<std::string> keys;
-      for (size_t v = 0; v < variants.size(); ++v) {
-        if (variants[v].method != method) continue;
-        mine.push_back(v);
-        for (const auto& kv : variants[v].varying) keys.insert(kv.first);
-      }
-      for (const auto& key : keys) {
-        // The x axis: the values of `key`, numeric when they all are.
-        std::vector<std::string> values;
-        for (size_t v : mine) {
-          auto it = variants[v].varying.find(key);
-          const std::string val = it == variants[v].varying.end() ? "" : it->second;
-          if (std::find(values.begin(), values.end(), val) == values.end()) values.push_back(val);
-        }
-        bool numeric = true;
-        std::map<std::string, double> x_of;
-        for (const auto& val : values) {
-          double d = 0;
-          numeric = numeric && parse_number(val, &d);
-          x_of[val] = d;
-        }
-        bool log_x = false;
-        if (numeric) {
-          std::sort(values.begin(), values.end(),
-                    [&](const std::string& a, const std::string& b) { return x_of[a] < x_of[b]; });
-          std::vector<double> xs;
-          for (const auto& val : values) xs.push_back(x_of[val]);
-          log_x = geometric_sweep(xs);
-        } else {
-          for (size_t i = 0; i < values.size(); ++i) x_of[values[i]] = static_cast<double>(i);
-        }
-        // Lines: mask x the other varying settings' values.
-        std::vector<std::pair<std::string, std::string>> lines;  // (mask, others label)
-        std::map<std::pair<std::string, std::string>, std::map<std::string, size_t>> at;
-        for (const auto& mask : masks) {
-          for (size_t v : mine) {
-            if (!scores.count(Key{sec, v, mask})) continue;
-            std::string others;
-            for (const auto& [k, val] : variants[v].varying)
-              if (k != key) others += (others.empty() ? "" : ", ") + k + "=" + val;
-            const auto line = std::make_pair(mask, others);
-            if (std::find(lines.begin(), lines.end(), line) == lines.end()) lines.push_back(line);
-            auto it = variants[v].varying.find(key);
-            at[line][it == variants[v].varying.end() ? "" : it->second] = v;
-          }
-        }
-        if (lines.empty()) continue;
-        std::vector<std::string> ys = metrics;
-        ys.push_back(kSeconds);
-        for (const auto& y : ys) {
-          LinePlot p;
-          const bool secs = y == kSeconds;
-          p.title = method_display(method) + ": " +
-                    (secs ? std::string("seconds per sample") : metric_display(y)) + " vs " + key +
-                    " (" + where + ")";
-          p.x_label = key + (log_x ? " (log scale)" : "");
-          p.y_label = secs ? "seconds per sample (mean; band: 95% CI)" : y_label(y);
-          p.log_x = log_x;
-          for (const auto& val : values) {
-            p.x_ticks.push_back(x_of[val]);
-            p.x_tick_labels.push_back(val);
-          }
-          for (const auto& line : lines) {
-            LinePlot::Series s;
-            s.label = mask_display(line.first) + (line.second.empty() ? "" : ", " + line.second);
-            for (const auto& val : values) {
-              double yv = NAN, ci = NAN;
-              auto v = at[line].find(val);
-              if (v != at[line].end()) {
-                if (const Spread* sp = spread_of(sec, v->second, line.first, y)) {
-                  yv = sp->mean();
-                  ci = sp->ci();
-                }
-              }
-              s.points.emplace_back(x_of[val], yv);
-              s.band.emplace_back(std::isfinite(ci) ? yv - ci : yv,
-                                  std::isfinite(ci) ? yv + ci : yv);
-            }
-            p.series.push_back(std::move(s));
-          }
-          ensure_dir();
-          const std::string stem =
-              sanitize(prefix + method + "_" + key + "_" + (secs ? std::string("seconds") : y));
-          write_line_plot_script(p, o.width, o.height, dir, stem);
-          stems.push_back(stem);
-        }
-      }
+PlotData gather_plot_data(const ResultSet& rs, const PlotOptions& o) {
+  PlotData d;
+  d.layout = result_layout(rs);
+  d.metrics = selected_metrics(rs, o.metrics);
+  for (const auto& s : rs.samples) {
+    if (s.status != "ok") continue;
+    const CellRecord& c = rs.cells.at(s.cell_id);
+    const size_t sec = d.layout.section_of(c);
+    auto& m = d.scores[PlotKey{sec, d.layout.variant_of.at({c.method, c.settings_hash}), c.mask}];
+    m[kSeconds].add(s.seconds);
+    for (const auto& sc : s.scores) {
+      m[sc.metric].add(sc.value);
+      d.higher[sc.metric] = sc.higher_is_better;
     }
   }
-  run_gnuplot(o.gnuplot, dir, stems);
+  return d;
+}
+
+/// The figures' folder (created before the first figure) and the stems written, in order.
+struct Figures {
+  const std::string& dir;
+  const PlotOptions& options;
+  std::vector<std::string> stems;
+
+  void ensure_dir() {
+    if (!stems.empty()) return;
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (!fs::is_directory(dir, ec)) throw InputError("cannot create plot folder '" + dir + "'");
+  }
+  void add(const LinePlot& p, const std::string& stem) {
+    ensure_dir();
+    write_line_plot_script(p, options.width, options.height, dir, stem);
+    stems.push_back(stem);
+  }
+  void add(const BarChart& c, const std::string& stem) {
+    ensure_dir();
+    write_bar_chart_script(c, options.width, options.height, dir, stem);
+    stems.push_back(stem);
+  }
+};
+
+/// File names' prefix when there are several sections: a model label such as
+/// "adm (precision=bf16)" becomes adm_precision_bf16.
+std::string section_prefix(const ResultLayout& layout, size_t sec) {
+  std::string prefix;
+  if (layout.sections.size() < 2) return prefix;
+  for (char ch : layout.sections[sec].first + "_" + layout.sections[sec].second) {
+    const bool keep =
+        std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.';
+    if (keep)
+      prefix += ch;
+    else if (!prefix.empty() && prefix.back() != '_')
+      prefix += '_';
+  }
+  while (!prefix.empty() && prefix.back() == '_') prefix.pop_back();
+  return prefix + "_";
+}
+
+/// One section's figures: where it is in titles, and its file-name prefix.
+struct SectionFigures {
+  size_t sec;
+  std::string where;
+  std::string prefix;
+};
+
+/// A bar per variant (its display name with its varying settings), a group per mask.
+BarChart::Series bar_series(const PlotData& d, const SectionFigures& s, size_t v,
+                            const std::vector<std::string>& masks, const std::string& metric) {
+  const Variant& variant = d.layout.variants[v];
+  BarChart::Series out;
+  out.label = method_display(variant.method);
+  if (!variant.varying.empty()) {
+    std::string k;
+    for (const auto& [key, val] : variant.varying) k += (k.empty() ? "" : ", ") + key + "=" + val;
+    out.label += " (" + k + ")";
+  }
+  for (const auto& mask : masks) {
+    const Spread* sp = d.spread_of(s.sec, v, mask, metric);
+    const double m = sp ? sp->mean() : NAN, ci = sp ? sp->ci() : NAN;
+    out.mean.push_back(m);
+    out.low.push_back(std::isfinite(ci) ? m - ci : m);
+    out.high.push_back(std::isfinite(ci) ? m + ci : m);
+  }
+  return out;
+}
+
+/// Method x mask grouped bars per metric (compare_<metric>), the variants and masks with samples.
+void write_comparisons(const PlotData& d, const SectionFigures& s, Figures& figures) {
+  const auto& variants = d.layout.variants;
+  std::vector<size_t> shown;
+  for (size_t v = 0; v < variants.size(); ++v) {
+    const auto& masks = d.layout.masks;
+    if (std::any_of(masks.begin(), masks.end(),
+                    [&](const auto& m) { return d.stored(s.sec, v, m); }))
+      shown.push_back(v);
+  }
+  std::vector<std::string> used_masks;
+  for (const auto& mask : d.layout.masks) {
+    if (std::any_of(shown.begin(), shown.end(), [&](size_t v) { return d.stored(s.sec, v, mask); }))
+      used_masks.push_back(mask);
+  }
+  for (const auto& metric : d.metrics) {
+    BarChart c;
+    c.title = metric_display(metric) + " by method and mask (" + s.where + ")";
+    c.y_label =
+        metric_display(metric) + ": mean, bars 95% CI (" + d.direction(metric) + " is better)";
+    for (const auto& mask : used_masks) c.groups.push_back(mask_display(mask));
+    bool any = false;
+    for (size_t v : shown) {
+      c.series.push_back(bar_series(d, s, v, used_masks, metric));
+      for (double m : c.series.back().mean) any = any || std::isfinite(m);
+    }
+    if (any) figures.add(c, sanitize(s.prefix + "compare_" + metric));
+  }
+}
+
+/// The x axis of a swept setting: its values (numeric order when all are numbers, else order of
+/// appearance), their positions, and whether the axis is logarithmic (a geometric sweep).
+struct SweepAxis {
+  std::vector<std::string> values;
+  std::map<std::string, double> x_of;
+  bool log_x = false;
+};
+
+/// The value of `key` in a variant ("" when absent).
+std::string value_of(const Variant& v, const std::string& key) {
+  auto it = v.varying.find(key);
+  return it == v.varying.end() ? "" : it->second;
+}
+
+SweepAxis sweep_axis(const std::vector<Variant>& variants, const std::vector<size_t>& mine,
+                     const std::string& key) {
+  SweepAxis a;
+  for (size_t v : mine) {
+    const std::string val = value_of(variants[v], key);
+    if (std::find(a.values.begin(), a.values.end(), val) == a.values.end()) a.values.push_back(val);
+  }
+  bool numeric = true;
+  for (const auto& val : a.values) {
+    double x = 0;
+    numeric = numeric && parse_number(val, &x);
+    a.x_of[val] = x;
+  }
+  if (numeric) {
+    std::sort(a.values.begin(), a.values.end(),
+              [&](const std::string& l, const std::string& r) { return a.x_of[l] < a.x_of[r]; });
+    std::vector<double> xs;
+    for (const auto& val : a.values) xs.push_back(a.x_of[val]);
+    a.log_x = geometric_sweep(xs);
+  } else {
+    for (size_t i = 0; i < a.values.size(); ++i) a.x_of[a.values[i]] = static_cast<double>(i);
+  }
+  return a;
+}
+
+/// The lines of a sweep: (mask, the other varying settings' values) in order, and per line the
+/// variant at each value of the swept setting.
+struct SweepLines {
+  std::vector<std::pair<std::string, std::string>> lines;  ///< (mask, others label)
+  std::map<std::pair<std::string, std::string>, std::map<std::string, size_t>> at;
+};
+
+SweepLines sweep_lines(const PlotData& d, size_t sec, const std::vector<size_t>& mine,
+                       const std::string& key) {
+  const auto& variants = d.layout.variants;
+  SweepLines out;
+  for (const auto& mask : d.layout.masks) {
+    for (size_t v : mine) {
+      if (!d.stored(sec, v, mask)) continue;
+      std::string others;
+      for (const auto& [k, val] : variants[v].varying)
+        if (k != key) others += (others.empty() ? "" : ", ") + k + "=" + val;
+      const auto line = std::make_pair(mask, others);
+      if (std::find(out.lines.begin(), out.lines.end(), line) == out.lines.end())
+        out.lines.push_back(line);
+      out.at[line][value_of(variants[v], key)] = v;
+    }
+  }
+  return out;
+}
+
+/// `y` (a metric or kSeconds) against the swept setting `key` of `method`: a line per
+/// SweepLines line, its mean and 95% CI band at each value.
+LinePlot sweep_plot(const PlotData& d, const SectionFigures& s, const std::string& method,
+                    const std::string& key, const SweepAxis& axis, const SweepLines& lines,
+                    const std::string& y) {
+  LinePlot p;
+  const bool secs = y == kSeconds;
+  p.title = method_display(method) + ": " +
+            (secs ? std::string("seconds per sample") : metric_display(y)) + " vs " + key + " (" +
+            s.where + ")";
+  p.x_label = key + (axis.log_x ? " (log scale)" : "");
+  p.y_label = secs ? "seconds per sample (mean; band: 95% CI)"
+                   : metric_display(y) + ": mean, band 95% CI (" + d.direction(y) + " is better)";
+  p.log_x = axis.log_x;
+  for (const auto& val : axis.values) {
+    p.x_ticks.push_back(axis.x_of.at(val));
+    p.x_tick_labels.push_back(val);
+  }
+  for (const auto& line : lines.lines) {
+    LinePlot::Series series;
+    series.label = mask_display(line.first) + (line.second.empty() ? "" : ", " + line.second);
+    const auto& at = lines.at.at(line);
+    for (const auto& val : axis.values) {
+      double yv = NAN, ci = NAN;
+      auto v = at.find(val);
+      if (v != at.end()) {
+        if (const Spread* sp = d.spread_of(s.sec, v->second, line.first, y)) {
+          yv = sp->mean();
+          ci = sp->ci();
+        }
+      }
+      series.points.emplace_back(axis.x_of.at(val), yv);
+      series.band.emplace_back(std::isfinite(ci) ? yv - ci : yv, std::isfinite(ci) ? yv + ci : yv);
+    }
+    p.series.push_back(std::move(series));
+  }
+  return p;
+}
+
+/// Per setting that varies between the variants of `method`: each metric and the seconds
+/// against it (<method>_<setting>_<metric>, <method>_<setting>_seconds).
+void write_ablation(const PlotData& d, const SectionFigures& s, const std::string& method,
+                    Figures& figures) {
+  const auto& variants = d.layout.variants;
+  std::vector<size_t> mine;
+  std::set<std::string> keys;
+  for (size_t v = 0; v < variants.size(); ++v) {
+    if (variants[v].method != method) continue;
+    mine.push_back(v);
+    for (const auto& kv : variants[v].varying) keys.insert(kv.first);
+  }
+  for (const auto& key : keys) {
+    const SweepAxis axis = sweep_axis(variants, mine, key);
+    const SweepLines lines = sweep_lines(d, s.sec, mine, key);
+    if (lines.lines.empty()) continue;
+    std::vector<std::string> ys = d.metrics;
+    ys.push_back(kSeconds);
+    for (const auto& y : ys) {
+      const std::string name = y == kSeconds ? std::string("seconds") : y;
+      figures.add(sweep_plot(d, s, method, key, axis, lines, y),
+                  sanitize(s.prefix + method + "_" + key + "_" + name));
+    }
+  }
+}
+
+/// The methods with several variants, in order of appearance.
+std::vector<std::string> ablated_methods(const std::vector<Variant>& variants) {
+  std::vector<std::string> methods;
+  for (const auto& v : variants) {
+    if (!v.varying.empty() && std::find(methods.begin(), methods.end(), v.method) == methods.end())
+      methods.push_back(v.method);
+  }
+  return methods;
+}
+
+}  // namespace
+
+std::vector<std::string> write_ablation_plots(const ResultSet& rs, const PlotOptions& o,
+                                              const std::string& dir, bool comparisons) {
+  const PlotData data = gather_plot_data(rs, o);
+  Figures figures{dir, o, {}};
+  const auto& sections = data.layout.sections;
+  for (size_t sec = 0; sec < sections.size(); ++sec) {
+    const SectionFigures s{sec, dataset_display(sections[sec].first) + ", " + sections[sec].second,
+                           section_prefix(data.layout, sec)};
+    if (comparisons) write_comparisons(data, s, figures);
+    for (const auto& method : ablated_methods(data.layout.variants))
+      write_ablation(data, s, method, figures);
+  }
+  run_gnuplot(o.gnuplot, dir, figures.stems);
   std::vector<std::string> written;
-  for (const auto& s : stems) {
+  for (const auto& s : figures.stems) {
     for (const char* ext : {".png", ".pdf", ".svg"})
       written.push_back((fs::path(dir) / (s + ext)).string());
   }

@@ -1,5 +1,7 @@
-// Reports: loading results, comparison/ablation/timing tables in markdown, CSV and LaTeX, and
-// PNG exports (one sample, or a labelled grid drawn with OpenCV).
+// Reports: loading results, their variants and layout, write_report's stages (check the
+// options, gather the stats once, hand them to the format's writer: report_markdown.cpp,
+// report_csv.cpp, report_latex.cpp over the tables of report_tables.cpp), and PNG exports (one
+// sample, or a labelled grid drawn with OpenCV).
 #include "experiments/report.h"
 
 #include <algorithm>
@@ -20,6 +22,7 @@
 
 #include "experiments/display_names.h"
 #include "experiments/image_io.h"
+#include "experiments/report_writers.h"
 #include "experiments/results_h5.h"
 #include "framework/error.h"
 #include "metrics/aggregate.h"
@@ -40,6 +43,25 @@ std::map<std::string, std::string> parse_settings(const std::string& text) {
   return out;
 }
 
+/// Every metric asked for must select a stored one (UsageError listing the stored names).
+void check_metrics_exist(const std::vector<std::string>& wanted,
+                         const std::vector<std::string>& stored) {
+  for (const auto& w : wanted) {
+    const bool any = std::any_of(stored.begin(), stored.end(), [&](const std::string& m) {
+      return metric_selected(m, {w}, stored);
+    });
+    if (any) continue;
+    std::string names;
+    for (const auto& m : stored) names += (names.empty() ? "" : ", ") + m;
+    throw UsageError("report: unknown metric '" + w +
+                     "'; stored: " + (names.empty() ? std::string("(none)") : names));
+  }
+}
+
+}  // namespace
+
+namespace report_detail {
+
 std::string fmt(double v, int precision) {
   if (std::isnan(v)) return "nan";
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
@@ -48,139 +70,12 @@ std::string fmt(double v, int precision) {
   return buf;
 }
 
-/// One cell of a table: its markdown text, its LaTeX text (the mean, and what follows it) and
-/// the value that ranks it (NaN: not ranked).
-struct Cell {
-  std::string md;
-  std::string tex_main, tex_rest;
-  double value = NAN;
-  Cell() = default;
-  Cell(std::string text)  // NOLINT: a plain text cell
-      : md(text), tex_main(latex_escape(text)) {}
-  Cell(const char* text) : Cell(std::string(text)) {}  // NOLINT
-};
-
-/// A table before rendering.
-struct Table {
-  std::string title;                    ///< markdown heading
-  std::string caption;                  ///< LaTeX caption (already LaTeX)
-  std::string label;                    ///< LaTeX label
-  bool wide = false;                    ///< LaTeX table* (a page wide) instead of table (a column)
-  std::vector<std::string> header;      ///< markdown
-  std::vector<std::string> header_tex;  ///< LaTeX (defaults to the escaped markdown header)
-  /// LaTeX column groups over the columns after the first: (text, span).
-  std::vector<std::pair<std::string, int>> groups;
-  /// Per column: 1 rank higher first, 0 lower first, -1 not ranked.
-  std::vector<int> rank;
-  std::vector<std::vector<Cell>> rows;
-};
-
-/// Marks the best (bold) and, among three or more values, the second best (underlined) value of
-/// every ranked column; ties share.
-void mark_best(Table& t) {
-  for (size_t c = 0; c < t.rank.size(); ++c) {
-    if (t.rank[c] < 0) continue;
-    std::vector<double> values;
-    for (const auto& r : t.rows) {
-      if (c < r.size() && std::isfinite(r[c].value)) values.push_back(r[c].value);
-    }
-    std::sort(values.begin(), values.end());
-    values.erase(std::unique(values.begin(), values.end()), values.end());
-    if (t.rank[c] == 1) std::reverse(values.begin(), values.end());
-    if (values.size() < 2) continue;  // one value: nothing to compare
-    for (auto& r : t.rows) {
-      if (c >= r.size() || !std::isfinite(r[c].value)) continue;
-      if (r[c].value == values[0]) {
-        r[c].tex_main = "\\textbf{" + r[c].tex_main + "}";
-      } else if (r[c].value == values[1] && values.size() > 2) {  // of two, only the best
-        r[c].tex_main = "\\underline{" + r[c].tex_main + "}";
-      }
-    }
-  }
+double mean_of(const std::vector<double>& v) {
+  if (v.empty()) return NAN;
+  double s = 0;
+  for (double x : v) s += x;
+  return s / static_cast<double>(v.size());
 }
-
-std::string latex_label(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    out += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == ':' || c == '.'
-               ? static_cast<char>(std::tolower(static_cast<unsigned char>(c)))
-               : '-';
-  }
-  return out;
-}
-
-void render(Table t, const std::string& format, std::ostream& out) {
-  if (format == "latex") {
-    mark_best(t);
-    const size_t cols = t.header.size();
-    const char* env = t.wide ? "table*" : "table";
-    out << "% " << t.title << "\n\\begin{" << env << "}[t]\n\\centering\n\\caption{"
-        << (t.caption.empty() ? latex_escape(t.title) : t.caption) << "}\n";
-    if (!t.label.empty()) out << "\\label{" << t.label << "}\n";
-    // Shrunk to the column (table) or page (table*) width when wider, never enlarged.
-    out << "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%\n"
-        << "\\begin{tabular}{l";
-    for (size_t i = 1; i < cols; ++i) out << "r";
-    out << "}\n\\toprule\n";
-    if (!t.groups.empty()) {
-      int at = 2;
-      std::string rules;
-      for (const auto& [text, span] : t.groups) {
-        out << " & \\multicolumn{" << span << "}{c}{" << text << "}";
-        rules += "\\cmidrule(lr){" + std::to_string(at) + "-" + std::to_string(at + span - 1) + "}";
-        at += span;
-      }
-      out << " \\\\\n" << rules << "\n";
-    }
-    for (size_t i = 0; i < cols; ++i) {
-      out << (i ? " & " : "")
-          << (i < t.header_tex.size() ? t.header_tex[i] : latex_escape(t.header[i]));
-    }
-    out << " \\\\\n\\midrule\n";
-    for (const auto& r : t.rows) {
-      for (size_t i = 0; i < r.size(); ++i)
-        out << (i ? " & " : "") << r[i].tex_main << r[i].tex_rest;
-      out << " \\\\\n";
-    }
-    out << "\\bottomrule\n\\end{tabular}}\n\\end{" << env << "}\n\n";
-    return;
-  }
-  out << "### " << t.title << "\n\n|";
-  for (const auto& h : t.header) out << " " << h << " |";
-  out << "\n|";
-  for (size_t i = 0; i < t.header.size(); ++i) out << (i == 0 ? " --- |" : " ---: |");
-  out << "\n";
-  for (const auto& r : t.rows) {
-    out << "|";
-    for (const auto& c : r) out << " " << c.md << " |";
-    out << "\n";
-  }
-  out << "\n";
-}
-
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
-
-/// Per (variant, mask) of one section: the scores of each metric and the costs.
-struct Stats {
-  std::map<std::string, std::vector<double>> values;   ///< metric -> scores
-  std::map<std::string, std::vector<int64_t>> images;  ///< metric -> image index per score
-  std::map<std::string, bool> higher;                  ///< metric -> direction
-  std::vector<double> seconds, forwards, backwards;
-  int64_t peak = 0;
-  int64_t ok = 0, errors = 0;
-  std::set<int64_t> image_set;
-};
-
-struct Summary {
-  int64_t samples = 0, images = 0, errors = 0;
-  double mean = NAN, std = NAN, ci95 = NAN, best = NAN;
-  int64_t per_image = 0;  ///< the most samples of one image (best-of-n is shown when > 1)
-};
 
 Summary summarise(const Stats& s, const std::string& metric) {
   Summary out;
@@ -200,29 +95,25 @@ Summary summarise(const Stats& s, const std::string& metric) {
   return out;
 }
 
-double mean_of(const std::vector<double>& v) {
-  if (v.empty()) return NAN;
-  double s = 0;
-  for (double x : v) s += x;
-  return s / static_cast<double>(v.size());
+const Stats* ReportData::find(size_t sec, size_t v, const std::string& mask) const {
+  auto it = stats.find(StatsKey{sec, v, mask});
+  return it == stats.end() ? nullptr : &it->second;
 }
 
-/// Every metric asked for must select a stored one (UsageError listing the stored names).
-void check_metrics_exist(const std::vector<std::string>& wanted,
-                         const std::vector<std::string>& stored) {
-  for (const auto& w : wanted) {
-    const bool any = std::any_of(stored.begin(), stored.end(), [&](const std::string& m) {
-      return metric_selected(m, {w}, stored);
-    });
-    if (any) continue;
-    std::string names;
-    for (const auto& m : stored) names += (names.empty() ? "" : ", ") + m;
-    throw UsageError("report: unknown metric '" + w +
-                     "'; stored: " + (names.empty() ? std::string("(none)") : names));
-  }
+bool ReportData::higher_is_better(const std::string& metric) const {
+  auto it = higher.find(metric);
+  return it != higher.end() && it->second;
 }
 
-}  // namespace
+std::string ReportData::short_marker(const Stats* st, size_t sec, size_t v,
+                                     const std::string& mask) const {
+  auto it = promised.find(StatsKey{sec, v, mask});
+  const int64_t ok = st ? st->ok : 0;
+  if (it == promised.end() || ok >= it->second) return std::string();
+  return " [" + std::to_string(ok) + "/" + std::to_string(it->second) + "]";
+}
+
+}  // namespace report_detail
 
 ResultSet load_results(const std::vector<std::string>& dbs) {
   ResultSet rs;
@@ -349,15 +240,43 @@ ResultLayout result_layout(const ResultSet& rs) {
   return out;
 }
 
-void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out) {
-  write_report(rs, check_completeness(rs), o, out);
+std::vector<std::string> stored_metrics(const ResultSet& rs) {
+  std::vector<std::string> stored;
+  for (const auto& s : rs.samples) {
+    for (const auto& sc : s.scores) {
+      if (std::find(stored.begin(), stored.end(), sc.metric) == stored.end())
+        stored.push_back(sc.metric);
+    }
+  }
+  return stored;
 }
 
-void write_report(const ResultSet& rs, const Completeness& done, const ReportOptions& o,
-                  std::ostream& out) {
-  if (o.format != "markdown" && o.format != "csv" && o.format != "latex") {
-    throw UsageError("report: unknown format '" + o.format + "'; valid: markdown, csv, latex");
+std::vector<std::string> selected_metrics(const ResultSet& rs,
+                                          const std::vector<std::string>& wanted) {
+  const std::vector<std::string> stored = stored_metrics(rs);
+  std::vector<std::string> metrics;
+  for (const auto& m : order_metrics(stored, configured_metrics(rs.runs))) {
+    if (metric_selected(m, wanted, stored)) metrics.push_back(m);
   }
+  return metrics;
+}
+
+namespace {
+
+using report_detail::ReportData;
+using report_detail::Stats;
+using report_detail::StatsKey;
+
+/// The writer of `format`; UsageError for an unknown one.
+report_detail::ReportWriter writer_for(const std::string& format) {
+  if (format == "markdown") return report_detail::markdown_writer();
+  if (format == "csv") return report_detail::csv_writer();
+  if (format == "latex") return report_detail::latex_writer();
+  throw UsageError("report: unknown format '" + format + "'; valid: markdown, csv, latex");
+}
+
+/// Checks the pivot, layout and spread; sets the spread (std folded in) and the pivot.
+void check_shape(const ReportOptions& o, ReportData& d) {
   std::string pivot;
   for (char c : o.pivot) {
     if (!std::isspace(static_cast<unsigned char>(c)))
@@ -372,422 +291,94 @@ void write_report(const ResultSet& rs, const Completeness& done, const ReportOpt
                      "'; valid: metric (a table per metric, a column wide), paper (masks as "
                      "column groups, metrics as sub-columns, a page wide)");
   }
-  const std::string spread = o.std && o.spread == "none" ? "std" : o.spread;
-  if (spread != "none" && spread != "std" && spread != "ci95") {
+  d.spread = o.std && o.spread == "none" ? "std" : o.spread;
+  if (d.spread != "none" && d.spread != "std" && d.spread != "ci95") {
     throw UsageError("report: unknown spread '" + o.spread + "'; valid: none, std, ci95");
   }
-  const bool masks_as_rows = pivot == "maskxmethod";
-  const bool latex = o.format == "latex";
-  const ResultLayout layout = result_layout(rs);
-  const std::vector<Variant>& variants = layout.variants;
-  const auto& variant_of = layout.variant_of;
-  const auto& sections = layout.sections;
-  const auto& masks = layout.masks;
-  // Metrics in the experiment's order (its `metrics` key), then any others as they appear.
-  std::vector<std::string> stored;
-  for (const auto& s : rs.samples) {
-    for (const auto& sc : s.scores) {
-      if (std::find(stored.begin(), stored.end(), sc.metric) == stored.end())
-        stored.push_back(sc.metric);
-    }
-  }
-  std::vector<std::string> metrics;
-  for (const auto& m : order_metrics(stored, configured_metrics(rs.runs))) {
-    if (metric_selected(m, o.metrics, stored)) metrics.push_back(m);
-  }
-  check_metrics_exist(o.metrics, stored);
-  std::map<std::string, bool> higher;
+  d.masks_as_rows = pivot == "maskxmethod";
+}
 
-  // (section, variant, mask) -> stats; (section, variant) -> stats over masks.
-  using Key = std::tuple<size_t, size_t, std::string>;
-  std::map<Key, Stats> stats;
-  for (const auto& s : rs.samples) {
-    const CellRecord& c = rs.cells.at(s.cell_id);
-    const size_t sec = layout.section_of(c);
-    const size_t v = variant_of.at({c.method, c.settings_hash});
-    for (const std::string& mask : {c.mask, std::string("\x01all")}) {
-      Stats& st = stats[Key{sec, v, mask}];
-      if (s.status != "ok") {
-        ++st.errors;
-        continue;
-      }
-      ++st.ok;
-      st.seconds.push_back(s.seconds);
-      st.forwards.push_back(static_cast<double>(s.forwards));
-      st.backwards.push_back(static_cast<double>(s.backwards));
-      st.peak = std::max(st.peak, s.peak_memory);
-      st.image_set.insert(s.image_index);
-      for (const auto& sc : s.scores) {
-        st.values[sc.metric].push_back(sc.value);
-        // Best-of-n pools an image's samples over seeds; masks differ per row, so key by image.
-        st.images[sc.metric].push_back(s.image_index);
-        st.higher[sc.metric] = sc.higher_is_better;
-        higher[sc.metric] = sc.higher_is_better;
-      }
-    }
-  }
-  auto find_stats = [&](size_t sec, size_t v, const std::string& mask) -> const Stats* {
-    auto it = stats.find(Key{sec, v, mask});
-    return it == stats.end() ? nullptr : &it->second;
-  };
-  // Samples the grid promises per (section, variant, mask): a cell's promise times the seeds
-  // pooled there (absent: unknown).
-  std::map<Key, int64_t> promised;
-  for (const auto& [id, p] : done.promised) {
-    const CellRecord& c = rs.cells.at(id);
-    const Key k{layout.section_of(c), variant_of.at({c.method, c.settings_hash}), c.mask};
-    promised[k] = std::max(promised[k], p.samples * p.seeds);
-  }
-  // "[12/16]" when fewer ok samples are stored than promised, else "".
-  auto short_marker = [&](const Stats* st, size_t sec, size_t v, const std::string& mask) {
-    auto it = promised.find(Key{sec, v, mask});
-    const int64_t ok = st ? st->ok : 0;
-    if (it == promised.end() || ok >= it->second) return std::string();
-    return " [" + std::to_string(ok) + "/" + std::to_string(it->second) + "]";
-  };
-
-  if (o.format == "csv") {
-    out << "dataset,model,metric,higher_is_better,method,variant,settings,mask,samples,images,"
-           "errors,mean,std,best_mean,seconds_per_sample,forwards_per_sample,"
-           "backwards_per_sample,ci95,promised_samples\n";
-    for (size_t sec = 0; sec < sections.size(); ++sec) {
-      for (const auto& metric : metrics) {
-        for (size_t v = 0; v < variants.size(); ++v) {
-          for (const auto& mask : masks) {
-            const Stats* st = find_stats(sec, v, mask);
-            if (!st) continue;
-            const Summary sm = summarise(*st, metric);
-            std::string settings;
-            for (const auto& [k, val] : variants[v].varying)
-              settings += (settings.empty() ? "" : ";") + k + "=" + val;
-            out << csv_field(sections[sec].first) << "," << csv_field(sections[sec].second) << ","
-                << csv_field(metric) << "," << (higher[metric] ? 1 : 0) << ","
-                << csv_field(variants[v].method) << "," << csv_field(variants[v].label) << ","
-                << csv_field(settings) << "," << csv_field(mask) << "," << sm.samples << ","
-                << sm.images << "," << st->errors << "," << fmt(sm.mean, 10) << ","
-                << fmt(sm.std, 10) << "," << fmt(sm.best, 10) << "," << fmt(mean_of(st->seconds), 6)
-                << "," << fmt(mean_of(st->forwards), 2) << "," << fmt(mean_of(st->backwards), 2)
-                << "," << fmt(sm.ci95, 10) << ",";
-            auto pr = promised.find(Key{sec, v, mask});
-            if (pr != promised.end()) out << pr->second;
-            out << "\n";
-          }
-        }
-      }
-    }
+/// Adds sample `s` to the stats of one (section, variant, mask or all masks).
+void add_sample(const SampleRecord& s, Stats& st, std::map<std::string, bool>& higher) {
+  if (s.status != "ok") {
+    ++st.errors;
     return;
   }
+  ++st.ok;
+  st.seconds.push_back(s.seconds);
+  st.forwards.push_back(static_cast<double>(s.forwards));
+  st.backwards.push_back(static_cast<double>(s.backwards));
+  st.peak = std::max(st.peak, s.peak_memory);
+  st.image_set.insert(s.image_index);
+  for (const auto& sc : s.scores) {
+    st.values[sc.metric].push_back(sc.value);
+    // Best-of-n pools an image's samples over seeds; masks differ per row, so key by image.
+    st.images[sc.metric].push_back(s.image_index);
+    st.higher[sc.metric] = sc.higher_is_better;
+    higher[sc.metric] = sc.higher_is_better;
+  }
+}
 
-  const int p = o.precision;
-  // Whether any cell has several samples of one image (then best-of-n is shown).
-  bool several = false;
-  for (const auto& [key, st] : stats) {
-    if (std::get<2>(key) == "\x01all") continue;  // pools masks: an image recurs there
-    for (const auto& m : metrics) {
-      if (summarise(st, m).per_image > 1) several = true;
+/// (section, variant, mask) -> stats; (section, variant, kAllMasks) -> stats over masks.
+void collect_stats(ReportData& d) {
+  for (const auto& s : d.results.samples) {
+    const CellRecord& c = d.results.cells.at(s.cell_id);
+    const size_t sec = d.layout.section_of(c);
+    const size_t v = d.layout.variant_of.at({c.method, c.settings_hash});
+    for (const std::string& mask : {c.mask, report_detail::kAllMasks})
+      add_sample(s, d.stats[StatsKey{sec, v, mask}], d.higher);
+  }
+}
+
+/// Samples the grid promises per (section, variant, mask): a cell's promise times the seeds
+/// pooled there (absent: unknown).
+void collect_promised(ReportData& d) {
+  for (const auto& [id, p] : d.done.promised) {
+    const CellRecord& c = d.results.cells.at(id);
+    const StatsKey k{d.layout.section_of(c), d.layout.variant_of.at({c.method, c.settings_hash}),
+                     c.mask};
+    d.promised[k] = std::max(d.promised[k], p.samples * p.seeds);
+  }
+}
+
+/// Whether any cell has several samples of one image (then best-of-n is shown).
+bool several_per_image(const ReportData& d) {
+  for (const auto& [key, st] : d.stats) {
+    if (std::get<2>(key) == report_detail::kAllMasks) continue;  // an image recurs there
+    for (const auto& m : d.metrics) {
+      if (report_detail::summarise(st, m).per_image > 1) return true;
     }
   }
-  auto cell = [&](const Stats* st, const std::string& metric) -> Cell {
-    if (!st) return Cell("-");
-    const Summary sm = summarise(*st, metric);
-    if (sm.samples == 0) return Cell(st->errors ? "error" : "-");
-    Cell c;
-    // Ranked as printed, so values that print equal are marked equal.
-    const double scale = std::pow(10.0, p);
-    c.value = std::round(sm.mean * scale) / scale;
-    c.md = fmt(sm.mean, p);
-    c.tex_main = fmt(sm.mean, p);
-    const double sp = spread == "std" ? sm.std : sm.ci95;
-    if (spread != "none") {
-      c.md += " ± " + fmt(sp, p);
-      c.tex_rest += " {\\scriptsize $\\pm$ " + fmt(sp, p) + "}";
-    }
-    if (sm.per_image > 1) {
-      c.md += " (" + fmt(sm.best, p) + ")";
-      c.tex_rest += " (" + fmt(sm.best, p) + ")";
-    }
-    if (st->errors) {
-      c.md += " [" + std::to_string(st->errors) + " err]";
-      c.tex_rest += " [" + std::to_string(st->errors) + " err]";
-    }
-    return c;
-  };
-  // A cell with its completeness marker (see short_marker).
-  auto marked = [&](size_t sec, size_t v, const std::string& mask, const std::string& metric) {
-    const Stats* st = find_stats(sec, v, mask);
-    Cell c = cell(st, metric);
-    const std::string m = short_marker(st, sec, v, mask);
-    c.md += m;
-    c.tex_rest += m;
-    return c;
-  };
-  const std::string spread_md = spread == "std"    ? ", ± the standard deviation over samples"
-                                : spread == "ci95" ? ", ± the half-width of the 95% confidence "
-                                                     "interval of the mean (Student t)"
-                                                   : "";
-  const std::string best_md =
-      several ? " and, in parentheses, best-of-n: each image's best sample, averaged over images"
-              : "";
-  auto caption_tail = [&](size_t sec) {
-    std::string s = "Mean over samples";
-    if (spread == "std") s += " $\\pm$ standard deviation";
-    if (spread == "ci95") s += " $\\pm$ 95\\% confidence interval of the mean";
-    if (several) s += "; in parentheses best of $n$ (each image's best sample)";
-    s += ". Best in bold, second underlined.";
-    return s;
-  };
-  auto where_tex = [&](size_t sec) {
-    return latex_escape(dataset_display(sections[sec].first)) + " (model " +
-           latex_escape(sections[sec].second) + ")";
-  };
-  auto variant_tex = [&](const Variant& v) {
-    std::string s = method_display(v.method);
-    if (!v.varying.empty()) {
-      std::string k;
-      for (const auto& [key, val] : v.varying) k += (k.empty() ? "" : ", ") + key + "=" + val;
-      s += " (" + k + ")";
-    }
-    return latex_escape(s);
-  };
-  auto label_cell = [&](const std::string& md, const std::string& tex) {
-    Cell c(md);
-    c.tex_main = tex;
-    return c;
-  };
+  return false;
+}
 
-  if (o.format == "markdown") {
-    std::set<std::string> names, hashes;
-    for (const auto& r : rs.runs) {
-      names.insert(r.name);
-      hashes.insert(r.config_hash);
-    }
-    std::string n;
-    for (const auto& x : names) n += (n.empty() ? "" : ", ") + x;
-    out << "# Results: " << (n.empty() ? std::string("?") : n) << "\n\n"
-        << rs.runs.size() << " run(s) from " << rs.sources.size() << " database(s), "
-        << rs.samples.size() << " samples, " << rs.cells.size() << " cells. "
-        << "Cells: mean over samples (seeds pooled)" << spread_md << best_md << ".\n\n";
-    if (done.incomplete()) {
-      out << "**" << done.summary() << "**\n\n";
-      for (const auto& n : done.notes) out << "Note: " << n << ".\n\n";
-    }
-    // Failed samples (a method error, or an image that could not be read and was skipped):
-    // counted, with their distinct messages, most frequent first.
-    std::map<std::string, int64_t> errors;
-    int64_t failed = 0;
-    for (const auto& s : rs.samples) {
-      if (s.status == "ok") continue;
-      ++failed;
-      std::string e = s.error.empty() ? s.status : s.error;
-      if (e.size() > 200) e = e.substr(0, 197) + "...";
-      ++errors[e];
-    }
-    if (failed > 0) {
-      std::vector<std::pair<int64_t, std::string>> by_count;
-      for (const auto& [e, n] : errors) by_count.emplace_back(-n, e);
-      std::sort(by_count.begin(), by_count.end());
-      out << failed << " failed sample(s) (status error, left out of the tables; `[n err]` "
-          << "marks their cells):\n\n";
-      for (size_t i = 0; i < by_count.size() && i < 10; ++i)
-        out << "- " << -by_count[i].first << " x " << by_count[i].second << "\n";
-      if (by_count.size() > 10) out << "- ... " << by_count.size() - 10 << " other messages\n";
-      out << "\n";
-    }
-  } else if (o.standalone) {
-    if (done.incomplete()) out << "% " << done.summary() << "\n";
-    out << "% copaint report: a complete document (pdflatex FILE.tex)\n"
-        << "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
-        << "\\begin{document}\n\n";
-  } else {
-    if (done.incomplete()) out << "% " << done.summary() << "\n";
-    out << "% copaint report. Preamble: \\usepackage{booktabs} (rules) and "
-           "\\usepackage{graphicx} (\\resizebox); or `copaint report --format latex "
-           "--standalone` for a complete document.\n\n";
-  }
+/// Checks the options and gathers what every writer reads.
+ReportData gather(const ResultSet& rs, const Completeness& done, const ReportOptions& o) {
+  ReportData d(rs, done, o);
+  check_shape(o, d);
+  d.layout = result_layout(rs);
+  // Metrics in the experiment's order (its `metrics` key), then any others as they appear.
+  d.metrics = selected_metrics(rs, o.metrics);
+  check_metrics_exist(o.metrics, stored_metrics(rs));
+  collect_stats(d);
+  collect_promised(d);
+  d.several = several_per_image(d);
+  return d;
+}
 
-  for (size_t sec = 0; sec < sections.size(); ++sec) {
-    const std::string where = "dataset " + sections[sec].first + ", model " + sections[sec].second;
-    if (o.layout == "paper") {
-      // The paper's Table 1: masks as column groups, metrics as sub-columns, methods as rows.
-      Table t;
-      t.title = "methods x masks, " + where;
-      t.caption = where_tex(sec) + ". " + caption_tail(sec);
-      t.label = "tab:" + latex_label(sections[sec].first + "-" + sections[sec].second);
-      t.wide = true;
-      t.header = {"method"};
-      t.header_tex = {"Method"};
-      t.rank = {-1};
-      std::vector<std::string> used_masks;
-      for (const auto& mask : masks) {
-        bool any = false;
-        for (size_t v = 0; v < variants.size(); ++v) any = any || find_stats(sec, v, mask);
-        if (any) used_masks.push_back(mask);
-      }
-      for (const auto& mask : used_masks) {
-        t.groups.emplace_back(latex_escape(mask_display(mask)), static_cast<int>(metrics.size()));
-        for (const auto& metric : metrics) {
-          t.header.push_back(mask + ": " + metric);
-          t.header_tex.push_back(metric_latex(metric, higher[metric]));
-          t.rank.push_back(higher[metric] ? 1 : 0);
-        }
-      }
-      for (size_t v = 0; v < variants.size(); ++v) {
-        if (!find_stats(sec, v, "\x01all")) continue;
-        std::vector<Cell> row = {label_cell(variants[v].label, variant_tex(variants[v]))};
-        for (const auto& mask : used_masks) {
-          for (const auto& metric : metrics) row.push_back(marked(sec, v, mask, metric));
-        }
-        t.rows.push_back(std::move(row));
-      }
-      if (!t.rows.empty() && !metrics.empty()) render(t, o.format, out);
-    } else {
-      for (const auto& metric : metrics) {
-        Table t;
-        t.title = metric + " (" + (higher[metric] ? "higher" : "lower") + " is better), " + where;
-        t.caption = metric_latex(metric, higher[metric]) + " on " + where_tex(sec) + ". " +
-                    caption_tail(sec);
-        t.label =
-            "tab:" + latex_label(sections[sec].first + "-" + sections[sec].second + "-" + metric);
-        const int dir = higher[metric] ? 1 : 0;
-        if (masks_as_rows) {
-          // Columns: the variants of this section; rows: masks.
-          std::vector<size_t> cols;
-          for (size_t v = 0; v < variants.size(); ++v) {
-            if (find_stats(sec, v, "\x01all")) cols.push_back(v);
-          }
-          t.header = {"mask"};
-          t.header_tex = {"Mask"};
-          t.rank = {-1};
-          for (size_t v : cols) {
-            t.header.push_back(variants[v].label);
-            t.header_tex.push_back(variant_tex(variants[v]));
-          }
-          for (const auto& mask : masks) {
-            std::vector<Cell> row = {label_cell(mask, latex_escape(mask_display(mask)))};
-            bool any = false;
-            for (size_t v : cols) {
-              const Stats* st = find_stats(sec, v, mask);
-              any = any || st;
-              row.push_back(marked(sec, v, mask, metric));
-            }
-            if (any) t.rows.push_back(std::move(row));
-          }
-          // Best per row: rank the transposed way by ranking each row's cells.
-          for (auto& r : t.rows) {
-            // The row's cells as a column, to reuse mark_best.
-            Table col;
-            col.rank = {dir};
-            for (size_t i = 1; i < r.size(); ++i) col.rows.push_back({r[i]});
-            if (latex) mark_best(col);
-            for (size_t i = 1; i < r.size(); ++i) {
-              r[i] = col.rows[i - 1][0];
-              r[i].value = NAN;  // already marked
-            }
-          }
-        } else {
-          t.header = {"method"};
-          t.header_tex = {"Method"};
-          t.rank = {-1};
-          for (const auto& m : masks) {
-            t.header.push_back(m);
-            t.header_tex.push_back(latex_escape(mask_display(m)));
-            t.rank.push_back(dir);
-          }
-          for (size_t v = 0; v < variants.size(); ++v) {
-            std::vector<Cell> row = {label_cell(variants[v].label, variant_tex(variants[v]))};
-            bool any = false;
-            for (const auto& mask : masks) {
-              const Stats* st = find_stats(sec, v, mask);
-              any = any || st;
-              row.push_back(marked(sec, v, mask, metric));
-            }
-            if (any) t.rows.push_back(std::move(row));
-          }
-        }
-        if (!t.rows.empty()) render(t, o.format, out);
-      }
-    }
+}  // namespace
 
-    // Ablations: a method with several variants, rows its varying settings.
-    std::vector<std::string> methods;
-    for (const auto& v : variants) {
-      if (!v.varying.empty() &&
-          std::find(methods.begin(), methods.end(), v.method) == methods.end())
-        methods.push_back(v.method);
-    }
-    for (const auto& method : methods) {
-      std::set<std::string> keys;
-      for (const auto& v : variants) {
-        if (v.method == method)
-          for (const auto& [k, val] : v.varying) keys.insert(k);
-      }
-      std::string over;
-      for (const auto& k : keys) over += (over.empty() ? "" : " x ") + k;
-      for (const auto& metric : metrics) {
-        Table t;
-        t.title = "ablation of " + method + " over " + over + ": " + metric + " (" +
-                  (higher[metric] ? "higher" : "lower") + " is better), " + where;
-        t.caption = "Ablation of " + latex_escape(method_display(method)) + " over " +
-                    latex_escape(over) + ": " + metric_latex(metric, higher[metric]) + " on " +
-                    where_tex(sec) + ". " + caption_tail(sec);
-        t.label = "tab:" + latex_label(sections[sec].first + "-" + sections[sec].second + "-" +
-                                       method + "-" + over + "-" + metric);
-        for (const auto& k : keys) {
-          t.header.push_back(k);
-          t.rank.push_back(-1);
-        }
-        for (const auto& m : masks) {
-          t.header.push_back(m);
-          t.rank.push_back(higher[metric] ? 1 : 0);
-        }
-        t.header_tex = std::vector<std::string>();
-        for (const auto& k : keys) t.header_tex.push_back(latex_escape(k));
-        for (const auto& m : masks) t.header_tex.push_back(latex_escape(mask_display(m)));
-        t.header_tex.push_back("s/sample");
-        t.header_tex.push_back("forwards/sample");
-        t.header.push_back("s/sample");
-        t.header.push_back("forwards/sample");
-        for (size_t v = 0; v < variants.size(); ++v) {
-          if (variants[v].method != method) continue;
-          const Stats* all = find_stats(sec, v, "\x01all");
-          if (!all) continue;
-          std::vector<Cell> row;
-          for (const auto& k : keys) {
-            auto it = variants[v].varying.find(k);
-            // Absent: an option left out of stored settings at its default (keyed_at_default).
-            row.push_back(it == variants[v].varying.end() ? "(default)" : it->second);
-          }
-          for (const auto& mask : masks) row.push_back(marked(sec, v, mask, metric));
-          row.push_back(fmt(mean_of(all->seconds), 3));
-          row.push_back(fmt(mean_of(all->forwards), 1));
-          t.rows.push_back(std::move(row));
-        }
-        if (!t.rows.empty()) render(t, o.format, out);
-      }
-    }
+void write_report(const ResultSet& rs, const ReportOptions& o, std::ostream& out) {
+  write_report(rs, check_completeness(rs), o, out);
+}
 
-    if (o.timing) {
-      Table t;
-      t.title = "timing per sample, " + where;
-      t.caption = "Cost per sample on " + where_tex(sec) +
-                  ": seconds, UNet forwards and backwards, peak device memory.";
-      t.label = "tab:" + latex_label(sections[sec].first + "-" + sections[sec].second + "-timing");
-      t.header = {"method", "samples", "errors", "seconds", "forwards", "backwards", "peak MiB"};
-      t.header_tex = {"Method",   "samples",   "errors",  "seconds",
-                      "forwards", "backwards", "peak MiB"};
-      for (size_t v = 0; v < variants.size(); ++v) {
-        const Stats* all = find_stats(sec, v, "\x01all");
-        if (!all) continue;
-        t.rows.push_back({label_cell(variants[v].label, variant_tex(variants[v])),
-                          std::to_string(all->ok), std::to_string(all->errors),
-                          fmt(mean_of(all->seconds), 3), fmt(mean_of(all->forwards), 1),
-                          fmt(mean_of(all->backwards), 1),
-                          fmt(static_cast<double>(all->peak) / (1024.0 * 1024.0), 1)});
-      }
-      render(t, o.format, out);
-    }
-  }
-  if (latex && o.standalone) out << "\\end{document}\n";
+void write_report(const ResultSet& rs, const Completeness& done, const ReportOptions& o,
+                  std::ostream& out) {
+  const report_detail::ReportWriter writer = writer_for(o.format);
+  const ReportData data = gather(rs, done, o);
+  writer.begin(data, out);
+  for (size_t sec = 0; sec < data.layout.sections.size(); ++sec) writer.section(data, sec, out);
+  writer.end(data, out);
 }
 
 void export_sample(const std::string& db_path, int64_t sample_id, const std::string& out_path) {
@@ -836,108 +427,161 @@ void put_label(cv::Mat& canvas, const std::string& text, const cv::Rect& box) {
               cv::LINE_AA);
 }
 
-}  // namespace
-
-int64_t export_grid(const ResultSet& rs, const GridOptions& o, const std::string& out_path) {
-  std::vector<Variant> variants = result_variants(rs);
-  std::map<std::pair<std::string, std::string>, size_t> variant_of;
-  std::vector<size_t> columns;
-  for (size_t i = 0; i < variants.size(); ++i) {
-    variant_of[{variants[i].method, variants[i].settings_hash}] = i;
-    const bool wanted =
-        o.methods.empty() ||
-        std::find(o.methods.begin(), o.methods.end(), variants[i].method) != o.methods.end() ||
-        std::find(o.methods.begin(), o.methods.end(), variants[i].label) != o.methods.end();
-    if (wanted) columns.push_back(i);
-  }
-  if (columns.empty()) throw UsageError("export --grid: no stored method matches --methods");
-  int64_t seed = o.seed;
-  if (seed < 0 && !rs.cells.empty()) seed = rs.cells.front().seed;
-  std::vector<std::string> masks;
-  for (const auto& c : rs.cells) {
-    const bool wanted =
-        o.masks.empty() || std::find(o.masks.begin(), o.masks.end(), c.mask) != o.masks.end();
-    if (wanted && std::find(masks.begin(), masks.end(), c.mask) == masks.end())
-      masks.push_back(c.mask);
-  }
-  // (variant, mask, image) -> sample; (mask, image) -> a sample holding its reference and mask.
+/// The grid's samples: (variant, mask, image) -> the sample of the chosen seed and index;
+/// (mask, image) -> a sample holding its reference and mask; the images stored.
+struct GridSamples {
   std::map<std::tuple<size_t, std::string, int64_t>, const SampleRecord*> by_key;
   std::map<std::pair<std::string, int64_t>, const SampleRecord*> inputs;
   std::set<int64_t> stored_images;
+};
+
+/// The variants that `methods` names (method or label; empty = all), in order.
+std::vector<size_t> grid_columns(const std::vector<Variant>& variants,
+                                 const std::vector<std::string>& methods) {
+  std::vector<size_t> columns;
+  for (size_t i = 0; i < variants.size(); ++i) {
+    const bool wanted =
+        methods.empty() ||
+        std::find(methods.begin(), methods.end(), variants[i].method) != methods.end() ||
+        std::find(methods.begin(), methods.end(), variants[i].label) != methods.end();
+    if (wanted) columns.push_back(i);
+  }
+  if (columns.empty()) throw UsageError("export --grid: no stored method matches --methods");
+  return columns;
+}
+
+/// The stored masks that `wanted` names (empty = all), in order of appearance.
+std::vector<std::string> grid_masks(const ResultSet& rs, const std::vector<std::string>& wanted) {
+  std::vector<std::string> masks;
+  for (const auto& c : rs.cells) {
+    const bool ok =
+        wanted.empty() || std::find(wanted.begin(), wanted.end(), c.mask) != wanted.end();
+    if (ok && std::find(masks.begin(), masks.end(), c.mask) == masks.end()) masks.push_back(c.mask);
+  }
+  return masks;
+}
+
+GridSamples grid_samples(const ResultSet& rs, const std::vector<Variant>& variants, int64_t seed,
+                         int64_t sample_index) {
+  std::map<std::pair<std::string, std::string>, size_t> variant_of;
+  for (size_t i = 0; i < variants.size(); ++i)
+    variant_of[{variants[i].method, variants[i].settings_hash}] = i;
+  GridSamples g;
   for (const auto& s : rs.samples) {
     if (s.status != "ok") continue;
     const CellRecord& c = rs.cells.at(s.cell_id);
-    inputs.emplace(std::make_pair(c.mask, s.image_index), &s);
-    stored_images.insert(s.image_index);
-    if (c.seed != seed || s.sample_index != o.sample_index) continue;
-    by_key[{variant_of.at({c.method, c.settings_hash}), c.mask, s.image_index}] = &s;
+    g.inputs.emplace(std::make_pair(c.mask, s.image_index), &s);
+    g.stored_images.insert(s.image_index);
+    if (c.seed != seed || s.sample_index != sample_index) continue;
+    g.by_key[{variant_of.at({c.method, c.settings_hash}), c.mask, s.image_index}] = &s;
   }
+  return g;
+}
+
+/// Reads stored images as HWC uint8, each HDF5 file opened once.
+class GridReader {
+ public:
+  at::Tensor read(const SampleRecord& s, const std::string& path) {
+    auto& f = files_[s.h5_file];
+    if (!f) f = std::make_unique<ResultsH5>(s.h5_file, ResultsH5::Mode::kRead);
+    return f->read_uint8(path);
+  }
+
+ private:
+  std::map<std::string, std::unique_ptr<ResultsH5>> files_;
+};
+
+/// The canvas of a grid and where its tiles go.
+struct GridCanvas {
+  static constexpr int kLabelWidth = 110, kHeaderHeight = 28, kGap = 4;
+  int64_t tile = 0;
+  cv::Mat canvas;
+  int64_t drawn = 0;
+
+  GridCanvas(int64_t tile_side, int cols, int rows) : tile(tile_side) {
+    const int t = static_cast<int>(tile);
+    canvas = cv::Mat(kHeaderHeight + rows * (t + kGap), kLabelWidth + cols * (t + kGap), CV_8UC3,
+                     cv::Scalar(255, 255, 255));
+  }
+  int x(int col) const { return kLabelWidth + col * (static_cast<int>(tile) + kGap); }
+  int y(int row) const { return kHeaderHeight + row * (static_cast<int>(tile) + kGap); }
+  void place(int col, int row, const cv::Mat& m) {
+    const int t = static_cast<int>(tile);
+    m.copyTo(canvas(cv::Rect(x(col), y(row), t, t)));
+    ++drawn;
+  }
+};
+
+/// One row of the grid: its labels, the reference and masked input, and each column's sample
+/// (dark grey where missing).
+void draw_grid_row(GridCanvas& g, int row, int64_t image, const std::string& mask,
+                   const GridSamples& samples, const std::vector<size_t>& columns,
+                   GridReader& reader) {
+  const int t = static_cast<int>(g.tile), y = g.y(row);
+  auto in = samples.inputs.find({mask, image});
+  std::string id = std::to_string(image);
+  if (in != samples.inputs.end() && !in->second->image_id.empty()) id = in->second->image_id;
+  put_label(g.canvas, "img " + id, cv::Rect(0, y + t / 2 - 16, GridCanvas::kLabelWidth, 16));
+  put_label(g.canvas, mask, cv::Rect(0, y + t / 2, GridCanvas::kLabelWidth, 16));
+  const cv::Mat missing(t, t, CV_8UC3, cv::Scalar(64, 64, 64));
+  if (in != samples.inputs.end()) {
+    const at::Tensor ref = reader.read(*in->second, in->second->reference_path);
+    const at::Tensor known = reader.read(*in->second, in->second->mask_path).gt(127);
+    const at::Tensor masked =
+        at::where(known.expand_as(ref), ref, at::full_like(ref, 128)).contiguous();
+    g.place(0, row, to_bgr(ref, g.tile));
+    g.place(1, row, to_bgr(masked, g.tile));
+  } else {
+    g.place(0, row, missing);
+    g.place(1, row, missing);
+  }
+  for (size_t k = 0; k < columns.size(); ++k) {
+    auto it = samples.by_key.find({columns[k], mask, image});
+    g.place(static_cast<int>(2 + k), row,
+            it == samples.by_key.end()
+                ? missing
+                : to_bgr(reader.read(*it->second, it->second->sample_path), g.tile));
+  }
+}
+
+}  // namespace
+
+int64_t export_grid(const ResultSet& rs, const GridOptions& o, const std::string& out_path) {
+  const std::vector<Variant> variants = result_variants(rs);
+  const std::vector<size_t> columns = grid_columns(variants, o.methods);
+  int64_t seed = o.seed;
+  if (seed < 0 && !rs.cells.empty()) seed = rs.cells.front().seed;
+  const std::vector<std::string> masks = grid_masks(rs, o.masks);
+  const GridSamples samples = grid_samples(rs, variants, seed, o.sample_index);
   std::vector<int64_t> images = o.images;
   if (images.empty()) {
-    for (int64_t i : stored_images) {
+    for (int64_t i : samples.stored_images) {
       if (images.size() < 4) images.push_back(i);
     }
   }
   if (images.empty() || masks.empty()) throw InputError("export --grid: no stored samples");
 
-  std::map<std::string, std::unique_ptr<ResultsH5>> files;
-  auto read = [&](const SampleRecord& s, const std::string& path) {
-    auto& f = files[s.h5_file];
-    if (!f) f = std::make_unique<ResultsH5>(s.h5_file, ResultsH5::Mode::kRead);
-    return f->read_uint8(path);
-  };
+  GridReader reader;
   int64_t tile = o.tile;
   if (tile <= 0) {
-    const SampleRecord* any = inputs.begin()->second;
-    tile = std::max<int64_t>(96, read(*any, any->reference_path).size(0));
+    const SampleRecord* any = samples.inputs.begin()->second;
+    tile = std::max<int64_t>(96, reader.read(*any, any->reference_path).size(0));
   }
-  const int label_w = 110, header_h = 28, gap = 4;
-  const int t = static_cast<int>(tile);
-  const int cols = static_cast<int>(2 + columns.size());
-  const int rows = static_cast<int>(images.size() * masks.size());
-  cv::Mat canvas(header_h + rows * (t + gap), label_w + cols * (t + gap), CV_8UC3,
-                 cv::Scalar(255, 255, 255));
+  GridCanvas g(tile, static_cast<int>(2 + columns.size()),
+               static_cast<int>(images.size() * masks.size()));
   std::vector<std::string> headers = {"reference", "input"};
   for (size_t v : columns) headers.push_back(variants[v].label);
-  for (int c = 0; c < cols; ++c)
-    put_label(canvas, headers[c], cv::Rect(label_w + c * (t + gap), 0, t, header_h));
-  int64_t drawn = 0;
+  for (size_t c = 0; c < headers.size(); ++c) {
+    put_label(
+        g.canvas, headers[c],
+        cv::Rect(g.x(static_cast<int>(c)), 0, static_cast<int>(tile), GridCanvas::kHeaderHeight));
+  }
   int row = 0;
   for (int64_t image : images) {
-    for (const auto& mask : masks) {
-      const int y = header_h + row * (t + gap);
-      auto in = inputs.find({mask, image});
-      std::string id = std::to_string(image);
-      if (in != inputs.end() && !in->second->image_id.empty()) id = in->second->image_id;
-      put_label(canvas, "img " + id, cv::Rect(0, y + t / 2 - 16, label_w, 16));
-      put_label(canvas, mask, cv::Rect(0, y + t / 2, label_w, 16));
-      auto place = [&](int c, const cv::Mat& m) {
-        m.copyTo(canvas(cv::Rect(label_w + c * (t + gap), y, t, t)));
-        ++drawn;
-      };
-      const cv::Mat missing(t, t, CV_8UC3, cv::Scalar(64, 64, 64));
-      if (in != inputs.end()) {
-        const at::Tensor ref = read(*in->second, in->second->reference_path);
-        const at::Tensor known = read(*in->second, in->second->mask_path).gt(127);
-        const at::Tensor masked =
-            at::where(known.expand_as(ref), ref, at::full_like(ref, 128)).contiguous();
-        place(0, to_bgr(ref, tile));
-        place(1, to_bgr(masked, tile));
-      } else {
-        place(0, missing);
-        place(1, missing);
-      }
-      for (size_t k = 0; k < columns.size(); ++k) {
-        auto it = by_key.find({columns[k], mask, image});
-        place(static_cast<int>(2 + k),
-              it == by_key.end() ? missing
-                                 : to_bgr(read(*it->second, it->second->sample_path), tile));
-      }
-      ++row;
-    }
+    for (const auto& mask : masks) draw_grid_row(g, row++, image, mask, samples, columns, reader);
   }
-  write_image_file(out_path, canvas);  // atomic: never a truncated grid
-  return drawn;
+  write_image_file(out_path, g.canvas);  // atomic: never a truncated grid
+  return g.drawn;
 }
 
 }  // namespace copaint

@@ -86,6 +86,13 @@ struct Completeness {
 /// setting, else the images stored). Cells of no stored configuration get no promise.
 Completeness check_completeness(const ResultSet& results);
 
+/// The metrics stored in `results`, in order of appearance.
+std::vector<std::string> stored_metrics(const ResultSet& results);
+/// The stored metrics that `wanted` selects (empty = all; matched as ReportOptions::metrics), in
+/// the experiment's `metrics` order, then any others as they appear. Unknown names select nothing.
+std::vector<std::string> selected_metrics(const ResultSet& results,
+                                          const std::vector<std::string>& wanted);
+
 struct ReportOptions {
   std::string format = "markdown";  ///< markdown | csv | latex
   /// Stored names, matched exactly (psnr does not select psnr_masked); a name that is not stored
