@@ -8,19 +8,9 @@
 #include <boost/program_options/parsers.hpp>
 
 #include "framework/error.h"
+#include "framework/options.h"
 
 namespace copaint {
-
-namespace {
-
-std::string trim(const std::string& s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return s.substr(b, e - b);
-}
-
-}  // namespace
 
 std::map<std::string, int> ini_key_lines(const std::string& text, const std::string& source) {
   std::map<std::string, int> keys, sections;

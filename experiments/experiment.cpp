@@ -16,19 +16,13 @@
 #include "framework/error.h"
 #include "framework/log.h"
 #include "framework/model.h"
+#include "framework/options.h"
 #include "framework/registry.h"
 #include "methods/method.h"
 #include "metrics/metric.h"
 
 namespace copaint {
 namespace {
-
-std::string trim(const std::string& s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return s.substr(b, e - b);
-}
 
 std::string join(const std::vector<std::string>& items, const char* sep = ",") {
   std::string out;

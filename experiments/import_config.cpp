@@ -8,17 +8,11 @@
 
 #include "experiments/external.h"
 #include "framework/error.h"
+#include "framework/options.h"
 
 namespace copaint {
 
 namespace {
-
-std::string trim(const std::string& s) {
-  const auto a = s.find_first_not_of(" \t\r");
-  if (a == std::string::npos) return "";
-  const auto b = s.find_last_not_of(" \t\r");
-  return s.substr(a, b - a + 1);
-}
 
 std::string unquote(std::string v) {
   v = trim(v);

@@ -10,7 +10,6 @@
 #include "framework/error.h"
 
 namespace copaint {
-namespace {
 
 std::string trim(const std::string& s) {
   size_t b = 0, e = s.size();
@@ -18,6 +17,8 @@ std::string trim(const std::string& s) {
   while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
   return s.substr(b, e - b);
 }
+
+namespace {
 
 std::string lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

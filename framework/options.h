@@ -59,6 +59,9 @@ Options parse_assignments(const std::vector<std::string>& assignments);
 /// The canonical spelling of one value (see Options::canonical).
 std::string canonical_value(const std::string& value);
 
+/// `s` without leading and trailing white space.
+std::string trim(const std::string& s);
+
 /// Splits on commas, trims items, drops empty ones.
 std::vector<std::string> split_list(const std::string& text);
 

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "framework/error.h"
+#include "framework/options.h"
 
 namespace copaint {
 namespace {
@@ -29,13 +30,6 @@ std::vector<double> np_linspace(double start, double stop, int64_t num) {
 
 /// Round half to even, as Python's round() and numpy's round() do.
 int64_t round_half_even(double v) { return static_cast<int64_t>(std::nearbyint(v)); }
-
-std::string trim(const std::string& s) {
-  const char* ws = " \t\n\r\f\v";
-  const size_t b = s.find_first_not_of(ws);
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(ws) - b + 1);
-}
 
 /// A whole (optionally signed) decimal integer, like Python's int(); UsageError otherwise.
 int64_t parse_int(const std::string& text, const std::string& what) {
