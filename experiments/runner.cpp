@@ -133,9 +133,9 @@ class StopSignals {
 /// `interval` seconds with done/total, rate, elapsed and ETA, and one at the end.
 class RunProgress {
  public:
-  RunProgress(int64_t total, const std::string& label, double interval)
+  RunProgress(int64_t total, const std::string& label, double interval, bool force_lines)
       : bar_(total, label), total_(total), label_(label), interval_(interval) {
-    lines_ = interval_ > 0 && !isatty(fileno(stderr));
+    lines_ = interval_ > 0 && (force_lines || !isatty(fileno(stderr)));
     start_ = last_ = std::chrono::steady_clock::now();
   }
   void advance(int64_t n, const std::string& status) {
@@ -930,7 +930,12 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
 
   // Run and store, batch by batch: images (HDF5, closed) first, then the rows in one transaction.
   int64_t stored = 0, in_h5 = 0;
-  RunProgress bar(to_run, "run " + ex.name, options.progress_seconds);
+  const std::string shard = options.shard_count > 1
+                                ? " [shard " + std::to_string(options.shard_index) + "/" +
+                                      std::to_string(options.shard_count) + "]"
+                                : "";
+  RunProgress bar(to_run, "run " + ex.name + shard, options.progress_seconds,
+                  options.progress_lines);
   StopSignals stop_signals(options.handle_signals);
   try {
     for (const auto& [cell_index, items] : pending) {

@@ -55,6 +55,9 @@ struct RunOptions {
   /// Without a terminal on stderr (a SLURM log, a pipe): a progress line every this many
   /// seconds (done/total, rate, elapsed, ETA) and one at the end; <= 0 = none.
   double progress_seconds = 60;
+  /// Progress as those lines even on a terminal (the workers of `run --jobs`, whose bars
+  /// would overwrite each other; the caller turns the bar off).
+  bool progress_lines = false;
   /// SIGTERM or SIGINT (a time limit, preemption, Ctrl-C) stops the run cleanly after the batch in
   /// progress is stored (status `stopped`; a rerun resumes). The handlers are restored after.
   bool handle_signals = true;

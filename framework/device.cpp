@@ -51,6 +51,8 @@ void set_num_threads(int threads) {
   if (threads > 0) at::set_num_threads(threads);
 }
 
+int num_threads() { return at::get_num_threads(); }
+
 Precision parse_precision(const std::string& name) {
   if (name == "fp32") return Precision::kFp32;
   if (name == "tf32") return Precision::kTf32;

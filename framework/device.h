@@ -18,6 +18,8 @@ bool cuda_available();
 /// Sets intra-op threads for CPU work; 0 keeps LibTorch's default; more than the machine's
 /// cores is capped to them with a warning.
 void set_num_threads(int threads);
+/// The intra-op threads CPU work uses now.
+int num_threads();
 
 /// The arithmetic a network's forward (and backward) runs in. Inputs and outputs stay float32.
 ///  - kFp32: float32 everywhere; on CUDA TF32 is switched OFF for cuBLAS and cuDNN (PyTorch

@@ -54,6 +54,7 @@ struct Spawn {
   double kill_after_s = -1;          ///< SIGKILL after this many seconds (if still running)
   rlim_t fsize = RLIM_INFINITY;      ///< RLIMIT_FSIZE: writes beyond it fail with EFBIG
   std::vector<std::string> wrapper;  ///< a program to run copaint under (argv prefix)
+  int kill_signal = SIGKILL;         ///< what kill_after_s sends
 };
 
 std::string slurp(const fs::path& p) {
@@ -94,7 +95,7 @@ Proc run_program(std::vector<std::string> argv, const Spawn& how = {}) {
                        std::chrono::microseconds(static_cast<int64_t>(how.kill_after_s * 1e6));
     while (::waitpid(pid, &status, WNOHANG) == 0) {
       if (std::chrono::steady_clock::now() >= until) {
-        ::kill(pid, SIGKILL);
+        ::kill(pid, how.kill_signal);
         ::waitpid(pid, &status, 0);
         break;
       }
@@ -388,6 +389,68 @@ TEST_F(FaultInjection, FileSizeLimitDuringRunIsAnErrorAndTheSameCommandCompletes
   const Proc done = copaint({"run", ini(), "--out", dir.string()});
   ASSERT_EQ(done.code, 0) << describe(done);
   expect_same(*baseline_, read_results(db(dir)));
+}
+
+// run --jobs: worker processes, one shard each, merged.
+
+TEST_F(FaultInjection, JobsRunsShardWorkersAndMergesBitIdentical) {
+  const fs::path dir = fresh("jobs");
+  const Proc p = copaint({"run", ini(), "--out", dir.string(), "--jobs", "2"});
+  ASSERT_EQ(p.code, 0) << describe(p);
+  EXPECT_NE(p.out.find("2 workers merged"), std::string::npos) << p.out;
+  EXPECT_NE(p.err.find("[shard 1/2]"), std::string::npos) << p.err;  // progress lines, labelled
+  EXPECT_TRUE(fs::exists(dir / "results.shard-0-of-2.sqlite"));
+  EXPECT_TRUE(fs::exists(dir / "results.shard-1-of-2.sqlite"));
+  expect_same(*baseline_, read_results(db(dir)));
+  // A rerun with the same N resumes: every worker finds its shard done.
+  const Proc again = copaint({"run", ini(), "--out", dir.string(), "--jobs", "2"});
+  ASSERT_EQ(again.code, 0) << describe(again);
+  EXPECT_NE(again.out.find("0 run now"), std::string::npos) << again.out;
+  expect_same(*baseline_, read_results(db(dir)));
+  const Proc both = copaint({"run", ini(), "--out", dir.string(), "--jobs", "2", "--shard", "0/2"});
+  EXPECT_EQ(both.code, 2) << describe(both);
+  EXPECT_NE(both.err.find("--jobs or --shard"), std::string::npos) << both.err;
+  EXPECT_EQ(copaint({"run", ini(), "--out", dir.string(), "--jobs", "0"}).code, 2);
+}
+
+TEST_F(FaultInjection, JobsPassesSigtermToItsWorkersAndResumes) {
+  // 60 steps instead of 5: long enough for a SIGTERM to come while the workers run.
+  auto args = [&](const fs::path& dir) {
+    return std::vector<std::string>{"run",    ini(),
+                                    "--out",  dir.string(),
+                                    "--jobs", "2",
+                                    "--set",  "copaint.respacing=60",
+                                    "--set",  "blended.respacing=60"};
+  };
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_EQ(copaint(args(fresh("jobs_full"))).code, 0);
+  const double full =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const Results want = read_results(db(root_ / "jobs_full"));
+  ASSERT_EQ(want.size(), 48u);
+  int stopped = 0;
+  for (double after : {0.02, 0.5 * full, 0.7 * full}) {
+    const fs::path dir = fresh("jobs_term");
+    Spawn term;
+    term.kill_after_s = after;
+    term.kill_signal = SIGTERM;
+    const Proc p = copaint(args(dir), term);
+    if (after < 0.1 && p.signal == SIGTERM) {
+      // At once: ended as any process is before it handles signals, with no worker started.
+      EXPECT_FALSE(fs::exists(dir / "results.shard-0-of-2.sqlite"));
+    } else {
+      // It handles SIGTERM: passes it on, waits for its workers, merges what they stored and
+      // exits 143 (or 0 when the grid was done first); it never dies of it.
+      EXPECT_EQ(p.signal, 0) << after << " s: " << describe(p);
+      EXPECT_TRUE(p.code == 0 || p.code == 128 + SIGTERM) << describe(p);
+      stopped += p.code == 128 + SIGTERM;
+    }
+    if (fs::exists(db(dir))) expect_same(want, read_results(db(dir)), true);
+    const Proc rest = copaint(args(dir));
+    ASSERT_EQ(rest.code, 0) << describe(rest);
+    expect_same(want, read_results(db(dir)));
+  }
+  EXPECT_GE(stopped, 1) << "no SIGTERM came while the workers ran (full run " << full << " s)";
 }
 
 TEST_F(FaultInjection, FileSizeLimitAtManySizesSlow) {
