@@ -10,6 +10,7 @@
 
 #include <hdf5.h>
 
+#include "experiments/hdf5_id.h"
 #include "experiments/report.h"
 #include "experiments/results_json.h"
 #include "experiments/stored_images.h"
@@ -21,22 +22,6 @@ namespace copaint {
 namespace fs = std::filesystem;
 namespace {
 
-/// An HDF5 id closed at scope exit.
-class Id {
- public:
-  explicit Id(hid_t id = H5I_INVALID_HID) : id_(id) {}
-  ~Id() {
-    if (id_ >= 0) H5Idec_ref(id_);
-  }
-  Id(const Id&) = delete;
-  Id& operator=(const Id&) = delete;
-  hid_t get() const { return id_; }
-  bool ok() const { return id_ >= 0; }
-
- private:
-  hid_t id_;
-};
-
 /// One cell's ok samples, sorted by (image, sample), all in one HDF5 file.
 struct CellRows {
   const CellRecord* cell = nullptr;
@@ -46,9 +31,9 @@ struct CellRows {
 /// The [H,W,C] shape of `dataset` in `file`, or empty when it cannot be opened or is not rank 3.
 std::vector<hsize_t> dataset_shape(hid_t file, const std::string& dataset) {
   if (H5Lexists(file, dataset.c_str(), H5P_DEFAULT) <= 0) return {};
-  Id d(H5Dopen2(file, dataset.c_str(), H5P_DEFAULT));
+  Hid d(H5Dopen2(file, dataset.c_str(), H5P_DEFAULT));
   if (!d.ok()) return {};
-  Id space(H5Dget_space(d.get()));
+  Hid space(H5Dget_space(d.get()));
   if (!space.ok() || H5Sget_simple_extent_ndims(space.get()) != 3) return {};
   std::vector<hsize_t> dims(3);
   H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
@@ -61,18 +46,18 @@ void check(herr_t status, const std::string& path, const std::string& what) {
 
 void set_text(hid_t object, const std::string& name, const std::string& value,
               const std::string& path) {
-  Id type(H5Tcopy(H5T_C_S1));
+  Hid type(H5Tcopy(H5T_C_S1));
   H5Tset_size(type.get(), H5T_VARIABLE);
   H5Tset_cset(type.get(), H5T_CSET_UTF8);
-  Id space(H5Screate(H5S_SCALAR));
-  Id attr(H5Acreate2(object, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT));
+  Hid space(H5Screate(H5S_SCALAR));
+  Hid attr(H5Acreate2(object, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT));
   const char* text = value.c_str();
   check(attr.ok() ? H5Awrite(attr.get(), type.get(), &text) : -1, path, "attribute " + name);
 }
 
 void set_int(hid_t object, const std::string& name, int64_t value, const std::string& path) {
-  Id space(H5Screate(H5S_SCALAR));
-  Id attr(H5Acreate2(object, name.c_str(), H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT));
+  Hid space(H5Screate(H5S_SCALAR));
+  Hid attr(H5Acreate2(object, name.c_str(), H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT));
   check(attr.ok() ? H5Awrite(attr.get(), H5T_NATIVE_INT64, &value) : -1, path, "attribute " + name);
 }
 
@@ -83,9 +68,9 @@ void write_virtual(hid_t group, const std::string& name, hid_t type, const std::
                    const std::string& path) {
   std::vector<hsize_t> dims = {static_cast<hsize_t>(sources.size())};
   dims.insert(dims.end(), shape.begin(), shape.end());
-  Id space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
-  Id source_space(H5Screate_simple(static_cast<int>(shape.size()), shape.data(), nullptr));
-  Id dcpl(H5Pcreate(H5P_DATASET_CREATE));
+  Hid space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
+  Hid source_space(H5Screate_simple(static_cast<int>(shape.size()), shape.data(), nullptr));
+  Hid dcpl(H5Pcreate(H5P_DATASET_CREATE));
   std::vector<hsize_t> start(dims.size(), 0), count = dims;
   count[0] = 1;
   for (size_t k = 0; k < sources.size(); ++k) {
@@ -98,23 +83,23 @@ void write_virtual(hid_t group, const std::string& name, hid_t type, const std::
           path, name);
   }
   H5Sselect_all(space.get());
-  Id d(H5Dcreate2(group, name.c_str(), type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT));
+  Hid d(H5Dcreate2(group, name.c_str(), type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT));
   check(d.ok() ? 0 : -1, path, name);
 }
 
 /// A chunked, deflated dataset of `type` from `data` shaped `dims`.
 void write_array(hid_t group, const std::string& name, hid_t file_type, hid_t mem_type,
                  const std::vector<hsize_t>& dims, const void* data, const std::string& path) {
-  Id space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
-  Id dcpl(H5Pcreate(H5P_DATASET_CREATE));
+  Hid space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
+  Hid dcpl(H5Pcreate(H5P_DATASET_CREATE));
   std::vector<hsize_t> chunk = dims;
   chunk[0] = 1;
   if (dims[0] > 0) {
     H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data());
     H5Pset_deflate(dcpl.get(), 4);
   }
-  Id d(H5Dcreate2(group, name.c_str(), file_type, space.get(), H5P_DEFAULT, dcpl.get(),
-                  H5P_DEFAULT));
+  Hid d(H5Dcreate2(group, name.c_str(), file_type, space.get(), H5P_DEFAULT, dcpl.get(),
+                   H5P_DEFAULT));
   check(d.ok() ? H5Dwrite(d.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : -1, path, name);
 }
 
@@ -126,7 +111,7 @@ bool read_masks(hid_t file, const std::vector<const SampleRecord*>& rows,
   out.assign(rows.size() * n, 0);
   for (size_t k = 0; k < rows.size(); ++k) {
     if (dataset_shape(file, rows[k]->mask_path) != shape) return false;
-    Id d(H5Dopen2(file, rows[k]->mask_path.c_str(), H5P_DEFAULT));
+    Hid d(H5Dopen2(file, rows[k]->mask_path.c_str(), H5P_DEFAULT));
     uint8_t* dst = out.data() + k * n;
     if (H5Dread(d.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0) return false;
     std::transform(dst, dst + n, dst, [](uint8_t v) { return static_cast<uint8_t>(v > 0); });
@@ -158,7 +143,7 @@ void write_cell(hid_t views, hid_t h5, const std::string& h5_name, const CellRow
     return;
   }
   const std::string name = "/cells/" + c.cell->key;
-  Id group(H5Gcreate2(views, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  Hid group(H5Gcreate2(views, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   check(group.ok() ? 0 : -1, path, name);
   write_virtual(group.get(), "samples", H5T_NATIVE_UINT8, h5_name, samples, shape, path);
   write_virtual(group.get(), "references", H5T_NATIVE_UINT8, h5_name, references, shape, path);
@@ -238,15 +223,15 @@ int64_t write_cell_views(const std::string& db_path) {
     return 0;
   }
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // failures are checked and reported here
-  Id h5(H5Fopen(h5_path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+  Hid h5(H5Fopen(h5_path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
   if (!h5.ok()) throw InputError("cannot read '" + h5_path + "' (HDF5)");
   const std::string tmp = temp_path_for(path);
   int64_t written = 0;
   try {
     {
-      Id views(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
+      Hid views(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
       check(views.ok() ? 0 : -1, path, "cannot create the file");
-      Id group(H5Gcreate2(views.get(), "/cells", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+      Hid group(H5Gcreate2(views.get(), "/cells", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
       for (const CellRows& c : cells) {
         write_cell(views.get(), h5.get(), "results.h5", c, path);
         written += H5Lexists(views.get(), ("/cells/" + c.cell->key).c_str(), H5P_DEFAULT) > 0;

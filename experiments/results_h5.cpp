@@ -19,6 +19,7 @@
 #include <ATen/ATen.h>
 #include <hdf5.h>
 
+#include "experiments/hdf5_id.h"
 #include "framework/atomic_file.h"
 #include "framework/error.h"
 
@@ -40,22 +41,6 @@ namespace {
 
 /// Room kept free for HDF5's metadata (object headers, B-trees, heaps) beside a dataset's bytes.
 constexpr uint64_t kMetadataMargin = 64 * 1024;
-
-/// Closes an HDF5 object id at scope exit, silently (failures surface in the calls that matter).
-class Hid {
- public:
-  explicit Hid(hid_t id = H5I_INVALID_HID) : id_(id) {}
-  ~Hid() {
-    if (id_ >= 0) H5Idec_ref(id_);
-  }
-  Hid(const Hid&) = delete;
-  Hid& operator=(const Hid&) = delete;
-  hid_t get() const { return id_; }
-  bool ok() const { return id_ >= 0; }
-
- private:
-  hid_t id_;
-};
 
 std::vector<std::string> components(const std::string& path) {
   std::vector<std::string> out;
