@@ -504,98 +504,143 @@ void UNet::set_channels_last(bool channels_last) {
   channels_last_ = channels_last;
 }
 
-void UNet::load(const std::vector<std::pair<std::string, at::Tensor>>& state_dict) {
-  std::map<std::string, const at::Tensor*> given;
-  std::vector<std::string> duplicated, bad_dtype;
-  for (const auto& [name, t] : state_dict) {
-    if (!given.emplace(name, &t).second) duplicated.push_back(name);
-    if (!t.defined() || !at::isFloatingType(t.scalar_type())) bad_dtype.push_back(name);
+namespace {
+
+/// What is wrong with a state_dict against a UNet's parameters, name by name.
+struct StateDictMismatch {
+  std::vector<std::string> missing, unexpected, misshaped, duplicated, bad_dtype;
+
+  /// Whether nothing is wrong.
+  bool empty() const {
+    return missing.empty() && unexpected.empty() && misshaped.empty() && duplicated.empty() &&
+           bad_dtype.empty();
   }
-  std::vector<std::string> missing, unexpected, misshaped;
-  for (const auto& [name, t] : params_) {
+};
+
+/// Compares `state_dict` (indexed into `given` by name, the first of a repeated name) with the
+/// parameters `params` (names in `index`).
+StateDictMismatch compare_state_dict(
+    const std::vector<std::pair<std::string, at::Tensor>>& state_dict,
+    const std::vector<std::pair<std::string, at::Tensor>>& params,
+    const std::unordered_map<std::string, size_t>& index,
+    std::map<std::string, const at::Tensor*>& given) {
+  StateDictMismatch m;
+  for (const auto& [name, t] : state_dict) {
+    if (!given.emplace(name, &t).second) m.duplicated.push_back(name);
+    if (!t.defined() || !at::isFloatingType(t.scalar_type())) m.bad_dtype.push_back(name);
+  }
+  for (const auto& [name, t] : params) {
     auto it = given.find(name);
     if (it == given.end()) {
-      missing.push_back(name);
+      m.missing.push_back(name);
     } else if (it->second->defined() && it->second->sizes() != t.sizes()) {
-      misshaped.push_back(name + " (file " + shape_str(it->second->sizes()) + ", config " +
-                          shape_str(t.sizes()) + ")");
+      m.misshaped.push_back(name + " (file " + shape_str(it->second->sizes()) + ", config " +
+                            shape_str(t.sizes()) + ")");
     }
   }
   for (const auto& [name, t] : given) {
-    if (!index_.count(name)) unexpected.push_back(name);
+    if (!index.count(name)) m.unexpected.push_back(name);
   }
+  return m;
+}
 
-  if (!missing.empty() || !unexpected.empty() || !misshaped.empty() || !duplicated.empty() ||
-      !bad_dtype.empty()) {
-    std::ostringstream msg;
-    msg << "UNet state_dict does not match the configuration (" << config_.to_string() << ")";
-    const auto list = [&](const char* what, const std::vector<std::string>& names) {
-      if (names.empty()) return;
-      msg << "; " << names.size() << ' ' << what << ": ";
-      for (size_t i = 0; i < names.size(); ++i) msg << (i ? ", " : "") << names[i];
-    };
-    list("missing", missing);
-    list("unexpected", unexpected);
-    list("mis-shaped", misshaped);
-    list("duplicated", duplicated);
-    list("not floating point", bad_dtype);
-
-    // Hints: what the file itself says about the architecture.
-    std::vector<std::string> fixes;
-    try {
-      const UNetConfig f = infer_unet_config(state_dict, config_.image_size);
-      const auto hint = [&](bool differs, const std::string& text) {
-        if (differs) fixes.push_back(text);
-      };
-      const auto b = [](bool v) { return std::string(v ? "true" : "false"); };
-      hint(f.class_cond != config_.class_cond,
-           "set class_cond=" + b(f.class_cond) +
-               (f.class_cond ? " (label_emb.weight is in the file)"
-                             : " (label_emb.weight is not in the file)"));
-      hint(f.class_cond && config_.class_cond && f.num_classes != config_.num_classes,
-           "set num_classes=" + std::to_string(f.num_classes) + " (label_emb.weight rows)");
-      hint(f.learn_sigma != config_.learn_sigma,
-           "set learn_sigma=" + b(f.learn_sigma) + " (out.2.weight has " +
-               std::to_string(f.out_channels()) + " output channels)");
-      hint(f.in_channels != config_.in_channels,
-           "set in_channels=" + std::to_string(f.in_channels) + " (input_blocks.0.0.weight)");
-      hint(f.num_channels != config_.num_channels,
-           "set num_channels=" + std::to_string(f.num_channels) + " (time_embed.0.weight)");
-      std::vector<double> mine;
-      try {
-        mine = config_.resolved_channel_mult();
-      } catch (const UsageError&) {
-      }
-      hint(f.resolved_channel_mult() != mine, "set channel_mult=" + f.channel_mult);
-      hint(f.num_res_blocks != config_.num_res_blocks,
-           "set num_res_blocks=" + std::to_string(f.num_res_blocks));
-      auto ds_file = f.attention_downsample_rates();
-      std::vector<int> ds_mine;
-      try {
-        ds_mine = config_.attention_downsample_rates();
-      } catch (const UsageError&) {
-      }
-      std::set<int> a(ds_file.begin(), ds_file.end());
-      std::set<int> m;
-      const int levels = static_cast<int>(f.resolved_channel_mult().size());
-      for (int ds : ds_mine) {
-        if (ds >= 1 && ds < (1 << levels)) m.insert(ds);  // rates with no level change nothing
-      }
-      hint(a != m, "set attention_resolutions=" + f.attention_resolutions);
-      hint(f.use_scale_shift_norm != config_.use_scale_shift_norm,
-           "set use_scale_shift_norm=" + b(f.use_scale_shift_norm) + " (emb_layers width)");
-      hint(f.resblock_updown != config_.resblock_updown,
-           "set resblock_updown=" + b(f.resblock_updown));
-    } catch (const std::exception& e) {
-      fixes.push_back(std::string("the file does not look like an ADM UNet (") + e.what() + ")");
-    }
-    if (!fixes.empty()) {
-      msg << "; likely config fixes: ";
-      for (size_t i = 0; i < fixes.size(); ++i) msg << (i ? "; " : "") << fixes[i];
-    }
-    throw InputError(msg.str());
+/// Whether the attention levels of `file` and `mine` differ (rates of `mine` beyond the file's
+/// levels change nothing; an unreadable attention_resolutions in `mine` counts as none).
+bool attention_differs(const UNetConfig& file, const UNetConfig& mine) {
+  auto ds_file = file.attention_downsample_rates();
+  std::vector<int> ds_mine;
+  try {
+    ds_mine = mine.attention_downsample_rates();
+  } catch (const UsageError&) {
   }
+  std::set<int> a(ds_file.begin(), ds_file.end());
+  std::set<int> m;
+  const int levels = static_cast<int>(file.resolved_channel_mult().size());
+  for (int ds : ds_mine) {
+    if (ds >= 1 && ds < (1 << levels)) m.insert(ds);  // rates with no level change nothing
+  }
+  return a != m;
+}
 
+/// Appends to `fixes` the settings in which `mine` differs from `f`, the config the file itself
+/// shows, as "set key=value (why)" hints.
+void add_config_differences(const UNetConfig& f, const UNetConfig& mine,
+                            std::vector<std::string>& fixes) {
+  const auto hint = [&](bool differs, const std::string& text) {
+    if (differs) fixes.push_back(text);
+  };
+  const auto b = [](bool v) { return std::string(v ? "true" : "false"); };
+  hint(f.class_cond != mine.class_cond,
+       "set class_cond=" + b(f.class_cond) +
+           (f.class_cond ? " (label_emb.weight is in the file)"
+                         : " (label_emb.weight is not in the file)"));
+  hint(f.class_cond && mine.class_cond && f.num_classes != mine.num_classes,
+       "set num_classes=" + std::to_string(f.num_classes) + " (label_emb.weight rows)");
+  hint(f.learn_sigma != mine.learn_sigma,
+       "set learn_sigma=" + b(f.learn_sigma) + " (out.2.weight has " +
+           std::to_string(f.out_channels()) + " output channels)");
+  hint(f.in_channels != mine.in_channels,
+       "set in_channels=" + std::to_string(f.in_channels) + " (input_blocks.0.0.weight)");
+  hint(f.num_channels != mine.num_channels,
+       "set num_channels=" + std::to_string(f.num_channels) + " (time_embed.0.weight)");
+  std::vector<double> mine_mult;
+  try {
+    mine_mult = mine.resolved_channel_mult();
+  } catch (const UsageError&) {
+  }
+  hint(f.resolved_channel_mult() != mine_mult, "set channel_mult=" + f.channel_mult);
+  hint(f.num_res_blocks != mine.num_res_blocks,
+       "set num_res_blocks=" + std::to_string(f.num_res_blocks));
+  hint(attention_differs(f, mine), "set attention_resolutions=" + f.attention_resolutions);
+  hint(f.use_scale_shift_norm != mine.use_scale_shift_norm,
+       "set use_scale_shift_norm=" + b(f.use_scale_shift_norm) + " (emb_layers width)");
+  hint(f.resblock_updown != mine.resblock_updown, "set resblock_updown=" + b(f.resblock_updown));
+}
+
+/// Hints from what the file itself says about the architecture: the settings of `config` to
+/// change, or that the file is no ADM UNet at all.
+std::vector<std::string> config_fixes(
+    const std::vector<std::pair<std::string, at::Tensor>>& state_dict, const UNetConfig& config) {
+  std::vector<std::string> fixes;
+  try {
+    const UNetConfig f = infer_unet_config(state_dict, config.image_size);
+    add_config_differences(f, config, fixes);
+  } catch (const std::exception& e) {
+    fixes.push_back(std::string("the file does not look like an ADM UNet (") + e.what() + ")");
+  }
+  return fixes;
+}
+
+/// load's error message: every mismatch, then the likely config fixes.
+std::string mismatch_message(const UNetConfig& config, const StateDictMismatch& m,
+                             const std::vector<std::string>& fixes) {
+  std::ostringstream msg;
+  msg << "UNet state_dict does not match the configuration (" << config.to_string() << ")";
+  const auto list = [&](const char* what, const std::vector<std::string>& names) {
+    if (names.empty()) return;
+    msg << "; " << names.size() << ' ' << what << ": ";
+    for (size_t i = 0; i < names.size(); ++i) msg << (i ? ", " : "") << names[i];
+  };
+  list("missing", m.missing);
+  list("unexpected", m.unexpected);
+  list("mis-shaped", m.misshaped);
+  list("duplicated", m.duplicated);
+  list("not floating point", m.bad_dtype);
+  if (!fixes.empty()) {
+    msg << "; likely config fixes: ";
+    for (size_t i = 0; i < fixes.size(); ++i) msg << (i ? "; " : "") << fixes[i];
+  }
+  return msg.str();
+}
+
+}  // namespace
+
+void UNet::load(const std::vector<std::pair<std::string, at::Tensor>>& state_dict) {
+  std::map<std::string, const at::Tensor*> given;
+  const StateDictMismatch mismatch = compare_state_dict(state_dict, params_, index_, given);
+  if (!mismatch.empty()) {
+    throw InputError(mismatch_message(config_, mismatch, config_fixes(state_dict, config_)));
+  }
   at::NoGradGuard no_grad;
   for (auto& [name, t] : params_) t.detach().copy_(*given.at(name));
 }
@@ -696,13 +741,18 @@ at::Tensor UNet::run_block(const Block& block, at::Tensor h, const at::Tensor& e
   return h;
 }
 
-at::Tensor UNet::forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) const {
-  if (!x.defined() || x.dim() != 4 || x.size(1) != config_.in_channels) {
-    throw InputError("UNet::forward: x must be [B," + std::to_string(config_.in_channels) +
+namespace {
+
+/// Throws InputError unless x is [B, in_channels, H, W] floating point with H and W multiples of
+/// the total downsampling, t holds B timesteps and y suits the model's class conditioning.
+void check_forward_inputs(const UNetConfig& config, const at::Tensor& x, const at::Tensor& t,
+                          const at::Tensor& y) {
+  if (!x.defined() || x.dim() != 4 || x.size(1) != config.in_channels) {
+    throw InputError("UNet::forward: x must be [B," + std::to_string(config.in_channels) +
                      ",H,W], got " + (x.defined() ? shape_str(x.sizes()) : "undefined"));
   }
   const int64_t batch = x.size(0);
-  const int64_t levels = static_cast<int64_t>(config_.resolved_channel_mult().size());
+  const int64_t levels = static_cast<int64_t>(config.resolved_channel_mult().size());
   const int64_t factor = int64_t{1} << (levels - 1);
   if (x.size(2) % factor != 0 || x.size(3) % factor != 0) {
     throw InputError("UNet::forward: H and W must be multiples of " + std::to_string(factor) +
@@ -711,13 +761,11 @@ at::Tensor UNet::forward(const at::Tensor& x, const at::Tensor& t, const at::Ten
   if (!at::isFloatingType(x.scalar_type())) {
     throw InputError("UNet::forward: x must be floating point");
   }
-  at::Tensor steps = t;
-  if (!steps.defined() || steps.numel() != batch || steps.dim() > 1) {
+  if (!t.defined() || t.numel() != batch || t.dim() > 1) {
     throw InputError("UNet::forward: t must be [B=" + std::to_string(batch) + "], got " +
                      (t.defined() ? shape_str(t.sizes()) : "undefined"));
   }
-  steps = steps.reshape({batch});
-  if (config_.class_cond) {
+  if (config.class_cond) {
     if (!y.defined() || y.dim() != 1 || y.size(0) != batch ||
         (y.scalar_type() != at::kLong && y.scalar_type() != at::kInt)) {
       throw InputError("UNet::forward: class-conditional model needs y [B=" +
@@ -726,27 +774,52 @@ at::Tensor UNet::forward(const at::Tensor& x, const at::Tensor& t, const at::Ten
   } else if (y.defined()) {
     throw InputError("UNet::forward: y given to a model without class_cond");
   }
+}
 
-  const at::Device device = x.device();
-  // Sinusoidal timestep embedding: freqs exp(-log(10000) * i / half) (float32, built on the
-  // CPU like the original), args t * freqs, [cos, sin], zero-padded to an odd width.
-  const int64_t dim = config_.num_channels, half = dim / 2;
+/// Sinusoidal timestep embedding [B, dim] on `device`: freqs exp(-log(10000) * i / half)
+/// (float32, built on the CPU like the original), args t * freqs, [cos, sin], zero-padded to an
+/// odd width.
+at::Tensor timestep_embedding(const at::Tensor& steps, int64_t dim, at::Device device) {
+  const int64_t half = dim / 2;
   const at::Tensor freqs = at::exp(at::arange(0, half, at::TensorOptions().dtype(at::kFloat)) *
                                    (-std::log(10000.0)) / half)
                                .to(device);
   const at::Tensor args = steps.to(device).unsqueeze(1).to(at::kFloat) * freqs.unsqueeze(0);
   at::Tensor temb = at::cat({at::cos(args), at::sin(args)}, -1);
   if (dim % 2) temb = at::cat({temb, at::zeros_like(temb.narrow(1, 0, 1))}, -1);
+  return temb;
+}
 
+/// Throws InputError when CPU labels y fall outside [0, num_classes).
+void check_labels(const at::Tensor& y, int64_t num_classes) {
+  if (y.device().is_cpu() && y.numel() > 0 &&
+      (y.min().item<int64_t>() < 0 || y.max().item<int64_t>() >= num_classes)) {
+    throw InputError("UNet::forward: labels y must be in [0, " + std::to_string(num_classes) + ")");
+  }
+}
+
+/// Throws UsageError when activation checkpointing would have to give parameters gradients.
+void check_recompute_allowed(const std::vector<std::pair<std::string, at::Tensor>>& params) {
+  if (std::any_of(params.begin(), params.end(),
+                  [](const auto& p) { return p.second.requires_grad(); })) {
+    throw UsageError(
+        "UNet: activation checkpointing gives gradients to the input only; turn it "
+        "off (grad_checkpoint=false) when the parameters require grad (training)");
+  }
+}
+
+}  // namespace
+
+at::Tensor UNet::forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) const {
+  check_forward_inputs(config_, x, t, y);
+  const at::Tensor steps = t.reshape({x.size(0)});
+  const at::Device device = x.device();
+  const at::Tensor temb = timestep_embedding(steps, config_.num_channels, device);
   const at::Tensor& w0 = p(time_w0_);
   at::Tensor emb = onednn_linear(temb.to(w0.scalar_type()), w0, p(time_b0_));
   emb = onednn_linear(at::silu(emb), p(time_w2_), p(time_b2_));
   if (config_.class_cond) {
-    const auto n = config_.num_classes;
-    if (y.device().is_cpu() && y.numel() > 0 &&
-        (y.min().item<int64_t>() < 0 || y.max().item<int64_t>() >= n)) {
-      throw InputError("UNet::forward: labels y must be in [0, " + std::to_string(n) + ")");
-    }
+    check_labels(y, config_.num_classes);
     emb = emb + at::embedding(p(label_emb_), y.to(device).to(at::kLong));
   }
 
@@ -757,12 +830,7 @@ at::Tensor UNet::forward(const at::Tensor& x, const at::Tensor& t, const at::Ten
   // With checkpointing, each block is recomputed in the backward pass instead of keeping its
   // activations (only when a graph is being recorded).
   const bool recompute = checkpointing_ && at::GradMode::is_enabled() && x.requires_grad();
-  if (recompute && std::any_of(params_.begin(), params_.end(),
-                               [](const auto& p) { return p.second.requires_grad(); })) {
-    throw UsageError(
-        "UNet: activation checkpointing gives gradients to the input only; turn it "
-        "off (grad_checkpoint=false) when the parameters require grad (training)");
-  }
+  if (recompute) check_recompute_allowed(params_);
   const auto block = [&](const Block& b, const at::Tensor& in) {
     if (!recompute) return run_block(b, in, emb);
     return checkpointed([this, &b, emb](const at::Tensor& v) { return run_block(b, v, emb); }, in);
@@ -786,26 +854,37 @@ at::Tensor UNet::forward(const at::Tensor& x, const at::Tensor& t, const at::Ten
 // ------------------------------------------------------------------------------------------------
 // Config inference
 
-UNetConfig infer_unet_config(const std::vector<std::pair<std::string, at::Tensor>>& state_dict,
-                             int image_size) {
-  std::map<std::string, std::vector<int64_t>> shapes;
-  for (const auto& [name, t] : state_dict) {
-    if (t.defined()) shapes[name] = t.sizes().vec();
+namespace {
+
+/// The shapes of a state_dict's defined tensors by name, and the questions config inference asks
+/// of them.
+class ShapeIndex {
+ public:
+  /// Indexes the defined tensors of `state_dict` (a repeated name keeps its last shape).
+  explicit ShapeIndex(const std::vector<std::pair<std::string, at::Tensor>>& state_dict) {
+    for (const auto& [name, t] : state_dict) {
+      if (t.defined()) shapes_[name] = t.sizes().vec();
+    }
   }
-  const auto has = [&](const std::string& name) { return shapes.count(name) > 0; };
-  const auto shape = [&](const std::string& name, size_t dims) -> const std::vector<int64_t>& {
-    auto it = shapes.find(name);
-    if (it == shapes.end()) throw InputError("no tensor '" + name + "'");
+
+  /// Whether the file holds a tensor of that name.
+  bool has(const std::string& name) const { return shapes_.count(name) > 0; }
+
+  /// The shape of `name`; throws InputError unless it exists with `dims` dimensions.
+  const std::vector<int64_t>& shape(const std::string& name, size_t dims) const {
+    auto it = shapes_.find(name);
+    if (it == shapes_.end()) throw InputError("no tensor '" + name + "'");
     if (it->second.size() != dims) {
       throw InputError("'" + name + "' has shape " + shape_str(it->second) + ", expected " +
                        std::to_string(dims) + " dims");
     }
     return it->second;
-  };
-  // Highest index N of "<prefix>.N." + 1.
-  const auto count_blocks = [&](const std::string& prefix) {
+  }
+
+  /// Highest index N of "<prefix>.N." + 1.
+  int count_blocks(const std::string& prefix) const {
     int n = 0;
-    for (const auto& [name, s] : shapes) {
+    for (const auto& [name, s] : shapes_) {
       if (!starts_with(name, prefix + ".")) continue;
       const auto rest = name.substr(prefix.size() + 1);
       const auto dot = rest.find('.');
@@ -815,11 +894,12 @@ UNetConfig infer_unet_config(const std::vector<std::pair<std::string, at::Tensor
       }
     }
     return n;
-  };
-  // Sub-layer indices present in one block.
-  const auto sub_layers = [&](const std::string& block) {
+  }
+
+  /// Sub-layer indices present in one block.
+  std::set<int> sub_layers(const std::string& block) const {
     std::set<int> subs;
-    for (const auto& [name, s] : shapes) {
+    for (const auto& [name, s] : shapes_) {
       if (!starts_with(name, block + ".")) continue;
       const auto rest = name.substr(block.size() + 1);
       try {
@@ -828,17 +908,28 @@ UNetConfig infer_unet_config(const std::vector<std::pair<std::string, at::Tensor
       }
     }
     return subs;
-  };
+  }
 
+  /// Every name with its shape.
+  const std::map<std::string, std::vector<int64_t>>& all() const { return shapes_; }
+
+ private:
+  std::map<std::string, std::vector<int64_t>> shapes_;
+};
+
+/// A config with the widths and the conditioning the file shows: num_channels (time_embed),
+/// in_channels (the first conv), learn_sigma (out has 1x or 2x the input channels), class_cond
+/// and num_classes (label_emb).
+UNetConfig infer_widths(const ShapeIndex& shapes) {
   UNetConfig c;
-  const auto& te = shape("time_embed.0.weight", 2);
+  const auto& te = shapes.shape("time_embed.0.weight", 2);
   c.num_channels = static_cast<int>(te[1]);
   if (te[0] != 4 * te[1]) {
     throw InputError("time_embed.0.weight " + shape_str(te) + " is not [4*C, C]");
   }
-  const auto& first = shape("input_blocks.0.0.weight", 4);
+  const auto& first = shapes.shape("input_blocks.0.0.weight", 4);
   c.in_channels = static_cast<int>(first[1]);
-  const int64_t out_ch = shape("out.2.weight", 4)[0];
+  const int64_t out_ch = shapes.shape("out.2.weight", 4)[0];
   if (out_ch == 2 * c.in_channels) {
     c.learn_sigma = true;
   } else if (out_ch == c.in_channels) {
@@ -847,30 +938,40 @@ UNetConfig infer_unet_config(const std::vector<std::pair<std::string, at::Tensor
     throw InputError("out.2.weight has " + std::to_string(out_ch) + " output channels for " +
                      std::to_string(c.in_channels) + " input channels (expected 1x or 2x)");
   }
-  c.class_cond = has("label_emb.weight");
-  if (c.class_cond) c.num_classes = static_cast<int>(shape("label_emb.weight", 2)[0]);
+  c.class_cond = shapes.has("label_emb.weight");
+  if (c.class_cond) c.num_classes = static_cast<int>(shapes.shape("label_emb.weight", 2)[0]);
+  return c;
+}
 
-  const int n_in = count_blocks("input_blocks"), n_out = count_blocks("output_blocks");
-  if (n_out == 0) throw InputError("no output_blocks tensors");
-  // The first output block with a non-attention layer after its res block upsamples: index n.
-  int n = -1;
-  bool updown = false;
-  for (int k = 0; k < n_out && n < 0; ++k) {
+/// The first output block with a non-attention layer after its res block (the first that
+/// upsamples; -1 if none), and in `updown` whether that layer is a res block rather than a conv.
+int find_upsampling_block(const ShapeIndex& shapes, int n_out, bool& updown) {
+  for (int k = 0; k < n_out; ++k) {
     const std::string block = "output_blocks." + std::to_string(k);
-    for (int sub : sub_layers(block)) {
+    for (int sub : shapes.sub_layers(block)) {
       if (sub == 0) continue;
       const std::string layer = block + "." + std::to_string(sub);
-      if (has(layer + ".qkv.weight")) continue;
-      n = k;
-      updown = has(layer + ".in_layers.0.weight");
-      if (!updown && !has(layer + ".conv.weight")) {
+      if (shapes.has(layer + ".qkv.weight")) continue;
+      updown = shapes.has(layer + ".in_layers.0.weight");
+      if (!updown && !shapes.has(layer + ".conv.weight")) {
         throw InputError("cannot tell what " + layer +
                          " is (neither an upsampling conv nor a "
                          "res block)");
       }
-      break;
+      return k;
     }
   }
+  return -1;
+}
+
+/// num_res_blocks and resblock_updown from the block counts; returns the number of levels.
+int infer_levels(const ShapeIndex& shapes, UNetConfig& c) {
+  const int n_in = shapes.count_blocks("input_blocks"),
+            n_out = shapes.count_blocks("output_blocks");
+  if (n_out == 0) throw InputError("no output_blocks tensors");
+  // The first output block that upsamples has index num_res_blocks.
+  bool updown = false;
+  int n = find_upsampling_block(shapes, n_out, updown);
   if (n < 0) n = n_out - 1;  // one level: no upsampling anywhere
   const int levels = n_out / (n + 1);
   if (levels * (n + 1) != n_out || n_in != levels * (n + 1)) {
@@ -879,56 +980,80 @@ UNetConfig infer_unet_config(const std::vector<std::pair<std::string, at::Tensor
   }
   c.num_res_blocks = n;
   c.resblock_updown = updown;
+  return levels;
+}
 
+/// channel_mult (set in `c` and returned) from the first res block of each level's output blocks,
+/// checked against the width of the first conv.
+std::vector<double> infer_channel_mult(const ShapeIndex& shapes, UNetConfig& c, int levels) {
+  const int n = c.num_res_blocks;
   std::vector<double> mult(static_cast<size_t>(levels));
   for (int l = 0; l < levels; ++l) {
     const std::string name =
         "output_blocks." + std::to_string((levels - 1 - l) * (n + 1)) + ".0.out_layers.3.weight";
     mult[static_cast<size_t>(l)] =
-        static_cast<double>(shape(name, 4)[0]) / static_cast<double>(c.num_channels);
+        static_cast<double>(shapes.shape(name, 4)[0]) / static_cast<double>(c.num_channels);
   }
   c.channel_mult = join_mult(mult);
-  if (static_cast<int64_t>(mult[0] * c.num_channels) != first[0]) {
-    throw InputError("input_blocks.0.0.weight has " + std::to_string(first[0]) +
+  const int64_t first = shapes.shape("input_blocks.0.0.weight", 4)[0];
+  if (static_cast<int64_t>(mult[0] * c.num_channels) != first) {
+    throw InputError("input_blocks.0.0.weight has " + std::to_string(first) +
                      " channels but the first level has " +
                      format_number(mult[0] * c.num_channels));
   }
+  return mult;
+}
 
+/// The downsampling rates (1 << level) of the levels with attention in an input or output block.
+std::set<int> attention_rates(const ShapeIndex& shapes, int levels, int n) {
   std::set<int> attn_ds;
   for (int l = 0; l < levels; ++l) {
     for (int r = 0; r < n; ++r) {
       const auto idx = 1 + l * (n + 1) + r;
-      if (has("input_blocks." + std::to_string(idx) + ".1.qkv.weight")) attn_ds.insert(1 << l);
+      if (shapes.has("input_blocks." + std::to_string(idx) + ".1.qkv.weight")) {
+        attn_ds.insert(1 << l);
+      }
     }
     for (int i = 0; i <= n; ++i) {
       const auto idx = (levels - 1 - l) * (n + 1) + i;
-      if (has("output_blocks." + std::to_string(idx) + ".1.qkv.weight")) attn_ds.insert(1 << l);
+      if (shapes.has("output_blocks." + std::to_string(idx) + ".1.qkv.weight")) {
+        attn_ds.insert(1 << l);
+      }
     }
   }
+  return attn_ds;
+}
 
-  const auto& mid_out = shape("middle_block.0.out_layers.3.weight", 4);
-  const auto& mid_emb = shape("middle_block.0.emb_layers.1.weight", 2);
-  if (mid_emb[0] == 2 * mid_out[0]) {
-    c.use_scale_shift_norm = true;
-  } else if (mid_emb[0] == mid_out[0]) {
-    c.use_scale_shift_norm = false;
-  } else {
-    throw InputError("middle_block.0.emb_layers.1.weight " + shape_str(mid_emb) +
-                     " is neither C nor 2*C rows");
+/// use_scale_shift_norm: the middle res block's emb_layers have 2*C rows (scale and shift) or C.
+bool infer_scale_shift_norm(const ShapeIndex& shapes) {
+  const auto& mid_out = shapes.shape("middle_block.0.out_layers.3.weight", 4);
+  const auto& mid_emb = shapes.shape("middle_block.0.emb_layers.1.weight", 2);
+  if (mid_emb[0] == 2 * mid_out[0]) return true;
+  if (mid_emb[0] == mid_out[0]) return false;
+  throw InputError("middle_block.0.emb_layers.1.weight " + shape_str(mid_emb) +
+                   " is neither C nor 2*C rows");
+}
+
+/// `image_size` if given (> 0), else the size whose guided-diffusion default channel_mult is
+/// `mult` (`channel_mult` is its text, for the error).
+int resolve_image_size(int image_size, const std::vector<double>& mult,
+                       const std::string& channel_mult) {
+  if (image_size > 0) return image_size;
+  for (int size : {512, 256, 128, 64}) {
+    if (default_mult(size) == mult) image_size = size;
   }
-
   if (image_size <= 0) {
-    for (int size : {512, 256, 128, 64}) {
-      if (default_mult(size) == mult) image_size = size;
-    }
-    if (image_size <= 0) {
-      throw UsageError("cannot infer image_size: channel_mult " + c.channel_mult +
-                       " is no default of guided-diffusion; give the image size");
-    }
+    throw UsageError("cannot infer image_size: channel_mult " + channel_mult +
+                     " is no default of guided-diffusion; give the image size");
   }
-  c.image_size = image_size;
+  return image_size;
+}
+
+/// attention_resolutions as the configs list them: image_size / rate for each rate, ascending
+/// rate = descending resolution.
+std::string attention_resolutions_of(const std::set<int>& rates, int image_size) {
   std::string attn;
-  for (int ds : attn_ds) {  // ascending rate = descending resolution, as the configs list them
+  for (int ds : rates) {
     if (image_size % ds != 0) {
       throw UsageError("image_size " + std::to_string(image_size) +
                        " is not divisible by the attention downsampling rate " +
@@ -936,25 +1061,44 @@ UNetConfig infer_unet_config(const std::vector<std::pair<std::string, at::Tensor
     }
     attn += (attn.empty() ? "" : ",") + std::to_string(image_size / ds);
   }
-  c.attention_resolutions = attn;
-  c.dropout = 0.0;
-  c.use_fp16 = false;
+  return attn;
+}
 
-  // The inferred config must reproduce the file exactly.
+/// Throws InputError unless the layout of `c` is exactly the file's names and shapes.
+void check_reproduces(const UNetConfig& c, const ShapeIndex& shapes) {
   const UNetLayout expected = UNet::layout(c);
-  if (expected.size() != shapes.size()) {
+  if (expected.size() != shapes.all().size()) {
     throw InputError("inferred config (" + c.to_string() + ") has " +
                      std::to_string(expected.size()) + " tensors, the state_dict " +
-                     std::to_string(shapes.size()));
+                     std::to_string(shapes.all().size()));
   }
   for (const auto& [name, s] : expected) {
-    auto it = shapes.find(name);
-    if (it == shapes.end() || it->second != s) {
-      throw InputError("inferred config (" + c.to_string() + ") expects " + name + " " +
-                       shape_str(s) + ", the state_dict " +
-                       (it == shapes.end() ? std::string("lacks it") : shape_str(it->second)));
+    auto it = shapes.all().find(name);
+    if (it == shapes.all().end() || it->second != s) {
+      throw InputError(
+          "inferred config (" + c.to_string() + ") expects " + name + " " + shape_str(s) +
+          ", the state_dict " +
+          (it == shapes.all().end() ? std::string("lacks it") : shape_str(it->second)));
     }
   }
+}
+
+}  // namespace
+
+UNetConfig infer_unet_config(const std::vector<std::pair<std::string, at::Tensor>>& state_dict,
+                             int image_size) {
+  const ShapeIndex shapes(state_dict);
+  UNetConfig c = infer_widths(shapes);
+  const int levels = infer_levels(shapes, c);
+  const std::vector<double> mult = infer_channel_mult(shapes, c, levels);
+  const std::set<int> attn_ds = attention_rates(shapes, levels, c.num_res_blocks);
+  c.use_scale_shift_norm = infer_scale_shift_norm(shapes);
+  c.image_size = resolve_image_size(image_size, mult, c.channel_mult);
+  c.attention_resolutions = attention_resolutions_of(attn_ds, c.image_size);
+  c.dropout = 0.0;
+  c.use_fp16 = false;
+  // The inferred config must reproduce the file exactly.
+  check_reproduces(c, shapes);
   return c;
 }
 
