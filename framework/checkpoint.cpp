@@ -87,20 +87,24 @@ class BoundedAdapter final : public caffe2::serialize::ReadAdapterInterface {
   const MappedFile& f_;
 };
 
-/// Checks the zip central directory before miniz reads it: every entry's uncompressed size
-/// must be at most the file size, so no record read can allocate more than the file holds
-/// (torch.save never compresses; a compressed entry may not expand beyond the file size).
-/// Also checks what PyTorchStreamReader's constructor checks after opening the archive (the
-/// first entry lies in a folder, a readable version record), because libtorch 1.13 leaks the
-/// miniz state when its constructor throws. Returns each record's CRC32 by name (without the
-/// archive's folder prefix), which PyTorchStreamReader itself never checks.
-std::unordered_map<std::string, uint32_t> check_zip_directory(const MappedFile& f) {
+/// The error for a corrupt zip archive at byte `pos` of `f`.
+InputError corrupt_zip(const MappedFile& f, uint64_t pos, const std::string& what) {
+  return InputError(f.path() + " byte " + std::to_string(pos) + ": corrupt zip archive: " + what);
+}
+
+/// Where the central directory lies, as the end-of-central-directory record (or its zip64
+/// version) says.
+struct ZipDirectory {
+  uint64_t eocd = 0;  ///< offset of the end-of-central-directory record
+  uint64_t entries = 0, size = 0, offset = 0;
+};
+
+/// Finds the last end-of-central-directory record with room for itself (and its zip64 version)
+/// and checks that the directory it describes lies inside the file.
+ZipDirectory find_central_directory(const MappedFile& f) {
   const uint8_t* d = f.data();
   const uint64_t n = f.size();
-  auto bad = [&](uint64_t pos, const std::string& what) {
-    return InputError(f.path() + " byte " + std::to_string(pos) + ": corrupt zip archive: " + what);
-  };
-  if (n < 22) throw bad(0, "too short");
+  if (n < 22) throw corrupt_zip(f, 0, "too short");
   uint64_t eocd = n;  // the last end-of-central-directory signature with room for the record
   const uint64_t lowest = n - 22 > 65535 ? n - 22 - 65535 : 0;
   for (uint64_t i = n - 22 + 1; i-- > lowest;) {
@@ -109,32 +113,73 @@ std::unordered_map<std::string, uint32_t> check_zip_directory(const MappedFile& 
       break;
     }
   }
-  if (eocd == n) throw bad(n, "end of central directory not found");
-  uint64_t entries = read_le(d + eocd + 10, 2);
-  uint64_t cd_size = read_le(d + eocd + 12, 4);
-  uint64_t cd_off = read_le(d + eocd + 16, 4);
+  if (eocd == n) throw corrupt_zip(f, n, "end of central directory not found");
+  ZipDirectory dir;
+  dir.eocd = eocd;
+  dir.entries = read_le(d + eocd + 10, 2);
+  dir.size = read_le(d + eocd + 12, 4);
+  dir.offset = read_le(d + eocd + 16, 4);
   if (eocd >= 20 && read_le(d + eocd - 20, 4) == 0x07064b50) {
     const uint64_t z64 = read_le(d + eocd - 20 + 8, 8);
     if (z64 > n || n - z64 < 56 || read_le(d + z64, 4) != 0x06064b50) {
-      throw bad(eocd - 20, "bad zip64 end of central directory");
+      throw corrupt_zip(f, eocd - 20, "bad zip64 end of central directory");
     }
-    entries = read_le(d + z64 + 32, 8);
-    cd_size = read_le(d + z64 + 40, 8);
-    cd_off = read_le(d + z64 + 48, 8);
+    dir.entries = read_le(d + z64 + 32, 8);
+    dir.size = read_le(d + z64 + 40, 8);
+    dir.offset = read_le(d + z64 + 48, 8);
   }
-  if (cd_off > n || cd_size > n - cd_off) throw bad(eocd, "central directory outside the file");
-  if (entries > cd_size / 46) throw bad(eocd, "too many entries for the central directory");
-  const uint64_t cd_end = cd_off + cd_size;
-  struct Entry {
-    uint64_t flags, method, comp, local;
-    uint32_t crc;
-  };
-  std::unordered_map<std::string, Entry> by_name;
-  std::string first_name;
-  uint64_t p = cd_off;
-  for (uint64_t e = 0; e < entries; ++e) {
-    if (cd_end - p < 46 || read_le(d + p, 4) != 0x02014b50)
-      throw bad(p, "bad central directory entry");
+  if (dir.offset > n || dir.size > n - dir.offset) {
+    throw corrupt_zip(f, eocd, "central directory outside the file");
+  }
+  if (dir.entries > dir.size / 46) {
+    throw corrupt_zip(f, eocd, "too many entries for the central directory");
+  }
+  return dir;
+}
+
+/// One central directory entry, as far as the checks need it.
+struct ZipEntry {
+  uint64_t flags, method, comp, local;
+  uint32_t crc;
+};
+
+/// Reads the zip64 sizes of the extra fields in [q, extra_end) into those of `uncomp`, `comp`
+/// and `local` that are 0xFFFFFFFF.
+void read_zip64_extra(const MappedFile& f, uint64_t q, uint64_t extra_end, uint64_t& uncomp,
+                      uint64_t& comp, uint64_t& local) {
+  const uint8_t* d = f.data();
+  while (extra_end - q >= 4) {
+    const uint64_t id = read_le(d + q, 2);
+    const uint64_t len = read_le(d + q + 2, 2);
+    if (extra_end - q - 4 < len) throw corrupt_zip(f, q, "bad extra field");
+    if (id == 1) {  // zip64 sizes, present only for the fields that are 0xFFFFFFFF
+      uint64_t r = q + 4;
+      const uint64_t r_end = r + len;
+      for (uint64_t* field : {&uncomp, &comp, &local}) {
+        if (*field != 0xFFFFFFFFu) continue;
+        if (r_end - r < 8) throw corrupt_zip(f, q, "bad zip64 extra field");
+        *field = read_le(d + r, 8);
+        r += 8;
+      }
+    }
+    q += 4 + len;
+  }
+}
+
+/// Reads the central directory's entries by name (`first_name` gets the first entry's), each no
+/// larger than the file.
+std::unordered_map<std::string, ZipEntry> read_central_entries(const MappedFile& f,
+                                                               const ZipDirectory& dir,
+                                                               std::string& first_name) {
+  const uint8_t* d = f.data();
+  const uint64_t n = f.size();
+  const uint64_t cd_end = dir.offset + dir.size;
+  std::unordered_map<std::string, ZipEntry> by_name;
+  uint64_t p = dir.offset;
+  for (uint64_t e = 0; e < dir.entries; ++e) {
+    if (cd_end - p < 46 || read_le(d + p, 4) != 0x02014b50) {
+      throw corrupt_zip(f, p, "bad central directory entry");
+    }
     const uint64_t flags = read_le(d + p + 8, 2);
     const uint64_t method = read_le(d + p + 10, 2);
     const auto crc = static_cast<uint32_t>(read_le(d + p + 16, 4));
@@ -144,67 +189,70 @@ std::unordered_map<std::string, uint32_t> check_zip_directory(const MappedFile& 
     const uint64_t extra_len = read_le(d + p + 30, 2);
     const uint64_t comment_len = read_le(d + p + 32, 2);
     uint64_t local = read_le(d + p + 42, 4);
-    if (cd_end - p - 46 < name_len + extra_len + comment_len)
-      throw bad(p, "entry overruns the directory");
-    uint64_t q = p + 46 + name_len;
-    const uint64_t extra_end = q + extra_len;
-    while (extra_end - q >= 4) {
-      const uint64_t id = read_le(d + q, 2);
-      const uint64_t len = read_le(d + q + 2, 2);
-      if (extra_end - q - 4 < len) throw bad(q, "bad extra field");
-      if (id == 1) {  // zip64 sizes, present only for the fields that are 0xFFFFFFFF
-        uint64_t r = q + 4;
-        const uint64_t r_end = r + len;
-        if (uncomp == 0xFFFFFFFFu) {
-          if (r_end - r < 8) throw bad(q, "bad zip64 extra field");
-          uncomp = read_le(d + r, 8);
-          r += 8;
-        }
-        if (comp == 0xFFFFFFFFu) {
-          if (r_end - r < 8) throw bad(q, "bad zip64 extra field");
-          comp = read_le(d + r, 8);
-          r += 8;
-        }
-        if (local == 0xFFFFFFFFu) {
-          if (r_end - r < 8) throw bad(q, "bad zip64 extra field");
-          local = read_le(d + r, 8);
-        }
-      }
-      q += 4 + len;
+    if (cd_end - p - 46 < name_len + extra_len + comment_len) {
+      throw corrupt_zip(f, p, "entry overruns the directory");
     }
+    const uint64_t q = p + 46 + name_len;
+    read_zip64_extra(f, q, q + extra_len, uncomp, comp, local);
     if (comp > n || uncomp > n) {
-      throw bad(p, "entry of " + std::to_string(uncomp) + " bytes is larger than the file");
+      throw corrupt_zip(f, p,
+                        "entry of " + std::to_string(uncomp) + " bytes is larger than the file");
     }
     std::string name(reinterpret_cast<const char*>(d + p + 46), name_len);
     if (e == 0) first_name = name;
-    by_name.emplace(std::move(name), Entry{flags, method, comp, local, crc});
+    by_name.emplace(std::move(name), ZipEntry{flags, method, comp, local, crc});
     p += 46 + name_len + extra_len + comment_len;
   }
+  return by_name;
+}
+
+/// Checks that the version record (entry `v`) is stored plainly inside the file and holds a
+/// number PyTorchStreamReader supports, as std::stoull reads it; `cd_off` is the directory's
+/// offset, for the errors.
+void check_version_record(const MappedFile& f, const ZipEntry& v, uint64_t cd_off) {
+  const uint8_t* d = f.data();
+  const uint64_t n = f.size();
+  if (v.method != 0 || (v.flags & 1)) {
+    throw corrupt_zip(f, cd_off, "the version record is not stored plainly");
+  }
+  if (v.local > n || n - v.local < 30 || read_le(d + v.local, 4) != 0x04034b50) {
+    throw corrupt_zip(f, v.local, "bad local header of the version record");
+  }
+  const uint64_t data = v.local + 30 + read_le(d + v.local + 26, 2) + read_le(d + v.local + 28, 2);
+  if (data > n || n - data < v.comp)
+    throw corrupt_zip(f, v.local, "version record outside the file");
+  uint64_t k = 0, value = 0, digits = 0;
+  while (k < v.comp && std::isspace(d[data + k])) ++k;
+  for (; k < v.comp && std::isdigit(d[data + k]) && digits < 18; ++k, ++digits) {
+    value = value * 10 + (d[data + k] - '0');
+  }
+  if (digits == 0 || value < caffe2::serialize::kMinSupportedFileFormatVersion ||
+      value > caffe2::serialize::kMaxSupportedFileFormatVersion) {
+    throw corrupt_zip(f, data, "unsupported or corrupt version record");
+  }
+}
+
+/// Checks the zip central directory before miniz reads it: every entry's uncompressed size
+/// must be at most the file size, so no record read can allocate more than the file holds
+/// (torch.save never compresses; a compressed entry may not expand beyond the file size).
+/// Also checks what PyTorchStreamReader's constructor checks after opening the archive (the
+/// first entry lies in a folder, a readable version record), because libtorch 1.13 leaks the
+/// miniz state when its constructor throws. Returns each record's CRC32 by name (without the
+/// archive's folder prefix), which PyTorchStreamReader itself never checks.
+std::unordered_map<std::string, uint32_t> check_zip_directory(const MappedFile& f) {
+  const ZipDirectory dir = find_central_directory(f);
+  std::string first_name;
+  const std::unordered_map<std::string, ZipEntry> by_name =
+      read_central_entries(f, dir, first_name);
   const size_t slash = first_name.find('/');
-  if (slash == std::string::npos) throw bad(cd_off, "the first record is not in a folder");
+  if (slash == std::string::npos) {
+    throw corrupt_zip(f, dir.offset, "the first record is not in a folder");
+  }
   const std::string prefix = first_name.substr(0, slash + 1);
   auto version = by_name.find(prefix + ".data/version");
   if (version == by_name.end()) version = by_name.find(prefix + "version");
-  if (version == by_name.end()) throw bad(cd_off, "no version record");
-  const Entry& v = version->second;
-  if (v.method != 0 || (v.flags & 1)) throw bad(cd_off, "the version record is not stored plainly");
-  {  // the record must hold a number, as std::stoull reads it
-    if (v.local > n || n - v.local < 30 || read_le(d + v.local, 4) != 0x04034b50) {
-      throw bad(v.local, "bad local header of the version record");
-    }
-    const uint64_t data =
-        v.local + 30 + read_le(d + v.local + 26, 2) + read_le(d + v.local + 28, 2);
-    if (data > n || n - data < v.comp) throw bad(v.local, "version record outside the file");
-    uint64_t k = 0, value = 0, digits = 0;
-    while (k < v.comp && std::isspace(d[data + k])) ++k;
-    for (; k < v.comp && std::isdigit(d[data + k]) && digits < 18; ++k, ++digits) {
-      value = value * 10 + (d[data + k] - '0');
-    }
-    if (digits == 0 || value < caffe2::serialize::kMinSupportedFileFormatVersion ||
-        value > caffe2::serialize::kMaxSupportedFileFormatVersion) {
-      throw bad(data, "unsupported or corrupt version record");
-    }
-  }
+  if (version == by_name.end()) throw corrupt_zip(f, dir.offset, "no version record");
+  check_version_record(f, version->second, dir.offset);
   std::unordered_map<std::string, uint32_t> crcs;
   for (const auto& [name, entry] : by_name) {
     if (name.compare(0, prefix.size(), prefix) == 0) crcs[name.substr(prefix.size())] = entry.crc;
@@ -224,69 +272,89 @@ uint32_t crc32_of(const void* data, size_t n) {
   return static_cast<uint32_t>(crc);
 }
 
-c10::IValue read_zip(const MappedFile& f) {
-  const auto crcs = check_zip_directory(f);
-  const std::string& path = f.path();
-  auto adapter = std::make_shared<BoundedAdapter>(f);
-  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
-  try {
-    reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(adapter);
-  } catch (const std::exception& e) {
-    throw InputError(path + ": cannot read the zip archive: " + describe(e));
-  }
-  auto get_record = [&](const std::string& name) -> std::tuple<at::DataPtr, size_t> {
+/// The records of a zip checkpoint through PyTorchStreamReader, each checked against the CRC32
+/// its central directory stores.
+class ZipRecords {
+ public:
+  /// Checks the directory of `f` (check_zip_directory), then opens the archive.
+  explicit ZipRecords(const MappedFile& f)
+      : path_(f.path()),
+        crcs_(check_zip_directory(f)),
+        adapter_(std::make_shared<BoundedAdapter>(f)) {
     try {
-      if (!reader->hasRecord(name)) throw InputError(path + ": record '" + name + "' is missing");
-      auto record = reader->getRecord(name);
-      const auto crc = crcs.find(name);
+      reader_ = std::make_unique<caffe2::serialize::PyTorchStreamReader>(adapter_);
+    } catch (const std::exception& e) {
+      throw InputError(path_ + ": cannot read the zip archive: " + describe(e));
+    }
+  }
+
+  /// Whether the archive holds the record `name`.
+  bool has(const std::string& name) const {
+    try {
+      return reader_->hasRecord(name);
+    } catch (const std::exception& e) {
+      throw InputError(path_ + ": cannot read the zip archive: " + describe(e));
+    }
+  }
+
+  /// The bytes of record `name`; throws InputError when it is missing, unreadable or fails its
+  /// CRC32 check.
+  std::tuple<at::DataPtr, size_t> get(const std::string& name) const {
+    try {
+      if (!reader_->hasRecord(name)) {
+        throw InputError(path_ + ": record '" + name + "' is missing");
+      }
+      auto record = reader_->getRecord(name);
+      const auto crc = crcs_.find(name);
       const uint32_t actual = crc32_of(std::get<0>(record).get(), std::get<1>(record));
-      if (crc != crcs.end() && crc->second != actual) {
+      if (crc != crcs_.end() && crc->second != actual) {
         char buf[96];
         std::snprintf(buf, sizeof buf, " fails its CRC32 check (stored %08x, computed %08x)",
                       crc->second, actual);
-        throw InputError(path + ": record '" + name + "'" + buf + ": the file is damaged");
+        throw InputError(path_ + ": record '" + name + "'" + buf + ": the file is damaged");
       }
       return record;
     } catch (const InputError&) {
       throw;
     } catch (const std::exception& e) {
-      throw InputError(path + ": cannot read record '" + name + "': " + describe(e));
-    }
-  };
-  bool has_byteorder = false;
-  try {
-    has_byteorder = reader->hasRecord("byteorder");
-  } catch (const std::exception& e) {
-    throw InputError(path + ": cannot read the zip archive: " + describe(e));
-  }
-  if (has_byteorder) {
-    auto [ptr, size] = get_record("byteorder");
-    if (std::string(static_cast<const char*>(ptr.get()), size) == "big") {
-      throw InputError(path + ": big-endian checkpoints are not supported");
+      throw InputError(path_ + ": cannot read record '" + name + "': " + describe(e));
     }
   }
-  auto [pkl, pkl_size] = get_record("data.pkl");
 
-  std::unordered_map<std::string, c10::Storage> loaded;
-  pickle::PersistentLoader loader = [&](const pickle::PersistentId& id, size_t offset) {
-    const std::string at = path + " (data.pkl) byte " + std::to_string(offset) + ": ";
+ private:
+  const std::string path_;
+  const std::unordered_map<std::string, uint32_t> crcs_;
+  std::shared_ptr<BoundedAdapter> adapter_;
+  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader_;
+};
+
+/// The storages of a zip checkpoint's data.pkl, each read from its record data/<key> once.
+class ZipStorages {
+ public:
+  /// Storages of `f`, read from `records`.
+  ZipStorages(const MappedFile& f, const ZipRecords& records) : f_(f), records_(records) {}
+
+  /// The persistent loader for data.pkl (the reference at byte `offset`): no views, and no
+  /// storage larger than the file or than its record.
+  pickle::StorageRef load(const pickle::PersistentId& id, size_t offset) {
+    const std::string at = f_.path() + " (data.pkl) byte " + std::to_string(offset) + ": ";
     if (id.has_view) throw InputError(at + "storage views are not expected in a zip checkpoint");
     const auto elsize = static_cast<int64_t>(pickle::element_size(id.dtype));
     int64_t nbytes = 0;
     if (pickle::mul_overflows(id.numel, elsize, &nbytes) ||
-        static_cast<uint64_t>(nbytes) > f.size()) {
+        static_cast<uint64_t>(nbytes) > f_.size()) {
       throw InputError(at + "storage '" + id.key + "' of " + std::to_string(id.numel) +
                        " elements is larger than the file");
     }
-    auto it = loaded.find(id.key);
-    if (it == loaded.end()) {
-      auto [ptr, size] = get_record("data/" + id.key);
+    auto it = loaded_.find(id.key);
+    if (it == loaded_.end()) {
+      auto [ptr, size] = records_.get("data/" + id.key);
       c10::Storage storage(c10::Storage::use_byte_size_t(), size, std::move(ptr), nullptr, false);
       if (id.dtype == at::kBool) {  // only 0 and 1 are valid bools
         auto* b = static_cast<uint8_t*>(mutable_storage_data(storage));
         for (size_t k = 0; k < size; ++k) b[k] = b[k] != 0;
       }
-      it = loaded.emplace(id.key, std::move(storage)).first;
+      it = loaded_.emplace(id.key, std::move(storage)).first;
     }
     const auto have = static_cast<int64_t>(it->second.nbytes());
     if (have < nbytes) {
@@ -294,38 +362,85 @@ c10::IValue read_zip(const MappedFile& f) {
                        " bytes, the storage needs " + std::to_string(nbytes));
     }
     return pickle::StorageRef{it->second, 0, have, id.dtype};
-  };
-  pickle::Source source{static_cast<const uint8_t*>(pkl.get()), pkl_size, path + " (data.pkl)", 0};
-  return pickle::unpickle(source, loader);
+  }
+
+ private:
+  const MappedFile& f_;
+  const ZipRecords& records_;
+  std::unordered_map<std::string, c10::Storage> loaded_;
+};
+
+c10::IValue read_zip(const MappedFile& f) {
+  const ZipRecords records(f);
+  if (records.has("byteorder")) {
+    auto [ptr, size] = records.get("byteorder");
+    if (std::string(static_cast<const char*>(ptr.get()), size) == "big") {
+      throw InputError(f.path() + ": big-endian checkpoints are not supported");
+    }
+  }
+  auto [pkl, pkl_size] = records.get("data.pkl");
+  ZipStorages storages(f, records);
+  pickle::Source source{static_cast<const uint8_t*>(pkl.get()), pkl_size, f.path() + " (data.pkl)",
+                        0};
+  return pickle::unpickle(source, [&storages](const pickle::PersistentId& id, size_t offset) {
+    return storages.load(id, offset);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
 // Legacy format: magic, protocol version, sys_info, object, storage keys, then each storage as
 // an int64 element count followed by its raw bytes.
 
-c10::IValue read_legacy(const MappedFile& f) {
-  const std::string& path = f.path();
-  size_t pos = 0;
-  pickle::PersistentLoader no_storages = [&](const pickle::PersistentId&,
-                                             size_t offset) -> pickle::StorageRef {
-    throw InputError(path + " byte " + std::to_string(offset) + ": unexpected storage");
-  };
-  auto next_pickle = [&](const pickle::PersistentLoader& loader) {
+/// A legacy stream's pickles, read one after another.
+class LegacyStream {
+ public:
+  /// Reads `f` from its start.
+  explicit LegacyStream(const MappedFile& f) : f_(f) {
+    no_storages_ = [this](const pickle::PersistentId&, size_t offset) -> pickle::StorageRef {
+      throw InputError(f_.path() + " byte " + std::to_string(offset) + ": unexpected storage");
+    };
+  }
+  LegacyStream(const LegacyStream&) = delete;
+  LegacyStream& operator=(const LegacyStream&) = delete;
+
+  /// The next pickle, its storages resolved by `loader`.
+  c10::IValue next(const pickle::PersistentLoader& loader) {
     size_t used = 0;
-    pickle::Source source{f.data() + pos, f.size() - pos, path, pos};
+    pickle::Source source{f_.data() + pos_, f_.size() - pos_, f_.path(), pos_};
     c10::IValue v = pickle::unpickle(source, loader, &used);
-    pos += used;
+    pos_ += used;
     return v;
-  };
-  next_pickle(no_storages);  // the magic number (detect() found it)
-  const size_t version_pos = pos;
-  const c10::IValue version = next_pickle(no_storages);
+  }
+
+  /// The next pickle, which must reference no storage.
+  c10::IValue next_plain() { return next(no_storages_); }
+
+  /// The offset of the next byte to read.
+  size_t pos() const { return pos_; }
+  /// Moves on by `n` bytes (read directly through file()).
+  void skip(size_t n) { pos_ += n; }
+  /// The file read.
+  const MappedFile& file() const { return f_; }
+
+ private:
+  const MappedFile& f_;
+  size_t pos_ = 0;
+  pickle::PersistentLoader no_storages_;
+};
+
+/// Reads the header pickles: the magic number (detect() found it), the protocol version and
+/// sys_info (which must not say big-endian).
+void read_legacy_header(LegacyStream& in) {
+  const std::string& path = in.file().path();
+  in.next_plain();  // the magic number
+  const size_t version_pos = in.pos();
+  const c10::IValue version = in.next_plain();
   if (!version.isInt() || version.toInt() != kLegacyProtocolVersion) {
     throw InputError(path + " byte " + std::to_string(version_pos) +
                      ": unsupported legacy protocol version");
   }
-  const size_t sys_info_pos = pos;
-  const c10::IValue sys_info = next_pickle(no_storages);
+  const size_t sys_info_pos = in.pos();
+  const c10::IValue sys_info = in.next_plain();
   if (sys_info.isGenericDict()) {
     const auto info = sys_info.toGenericDict();
     auto it = info.find(c10::IValue(std::string("little_endian")));
@@ -335,74 +450,101 @@ c10::IValue read_legacy(const MappedFile& f) {
   } else {
     throw InputError(path + " byte " + std::to_string(sys_info_pos) + ": bad legacy header");
   }
+}
 
-  struct Root {
-    c10::Storage storage;
-    int64_t elsize{1};
-    at::ScalarType dtype{at::kByte};
-    bool filled{false};
-  };
-  std::unordered_map<std::string, Root> roots;
-  std::unordered_map<std::string, pickle::StorageRef> views;
-  uint64_t total_bytes = 0;
-  pickle::PersistentLoader loader = [&](const pickle::PersistentId& id, size_t offset) {
-    const std::string at = path + " byte " + std::to_string(offset) + ": ";
+/// The storages of a legacy pickle: allocated at their first reference, filled from the data
+/// that follows the pickle.
+class LegacyStorages {
+ public:
+  /// Storages of the legacy file `f`.
+  explicit LegacyStorages(const MappedFile& f) : f_(f) {}
+
+  /// The persistent loader for the object pickle (its reference at byte `offset`): every
+  /// storage's bytes follow the pickle, so together they must fit in the rest of the file.
+  pickle::StorageRef load(const pickle::PersistentId& id, size_t offset) {
+    const std::string at = f_.path() + " byte " + std::to_string(offset) + ": ";
     const auto elsize = static_cast<int64_t>(pickle::element_size(id.dtype));
     int64_t nbytes = 0;
-    // Every storage's bytes follow the pickle, so together they fit in the rest of the file.
-    const uint64_t rest = offset < f.size() ? f.size() - offset : 0;
-    if (pickle::mul_overflows(id.numel, elsize, &nbytes) || total_bytes > rest ||
-        static_cast<uint64_t>(nbytes) > rest - total_bytes) {
+    const uint64_t rest = offset < f_.size() ? f_.size() - offset : 0;
+    if (pickle::mul_overflows(id.numel, elsize, &nbytes) || total_bytes_ > rest ||
+        static_cast<uint64_t>(nbytes) > rest - total_bytes_) {
       throw InputError(at + "storage '" + id.key + "' of " + std::to_string(id.numel) +
                        " elements is larger than the rest of the file");
     }
-    auto it = roots.find(id.key);
-    if (it == roots.end()) {
-      total_bytes += static_cast<uint64_t>(nbytes);
+    auto it = roots_.find(id.key);
+    if (it == roots_.end()) {
+      total_bytes_ += static_cast<uint64_t>(nbytes);
       Root root{
           c10::Storage(c10::Storage::use_byte_size_t(), nbytes, c10::GetCPUAllocator(), false),
           elsize, id.dtype, false};
-      it = roots.emplace(id.key, std::move(root)).first;
+      it = roots_.emplace(id.key, std::move(root)).first;
     }
     const auto have = static_cast<int64_t>(it->second.storage.nbytes());
     if (nbytes > have) {
       throw InputError(at + "storage '" + id.key + "' is referenced with different sizes");
     }
     if (!id.has_view) return pickle::StorageRef{it->second.storage, 0, have, id.dtype};
-    auto v = views.find(id.view_key);
-    if (v == views.end()) {
+    return view(id, it->second.storage, have, at);
+  }
+
+  /// Reads the storage key list at the stream's position, then each listed storage's element
+  /// count and bytes; every storage must get its data exactly once.
+  void read_data(LegacyStream& in) {
+    const std::string& path = f_.path();
+    const size_t keys_pos = in.pos();
+    const c10::IValue keys = in.next_plain();
+    if (!keys.isList()) {
+      throw InputError(path + " byte " + std::to_string(keys_pos) +
+                       ": storage keys must be a list");
+    }
+    for (const c10::IValue& key : keys.toListRef()) fill(in, key);
+    for (const auto& [key, root] : roots_) {
+      if (!root.filled) throw InputError(path + ": storage '" + key + "' has no data");
+    }
+  }
+
+ private:
+  struct Root {
+    c10::Storage storage;
+    int64_t elsize{1};
+    at::ScalarType dtype{at::kByte};
+    bool filled{false};
+  };
+
+  /// The view `id` names into `storage` (`have` bytes), made at its first reference and checked
+  /// to lie inside; `at` starts the errors.
+  pickle::StorageRef view(const pickle::PersistentId& id, const c10::Storage& storage, int64_t have,
+                          const std::string& at) {
+    const auto elsize = static_cast<int64_t>(pickle::element_size(id.dtype));
+    auto v = views_.find(id.view_key);
+    if (v == views_.end()) {
       int64_t begin = 0, size = 0, end = 0;
       if (pickle::mul_overflows(id.view_offset, elsize, &begin) ||
           pickle::mul_overflows(id.view_numel, elsize, &size) ||
           pickle::add_overflows(begin, size, &end) || end > have) {
         throw InputError(at + "storage view '" + id.view_key + "' lies outside its storage");
       }
-      v = views.emplace(id.view_key, pickle::StorageRef{it->second.storage, begin, size, id.dtype})
-              .first;
+      v = views_.emplace(id.view_key, pickle::StorageRef{storage, begin, size, id.dtype}).first;
     }
     pickle::StorageRef ref = v->second;
     ref.dtype = id.dtype;
     return ref;
-  };
-  c10::IValue result = next_pickle(loader);
-
-  const size_t keys_pos = pos;
-  const c10::IValue keys = next_pickle(no_storages);
-  if (!keys.isList()) {
-    throw InputError(path + " byte " + std::to_string(keys_pos) + ": storage keys must be a list");
   }
-  for (const c10::IValue& key : keys.toListRef()) {
-    const size_t at_pos = pos;
-    const std::string at = path + " byte " + std::to_string(at_pos) + ": ";
+
+  /// Copies the data of the storage `key` at the stream's position (an int64 element count,
+  /// then the raw bytes) into its root.
+  void fill(LegacyStream& in, const c10::IValue& key) {
+    const std::string at = f_.path() + " byte " + std::to_string(in.pos()) + ": ";
     if (!key.isString()) throw InputError(at + "storage key must be a string");
-    auto it = roots.find(key.toStringRef());
-    if (it == roots.end())
+    auto it = roots_.find(key.toStringRef());
+    if (it == roots_.end()) {
       throw InputError(at + "data for an unknown storage '" + key.toStringRef() + "'");
+    }
     Root& root = it->second;
     if (root.filled) throw InputError(at + "storage '" + key.toStringRef() + "' stored twice");
-    if (f.size() - pos < 8) throw InputError(at + "truncated storage header");
-    const auto numel = static_cast<int64_t>(read_le(f.data() + pos, 8));
-    pos += 8;
+    if (f_.size() - in.pos() < 8) throw InputError(at + "truncated storage header");
+    const auto numel = static_cast<int64_t>(read_le(f_.data() + in.pos(), 8));
+    in.skip(8);
     const auto nbytes = static_cast<int64_t>(root.storage.nbytes());
     int64_t expected = 0;
     if (numel < 0 || pickle::mul_overflows(numel, root.elsize, &expected) || expected != nbytes) {
@@ -410,20 +552,32 @@ c10::IValue read_legacy(const MappedFile& f) {
                        " elements in the data, " + std::to_string(nbytes / root.elsize) +
                        " in the pickle");
     }
-    if (f.size() - pos < static_cast<uint64_t>(nbytes)) {
+    if (f_.size() - in.pos() < static_cast<uint64_t>(nbytes)) {
       throw InputError(at + "truncated data of storage '" + key.toStringRef() + "'");
     }
     auto* dst = static_cast<uint8_t*>(mutable_storage_data(root.storage));
-    if (nbytes > 0) std::memcpy(dst, f.data() + pos, static_cast<size_t>(nbytes));
+    if (nbytes > 0) std::memcpy(dst, f_.data() + in.pos(), static_cast<size_t>(nbytes));
     if (root.dtype == at::kBool) {  // only 0 and 1 are valid bools
       for (int64_t k = 0; k < nbytes; ++k) dst[k] = dst[k] != 0;
     }
-    pos += static_cast<size_t>(nbytes);
+    in.skip(static_cast<size_t>(nbytes));
     root.filled = true;
   }
-  for (const auto& [key, root] : roots) {
-    if (!root.filled) throw InputError(path + ": storage '" + key + "' has no data");
-  }
+
+  const MappedFile& f_;
+  std::unordered_map<std::string, Root> roots_;
+  std::unordered_map<std::string, pickle::StorageRef> views_;
+  uint64_t total_bytes_ = 0;
+};
+
+c10::IValue read_legacy(const MappedFile& f) {
+  LegacyStream in(f);
+  read_legacy_header(in);
+  LegacyStorages storages(f);
+  c10::IValue result = in.next([&storages](const pickle::PersistentId& id, size_t offset) {
+    return storages.load(id, offset);
+  });
+  storages.read_data(in);
   return result;
 }
 
