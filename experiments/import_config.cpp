@@ -2,8 +2,10 @@
 // our experiment files (the key table is in methods/README.md).
 #include <algorithm>
 #include <map>
+#include <ostream>
 #include <set>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include "experiments/external.h"
@@ -70,12 +72,110 @@ bool truthy(const std::string& v) {
   return l == "true" || l == "1" || l == "yes" || l == "on";
 }
 
-}  // namespace
+/// The reference's config as flat keys (overrides applied), and the keys the import has read.
+class RefConfig {
+ public:
+  explicit RefConfig(std::map<std::string, std::string> values) : values_(std::move(values)) {}
+  /// The value of `key`, or `fallback` where it is absent or empty; does not mark it read.
+  std::string get(const std::string& key, const std::string& fallback = "") const {
+    auto it = values_.find(key);
+    return it == values_.end() || it->second.empty() ? fallback : it->second;
+  }
+  /// The value of `key` (empty where absent), marked read: not listed as without counterpart.
+  std::string use(const std::string& key) {
+    mark(key);
+    return get(key);
+  }
+  /// Marks `key` read without taking its value.
+  void mark(const std::string& key) { used_.insert(key); }
+  /// Whether `key` was read.
+  bool used(const std::string& key) const { return used_.count(key) > 0; }
+  /// Every key and value, in key order.
+  const std::map<std::string, std::string>& values() const { return values_; }
 
-std::string import_reference_config(const std::string& yaml_text,
-                                    const std::vector<std::string>& overrides) {
-  std::map<std::string, std::string> ref = flatten_yaml(yaml_text);
-  // Overrides as the reference's argparse takes them: key=value, or a bare key (a flag: true).
+ private:
+  std::map<std::string, std::string> values_;
+  std::set<std::string> used_;
+};
+
+/// One of our method settings read from a reference key; written unless the value is empty or
+/// `omit` (the reference's default, which is ours too).
+struct SettingKey {
+  std::string ours, theirs, omit;
+};
+
+/// The DDIM schedule's settings (CoPaint, blended and resample share them).
+const std::vector<SettingKey> kDdimKeys = {{"schedule_type", "ddim.schedule_params.schedule_type"},
+                                           {"eta", "ddim.ddim_sigma"}};
+
+/// CoPaint's optimisation of x_t.
+const std::vector<SettingKey> kCoPaintKeys = {
+    {"G", "optimize_xt.num_iteration_optimize_xt"},
+    {"lr_xt", "optimize_xt.lr_xt"},
+    {"lr_xt_decay", "optimize_xt.lr_xt_decay"},
+    {"smart_lr", "optimize_xt.use_smart_lr_xt_decay"},
+    {"adaptive_lr", "optimize_xt.use_adaptive_lr_xt"},
+    {"coef_xt_reg", "optimize_xt.coef_xt_reg"},
+    {"coef_xt_reg_decay", "optimize_xt.coef_xt_reg_decay"},
+    {"mid_interval_num", "optimize_xt.mid_interval_num"},
+    {"optimize_before_time_travel", "optimize_xt.optimize_before_time_travel"}};
+
+/// CoPaint-TT's time travel.
+const std::vector<SettingKey> kTimeTravelKeys = {
+    {"jump_length", "ddim.schedule_params.jump_length"},
+    {"jump_n_sample", "ddim.schedule_params.jump_n_sample"},
+    {"time_travel_filter", "ddim.schedule_params.time_travel_filter_type"}};
+
+/// CoPaint's task (inpainting, or super-resolution by a scale).
+const std::vector<SettingKey> kTaskKeys = {{"mode", "mode", "inpaint"}, {"scale", "scale", "0"}};
+
+/// DPS's step.
+const std::vector<SettingKey> kDpsKeys = {{"step_size", "dps.step_size"}, {"eta", "dps.eta"}};
+
+/// The UNet flags of the presets (and the reference's run flags): no counterpart, not listed.
+const std::set<std::string> kUnetFlags = {"attention_resolutions",
+                                          "class_cond",
+                                          "diffusion_steps",
+                                          "learn_sigma",
+                                          "noise_schedule",
+                                          "num_channels",
+                                          "num_head_channels",
+                                          "num_heads",
+                                          "num_res_blocks",
+                                          "resblock_updown",
+                                          "use_fp16",
+                                          "use_scale_shift_norm",
+                                          "num_heads_upsample",
+                                          "channel_mult",
+                                          "dropout",
+                                          "use_checkpoint",
+                                          "use_new_attention_order",
+                                          "image_size",
+                                          "use_kl",
+                                          "predict_xstart",
+                                          "rescale_timesteps",
+                                          "rescale_learned_sigmas",
+                                          "clip_denoised",
+                                          "use_ddim",
+                                          "respace_interpolate",
+                                          "lr_kernel_n_std",
+                                          "num_samples",
+                                          "show_progress",
+                                          "use_git",
+                                          "resume",
+                                          "debug",
+                                          "input_image",
+                                          "mask",
+                                          "outdir"};
+
+/// The algorithms' sections: settings of another algorithm than the one imported do not apply.
+const std::set<std::string> kAlgorithmSections = {"ddim", "optimize_xt", "repaint", "ddnm",
+                                                  "ddrm", "dps",         "resample"};
+
+/// Applies overrides as the reference's argparse takes them: key=value, or a bare key (a flag:
+/// true); each must name a key of the config.
+void apply_overrides(std::map<std::string, std::string>& ref,
+                     const std::vector<std::string>& overrides) {
   for (const auto& o : overrides) {
     std::string k = o, v = "true";
     if (const auto eq = o.find('='); eq != std::string::npos) {
@@ -88,176 +188,156 @@ std::string import_reference_config(const std::string& yaml_text,
     if (!ref.count(k)) throw UsageError("import-config: '" + k + "' is not a key of the config");
     ref[k] = unquote(v);
   }
-  auto get = [&](const std::string& k, const std::string& fallback = "") {
-    auto it = ref.find(k);
-    return it == ref.end() || it->second.empty() ? fallback : it->second;
-  };
-  std::set<std::string> used;
-  auto use = [&](const std::string& k) {
-    used.insert(k);
-    return get(k);
-  };
+}
 
-  // The method.
-  const std::string algorithm = use("algorithm");
-  const bool timetravel = truthy(get("ddim.schedule_params.use_timetravel", "false"));
-  used.insert("ddim.schedule_params.use_timetravel");
+/// Our method for the reference's algorithm (o_ddim with time travel: copaint_tt).
+std::string method_for(RefConfig& ref) {
+  const std::string algorithm = ref.use("algorithm");
+  const bool timetravel = truthy(ref.get("ddim.schedule_params.use_timetravel", "false"));
+  ref.mark("ddim.schedule_params.use_timetravel");
   static const std::map<std::string, std::string> methods = {
       {"ddim", "blended"}, {"resample", "resample"}, {"repaint", "repaint"},
       {"ddnm", "ddnm"},    {"ddrm", "ddrm"},         {"dps", "dps"}};
-  std::string method;
-  if (algorithm == "o_ddim") {
-    method = timetravel ? "copaint_tt" : "copaint";
-  } else if (methods.count(algorithm)) {
-    method = methods.at(algorithm);
-  } else {
-    throw UsageError("import-config: unknown algorithm '" + algorithm +
-                     "' (the reference's: o_ddim, ddim, resample, repaint, ddnm, ddrm, dps)");
-  }
-  // The model and dataset.
-  const std::string dataset_name = use("dataset_name");
-  std::string dataset = "folder", model = "adm";
-  if (dataset_name == "celebahq" || dataset_name == "celeba-hq") {
-    dataset = "celebahq";
-    model = "celebahq256";
-  } else if (dataset_name.rfind("imagenet", 0) == 0) {
-    dataset = "imagenet100";
-    model = "imagenet256";
-  }
+  if (algorithm == "o_ddim") return timetravel ? "copaint_tt" : "copaint";
+  if (const auto it = methods.find(algorithm); it != methods.end()) return it->second;
+  throw UsageError("import-config: unknown algorithm '" + algorithm +
+                   "' (the reference's: o_ddim, ddim, resample, repaint, ddnm, ddrm, dps)");
+}
 
-  std::ostringstream out, settings, notes;
+/// Our dataset and model for the reference's dataset_name.
+struct DatasetModel {
+  std::string dataset = "folder", model = "adm";
+};
+
+/// CelebA-HQ and ImageNet as our registered datasets and models; anything else a folder of
+/// images on the `adm` model.
+DatasetModel dataset_model_for(RefConfig& ref) {
+  const std::string name = ref.use("dataset_name");
+  DatasetModel dm;
+  if (name == "celebahq" || name == "celeba-hq") {
+    dm = {"celebahq", "celebahq256"};
+  } else if (name.rfind("imagenet", 0) == 0) {
+    dm = {"imagenet100", "imagenet256"};
+  }
+  return dm;
+}
+
+/// The first line: where the file came from, with the overrides.
+void write_origin(std::ostream& out, const std::vector<std::string>& overrides) {
   out << "# Imported by `copaint import-config` from the reference's YAML config";
   if (!overrides.empty()) {
     out << " with";
     for (const auto& o : overrides) out << " --" << o;
   }
   out << ".\n";
-  const std::string outdir = use("outdir");
-  out << "name = " << (outdir.empty() ? method : "imported_" + method) << "\n"
-      << "model = " << model << "\ndataset = " << dataset << "\nmethods = " << method
-      << "\nmasks = " << use("mask_type") << "\nseeds = " << use("seed")
-      << "\nsamples = " << use("n_samples") << "\nmetrics = lpips, psnr, ssim, known_mse\n";
-  used.insert("n_iter");
-  if (get("n_iter", "1") != "1")
-    notes << "# n_iter = " << get("n_iter") << ": samples = n_samples x n_iter in ours\n";
+}
 
-  out << "\n[" << model << "]\ncheckpoint = " << use("model_path") << "\n";
-  out << "\n[" << dataset << "]\n";
-  const std::string start = use("dataset_starting_index"), end = use("dataset_ending_index");
+/// The grid's keys and the model's and dataset's sections; a note where n_iter has no
+/// counterpart.
+void write_grid(std::ostream& out, std::ostream& notes, RefConfig& ref, const std::string& method,
+                const DatasetModel& dm) {
+  const std::string outdir = ref.use("outdir");
+  out << "name = " << (outdir.empty() ? method : "imported_" + method) << "\n"
+      << "model = " << dm.model << "\ndataset = " << dm.dataset << "\nmethods = " << method
+      << "\nmasks = " << ref.use("mask_type") << "\nseeds = " << ref.use("seed")
+      << "\nsamples = " << ref.use("n_samples") << "\nmetrics = lpips, psnr, ssim, known_mse\n";
+  ref.mark("n_iter");
+  if (ref.get("n_iter", "1") != "1")
+    notes << "# n_iter = " << ref.get("n_iter") << ": samples = n_samples x n_iter in ours\n";
+
+  out << "\n[" << dm.model << "]\ncheckpoint = " << ref.use("model_path") << "\n";
+  out << "\n[" << dm.dataset << "]\n";
+  const std::string start = ref.use("dataset_starting_index");
+  const std::string end = ref.use("dataset_ending_index");
   if (!start.empty() && start != "-1") out << "start = " << start << "\n";
   if (!end.empty() && end != "-1")
     out << "count = " << std::stoll(end) - std::max(0LL, std::stoll(start.empty() ? "0" : start))
         << "\n";
+}
 
-  // Method settings.
-  auto put = [&](const std::string& ours, const std::string& theirs) {
-    const std::string v = use(theirs);
-    if (!v.empty()) settings << ours << " = " << v << "\n";
-  };
-  const std::string respacing = use("timestep_respacing");
-  if (!respacing.empty()) settings << "respacing = " << respacing << "\n";
-  if (method == "copaint" || method == "copaint_tt" || method == "blended" ||
-      method == "resample") {
-    const std::string steps = use("ddim.schedule_params.num_inference_steps");
+/// Writes each of `keys` that has a value (other than its `omit`) as `ours = value`.
+void put_settings(std::ostream& settings, RefConfig& ref, const std::vector<SettingKey>& keys) {
+  for (const SettingKey& k : keys) {
+    const std::string v = ref.use(k.theirs);
+    if (!v.empty() && v != k.omit) settings << k.ours << " = " << v << "\n";
+  }
+}
+
+/// CoPaint's and CoPaint-TT's settings beyond the DDIM schedule.
+void put_copaint_settings(std::ostream& settings, std::ostream& notes, RefConfig& ref,
+                          const std::string& method) {
+  put_settings(settings, ref, kCoPaintKeys);
+  ref.mark("optimize_xt.optimize_xt");
+  ref.mark("optimize_xt.filter_xT");
+  if (!truthy(ref.get("optimize_xt.optimize_xt", "true")))
+    notes << "# optimize_xt.optimize_xt = false: no optimisation (G = 0)\n";
+  if (method == "copaint_tt") put_settings(settings, ref, kTimeTravelKeys);
+  put_settings(settings, ref, kTaskKeys);
+}
+
+/// The method's section: the reference's settings of its algorithm under our names; notes where
+/// a setting has no exact counterpart.
+std::string method_section(RefConfig& ref, const std::string& method, std::ostream& notes) {
+  std::ostringstream settings;
+  const std::string respacing = ref.get("timestep_respacing");
+  put_settings(settings, ref, {{"respacing", "timestep_respacing"}});
+  const bool copaint = method == "copaint" || method == "copaint_tt";
+  if (copaint || method == "blended" || method == "resample") {
+    const std::string steps = ref.use("ddim.schedule_params.num_inference_steps");
     if (!steps.empty() && steps != respacing) settings << "steps = " << steps << "\n";
-    used.insert("ddim.schedule_params.ddpm_num_steps");
-    put("schedule_type", "ddim.schedule_params.schedule_type");
-    put("eta", "ddim.ddim_sigma");
+    ref.mark("ddim.schedule_params.ddpm_num_steps");
+    put_settings(settings, ref, kDdimKeys);
   }
-  if (method == "copaint" || method == "copaint_tt") {
-    put("G", "optimize_xt.num_iteration_optimize_xt");
-    put("lr_xt", "optimize_xt.lr_xt");
-    put("lr_xt_decay", "optimize_xt.lr_xt_decay");
-    put("smart_lr", "optimize_xt.use_smart_lr_xt_decay");
-    put("adaptive_lr", "optimize_xt.use_adaptive_lr_xt");
-    put("coef_xt_reg", "optimize_xt.coef_xt_reg");
-    put("coef_xt_reg_decay", "optimize_xt.coef_xt_reg_decay");
-    put("mid_interval_num", "optimize_xt.mid_interval_num");
-    put("optimize_before_time_travel", "optimize_xt.optimize_before_time_travel");
-    used.insert("optimize_xt.optimize_xt");
-    used.insert("optimize_xt.filter_xT");
-    if (!truthy(get("optimize_xt.optimize_xt", "true")))
-      notes << "# optimize_xt.optimize_xt = false: no optimisation (G = 0)\n";
-    if (method == "copaint_tt") {
-      put("jump_length", "ddim.schedule_params.jump_length");
-      put("jump_n_sample", "ddim.schedule_params.jump_n_sample");
-      const std::string filter = use("ddim.schedule_params.time_travel_filter_type");
-      if (!filter.empty()) settings << "time_travel_filter = " << filter << "\n";
-    }
-    const std::string mode = use("mode");
-    if (!mode.empty() && mode != "inpaint") settings << "mode = " << mode << "\n";
-    const std::string scale = use("scale");
-    if (!scale.empty() && scale != "0") settings << "scale = " << scale << "\n";
-  }
+  if (copaint) put_copaint_settings(settings, notes, ref, method);
   if (method == "repaint" || method == "ddnm") {
     for (const std::string k : {"t_T", "n_sample", "jump_length", "jump_n_sample"})
-      put(k, method + ".schedule_jump_params." + k);
+      put_settings(settings, ref, {{k, method + ".schedule_jump_params." + k}});
   }
-  if (method == "dps") {
-    put("step_size", "dps.step_size");
-    put("eta", "dps.eta");
-  }
+  if (method == "dps") put_settings(settings, ref, kDpsKeys);
   if (method == "resample") {
-    const std::string keep = use("resample.keep_n_samples");
+    const std::string keep = ref.use("resample.keep_n_samples");
     if (!keep.empty())
       notes << "# resample.keep_n_samples = " << keep
             << ": the reference keeps keep_n_samples of n_samples particles per batch; ours: "
                "resample.particles per output sample\n";
   }
-  if (method == "repaint") used.insert("repaint.inpa_inj_sched_prev");
-  out << "\n[" << method << "]\n" << settings.str();
+  if (method == "repaint") ref.mark("repaint.inpa_inj_sched_prev");
+  return settings.str();
+}
 
-  // What was not used: the UNet flags of the presets, and everything else listed.
-  static const std::set<std::string> unet = {"attention_resolutions",
-                                             "class_cond",
-                                             "diffusion_steps",
-                                             "learn_sigma",
-                                             "noise_schedule",
-                                             "num_channels",
-                                             "num_head_channels",
-                                             "num_heads",
-                                             "num_res_blocks",
-                                             "resblock_updown",
-                                             "use_fp16",
-                                             "use_scale_shift_norm",
-                                             "num_heads_upsample",
-                                             "channel_mult",
-                                             "dropout",
-                                             "use_checkpoint",
-                                             "use_new_attention_order",
-                                             "image_size",
-                                             "use_kl",
-                                             "predict_xstart",
-                                             "rescale_timesteps",
-                                             "rescale_learned_sigmas",
-                                             "clip_denoised",
-                                             "use_ddim",
-                                             "respace_interpolate",
-                                             "lr_kernel_n_std",
-                                             "num_samples",
-                                             "show_progress",
-                                             "use_git",
-                                             "resume",
-                                             "debug",
-                                             "input_image",
-                                             "mask",
-                                             "outdir"};
+/// The keys with a value that were not read, are no UNet flag of the presets, and belong to no
+/// algorithm's section or the classifier: one comment line each.
+std::string unused_keys(const RefConfig& ref) {
   std::ostringstream unused;
-  for (const auto& [k, v] : ref) {
-    if (used.count(k) || unet.count(k) || v.empty()) continue;
+  for (const auto& [k, v] : ref.values()) {
+    if (ref.used(k) || kUnetFlags.count(k) || v.empty()) continue;
     const auto dot = k.find('.');
     const std::string head = dot == std::string::npos ? k : k.substr(0, dot);
-    // Settings of the other algorithms' sections do not apply to this one.
-    if (head == "ddim" || head == "optimize_xt" || head == "repaint" || head == "ddnm" ||
-        head == "ddrm" || head == "dps" || head == "resample")
-      continue;
+    if (kAlgorithmSections.count(head)) continue;
     if (k.rfind("classifier", 0) == 0 || k == "cond_y") continue;
     unused << "#   " << k << " = " << v << "\n";
   }
+  return unused.str();
+}
+
+}  // namespace
+
+std::string import_reference_config(const std::string& yaml_text,
+                                    const std::vector<std::string>& overrides) {
+  std::map<std::string, std::string> values = flatten_yaml(yaml_text);
+  apply_overrides(values, overrides);
+  RefConfig ref(std::move(values));
+  const std::string method = method_for(ref);
+  const DatasetModel dm = dataset_model_for(ref);
+
+  std::ostringstream out, notes;
+  write_origin(out, overrides);
+  write_grid(out, notes, ref, method, dm);
+  out << "\n[" << method << "]\n" << method_section(ref, method, notes);
   out << "\n" << notes.str();
-  out << "# UNet flags come from the " << model << " preset (`copaint list models`).\n";
-  if (!unused.str().empty())
-    out << "# Keys of the config with no counterpart here:\n" << unused.str();
+  out << "# UNet flags come from the " << dm.model << " preset (`copaint list models`).\n";
+  const std::string unused = unused_keys(ref);
+  if (!unused.empty()) out << "# Keys of the config with no counterpart here:\n" << unused;
   return out.str();
 }
 
