@@ -85,6 +85,13 @@ std::string sample_file(int64_t k) {
   return buf;
 }
 
+/// Each seed's position in the experiment's list: prediction k = position x samples + sample.
+std::map<int64_t, int64_t> seed_positions(const Experiment& ex) {
+  std::map<int64_t, int64_t> seed_pos;
+  for (size_t k = 0; k < ex.seeds.size(); ++k) seed_pos[ex.seeds[k]] = static_cast<int64_t>(k);
+  return seed_pos;
+}
+
 /// Opened datasets and masks of an experiment, and their images (cached).
 struct Inputs {
   const Experiment& ex;
@@ -150,6 +157,172 @@ std::string shape_text(const at::Tensor& t) {
   return s;
 }
 
+/// The experiment row of a `copaint score` run (status running).
+RunRecord score_run_record(const Experiment& ex, const ScoreOptions& o) {
+  RunRecord run;
+  run.name = ex.name;
+  run.config = ex.config_text() + "score." + o.name + " = " + o.predictions + "\n";
+  run.config_hash = ex.config_hash();
+  run.device = "copaint score --predictions " + o.predictions + " --as " + o.name;
+  run.cuda = "no";
+  run.git_revision = git_revision();
+  run.started = utc_now();
+  run.status = "running";
+  return run;
+}
+
+/// What scoring a cell needs: the experiment's inputs and metrics, and where the scores go.
+struct ScoreContext {
+  const Experiment& ex;
+  const ScoreOptions& o;
+  Inputs& in;
+  const std::vector<std::unique_ptr<Metric>>& metrics;
+  const ResultPaths& paths;
+  ResultsDb& db;
+  int64_t run_id = 0;
+  std::map<int64_t, int64_t> seed_pos;
+};
+
+/// A cell's usable predictions: their rows (scores to come) and images.
+struct CellPredictions {
+  std::vector<SampleRecord> records;
+  std::vector<at::Tensor> preds, refs, masks;
+};
+
+/// The file of a prediction: the full layout, or without the dataset (one dataset), or without
+/// both (one mask too); empty when none is there (the full layout's path listed as missing).
+fs::path find_prediction(const ScoreContext& sc, const ExperimentCell& cell,
+                         const std::string& file, ScoreSummary& summary) {
+  const fs::path pred(sc.o.predictions);
+  std::vector<fs::path> candidates = {pred / cell.dataset / cell.mask / file};
+  if (sc.ex.datasets.size() == 1) candidates.push_back(pred / cell.mask / file);
+  if (sc.ex.datasets.size() == 1 && sc.ex.masks.size() == 1) candidates.push_back(pred / file);
+  const auto found = std::find_if(candidates.begin(), candidates.end(),
+                                  [](const fs::path& p) { return fs::is_regular_file(p); });
+  if (found != candidates.end()) return *found;
+  summary.missing.push_back(candidates.front().string());
+  return fs::path();
+}
+
+/// A prediction's image, or undefined when it is unreadable or its shape is not the
+/// reference's (listed as unusable).
+at::Tensor read_prediction(const fs::path& file, const at::Tensor& reference,
+                           ScoreSummary& summary) {
+  at::Tensor image;
+  try {
+    image = read_image(file.string(), reference.size(0));
+  } catch (const std::exception& e) {
+    summary.mis_sized.push_back(file.string() + ": unreadable (" + e.what() + ")");
+    return at::Tensor();
+  }
+  if (!image.sizes().equals(reference.sizes())) {
+    summary.mis_sized.push_back(file.string() + ": " + shape_text(image) + ", expected " +
+                                shape_text(reference) + " (CxHxW)");
+    return at::Tensor();
+  }
+  return image;
+}
+
+/// The row of sample s of image i, with the paths `run` uses, so that a run's references and
+/// masks are shared, not copied.
+SampleRecord prediction_record(const ScoreContext& sc, const ExperimentCell& cell,
+                               const CellRecord& cr, int64_t cell_id, const ImageItem& item,
+                               int64_t i, int64_t s) {
+  SampleRecord r;
+  r.cell_id = cell_id;
+  r.image_index = i;
+  r.image_id = item.id;
+  r.sample_index = s;
+  r.run_id = sc.run_id;
+  r.status = "ok";
+  r.h5_file = fs::path(sc.paths.h5).filename().string();
+  r.reference_path =
+      "/references/" + dataset_key(cell.dataset, cell.dataset_settings) + "/" + std::to_string(i);
+  r.mask_path =
+      "/masks/" + mask_key(cell, item.image.size(1), item.image.size(2)) + "/" + std::to_string(i);
+  r.sample_path = "/samples/" + cr.key + "/" + std::to_string(i) + "_" + std::to_string(s);
+  return r;
+}
+
+/// Every prediction of a cell that is there and fits, in image and sample order.
+CellPredictions collect_predictions(ScoreContext& sc, const ExperimentCell& cell,
+                                    const CellRecord& cr, int64_t cell_id, ScoreSummary& summary) {
+  CellPredictions c;
+  for (int64_t i = 0; i < sc.in.size(cell.dataset); ++i) {
+    const ImageItem& item = sc.in.item(cell.dataset, i);
+    const std::string folder = image_folder_name(item.id);
+    for (int64_t s = 0; s < sc.ex.samples; ++s) {
+      const std::string file =
+          folder + "/samples/" + sample_file(sc.seed_pos.at(cell.seed) * sc.ex.samples + s);
+      const fs::path found = find_prediction(sc, cell, file, summary);
+      if (found.empty()) continue;
+      const at::Tensor image = read_prediction(found, item.image, summary);
+      if (!image.defined()) continue;
+      c.records.push_back(prediction_record(sc, cell, cr, cell_id, item, i, s));
+      c.preds.push_back(image);
+      c.refs.push_back(item.image);
+      c.masks.push_back(sc.in.mask(cell, i));
+    }
+  }
+  return c;
+}
+
+/// Scores the predictions with each metric; a metric that fails (other than on configuration)
+/// is warned about and left out.
+void score_cell_predictions(const ScoreContext& sc, const ExperimentCell& cell,
+                            CellPredictions& c) {
+  const at::Tensor p = at::stack(c.preds), ref = at::stack(c.refs), m = at::stack(c.masks);
+  for (auto& metric : sc.metrics) {
+    at::Tensor v;
+    try {
+      v = metric->score(p, ref, m).to(at::kCPU, at::kDouble).contiguous();
+    } catch (const UsageError&) {
+      throw;
+    } catch (const std::exception& e) {
+      log_warn(sc.o.name + " / " + cell.mask + ": metric " + metric->name() +
+               " not scored: " + e.what());
+      continue;
+    }
+    for (size_t k = 0; k < c.records.size(); ++k) {
+      c.records[k].scores.push_back(
+          {metric->name(), v[static_cast<int64_t>(k)].item<double>(), metric->higher_is_better()});
+    }
+  }
+}
+
+/// Stores the images in HDF5 (the file closed: a full disk is an error before the rows are
+/// committed), then the rows in one transaction.
+void store_cell_predictions(ScoreContext& sc, const ExperimentCell& cell,
+                            const CellPredictions& c) {
+  {
+    ResultsH5 h5(sc.paths.h5, ResultsH5::Mode::kWrite);
+    for (size_t k = 0; k < c.records.size(); ++k) {
+      store_sample_images(h5, cell, c.records[k], c.refs[k], c.masks[k], c.preds[k],
+                          /*generator_seed=*/-1);
+    }
+    h5.close();
+  }
+  sc.db.write_samples(c.records);
+}
+
+/// Scores and stores the predictions of one grid input as a cell of method o.name, stored as
+/// `run` stores a cell, at `position` (after the grid).
+void score_cell(ScoreContext& sc, const ExperimentCell& grid_cell, int64_t position,
+                ScoreSummary& summary) {
+  ExperimentCell cell = grid_cell;
+  cell.method = sc.o.name;
+  cell.method_settings = sc.o.settings;
+  cell.axes.clear();
+  CellRecord cr = cell_record(cell);
+  cr.position = position;
+  const int64_t cell_id = sc.db.ensure_cell(cr);
+  CellPredictions c = collect_predictions(sc, cell, cr, cell_id, summary);
+  if (c.records.empty()) return;
+  score_cell_predictions(sc, cell, c);
+  store_cell_predictions(sc, cell, c);
+  summary.scored += static_cast<int64_t>(c.records.size());
+}
+
 }  // namespace
 
 std::string image_folder_name(const std::string& image_id) {
@@ -178,8 +351,7 @@ int64_t export_inputs(const Experiment& ex, const std::string& dir) {
   std::set<std::string> written;
   const std::vector<const ExperimentCell*> cells = input_cells(ex);
   // Prediction numbering: seed position x samples + sample index.
-  std::map<int64_t, int64_t> seed_pos;
-  for (size_t k = 0; k < ex.seeds.size(); ++k) seed_pos[ex.seeds[k]] = static_cast<int64_t>(k);
+  const std::map<int64_t, int64_t> seed_pos = seed_positions(ex);
   bool first = true;
   for (const ExperimentCell* c : cells) {
     for (int64_t i = 0; i < in.size(c->dataset); ++i) {
@@ -249,108 +421,11 @@ ScoreSummary score_predictions(const Experiment& ex, const ScoreOptions& o) {
   ScoreSummary summary;
   summary.db = paths.db;
 
-  RunRecord run;
-  run.name = ex.name;
-  run.config = ex.config_text() + "score." + o.name + " = " + o.predictions + "\n";
-  run.config_hash = ex.config_hash();
-  run.device = "copaint score --predictions " + o.predictions + " --as " + o.name;
-  run.cuda = "no";
-  run.git_revision = git_revision();
-  run.started = utc_now();
-  run.status = "running";
-  const int64_t run_id = db.add_run(run);
-
-  std::map<int64_t, int64_t> seed_pos;
-  for (size_t k = 0; k < ex.seeds.size(); ++k) seed_pos[ex.seeds[k]] = static_cast<int64_t>(k);
-  const fs::path pred(o.predictions);
+  const int64_t run_id = db.add_run(score_run_record(ex, o));
+  ScoreContext sc{ex, o, in, metrics, paths, db, run_id, seed_positions(ex)};
   int64_t position = static_cast<int64_t>(ex.cells.size()) * 1000;
-  const std::string h5_name = fs::path(paths.h5).filename().string();
   for (const ExperimentCell* grid_cell : input_cells(ex)) {
-    ExperimentCell cell = *grid_cell;
-    cell.method = o.name;
-    cell.method_settings = o.settings;
-    cell.axes.clear();
-    CellRecord cr = cell_record(cell);  // as `run` stores it, after the grid
-    cr.position = position++;
-    const int64_t cell_id = db.ensure_cell(cr);
-    std::vector<SampleRecord> records;
-    std::vector<at::Tensor> preds, refs, masks;
-    for (int64_t i = 0; i < in.size(cell.dataset); ++i) {
-      const ImageItem& item = in.item(cell.dataset, i);
-      const std::string folder = image_folder_name(item.id);
-      for (int64_t s = 0; s < ex.samples; ++s) {
-        const std::string file =
-            folder + "/samples/" + sample_file(seed_pos.at(cell.seed) * ex.samples + s);
-        // The full layout, or without the dataset (one dataset), or without both (one mask too).
-        std::vector<fs::path> candidates = {pred / cell.dataset / cell.mask / file};
-        if (ex.datasets.size() == 1) candidates.push_back(pred / cell.mask / file);
-        if (ex.datasets.size() == 1 && ex.masks.size() == 1) candidates.push_back(pred / file);
-        const auto found = std::find_if(candidates.begin(), candidates.end(),
-                                        [](const fs::path& p) { return fs::is_regular_file(p); });
-        if (found == candidates.end()) {
-          summary.missing.push_back(candidates.front().string());
-          continue;
-        }
-        at::Tensor image;
-        try {
-          image = read_image(found->string(), item.image.size(0));
-        } catch (const std::exception& e) {
-          summary.mis_sized.push_back(found->string() + ": unreadable (" + e.what() + ")");
-          continue;
-        }
-        if (!image.sizes().equals(item.image.sizes())) {
-          summary.mis_sized.push_back(found->string() + ": " + shape_text(image) + ", expected " +
-                                      shape_text(item.image) + " (CxHxW)");
-          continue;
-        }
-        SampleRecord r;
-        r.cell_id = cell_id;
-        r.image_index = i;
-        r.image_id = item.id;
-        r.sample_index = s;
-        r.run_id = run_id;
-        r.status = "ok";
-        r.h5_file = h5_name;
-        // The paths `run` uses, so a run's references and masks are shared, not copied.
-        r.reference_path = "/references/" + dataset_key(cell.dataset, cell.dataset_settings) + "/" +
-                           std::to_string(i);
-        r.mask_path = "/masks/" + mask_key(cell, item.image.size(1), item.image.size(2)) + "/" +
-                      std::to_string(i);
-        r.sample_path = "/samples/" + cr.key + "/" + std::to_string(i) + "_" + std::to_string(s);
-        records.push_back(r);
-        preds.push_back(image);
-        refs.push_back(item.image);
-        masks.push_back(in.mask(cell, i));
-      }
-    }
-    if (records.empty()) continue;
-    const at::Tensor p = at::stack(preds), ref = at::stack(refs), m = at::stack(masks);
-    for (auto& metric : metrics) {
-      at::Tensor v;
-      try {
-        v = metric->score(p, ref, m).to(at::kCPU, at::kDouble).contiguous();
-      } catch (const UsageError&) {
-        throw;
-      } catch (const std::exception& e) {
-        log_warn(o.name + " / " + cell.mask + ": metric " + metric->name() +
-                 " not scored: " + e.what());
-        continue;
-      }
-      for (size_t k = 0; k < records.size(); ++k) {
-        records[k].scores.push_back({metric->name(), v[static_cast<int64_t>(k)].item<double>(),
-                                     metric->higher_is_better()});
-      }
-    }
-    {
-      ResultsH5 h5(paths.h5, ResultsH5::Mode::kWrite);
-      for (size_t k = 0; k < records.size(); ++k) {
-        const auto& r = records[k];
-        store_sample_images(h5, cell, r, refs[k], masks[k], preds[k], /*generator_seed=*/-1);
-      }
-      h5.close();  // checked: a full disk is an error before the rows are committed
-    }
-    db.write_samples(records);
-    summary.scored += static_cast<int64_t>(records.size());
+    score_cell(sc, *grid_cell, position++, summary);
   }
   db.finish_run(run_id, utc_now(),
                 summary.missing.empty() && summary.mis_sized.empty()
