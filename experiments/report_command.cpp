@@ -1,5 +1,7 @@
 // `copaint report RESULTS` (tables) and `copaint export RESULTS` (PNG of a sample or a grid).
 #include <cstdio>
+#include <tuple>
+#include <utility>
 
 #include <boost/program_options.hpp>
 
@@ -17,37 +19,41 @@ namespace po = boost::program_options;
 namespace copaint {
 namespace {
 
-int cmd_report(CommandContext& ctx) {
-  po::options_description d(
-      "usage: copaint report RESULTS_DIR_OR_DB... [--format markdown|csv|latex] [--metric M]... "
-      "[--timing] [--pivot 'mask x method'] [--layout metric|paper] [--spread none|std|ci95]\n"
-      "       [--standalone] [--plots DIR] [--strict]\n\n"
-      "Reads a results folder (results.sqlite and any results.shard-*.sqlite) or database files,\n"
-      "and prints per metric the comparison table (rows: method variants, columns: masks; cells:\n"
-      "mean over samples with seeds pooled, and in parentheses best-of-n, the mean over images of\n"
-      "each image's best sample), ablation tables for methods run with settings axes, and with\n"
-      "--timing seconds and UNet forwards/backwards per sample. --pivot 'mask x method'\n"
-      "transposes the comparison tables (rows masks, columns method variants). Best-of-n is\n"
-      "shown only where an image has several samples; metrics come in the experiment's order.\n\n"
-      "--format latex: booktabs tables with display names (CoPaint-TT, PSNR (hole) $\\uparrow$),\n"
-      "the best value per column bold and the second underlined, shrunk to the column or page\n"
-      "width when wider. The preamble needs \\usepackage{booktabs} and \\usepackage{graphicx};\n"
-      "--standalone writes a complete article. --layout paper: one table per dataset as the\n"
-      "paper's Table 1 (masks as column groups, metrics as sub-columns, a page wide).\n\n"
-      "--plots DIR also draws figures with gnuplot (Debian: gnuplot-nox), each as PNG, PDF and\n"
-      "SVG beside its editable DIR/<name>.gp and .dat: per metric a method x mask grouped bar\n"
-      "chart with 95% CI error bars (compare_<metric>.*), and for every ablation (a method run\n"
-      "with settings axes) per swept setting each metric's mean with its 95% CI band and the\n"
-      "seconds per sample against the setting (<method>_<setting>_<metric>.*; a log axis for\n"
-      "geometric sweeps such as learning rates), one line per mask (and per value of the\n"
-      "method's other swept settings); names get a <dataset>_<model>_ prefix when the results\n"
-      "hold several. --metric selects the metrics. "
-      "The files written are listed on stderr.\n\n"
-      "Incomplete results say so: a table cell with fewer ok samples than the grid of the stored\n"
-      "runs promises (images x samples x seeds, all shards) is marked [ok/promised] (CSV: column\n"
-      "promised_samples), and the report lists those cells, the grid's cells with no sample and\n"
-      "missing shard files (also on stderr). --strict exits 1 when anything is incomplete.\n\n"
-      "Options");
+/// The usage line and notes of `copaint report --help`.
+const char* kReportUsage =
+    "usage: copaint report RESULTS_DIR_OR_DB... [--format markdown|csv|latex] [--metric M]... "
+    "[--timing] [--pivot 'mask x method'] [--layout metric|paper] [--spread none|std|ci95]\n"
+    "       [--standalone] [--plots DIR] [--strict]\n\n"
+    "Reads a results folder (results.sqlite and any results.shard-*.sqlite) or database files,\n"
+    "and prints per metric the comparison table (rows: method variants, columns: masks; cells:\n"
+    "mean over samples with seeds pooled, and in parentheses best-of-n, the mean over images of\n"
+    "each image's best sample), ablation tables for methods run with settings axes, and with\n"
+    "--timing seconds and UNet forwards/backwards per sample. --pivot 'mask x method'\n"
+    "transposes the comparison tables (rows masks, columns method variants). Best-of-n is\n"
+    "shown only where an image has several samples; metrics come in the experiment's order.\n\n"
+    "--format latex: booktabs tables with display names (CoPaint-TT, PSNR (hole) $\\uparrow$),\n"
+    "the best value per column bold and the second underlined, shrunk to the column or page\n"
+    "width when wider. The preamble needs \\usepackage{booktabs} and \\usepackage{graphicx};\n"
+    "--standalone writes a complete article. --layout paper: one table per dataset as the\n"
+    "paper's Table 1 (masks as column groups, metrics as sub-columns, a page wide).\n\n"
+    "--plots DIR also draws figures with gnuplot (Debian: gnuplot-nox), each as PNG, PDF and\n"
+    "SVG beside its editable DIR/<name>.gp and .dat: per metric a method x mask grouped bar\n"
+    "chart with 95% CI error bars (compare_<metric>.*), and for every ablation (a method run\n"
+    "with settings axes) per swept setting each metric's mean with its 95% CI band and the\n"
+    "seconds per sample against the setting (<method>_<setting>_<metric>.*; a log axis for\n"
+    "geometric sweeps such as learning rates), one line per mask (and per value of the\n"
+    "method's other swept settings); names get a <dataset>_<model>_ prefix when the results\n"
+    "hold several. --metric selects the metrics. "
+    "The files written are listed on stderr.\n\n"
+    "Incomplete results say so: a table cell with fewer ok samples than the grid of the stored\n"
+    "runs promises (images x samples x seeds, all shards) is marked [ok/promised] (CSV: column\n"
+    "promised_samples), and the report lists those cells, the grid's cells with no sample and\n"
+    "missing shard files (also on stderr). --strict exits 1 when anything is incomplete.\n\n"
+    "Options";
+
+/// The options of `copaint report`.
+po::options_description report_options() {
+  po::options_description d(kReportUsage);
   d.add_options()("help,h", "print this help")(
       "format", po::value<std::string>()->default_value("markdown"), "markdown | csv | latex")(
       "metric", po::value<std::vector<std::string>>()->composing(),
@@ -71,14 +77,37 @@ int cmd_report(CommandContext& ctx) {
       "plot-size", po::value<std::string>()->default_value("640x480"),
       "PNG size WIDTHxHEIGHT in pixels (PDF and SVG: the same aspect)")(
       "inputs", po::value<std::vector<std::string>>(), "");
-  po::variables_map vm = parse_command_args(ctx, d, {{"inputs", -1}});
-  if (vm.count("help")) {
-    ctx.out << d;
-    return 0;
+  return d;
+}
+
+/// What `copaint report` was asked, typed; strings stay at the edge (parse_report_request).
+struct ReportRequest {
+  std::vector<std::string> dbs;  ///< the databases to read
+  ReportOptions report;
+  bool plots = false;     ///< --plots given: figures too
+  std::string plots_dir;  ///< where they go
+  PlotOptions plot;
+  bool strict = false;  ///< exit 1 when the results are incomplete
+};
+
+/// --plot-size WIDTHxHEIGHT, checked: at least 200x150, at most 10000 a side.
+std::pair<int, int> parse_plot_size(const std::string& size) {
+  int w = 0, h = 0;
+  char extra = 0;
+  if (std::sscanf(size.c_str(), "%dx%d%c", &w, &h, &extra) != 2 || w < 200 || h < 150 ||
+      w > 10000 || h > 10000) {
+    throw UsageError("report: --plot-size must be WIDTHxHEIGHT, at least 200x150, got '" + size +
+                     "'");
   }
+  return {w, h};
+}
+
+/// The flags as a ReportRequest (the inputs found as databases), checked.
+ReportRequest parse_report_request(const po::variables_map& vm) {
   if (!vm.count("inputs")) throw UsageError("report: give a results folder or database");
-  const std::vector<std::string> dbs = find_result_dbs(vm["inputs"].as<std::vector<std::string>>());
-  ReportOptions o;
+  ReportRequest r;
+  r.dbs = find_result_dbs(vm["inputs"].as<std::vector<std::string>>());
+  ReportOptions& o = r.report;
   o.format = vm["format"].as<std::string>();
   if (o.format == "md") o.format = "markdown";
   if (vm.count("metric")) o.metrics = vm["metric"].as<std::vector<std::string>>();
@@ -90,34 +119,41 @@ int cmd_report(CommandContext& ctx) {
   o.precision = vm["precision"].as<int>();
   o.pivot = vm["pivot"].as<std::string>();
   if (o.precision < 0 || o.precision > 12) throw UsageError("report: --precision must be 0..12");
-  PlotOptions plot;
   if (vm.count("plots")) {
-    const std::string size = vm["plot-size"].as<std::string>();
-    int w = 0, h = 0;
-    char extra = 0;
-    if (std::sscanf(size.c_str(), "%dx%d%c", &w, &h, &extra) != 2 || w < 200 || h < 150 ||
-        w > 10000 || h > 10000) {
-      throw UsageError("report: --plot-size must be WIDTHxHEIGHT, at least 200x150, got '" + size +
-                       "'");
-    }
-    plot.width = w;
-    plot.height = h;
-    plot.metrics = o.metrics;
+    std::tie(r.plot.width, r.plot.height) = parse_plot_size(vm["plot-size"].as<std::string>());
+    r.plot.metrics = o.metrics;
+    r.plots = true;
+    r.plots_dir = vm["plots"].as<std::string>();
   }
-  const ResultSet results = load_results(dbs);
+  r.strict = vm["strict"].as<bool>();
+  return r;
+}
+
+/// Writes the report (and the figures, listed on stderr); 1 when incomplete and --strict.
+int run_report(const ReportRequest& r, CommandContext& ctx) {
+  const ResultSet results = load_results(r.dbs);
   const Completeness done = check_completeness(results);
-  write_report(results, done, o, ctx.out);
-  if (vm.count("plots")) {
-    const std::string dir = vm["plots"].as<std::string>();
-    const std::vector<std::string> files = write_ablation_plots(results, plot, dir, true);
+  write_report(results, done, r.report, ctx.out);
+  if (r.plots) {
+    const std::vector<std::string> files = write_ablation_plots(results, r.plot, r.plots_dir, true);
     if (files.empty()) ctx.err << "no scores in these results: no plots\n";
     for (const auto& f : files) ctx.err << "wrote " << f << "\n";
   }
   if (done.incomplete()) {
     ctx.err << "copaint: report: " << done.summary() << "\n";
-    if (vm["strict"].as<bool>()) return 1;
+    if (r.strict) return 1;
   }
   return 0;
+}
+
+int cmd_report(CommandContext& ctx) {
+  const po::options_description d = report_options();
+  po::variables_map vm = parse_command_args(ctx, d, {{"inputs", -1}});
+  if (vm.count("help")) {
+    ctx.out << d;
+    return 0;
+  }
+  return run_report(parse_report_request(vm), ctx);
 }
 
 std::vector<int64_t> parse_ints(const std::string& text, const char* what) {
