@@ -2,6 +2,7 @@
 // configuration inferred from the tensor shapes as ready-to-paste `--set adm.<flag>=<value>` lines.
 #include <cstdio>
 #include <map>
+#include <ostream>
 #include <set>
 #include <sstream>
 
@@ -72,28 +73,41 @@ bool same_layout(const UNetLayout& layout, const StateDict& sd) {
   return true;
 }
 
-int cmd_inspect(CommandContext& ctx) {
+/// What `copaint inspect` was asked, typed.
+struct InspectRequest {
+  std::string path;    ///< the checkpoint
+  int image_size = 0;  ///< the training resolution (0: infer from guided-diffusion's defaults)
+};
+
+/// The options of `copaint inspect`.
+po::options_description inspect_options() {
   po::options_description d("usage: copaint inspect CHECKPOINT [--image-size N]\n\nOptions");
   d.add_options()("help,h", "print this help")(
       "image-size", po::value<int>()->default_value(0),
       "training resolution, when channel_mult is not one of guided-diffusion's defaults (0 = "
       "infer from the defaults)")("checkpoint", po::value<std::string>(), "the file to inspect");
-  po::variables_map vm = parse_command_args(ctx, d, {{"checkpoint", 1}});
-  if (vm.count("help")) {
-    ctx.out << d
-            << "\nPrints the container format, tensor and parameter counts, dtypes, and the ADM\n"
-               "UNet flags inferred from the tensor shapes as `--set adm.<flag>=<value>` lines\n"
-               "for `copaint inpaint --model adm`. The attention head split, fp16 and dropout\n"
-               "leave no trace in the shapes; those flags are listed separately.\n";
-    return 0;
-  }
-  if (!vm.count("checkpoint")) throw UsageError("inspect: give a checkpoint file");
-  const std::string path = vm["checkpoint"].as<std::string>();
-  const int image_size = vm["image-size"].as<int>();
-  if (image_size < 0) throw UsageError("inspect: --image-size must be >= 0");
+  return d;
+}
 
-  const std::string format = checkpoint_format(path);
-  const StateDict sd = load_state_dict(path);
+const char* kInspectNotes =
+    "\nPrints the container format, tensor and parameter counts, dtypes, and the ADM\n"
+    "UNet flags inferred from the tensor shapes as `--set adm.<flag>=<value>` lines\n"
+    "for `copaint inpaint --model adm`. The attention head split, fp16 and dropout\n"
+    "leave no trace in the shapes; those flags are listed separately.\n";
+
+/// The flags as an InspectRequest, checked.
+InspectRequest parse_inspect_request(const po::variables_map& vm) {
+  if (!vm.count("checkpoint")) throw UsageError("inspect: give a checkpoint file");
+  InspectRequest r;
+  r.path = vm["checkpoint"].as<std::string>();
+  r.image_size = vm["image-size"].as<int>();
+  if (r.image_size < 0) throw UsageError("inspect: --image-size must be >= 0");
+  return r;
+}
+
+/// The file, its container format, tensor and parameter counts, and its dtypes.
+void print_contents(std::ostream& os, const std::string& path, const std::string& format,
+                    const StateDict& sd) {
   int64_t params = 0;
   std::map<std::string, std::pair<int64_t, int64_t>> dtypes;  // name -> (tensors, values)
   for (const auto& [name, t] : sd) {
@@ -102,72 +116,108 @@ int cmd_inspect(CommandContext& ctx) {
     e.first += 1;
     e.second += t.numel();
   }
-  ctx.out << "file: " << path << "\n"
-          << "format: " << format << "\n"
-          << "tensors: " << sd.size() << "\n"
-          << "parameters: " << grouped(params) << "\n"
-          << "dtypes:";
+  os << "file: " << path << "\n"
+     << "format: " << format << "\n"
+     << "tensors: " << sd.size() << "\n"
+     << "parameters: " << grouped(params) << "\n"
+     << "dtypes:";
   bool first = true;
   for (const auto& [name, e] : dtypes) {
-    ctx.out << (first ? " " : ", ") << name << " (" << e.first << " tensors, " << grouped(e.second)
-            << " values)";
+    os << (first ? " " : ", ") << name << " (" << e.first << " tensors, " << grouped(e.second)
+       << " values)";
     first = false;
   }
-  ctx.out << "\n";
+  os << "\n";
+}
 
+/// The ADM configuration inferred from the shapes: whether it is one, and whether the image size
+/// is known (else inferred at a placeholder size).
+struct Inferred {
   UNetConfig config;
+  bool is_unet = true;
   bool size_known = true;
+};
+
+/// Infers the configuration, printing why where it is no ADM UNet or its size is not known.
+Inferred infer_config(std::ostream& os, const StateDict& sd, int image_size) {
+  Inferred inf;
   try {
-    config = infer_unet_config(sd, image_size);
+    inf.config = infer_unet_config(sd, image_size);
   } catch (const InputError& e) {
-    ctx.out << "\nnot an ADM UNet state_dict: " << e.what() << "\n";
-    return 0;
+    os << "\nnot an ADM UNet state_dict: " << e.what() << "\n";
+    inf.is_unet = false;
   } catch (const UsageError& e) {
     if (image_size > 0) throw UsageError("inspect: " + std::string(e.what()));
     // channel_mult is no default: infer the rest at a placeholder size divisible by any rate.
-    config = infer_unet_config(sd, 1 << 12);
-    size_known = false;
-    ctx.out << "\nnote: " << e.what() << "\n";
+    inf.config = infer_unet_config(sd, 1 << 12);
+    inf.size_known = false;
+    os << "\nnote: " << e.what() << "\n";
   }
+  return inf;
+}
 
-  ctx.out << "\nADM UNet ("
-          << (size_known ? "layout verified: the flags below rebuild all "
-                         : "layout verified at a placeholder image size: ")
-          << sd.size() << " tensors)\n";
+/// The heading of the inferred configuration, and each preset whose layout the file has.
+void print_presets(std::ostream& os, const std::string& path, const StateDict& sd,
+                   bool size_known) {
+  os << "\nADM UNet ("
+     << (size_known ? "layout verified: the flags below rebuild all "
+                    : "layout verified at a placeholder image size: ")
+     << sd.size() << " tensors)\n";
   for (const std::string& preset : unet_preset_names()) {
     const UNetConfig p = unet_preset(preset);
     if (size_known && same_layout(UNet::layout(p), sd)) {
-      ctx.out << "matches the preset '" << preset << "': --model " << preset << " --checkpoint "
-              << path << "\n";
+      os << "matches the preset '" << preset << "': --model " << preset << " --checkpoint " << path
+         << "\n";
     }
   }
+}
+
+/// The inferred flags as `--set adm.` lines, then those the shapes do not determine.
+void print_flags(std::ostream& os, const std::string& path, const Inferred& inf) {
   const std::set<std::string> not_inferable = {"num_heads",          "num_head_channels",
                                                "num_heads_upsample", "use_new_attention_order",
                                                "use_fp16",           "dropout"};
   std::set<std::string> unknown_size;
-  if (!size_known) unknown_size = {"image_size", "attention_resolutions"};
-  const auto flags = adm_flags(config);
-  ctx.out << "inferred flags (paste after `copaint inpaint --model adm`):\n";
+  if (!inf.size_known) unknown_size = {"image_size", "attention_resolutions"};
+  const auto flags = adm_flags(inf.config);
+  os << "inferred flags (paste after `copaint inpaint --model adm`):\n";
   for (const auto& [k, v] : flags) {
     if (not_inferable.count(k) || unknown_size.count(k)) continue;
-    if (k == "num_classes" && !config.class_cond) continue;
-    ctx.out << "  --set adm." << k << "=" << v << "\n";
+    if (k == "num_classes" && !inf.config.class_cond) continue;
+    os << "  --set adm." << k << "=" << v << "\n";
   }
-  ctx.out << "  --set adm.checkpoint=" << path << "\n";
-  if (!size_known) {
+  os << "  --set adm.checkpoint=" << path << "\n";
+  if (!inf.size_known) {
     std::string rates;
-    for (int r : config.attention_downsample_rates()) {
+    for (int r : inf.config.attention_downsample_rates()) {
       rates += (rates.empty() ? "" : ",") + std::to_string(r);
     }
-    ctx.out << "not inferable without --image-size N: image_size, attention_resolutions "
-            << "(attention at downsampling rates " << (rates.empty() ? "none" : rates)
-            << ": attention_resolutions = image_size / rate)\n";
+    os << "not inferable without --image-size N: image_size, attention_resolutions "
+       << "(attention at downsampling rates " << (rates.empty() ? "none" : rates)
+       << ": attention_resolutions = image_size / rate)\n";
   }
-  ctx.out << "not inferable from tensor shapes (guided-diffusion defaults shown; use the training "
-             "flags):\n";
+  os << "not inferable from tensor shapes (guided-diffusion defaults shown; use the training "
+        "flags):\n";
   for (const auto& [k, v] : flags) {
-    if (not_inferable.count(k)) ctx.out << "  --set adm." << k << "=" << v << "\n";
+    if (not_inferable.count(k)) os << "  --set adm." << k << "=" << v << "\n";
   }
+}
+
+int cmd_inspect(CommandContext& ctx) {
+  const po::options_description d = inspect_options();
+  po::variables_map vm = parse_command_args(ctx, d, {{"checkpoint", 1}});
+  if (vm.count("help")) {
+    ctx.out << d << kInspectNotes;
+    return 0;
+  }
+  const InspectRequest r = parse_inspect_request(vm);
+  const std::string format = checkpoint_format(r.path);
+  const StateDict sd = load_state_dict(r.path);
+  print_contents(ctx.out, r.path, format, sd);
+  const Inferred inf = infer_config(ctx.out, sd, r.image_size);
+  if (!inf.is_unet) return 0;
+  print_presets(ctx.out, r.path, sd, inf.size_known);
+  print_flags(ctx.out, r.path, inf);
   return 0;
 }
 
