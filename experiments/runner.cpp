@@ -890,15 +890,132 @@ std::map<int64_t, std::vector<Item>> plan_pending(const Experiment& ex, const Ru
   return pending;
 }
 
-}  // namespace
+/// A run in progress: what its cells share (inputs, results, progress, stop requests) and the
+/// counts across them.
+struct RunState {
+  const Experiment& ex;
+  const RunOptions& options;
+  const ResultPaths& paths;
+  const c10::Device& device;
+  RunInputs& in;
+  ImageSource& images;
+  ResultsDb& db;
+  const std::map<int64_t, int64_t>& cell_ids;
+  int64_t run_id = 0;
+  RunSummary& summary;
+  RunProgress& bar;
+  StopSignals& stop_signals;
+  int64_t stored = 0;  ///< samples committed to SQLite by this run
+  int64_t in_h5 = 0;   ///< samples written to HDF5 by this run
+};
 
-RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
-  const auto t0 = std::chrono::steady_clock::now();
+/// A shard index in [0, count) of count >= 1, or a UsageError.
+void check_shard(const RunOptions& options) {
   if (options.shard_count < 1 || options.shard_index < 0 ||
       options.shard_index >= options.shard_count) {
     throw UsageError("bad shard " + std::to_string(options.shard_index) + "/" +
                      std::to_string(options.shard_count));
   }
+}
+
+/// Creates the results folder (and its parents), or an InputError.
+void create_results_folder(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (!fs::is_directory(dir, ec)) throw InputError("cannot create results folder '" + dir + "'");
+}
+
+/// " [shard i/n]" for a shard of several; empty otherwise.
+std::string shard_label(const RunOptions& options) {
+  return options.shard_count > 1 ? " [shard " + std::to_string(options.shard_index) + "/" +
+                                       std::to_string(options.shard_count) + "]"
+                                 : "";
+}
+
+/// The progress status of a cell: "method [variant] / mask" (and " / seed N" with several).
+std::string progress_status(const Experiment& ex, const ExperimentCell& cell) {
+  const std::string variant = cell.axes_label();
+  return cell.method + (variant.empty() ? "" : " [" + variant + "]") + " / " + cell.mask +
+         (ex.seeds.size() > 1 ? " / seed " + std::to_string(cell.seed) : "");
+}
+
+/// Notes a stop request after a batch: --stop-after reached, or SIGTERM/SIGINT received (warned
+/// about; the run stops after the batch in progress).
+void check_stop(RunState& st) {
+  RunSummary& summary = st.summary;
+  if (st.options.testing.stop_after >= 0 && st.stored >= st.options.testing.stop_after)
+    summary.stopped = true;
+  if (st.stop_signals.signal() != 0) {
+    summary.stopped = true;
+    summary.stop_signal = st.stop_signals.signal();
+    log_warn("run " + st.ex.name + ": " + strsignal(summary.stop_signal) + " (signal " +
+             std::to_string(summary.stop_signal) + "): stopping after the batch in progress, " +
+             std::to_string(st.stored) + " sample(s) stored; rerun (or requeue) to resume");
+  }
+}
+
+/// Commits the rows of a group whose images are in HDF5 (--crash-after ends the process just
+/// before), advances the progress and checks for a stop request.
+void commit_group(RunState& st, const ExperimentCell& cell, int64_t n,
+                  const std::vector<SampleRecord>& records) {
+  st.in_h5 += n;
+  if (st.options.testing.crash_after >= 0 && st.in_h5 >= st.options.testing.crash_after) {
+    std::fflush(nullptr);
+    std::_Exit(kCrashExitCode);  // fault injection: the rows were never committed
+  }
+  st.db.write_samples(records);
+  st.stored += n;
+  st.bar.advance(n, progress_status(st.ex, cell));
+  check_stop(st);
+}
+
+/// Runs the pending items of one cell, batch by batch; each batch's images are stored (HDF5,
+/// closed) first, then its rows in one transaction. A method that cannot be built makes each
+/// sample an error.
+void run_cell(RunState& st, int64_t cell_index, const std::vector<Item>& items) {
+  CellRun c{st.ex,
+            st.options,
+            st.paths,
+            st.device,
+            st.in,
+            st.images,
+            st.ex.cells[cell_index],
+            st.cell_ids.at(cell_index),
+            st.run_id,
+            nullptr,
+            ""};
+  log_debug("cell " + std::to_string(cell_index) + ": " + c.cell.label());
+  try {
+    c.method = Registry<Method>::global().create(c.cell.method, c.cell.method_settings);
+  } catch (const std::exception& e) {
+    c.method_error = e.what();
+  }
+  const size_t bs = st.ex.batch_size == 0 ? items.size() : static_cast<size_t>(st.ex.batch_size);
+  for (size_t first = 0; first < items.size() && !st.summary.stopped; first += bs) {
+    const std::vector<Item> group(items.begin() + first,
+                                  items.begin() + std::min(items.size(), first + bs));
+    std::vector<Outcome> outcomes = c.run_with_retry(group);
+    const std::vector<SampleRecord> records = c.store_images(group, outcomes, st.summary);
+    commit_group(st, c.cell, static_cast<int64_t>(group.size()), records);
+  }
+}
+
+/// Marks the run failed after the error that ended it.
+void mark_failed(RunProgress& bar, ResultsDb& db, int64_t run_id, const std::exception& e) {
+  bar.finish("failed");
+  try {
+    db.finish_run(run_id, iso_now(), std::string("failed: ") + e.what());
+  } catch (const std::exception&) {
+    // A full disk fails this update too: the error that ended the run is the one to report
+    // (the run stays `running`, which a resume treats the same as `failed`).
+  }
+}
+
+}  // namespace
+
+RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
+  const auto t0 = std::chrono::steady_clock::now();
+  check_shard(options);
   RunSummary summary;
   const std::string dir = options.out_dir.empty() ? default_results_dir(ex) : options.out_dir;
   summary.paths = result_paths(dir, options.shard_index, options.shard_count);
@@ -907,9 +1024,7 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
   // Open resources: everything that can fail on configuration or files, before any work.
   const c10::Device device = parse_device(options.device);
   RunInputs in = open_inputs(ex, device);
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (!fs::is_directory(dir, ec)) throw InputError("cannot create results folder '" + dir + "'");
+  create_results_folder(dir);
   FileLock lock(results_lock_path(paths.db),
                 "another `copaint run` or `copaint merge` is writing these results (give each "
                 "process its own --shard or --out)");
@@ -928,65 +1043,19 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
   ImageSource images(ex, in, in.model->channels(), in.model->image_size());
   images.check_first_images();
 
-  // Run and store, batch by batch: images (HDF5, closed) first, then the rows in one transaction.
-  int64_t stored = 0, in_h5 = 0;
-  const std::string shard = options.shard_count > 1
-                                ? " [shard " + std::to_string(options.shard_index) + "/" +
-                                      std::to_string(options.shard_count) + "]"
-                                : "";
-  RunProgress bar(to_run, "run " + ex.name + shard, options.progress_seconds,
+  // Run and store, cell by cell.
+  RunProgress bar(to_run, "run " + ex.name + shard_label(options), options.progress_seconds,
                   options.progress_lines);
   StopSignals stop_signals(options.handle_signals);
+  RunState st{ex, options,  paths,  device,  in,  images,
+              db, cell_ids, run_id, summary, bar, stop_signals};
   try {
     for (const auto& [cell_index, items] : pending) {
       if (summary.stopped) break;
-      CellRun c{
-          ex,     options, paths, device, in, images, ex.cells[cell_index], cell_ids.at(cell_index),
-          run_id, nullptr, ""};
-      log_debug("cell " + std::to_string(cell_index) + ": " + c.cell.label());
-      try {
-        c.method = Registry<Method>::global().create(c.cell.method, c.cell.method_settings);
-      } catch (const std::exception& e) {
-        c.method_error = e.what();
-      }
-      const size_t bs = ex.batch_size == 0 ? items.size() : static_cast<size_t>(ex.batch_size);
-      for (size_t first = 0; first < items.size() && !summary.stopped; first += bs) {
-        const std::vector<Item> group(items.begin() + first,
-                                      items.begin() + std::min(items.size(), first + bs));
-        std::vector<Outcome> outcomes = c.run_with_retry(group);
-        const std::vector<SampleRecord> records = c.store_images(group, outcomes, summary);
-        in_h5 += static_cast<int64_t>(group.size());
-        if (options.testing.crash_after >= 0 && in_h5 >= options.testing.crash_after) {
-          std::fflush(nullptr);
-          std::_Exit(kCrashExitCode);  // fault injection: the rows were never committed
-        }
-        db.write_samples(records);
-        stored += static_cast<int64_t>(group.size());
-        const std::string variant = c.cell.axes_label();
-        bar.advance(static_cast<int64_t>(group.size()),
-                    c.cell.method + (variant.empty() ? "" : " [" + variant + "]") + " / " +
-                        c.cell.mask +
-                        (ex.seeds.size() > 1 ? " / seed " + std::to_string(c.cell.seed) : ""));
-        if (options.testing.stop_after >= 0 && stored >= options.testing.stop_after)
-          summary.stopped = true;
-        if (stop_signals.signal() != 0) {
-          summary.stopped = true;
-          summary.stop_signal = stop_signals.signal();
-          log_warn("run " + ex.name + ": " + strsignal(summary.stop_signal) + " (signal " +
-                   std::to_string(summary.stop_signal) +
-                   "): stopping after the batch in progress, " + std::to_string(stored) +
-                   " sample(s) stored; rerun (or requeue) to resume");
-        }
-      }
+      run_cell(st, cell_index, items);
     }
   } catch (const std::exception& e) {
-    bar.finish("failed");
-    try {
-      db.finish_run(run_id, iso_now(), std::string("failed: ") + e.what());
-    } catch (const std::exception&) {
-      // A full disk fails this update too: the error that ended the run is the one to report
-      // (the run stays `running`, which a resume treats the same as `failed`).
-    }
+    mark_failed(bar, db, run_id, e);
     throw;
   }
   bar.finish(summary.stopped ? "stopped" : "finished");
