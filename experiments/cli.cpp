@@ -6,6 +6,7 @@
 #include <iostream>
 #include <map>
 #include <sstream>
+#include <utility>
 
 #include <boost/program_options.hpp>
 
@@ -178,6 +179,66 @@ void ensure_builtin_commands() {
                [](CommandContext& ctx) { return run_verify(ctx.args, ctx.device, ctx.out); }});
 }
 
+/// The global options before the subcommand (with their values), and the rest: the subcommand
+/// and its arguments, global options among them hoisted to the first.
+std::pair<std::vector<std::string>, std::vector<std::string>> split_global_args(
+    const std::vector<std::string>& argv) {
+  // Global options stop at the first positional (the subcommand).
+  std::vector<std::string> global_args, rest;
+  size_t i = 0;
+  for (; i < argv.size(); ++i) {
+    const std::string& a = argv[i];
+    if (a.empty() || a[0] != '-') break;
+    global_args.push_back(a);
+    const bool takes_value =
+        (a == "--device" || a == "--threads" || a == "--log-level" || a == "--precision");
+    if (takes_value && i + 1 < argv.size()) global_args.push_back(argv[++i]);
+  }
+  rest.assign(argv.begin() + static_cast<long>(i), argv.end());
+  hoist_global_options(&rest, &global_args);
+  return {global_args, rest};
+}
+
+/// Applies the global options (log level, progress bars, large values, threads) and checks the
+/// device and precision, so that a typo fails before any work; returns the precision (empty:
+/// the model's setting).
+std::string apply_global_options(const po::variables_map& vm) {
+  set_log_level(vm.count("quiet") ? LogLevel::kWarn
+                                  : parse_log_level(vm["log-level"].as<std::string>()));
+  if (vm.count("quiet")) ProgressBar::set_enabled(false);
+  set_allow_large_values(vm.count("allow-large") > 0);
+  int threads = vm["threads"].as<int>();
+  if (vm["threads"].defaulted()) {
+    // Under SLURM, the allocation's CPUs (not LibTorch's default of every core of the node).
+    const char* cpus = std::getenv("SLURM_CPUS_PER_TASK");
+    if (cpus && std::atoi(cpus) > 0) threads = std::atoi(cpus);
+  }
+  set_num_threads(threads);
+  parse_device(vm["device"].as<std::string>());
+  const std::string precision = vm.count("precision") ? vm["precision"].as<std::string>() : "";
+  if (!precision.empty()) parse_precision(precision);
+  return precision;
+}
+
+/// Runs the command rest[0] with the arguments after it.
+int dispatch_command(const std::vector<std::string>& rest, const std::string& device,
+                     const std::string& precision, std::ostream& out, std::ostream& err) {
+  const std::string& name = rest.front();
+  for (auto& c : commands()) {
+    if (c.name == name) {
+      if (!precision.empty() && name != "inpaint" && name != "run") {
+        throw UsageError("--precision applies to inpaint and run, not '" + name + "'");
+      }
+      CommandContext ctx{std::vector<std::string>(rest.begin() + 1, rest.end()), out, err, device,
+                         precision};
+      return c.run(ctx);
+    }
+  }
+  std::vector<std::string> names;
+  for (const auto& c : commands()) names.push_back(c.name);
+  throw UsageError("unknown command '" + name + "'; valid: " + join_names(names));
+}
+
 }  // namespace
 
 void add_command(Command command) {
@@ -194,21 +255,8 @@ int run_cli(const std::vector<std::string>& argv, std::ostream& out, std::ostrea
   ensure_builtin_commands();
   register_all();
   try {
-    // Global options stop at the first positional (the subcommand).
-    std::vector<std::string> global_args, rest;
-    size_t i = 0;
+    const auto [global_args, rest] = split_global_args(argv);
     const auto opts = global_options();
-    for (; i < argv.size(); ++i) {
-      const std::string& a = argv[i];
-      if (a.empty() || a[0] != '-') break;
-      global_args.push_back(a);
-      const bool takes_value =
-          (a == "--device" || a == "--threads" || a == "--log-level" || a == "--precision");
-      if (takes_value && i + 1 < argv.size()) global_args.push_back(argv[++i]);
-    }
-    rest.assign(argv.begin() + static_cast<long>(i), argv.end());
-    hoist_global_options(&rest, &global_args);
-
     po::variables_map vm;
     po::store(po::command_line_parser(global_args).options(opts).run(), vm);
     po::notify(vm);
@@ -220,36 +268,8 @@ int run_cli(const std::vector<std::string>& argv, std::ostream& out, std::ostrea
       print_help(rest.empty() && !vm.count("help") ? err : out);
       return vm.count("help") ? 0 : 2;
     }
-    set_log_level(vm.count("quiet") ? LogLevel::kWarn
-                                    : parse_log_level(vm["log-level"].as<std::string>()));
-    if (vm.count("quiet")) ProgressBar::set_enabled(false);
-    set_allow_large_values(vm.count("allow-large") > 0);
-    int threads = vm["threads"].as<int>();
-    if (vm["threads"].defaulted()) {
-      // Under SLURM, the allocation's CPUs (not LibTorch's default of every core of the node).
-      const char* cpus = std::getenv("SLURM_CPUS_PER_TASK");
-      if (cpus && std::atoi(cpus) > 0) threads = std::atoi(cpus);
-    }
-    set_num_threads(threads);
-    // Validate the device early so a typo fails before any work.
-    parse_device(vm["device"].as<std::string>());
-    const std::string precision = vm.count("precision") ? vm["precision"].as<std::string>() : "";
-    if (!precision.empty()) parse_precision(precision);
-
-    const std::string name = rest.front();
-    for (auto& c : commands()) {
-      if (c.name == name) {
-        if (!precision.empty() && name != "inpaint" && name != "run") {
-          throw UsageError("--precision applies to inpaint and run, not '" + name + "'");
-        }
-        CommandContext ctx{std::vector<std::string>(rest.begin() + 1, rest.end()), out, err,
-                           vm["device"].as<std::string>(), precision};
-        return c.run(ctx);
-      }
-    }
-    std::vector<std::string> names;
-    for (const auto& c : commands()) names.push_back(c.name);
-    throw UsageError("unknown command '" + name + "'; valid: " + join_names(names));
+    const std::string precision = apply_global_options(vm);
+    return dispatch_command(rest, vm["device"].as<std::string>(), precision, out, err);
   } catch (const UsageError& e) {
     err << "copaint: " << e.what() << "\n";
     return 2;
