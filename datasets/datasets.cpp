@@ -19,6 +19,44 @@ std::string required_root(const Options& o, const char* name) {
   return root;
 }
 
+/// The `folder` dataset: any folder of images.
+std::unique_ptr<Dataset> make_folder(const Options& o) {
+  ImageFolderParams p;
+  p.root = required_root(o, "folder");
+  p.start = o.get_int("start");
+  p.count = o.get_int("count");
+  p.size = o.get_int("size");
+  p.channels = o.get_int("channels");
+  p.preprocess = parse_folder_preprocess(o.get("preprocess"));
+  p.allow_upscale = o.get_bool("allow_upscale");
+  return std::make_unique<ImageFolderDataset>(p);
+}
+
+/// The `celebahq` dataset: LaMa's CelebA-HQ test images, resized.
+std::unique_ptr<Dataset> make_celebahq(const Options& o) {
+  ImageFolderParams p;
+  p.root = celebahq_image_dir(required_root(o, "celebahq"));
+  p.start = o.get_int("start");
+  p.count = o.get_int("count");
+  p.size = o.get_int("size");
+  p.preprocess = FolderPreprocess::kResize;
+  p.allow_upscale = o.get_bool("allow_upscale");
+  p.id_of = celebahq_id;
+  return std::make_unique<ImageFolderDataset>(p);
+}
+
+/// The `fashion_mnist` dataset: the bundled IDX files.
+std::unique_ptr<Dataset> make_fashion_mnist(const Options& o) {
+  FashionMnistParams p;
+  p.root = o.get("root");
+  p.split = o.get("split");
+  p.start = o.get_int("start");
+  p.count = o.get_int("count");
+  p.size = o.get_int("size");
+  p.channels = o.get_int("channels");
+  return std::make_unique<FashionMnistDataset>(p);
+}
+
 std::unique_ptr<Dataset> make_imagenet100(const Options& o) {
   const ImageNet100Layout layout = imagenet100_layout(required_root(o, "imagenet100"));
   const std::string label_file = o.get("labels").empty() ? layout.label_file : o.get("labels");
@@ -75,17 +113,7 @@ void register_builtin_datasets() {
                    "center_crop (guided-diffusion's center_crop_arr, the ImageNet loader) | none"}
             .one_of({"resize", "center_crop", "none"}),
         {"allow_upscale", "false", "accept images smaller than size"}},
-       [](const Options& o) -> std::unique_ptr<Dataset> {
-         ImageFolderParams p;
-         p.root = required_root(o, "folder");
-         p.start = o.get_int("start");
-         p.count = o.get_int("count");
-         p.size = o.get_int("size");
-         p.channels = o.get_int("channels");
-         p.preprocess = parse_folder_preprocess(o.get("preprocess"));
-         p.allow_upscale = o.get_bool("allow_upscale");
-         return std::make_unique<ImageFolderDataset>(p);
-       }});
+       make_folder});
   reg.add({"celebahq",
            "the paper's CelebA-HQ set: LaMa's visual_test_source_256 (as the reference's download "
            "script prepares it), sorted, first 100",
@@ -94,17 +122,7 @@ void register_builtin_datasets() {
             OptionSpec{"count", "100", "number of images"}.integer().at_least(-1),
             OptionSpec{"size", "256", "output side"}.integer().at_least(1).confirm_above(kMaxSide),
             {"allow_upscale", "false", "accept images smaller than size"}},
-           [](const Options& o) -> std::unique_ptr<Dataset> {
-             ImageFolderParams p;
-             p.root = celebahq_image_dir(required_root(o, "celebahq"));
-             p.start = o.get_int("start");
-             p.count = o.get_int("count");
-             p.size = o.get_int("size");
-             p.preprocess = FolderPreprocess::kResize;
-             p.allow_upscale = o.get_bool("allow_upscale");
-             p.id_of = celebahq_id;
-             return std::make_unique<ImageFolderDataset>(p);
-           }});
+           make_celebahq});
   reg.add({"imagenet100",
            "the paper's 100 ImageNet images (the reference's datasets/imagenet100) with class "
            "labels, center-cropped as guided-diffusion does",
@@ -128,16 +146,7 @@ void register_builtin_datasets() {
                 .at_least(1)
                 .confirm_above(kMaxSide),
             OptionSpec{"channels", "3", "3 = grey replicated to RGB, 1 = grey"}.one_of({"3", "1"})},
-           [](const Options& o) -> std::unique_ptr<Dataset> {
-             FashionMnistParams p;
-             p.root = o.get("root");
-             p.split = o.get("split");
-             p.start = o.get_int("start");
-             p.count = o.get_int("count");
-             p.size = o.get_int("size");
-             p.channels = o.get_int("channels");
-             return std::make_unique<FashionMnistDataset>(p);
-           }});
+           make_fashion_mnist});
 }
 
 }  // namespace copaint
