@@ -32,6 +32,205 @@ struct Prediction {
 
 at::Tensor steps_tensor(int64_t t, const at::Tensor& x) { return batch_steps(t, x); }
 
+/// DDIM noise (eta > 0 only): one draw per hop of the x0 prediction and one for the final
+/// update, made once per call so that re-evaluations while backtracking reuse the same noise and
+/// a sample's draws do not depend on how often its batch backtracks.
+std::vector<at::Tensor> draw_eta_noise(const CoPaintParams& p, const CoPaintTarget& target,
+                                       const at::Tensor& x_in, int64_t t,
+                                       const std::vector<int64_t>& hops) {
+  std::vector<at::Tensor> noise;
+  if (p.eta == 0) return noise;
+  static const std::vector<at::Generator> kNone;
+  const std::vector<at::Generator>& generators =
+      target.generators != nullptr ? *target.generators : kNone;
+  for (size_t i = 0; i < hops.size(); ++i) {
+    DrawRequest r;
+    r.role = i + 1 < hops.size() ? "ddim_hop" : "ddim";
+    r.step = target.step;
+    r.t = i + 1 < hops.size() ? hops[i] : t;
+    r.like = x_in;
+    noise.push_back(draw_randn(target.noise, generators, std::move(r)));
+  }
+  return noise;
+}
+
+/// Per-sample learning rates of the x_t updates (one shared entry when batch-coupled).
+class LearningRates {
+ public:
+  /// `batch` rates of `lr` (one when `coupled`).
+  LearningRates(double lr, int64_t batch, bool coupled)
+      : lrs_(coupled ? 1 : batch, lr), batch_(batch), coupled_(coupled) {}
+
+  /// The rates in `like`'s dtype and device, shaped to broadcast over [B,C,H,W].
+  at::Tensor tensor(const at::Tensor& like) const {
+    auto v = at::tensor(lrs_, at::kDouble).to(like.scalar_type()).to(like.device());
+    return coupled_ ? v.reshape({1, 1, 1, 1}) : v.reshape({batch_, 1, 1, 1});
+  }
+
+  /// Multiplies the rates of the rejected entries (`rejected[b]`) by 0.8.
+  void shrink(const bool* rejected) {
+    for (size_t b = 0; b < lrs_.size(); ++b) {
+      if (rejected[b]) lrs_[b] *= 0.8;
+    }
+  }
+
+  /// Sets the rates of the rejected entries to 0: those samples stay where they are.
+  void stop(const bool* rejected) {
+    for (size_t b = 0; b < lrs_.size(); ++b) {
+      if (rejected[b]) lrs_[b] = 0;
+    }
+  }
+
+ private:
+  std::vector<double> lrs_;
+  int64_t batch_;
+  bool coupled_;
+};
+
+/// What one CoPaint::step call optimises at respaced step t: the (multi-hop) prediction, the
+/// masked fit and the regulariser, and the gradient steps on x_t.
+class StepProblem {
+ public:
+  /// The problem of optimising `x_in` at step `t` towards `target`; draws the call's DDIM noise.
+  StepProblem(const CoPaintParams& p, Denoiser& model, const DiffusionSchedule& schedule,
+              const CoPaintTarget& target, const at::Tensor& x_in, int64_t t, EvalCounter& counter)
+      : p_(p),
+        model_(model),
+        schedule_(schedule),
+        target_(target),
+        counter_(counter),
+        t_(t),
+        batch_(x_in.size(0)),
+        t_vec_(steps_tensor(t, x_in)),
+        hops_(mid_interval_steps(t, p.mid_interval_num)),
+        noise_(draw_eta_noise(p, target, x_in, t, hops_)),
+        origin_(x_in.detach().clone()) {}
+
+  /// The hops of the x0 prediction, from t down to 0.
+  const std::vector<int64_t>& hops() const { return hops_; }
+
+  /// One DDIM update from `x` at cur to prev given eps (the reference's get_update), with the
+  /// call's noise number `noise_index`; pred_x0 undefined = from eps.
+  at::Tensor update(const at::Tensor& x, int64_t cur, int64_t prev, const at::Tensor& eps,
+                    const at::Tensor& pred_x0, size_t noise_index) const {
+    const at::Tensor cur_v = steps_tensor(cur, x), prev_v = steps_tensor(prev, x);
+    at::Tensor x0 = pred_x0.defined() ? pred_x0 : process_x0(x0_from_eps(schedule_, x, cur_v, eps));
+    const at::Tensor noise = noise_.empty() ? at::Tensor() : noise_[noise_index];
+    return ddim_step(schedule_, x0, eps, cur_v, prev_v, p_.eta, noise);
+  }
+
+  /// e_t and the (multi-hop) x0 prediction at x.
+  Prediction predict(const at::Tensor& x) {
+    Prediction out;
+    out.eps = predict_eps(model_, schedule_, x, t_vec_, target_.y, counter_);
+    if (p_.mid_interval_num == 1) {
+      out.pred_x0 = process_x0(x0_from_eps(schedule_, x, t_vec_, out.eps));
+      return out;
+    }
+    at::Tensor xt = x, eps = out.eps;
+    for (size_t i = 0; i + 1 < hops_.size(); ++i) {
+      if (i != 0)
+        eps = predict_eps(model_, schedule_, xt, steps_tensor(hops_[i], xt), target_.y, counter_);
+      xt = update(xt, hops_[i], hops_[i + 1], eps, at::Tensor(), i);
+    }
+    out.pred_x0 = process_x0(xt);
+    return out;
+  }
+
+  /// Masked fit term per sample [B] (or its batch sum when coupled, as a [1] tensor).
+  at::Tensor fit(const at::Tensor& pred_x0) const {
+    at::Tensor diff;
+    if (p_.mode == "inpaint") {
+      diff = target_.x0 * target_.mask - pred_x0 * target_.mask;
+    } else {
+      const int64_t size = pred_x0.size(-1) / p_.scale;
+      diff = at::adaptive_avg_pool2d(target_.x0, {size, size}).expand({batch_, -1, size, size}) -
+             at::adaptive_avg_pool2d(pred_x0, {size, size});
+    }
+    if (diff.size(0) != batch_) diff = diff.expand({batch_, -1, -1, -1});
+    return p_.batch_coupled ? at::pow(diff, 2).sum().reshape({1}) : at::pow(diff, 2).sum({1, 2, 3});
+  }
+
+  /// ||x - x_in||^2 per sample [B] (or its batch sum when coupled, as a [1] tensor).
+  at::Tensor reg(const at::Tensor& x) const {
+    return p_.batch_coupled ? at::pow(origin_ - x, 2).sum().reshape({1})
+                            : at::pow(origin_ - x, 2).sum({1, 2, 3});
+  }
+
+  /// One gradient step on `x` (whose prediction `pred` holds a graph) with regulariser weight
+  /// `coef`: x and pred become the accepted point and its prediction (with a graph unless
+  /// `last`); backtracking rounds are added to `backtracks`.
+  void descend(at::Tensor& x, Prediction& pred, bool last, double coef, LearningRates& lrs,
+               int64_t& backtracks) {
+    at::Tensor loss = fit(pred.pred_x0) + coef * reg(x);
+    const at::Tensor grad = torch::autograd::grad({loss.sum()}, {x}, /*grad_outputs=*/{},
+                                                  /*retain_graph=*/false)[0]
+                                .detach();
+    ++counter_.backwards;
+    loss = loss.detach();
+    const at::Tensor x_base = x.detach();
+    at::Tensor new_x = x_base - lrs.tensor(grad) * grad;
+    Prediction trial;
+    at::AutoGradMode grad_mode(!last);  // the last iteration's trial needs no graph
+    x = line_search(x_base, grad, loss, new_x, last, coef, lrs, trial, backtracks);
+    pred = trial;
+  }
+
+ private:
+  /// Clamps an x0 prediction to [-1, 1] when clip_denoised.
+  at::Tensor process_x0(const at::Tensor& v) const { return p_.clip_denoised ? v.clamp(-1, 1) : v; }
+
+  /// From the trial point `new_x` = x_base - lr grad: with adaptive_lr, shrinks the rates of the
+  /// samples whose loss grew above `loss` (or is NaN) by 0.8 until none does, for at most
+  /// max_backtracks rounds, after which those samples stay at x_base. Returns the accepted point;
+  /// `trial` gets its prediction.
+  at::Tensor line_search(const at::Tensor& x_base, const at::Tensor& grad, const at::Tensor& loss,
+                         at::Tensor new_x, bool last, double coef, LearningRates& lrs,
+                         Prediction& trial, int64_t& backtracks) {
+    for (int64_t round = 0;; ++round) {
+      if (!last) new_x = new_x.detach().requires_grad_(true);
+      trial = predict(new_x);
+      if (!p_.adaptive_lr) break;
+      at::Tensor new_loss;
+      {
+        at::NoGradGuard no_grad;
+        new_loss = fit(trial.pred_x0) + coef * reg(new_x);
+      }
+      // Accept where the loss did not grow (NaN never accepted).
+      const at::Tensor reject = (new_loss.isnan() | (new_loss > loss)).to(at::kCPU).contiguous();
+      const bool* rej = reject.data_ptr<bool>();
+      if (std::none_of(rej, rej + reject.numel(), [](bool r) { return r; })) break;
+      if (round >= p_.max_backtracks) {
+        // Give up on the samples still rejected: they stay where they are (lr 0), so a growing
+        // or NaN loss never gets through.
+        log_warn("copaint: learning-rate backtracking stopped after " +
+                 std::to_string(p_.max_backtracks) + " rounds at t=" + std::to_string(t_));
+        lrs.stop(rej);
+        new_x = x_base - lrs.tensor(grad) * grad;
+        if (!last) new_x = new_x.detach().requires_grad_(true);
+        trial = predict(new_x);
+        break;
+      }
+      lrs.shrink(rej);
+      ++backtracks;
+      new_x = x_base - lrs.tensor(grad) * grad;
+    }
+    return new_x;
+  }
+
+  const CoPaintParams& p_;
+  Denoiser& model_;
+  const DiffusionSchedule& schedule_;
+  const CoPaintTarget& target_;
+  EvalCounter& counter_;
+  const int64_t t_;
+  const int64_t batch_;
+  const at::Tensor t_vec_;
+  const std::vector<int64_t> hops_;
+  const std::vector<at::Tensor> noise_;
+  const at::Tensor origin_;
+};
+
 }  // namespace
 
 CoPaintParams CoPaintParams::from_options(const Options& o) {
@@ -178,80 +377,10 @@ CoPaintStepResult CoPaint::step(Denoiser& model, const DiffusionSchedule& schedu
                                 int64_t prev_t, double lr_xt, double coef_xt_reg,
                                 EvalCounter& counter) const {
   const CoPaintParams& p = params_;
-  const int64_t batch = x_in.size(0);
-  const at::Tensor t_vec = steps_tensor(t, x_in);
-  const std::vector<int64_t> hops = mid_interval_steps(t, p.mid_interval_num);
-
-  auto process_x0 = [&](const at::Tensor& v) { return p.clip_denoised ? v.clamp(-1, 1) : v; };
-  // DDIM noise (eta > 0 only): one draw per hop of the x0 prediction and one for the final
-  // update, made once per call so that re-evaluations while backtracking reuse the same noise and
-  // a sample's draws do not depend on how often its batch backtracks.
-  std::vector<at::Tensor> noise;
-  if (p.eta != 0) {
-    static const std::vector<at::Generator> kNone;
-    const std::vector<at::Generator>& generators =
-        target.generators != nullptr ? *target.generators : kNone;
-    for (size_t i = 0; i < hops.size(); ++i) {
-      DrawRequest r;
-      r.role = i + 1 < hops.size() ? "ddim_hop" : "ddim";
-      r.step = target.step;
-      r.t = i + 1 < hops.size() ? hops[i] : t;
-      r.like = x_in;
-      noise.push_back(draw_randn(target.noise, generators, std::move(r)));
-    }
-  }
-  auto eta_noise = [&](size_t index) { return noise.empty() ? at::Tensor() : noise[index]; };
-  // One DDIM update from `x` at cur to prev given eps (the reference's get_update).
-  auto update = [&](const at::Tensor& x, int64_t cur, int64_t prev, const at::Tensor& eps,
-                    const at::Tensor& pred_x0, size_t noise_index) {
-    const at::Tensor cur_v = steps_tensor(cur, x), prev_v = steps_tensor(prev, x);
-    at::Tensor x0 = pred_x0.defined() ? pred_x0 : process_x0(x0_from_eps(schedule, x, cur_v, eps));
-    return ddim_step(schedule, x0, eps, cur_v, prev_v, p.eta, eta_noise(noise_index));
-  };
-  // e_t and the (multi-hop) x0 prediction at x.
-  auto predict = [&](const at::Tensor& x) {
-    Prediction out;
-    out.eps = predict_eps(model, schedule, x, t_vec, target.y, counter);
-    if (p.mid_interval_num == 1) {
-      out.pred_x0 = process_x0(x0_from_eps(schedule, x, t_vec, out.eps));
-      return out;
-    }
-    at::Tensor xt = x, eps = out.eps;
-    for (size_t i = 0; i + 1 < hops.size(); ++i) {
-      if (i != 0)
-        eps = predict_eps(model, schedule, xt, steps_tensor(hops[i], xt), target.y, counter);
-      xt = update(xt, hops[i], hops[i + 1], eps, at::Tensor(), i);
-    }
-    out.pred_x0 = process_x0(xt);
-    return out;
-  };
-  // Masked fit term per sample [B] (or its batch sum when coupled, as a [1] tensor).
-  auto fit = [&](const at::Tensor& pred_x0) {
-    at::Tensor diff;
-    if (p.mode == "inpaint") {
-      diff = target.x0 * target.mask - pred_x0 * target.mask;
-    } else {
-      const int64_t size = pred_x0.size(-1) / p.scale;
-      diff = at::adaptive_avg_pool2d(target.x0, {size, size}).expand({batch, -1, size, size}) -
-             at::adaptive_avg_pool2d(pred_x0, {size, size});
-    }
-    if (diff.size(0) != batch) diff = diff.expand({batch, -1, -1, -1});
-    return p.batch_coupled ? at::pow(diff, 2).sum().reshape({1}) : at::pow(diff, 2).sum({1, 2, 3});
-  };
-  const at::Tensor origin = x_in.detach().clone();
-  auto reg = [&](const at::Tensor& x) {
-    return p.batch_coupled ? at::pow(origin - x, 2).sum().reshape({1})
-                           : at::pow(origin - x, 2).sum({1, 2, 3});
-  };
-
+  StepProblem problem(p, model, schedule, target, x_in, t, counter);
   double lr = lr_xt;
   if (p.smart_lr) lr /= smart_lr_decay_rate(schedule, t, p.mid_interval_num);
-  // Per-sample learning rates (one shared entry when coupled).
-  std::vector<double> lrs(p.batch_coupled ? 1 : batch, lr);
-  auto lr_tensor = [&](const at::Tensor& like) {
-    auto v = at::tensor(lrs, at::kDouble).to(like.scalar_type()).to(like.device());
-    return p.batch_coupled ? v.reshape({1, 1, 1, 1}) : v.reshape({batch, 1, 1, 1});
-  };
+  LearningRates lrs(lr, x_in.size(0), p.batch_coupled);
 
   CoPaintStepResult result;
   at::AutoGradMode enable_grad(true);  // callers may run under no-grad
@@ -259,63 +388,20 @@ CoPaintStepResult CoPaint::step(Denoiser& model, const DiffusionSchedule& schedu
   Prediction pred;
   {
     at::AutoGradMode grad_mode(p.G > 0);
-    pred = predict(x);
+    pred = problem.predict(x);
   }
   for (int64_t it = 0; it < p.G; ++it) {
-    const bool last = it + 1 == p.G;
-    at::Tensor loss = fit(pred.pred_x0) + coef_xt_reg * reg(x);
-    const at::Tensor grad = torch::autograd::grad({loss.sum()}, {x}, /*grad_outputs=*/{},
-                                                  /*retain_graph=*/false)[0]
-                                .detach();
-    ++counter.backwards;
-    loss = loss.detach();
-    const at::Tensor x_base = x.detach();
-    at::Tensor new_x = x_base - lr_tensor(grad) * grad;
-    Prediction trial;
-    at::AutoGradMode grad_mode(!last);  // the last iteration's trial needs no graph
-    for (int64_t round = 0;; ++round) {
-      if (!last) new_x = new_x.detach().requires_grad_(true);
-      trial = predict(new_x);
-      if (!p.adaptive_lr) break;
-      at::Tensor new_loss;
-      {
-        at::NoGradGuard no_grad;
-        new_loss = fit(trial.pred_x0) + coef_xt_reg * reg(new_x);
-      }
-      // Accept where the loss did not grow (NaN never accepted).
-      const at::Tensor reject = (new_loss.isnan() | (new_loss > loss)).to(at::kCPU).contiguous();
-      const bool* rej = reject.data_ptr<bool>();
-      if (std::none_of(rej, rej + reject.numel(), [](bool r) { return r; })) break;
-      if (round >= p.max_backtracks) {
-        // Give up on the samples still rejected: they stay where they are (lr 0), so a growing
-        // or NaN loss never gets through.
-        log_warn("copaint: learning-rate backtracking stopped after " +
-                 std::to_string(p.max_backtracks) + " rounds at t=" + std::to_string(t));
-        for (size_t b = 0; b < lrs.size(); ++b) {
-          if (rej[b]) lrs[b] = 0;
-        }
-        new_x = x_base - lr_tensor(grad) * grad;
-        if (!last) new_x = new_x.detach().requires_grad_(true);
-        trial = predict(new_x);
-        break;
-      }
-      for (size_t b = 0; b < lrs.size(); ++b) {
-        if (rej[b]) lrs[b] *= 0.8;
-      }
-      ++result.backtracks;
-      new_x = x_base - lr_tensor(grad) * grad;
-    }
-    x = new_x;
-    pred = trial;
+    problem.descend(x, pred, /*last=*/it + 1 == p.G, coef_xt_reg, lrs, result.backtracks);
   }
 
   at::NoGradGuard no_grad;
   result.x_opt = x.detach();
   result.pred_x0 = pred.pred_x0.detach();
   const at::Tensor eps = pred.eps.detach();
-  result.x_prev = update(result.x_opt, t, prev_t, eps,
-                         p.mid_interval_num == 1 ? result.pred_x0 : at::Tensor(), hops.size() - 1);
-  result.loss = fit(result.pred_x0).detach();
+  result.x_prev = problem.update(result.x_opt, t, prev_t, eps,
+                                 p.mid_interval_num == 1 ? result.pred_x0 : at::Tensor(),
+                                 problem.hops().size() - 1);
+  result.loss = problem.fit(result.pred_x0).detach();
   return result;
 }
 
