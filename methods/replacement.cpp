@@ -234,8 +234,11 @@ int64_t Resample::expected_forwards() const {
   return steps * params_.particles;
 }
 
-InpaintOutput Resample::run(Denoiser& model, const InpaintInput& input) {
-  const at::Tensor mask = check_input(model, input);
+namespace {
+
+/// Throws InputError unless `input` suits resample: no x_T (it draws its own particles) and one
+/// generator per sample (for its resampling draws).
+void check_resample_input(const InpaintInput& input) {
   if (input.x_T.defined()) {
     throw InputError(
         "resample draws its own particles: x_T cannot be given (use the \"x_T\" noise override)");
@@ -243,41 +246,62 @@ InpaintOutput Resample::run(Denoiser& model, const InpaintInput& input) {
   if (static_cast<int64_t>(input.generators.size()) != input.image.size(0)) {
     throw InputError("resample needs one generator per sample for its resampling draws");
   }
-  const BlendedParams& p = params_.ddim;
-  const int64_t n = params_.particles, batch = input.image.size(0);
-  const DiffusionSchedule schedule = method_schedule(model, p.respacing);
-  const std::vector<int64_t> steps = ddim_list(p, schedule.size(), "resample");
-  ForwardSamples forward(schedule, input, p.share_forward_noise);
-  std::vector<at::Generator> generators = input.generators;
-  c10::InferenceMode no_grad;  // no graph, no version counters: results are inference tensors
+}
 
-  auto spread = [&](const at::Tensor& v) { return v.size(0) == 1 ? v : v.repeat_interleave(n, 0); };
-  const at::Tensor mask_p = spread(mask);
-  const at::Tensor y_p = input.y.defined() ? input.y.repeat_interleave(n, 0) : at::Tensor();
-  const at::Tensor like = input.image.repeat_interleave(n, 0);
-  // Squared distance of every particle's known region to `target` ([B,...]), as [B, n].
-  auto known_mse = [&](const at::Tensor& target, const at::Tensor& particles) {
-    const at::Tensor diff = spread(target) * mask_p - particles * mask_p;
-    return at::pow(diff, 2).sum({1, 2, 3}).reshape({batch, n});
-  };
-  // The reference's last-step weights: its x_forward[0] holds one noised image per particle, and
-  // its distance broadcasts each particle against all of them ([B, n]).
-  auto all_pairs_mse = [&](int64_t step, const at::Tensor& particles) {
-    const at::Tensor noise = draw_noise(input, "forward", step, 0, like, /*legacy=*/false);
-    const at::Tensor target = q_sample(schedule, like, batch_steps(0, like), noise) * mask_p;
+/// The particles of a resample run, `particles` per sample stacked sample-major ([B*n,...]):
+/// their distances to the known region and the resampling draws that pick among them.
+class ParticleFilter {
+ public:
+  /// Particles for `input` (its known region `mask`) over the respaced `schedule`.
+  ParticleFilter(const ResampleParams& params, const DiffusionSchedule& schedule,
+                 const InpaintInput& input, const at::Tensor& mask)
+      : params_(params),
+        schedule_(schedule),
+        input_(input),
+        n_(params.particles),
+        batch_(input.image.size(0)),
+        generators_(input.generators),
+        mask_p_(spread(mask)),
+        y_p_(input.y.defined() ? input.y.repeat_interleave(n_, 0) : at::Tensor()),
+        like_(input.image.repeat_interleave(n_, 0)) {}
+
+  /// `v` ([B,...]) repeated for every particle, or as is when it has one row.
+  at::Tensor spread(const at::Tensor& v) const {
+    return v.size(0) == 1 ? v : v.repeat_interleave(n_, 0);
+  }
+  /// The known-region mask per particle.
+  const at::Tensor& mask() const { return mask_p_; }
+  /// The class labels per particle (undefined without labels).
+  const at::Tensor& labels() const { return y_p_; }
+  /// The reference images per particle (the shape of the particles).
+  const at::Tensor& like() const { return like_; }
+
+  /// Squared distance of every particle's known region to `target` ([B,...]), as [B, n].
+  at::Tensor known_mse(const at::Tensor& target, const at::Tensor& particles) const {
+    const at::Tensor diff = spread(target) * mask_p_ - particles * mask_p_;
+    return at::pow(diff, 2).sum({1, 2, 3}).reshape({batch_, n_});
+  }
+
+  /// The reference's last-step weights: its x_forward[0] holds one noised image per particle, and
+  /// its distance broadcasts each particle against all of them ([B, n]).
+  at::Tensor all_pairs_mse(int64_t step, const at::Tensor& particles) const {
+    const at::Tensor noise = draw_noise(input_, "forward", step, 0, like_, /*legacy=*/false);
+    const at::Tensor target = q_sample(schedule_, like_, batch_steps(0, like_), noise) * mask_p_;
     const auto shape = particles.sizes().vec();
-    std::vector<int64_t> a{batch, 1, n}, b{batch, n, 1};
+    std::vector<int64_t> a{batch_, 1, n_}, b{batch_, n_, 1};
     a.insert(a.end(), shape.begin() + 1, shape.end());
     b.insert(b.end(), shape.begin() + 1, shape.end());
-    const at::Tensor diff = target.reshape(a) - (particles * mask_p).reshape(b);
+    const at::Tensor diff = target.reshape(a) - (particles * mask_p_).reshape(b);
     return at::pow(diff, 2).sum({2, 3, 4, 5});
-  };
-  // Flat row indices of the resampled particles, `keep` per sample; `weights` gets p ([B, n]).
-  auto resample = [&](const at::Tensor& mse, int64_t keep, const std::string& role, int64_t step,
+  }
+
+  /// Flat row indices of the resampled particles, `keep` per sample, drawn as (role, step, t)
+  /// from each sample's generator; `weights` (if not null) gets p ([B, n]).
+  at::Tensor resample(const at::Tensor& mse, int64_t keep, const std::string& role, int64_t step,
                       int64_t t, at::Tensor* weights) {
     std::vector<int64_t> rows;
     std::vector<at::Tensor> all;
-    for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t b = 0; b < batch_; ++b) {
       const std::vector<double> w = mse_inverse_weights(mse[b], params_.temperature);
       if (weights) all.push_back(at::tensor(w, at::kDouble));
       DrawRequest request;
@@ -285,33 +309,60 @@ InpaintOutput Resample::run(Denoiser& model, const InpaintInput& input) {
       request.step = step;
       request.t = t;
       request.sample = b;
-      const auto picked = residual_resample(w, keep, generators[static_cast<size_t>(b)],
-                                            &input.noise, std::move(request));
-      for (int64_t i : picked) rows.push_back(b * n + i);
+      const auto picked = residual_resample(w, keep, generators_[static_cast<size_t>(b)],
+                                            &input_.noise, std::move(request));
+      for (int64_t i : picked) rows.push_back(b * n_ + i);
     }
     if (weights) *weights = at::stack(all, 0);
     return at::tensor(rows, at::kLong).to(mse.device());
-  };
+  }
+
+ private:
+  const ResampleParams& params_;
+  const DiffusionSchedule& schedule_;
+  const InpaintInput& input_;
+  const int64_t n_, batch_;
+  std::vector<at::Generator> generators_;
+  const at::Tensor mask_p_;
+  const at::Tensor y_p_;
+  const at::Tensor like_;
+};
+
+}  // namespace
+
+InpaintOutput Resample::run(Denoiser& model, const InpaintInput& input) {
+  const at::Tensor mask = check_input(model, input);
+  check_resample_input(input);
+  const BlendedParams& p = params_.ddim;
+  const int64_t n = params_.particles;
+  const DiffusionSchedule schedule = method_schedule(model, p.respacing);
+  const std::vector<int64_t> steps = ddim_list(p, schedule.size(), "resample");
+  ForwardSamples forward(schedule, input, p.share_forward_noise);
+  c10::InferenceMode no_grad;  // no graph, no version counters: results are inference tensors
+  ParticleFilter particles(params_, schedule, input, mask);
+  const at::Tensor& mask_p = particles.mask();
 
   InpaintOutput out;
-  at::Tensor x = draw_noise(input, "x_T", -1, steps.front(), like);
+  at::Tensor x = draw_noise(input, "x_T", -1, steps.front(), particles.like());
   const int64_t total = static_cast<int64_t>(steps.size()) - 1;
   for (int64_t k = 0; k < total; ++k) {
     const int64_t cur = steps[k], prev = steps[k + 1];
-    x = spread(forward.at_step(cur, k)) * mask_p + at::rsub(mask_p, 1.0) * x;
+    x = particles.spread(forward.at_step(cur, k)) * mask_p + at::rsub(mask_p, 1.0) * x;
     x = hooked_x_in(input, k, x);
     const at::Tensor t = batch_steps(cur, x), t_prev = batch_steps(prev, x);
-    const at::Tensor eps = predict_eps(model, schedule, x, t, y_p, out.evals);
+    const at::Tensor eps = predict_eps(model, schedule, x, t, particles.labels(), out.evals);
     out.evals.forwards += n - 1;  // one evaluation per particle
     at::Tensor x0 = x0_from_eps(schedule, x, t, eps);
     if (p.clip_denoised) x0 = x0.clamp(-1, 1);
-    const at::Tensor noise = p.eta > 0 ? draw_noise(input, "ddim", k, cur, like) : at::Tensor();
+    const at::Tensor noise =
+        p.eta > 0 ? draw_noise(input, "ddim", k, cur, particles.like()) : at::Tensor();
     const at::Tensor stepped = ddim_step(schedule, x0, eps, t, t_prev, p.eta, noise);
     const at::Tensor mse = params_.reference_last_weights && prev == 0
-                               ? all_pairs_mse(k, stepped)
-                               : known_mse(forward.at_step(prev, k), stepped);
+                               ? particles.all_pairs_mse(k, stepped)
+                               : particles.known_mse(forward.at_step(prev, k), stepped);
     at::Tensor weights;
-    const at::Tensor rows = resample(mse, n, "resample", k, prev, input.hooks ? &weights : nullptr);
+    const at::Tensor rows =
+        particles.resample(mse, n, "resample", k, prev, input.hooks ? &weights : nullptr);
     if (input.hooks) {
       StepRecord r = step_record(k, k, cur, prev, x, eps, x0, stepped);
       r.weights = weights;
@@ -321,8 +372,8 @@ InpaintOutput Resample::run(Denoiser& model, const InpaintInput& input) {
     x = (params_.resample_pre_step ? x : stepped).index_select(0, rows);
     if (input.on_step) input.on_step(k + 1, total);
   }
-  const at::Tensor rows =
-      resample(known_mse(input.image, x), 1, "resample_final", total, -1, nullptr);
+  const at::Tensor rows = particles.resample(particles.known_mse(input.image, x), 1,
+                                             "resample_final", total, -1, nullptr);
   if (input.hooks && input.hooks->on_final_pick) input.hooks->on_final_pick(rows);
   out.sample = x.index_select(0, rows).clamp(-1, 1);
   return out;
