@@ -245,6 +245,20 @@ SampleRecord read_sample(const Stmt& q) {
 
 }  // namespace
 
+bool holds_results_tables(const std::string& path) {
+  sqlite3* db = nullptr;
+  bool found = false;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_stmt* st = nullptr;
+    const char* sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'experiment'";
+    if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) == SQLITE_OK)
+      found = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return found;
+}
+
 ResultsDb::ResultsDb(const std::string& path, bool create) : path_(path) {
   std::error_code ec;
   if (!create && !std::filesystem::is_regular_file(path, ec)) {

@@ -89,6 +89,10 @@ struct SampleRecord {
 /// shards hold the same run once each.
 std::string run_identity(const RunRecord& run);
 
+/// Whether `path` is an SQLite file with the results tables (false for an empty file, e.g. one
+/// left by a run stopped before it created them, or for anything SQLite cannot open).
+bool holds_results_tables(const std::string& path);
+
 class ResultsDb {
  public:
   /// Opens `path`; `create` creates a missing file and the schema. WAL journal, foreign keys on,

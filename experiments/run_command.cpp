@@ -250,6 +250,25 @@ class JobSignals {
   struct sigaction old_term_ = {};
 };
 
+/// The databases of `dir` that hold results: a worker stopped by a signal before it created its
+/// tables leaves an empty file, which is left out with a warning (its rerun fills it).
+std::vector<std::string> mergeable_dbs(const std::string& dir) {
+  std::vector<std::string> all, out;
+  try {
+    all = find_result_dbs(dir);
+  } catch (const InputError&) {
+    return {};  // no database at all: no worker got as far as storing anything
+  }
+  for (auto& path : all) {
+    if (holds_results_tables(path)) {
+      out.push_back(std::move(path));
+    } else {
+      log_warn("run --jobs: " + path + " holds no results yet (its worker stopped at its start)");
+    }
+  }
+  return out;
+}
+
 /// `run --jobs N`: N workers, then their shards merged into the results folder.
 int run_jobs(CommandContext& ctx, const RunOptions& o, const Experiment& ex, int64_t jobs) {
   const std::string dir = o.out_dir.empty() ? default_results_dir(ex) : o.out_dir;
@@ -266,12 +285,8 @@ int run_jobs(CommandContext& ctx, const RunOptions& o, const Experiment& ex, int
       log_warn("run --jobs: worker " + std::to_string(i) + " ended with code " +
                std::to_string(codes[i]));
   }
-  std::vector<std::string> dbs;
-  try {
-    dbs = find_result_dbs(dir);
-  } catch (const InputError&) {
-    return code != 0 ? code : 1;  // no worker stored anything (their errors are above)
-  }
+  const std::vector<std::string> dbs = mergeable_dbs(dir);
+  if (dbs.empty()) return code != 0 ? code : 1;  // nothing stored (the workers' errors are above)
   // The merge (copy-on-write, short) runs to its end under a late SIGTERM too.
   const MergeSummary s = merge_results(dbs, dir);
   refresh_cell_views(s.db);

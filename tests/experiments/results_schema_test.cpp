@@ -459,5 +459,19 @@ TEST_F(ResultsSchema, SigtermStopsCleanlyAfterTheBatchInProgress) {
   fs::remove_all(dir);
 }
 
+TEST(ResultsDb, HoldsResultsTablesOnlyOnceTheSchemaExists) {
+  const fs::path dir = fs::temp_directory_path() / ("copaint_holds_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string empty = (dir / "empty.sqlite").string(), real = (dir / "real.sqlite").string();
+  std::ofstream(empty).close();  // what a run killed before creating its tables leaves
+  EXPECT_FALSE(holds_results_tables(empty));
+  EXPECT_FALSE(holds_results_tables((dir / "absent.sqlite").string()));
+  { ResultsDb db(real, true); }
+  EXPECT_TRUE(holds_results_tables(real));
+  EXPECT_THROW(ResultsDb(empty, false), InputError);  // and the database itself still refuses it
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace copaint
