@@ -553,16 +553,6 @@ void write_ablation(const PlotData& d, const SectionFigures& s, const std::strin
   }
 }
 
-/// The methods with several variants, in order of appearance.
-std::vector<std::string> ablated_methods(const std::vector<Variant>& variants) {
-  std::vector<std::string> methods;
-  for (const auto& v : variants) {
-    if (!v.varying.empty() && std::find(methods.begin(), methods.end(), v.method) == methods.end())
-      methods.push_back(v.method);
-  }
-  return methods;
-}
-
 }  // namespace
 
 std::vector<std::string> write_ablation_plots(const ResultSet& rs, const PlotOptions& o,

@@ -203,6 +203,15 @@ std::vector<Variant> result_variants(const ResultSet& results) {
   return out;
 }
 
+std::vector<std::string> ablated_methods(const std::vector<Variant>& variants) {
+  std::vector<std::string> methods;
+  for (const auto& v : variants) {
+    if (!v.varying.empty() && std::find(methods.begin(), methods.end(), v.method) == methods.end())
+      methods.push_back(v.method);
+  }
+  return methods;
+}
+
 ResultLayout result_layout(const ResultSet& rs) {
   ResultLayout out;
   out.variants = result_variants(rs);

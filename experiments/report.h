@@ -36,6 +36,9 @@ struct Variant {
 /// The variants of a result set, in cell order, each with the keys that vary within its method.
 std::vector<Variant> result_variants(const ResultSet& results);
 
+/// The methods with several variants (the ablation tables and figures), in order of appearance.
+std::vector<std::string> ablated_methods(const std::vector<Variant>& variants);
+
 /// How a result set is laid out for tables, plots and grids: its variants, the index of each
 /// (method, settings hash) among them, the (dataset, model) sections and the masks in order of
 /// appearance. Cells of one model name with different model settings (e.g. precision=bf16 and

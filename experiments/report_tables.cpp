@@ -218,16 +218,6 @@ Table metric_table(const ReportData& d, size_t sec, const std::string& metric) {
   return t;
 }
 
-/// The methods with several variants, in order of appearance.
-std::vector<std::string> ablated_methods(const std::vector<Variant>& variants) {
-  std::vector<std::string> methods;
-  for (const auto& v : variants) {
-    if (!v.varying.empty() && std::find(methods.begin(), methods.end(), v.method) == methods.end())
-      methods.push_back(v.method);
-  }
-  return methods;
-}
-
 /// The settings that vary between the variants of `method`, sorted.
 std::set<std::string> ablated_keys(const std::vector<Variant>& variants,
                                    const std::string& method) {
