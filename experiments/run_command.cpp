@@ -137,22 +137,6 @@ void check_count(const po::variables_map& vm, const char* flag, int64_t minimum)
 volatile std::sig_atomic_t g_jobs_signal = 0;
 extern "C" void on_jobs_signal(int sig) { g_jobs_signal = sig; }
 
-const char* log_level_name(LogLevel level) {
-  switch (level) {
-    case LogLevel::kDebug:
-      return "debug";
-    case LogLevel::kInfo:
-      return "info";
-    case LogLevel::kWarn:
-      return "warn";
-    case LogLevel::kError:
-      return "error";
-    case LogLevel::kQuiet:
-      return "quiet";
-  }
-  return "info";
-}
-
 /// The command line of worker `index` of `jobs`: this process's global settings (threads split
 /// between the workers), its run arguments without --jobs, and the worker's shard.
 std::vector<std::string> worker_argv(const CommandContext& ctx, int64_t index, int64_t jobs) {

@@ -12,8 +12,9 @@ namespace copaint {
 namespace {
 LogLevel g_level = LogLevel::kInfo;
 int g_bar_override = -1;  // -1: decide by terminal, 0: off, 1: on
+}  // namespace
 
-const char* level_name(LogLevel level) {
+const char* log_level_name(LogLevel level) {
   switch (level) {
     case LogLevel::kDebug:
       return "debug";
@@ -27,7 +28,6 @@ const char* level_name(LogLevel level) {
       return "quiet";
   }
 }
-}  // namespace
 
 void set_log_level(LogLevel level) { g_level = level; }
 LogLevel log_level() { return g_level; }
@@ -35,14 +35,14 @@ LogLevel log_level() { return g_level; }
 LogLevel parse_log_level(const std::string& name) {
   for (LogLevel l :
        {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarn, LogLevel::kError, LogLevel::kQuiet}) {
-    if (name == level_name(l)) return l;
+    if (name == log_level_name(l)) return l;
   }
   throw UsageError("unknown log level '" + name + "'; valid: debug, info, warn, error, quiet");
 }
 
 void log(LogLevel level, const std::string& message) {
   if (level < g_level || level == LogLevel::kQuiet) return;
-  std::cerr << "[" << level_name(level) << "] " << message << std::endl;
+  std::cerr << "[" << log_level_name(level) << "] " << message << std::endl;
 }
 
 void ProgressBar::set_enabled(bool enabled) { g_bar_override = enabled ? 1 : 0; }

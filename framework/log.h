@@ -13,6 +13,8 @@ void set_log_level(LogLevel level);
 LogLevel log_level();
 /// "debug", "info", "warn", "error", "quiet"; throws UsageError otherwise.
 LogLevel parse_log_level(const std::string& name);
+/// The name parse_log_level accepts.
+const char* log_level_name(LogLevel level);
 
 void log(LogLevel level, const std::string& message);
 inline void log_debug(const std::string& m) { log(LogLevel::kDebug, m); }
