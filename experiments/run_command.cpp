@@ -211,28 +211,17 @@ std::vector<int> wait_workers(const std::vector<pid_t>& pids) {
   return codes;
 }
 
-/// SIGINT and SIGTERM recorded for wait_workers (which passes them on) while alive.
-class JobSignals {
- public:
-  JobSignals() {
-    g_jobs_signal = 0;
-    struct sigaction sa = {};
-    sa.sa_handler = on_jobs_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int_);
-    sigaction(SIGTERM, &sa, &old_term_);
-  }
-  ~JobSignals() {
-    sigaction(SIGINT, &old_int_, nullptr);
-    sigaction(SIGTERM, &old_term_, nullptr);
-  }
-  JobSignals(const JobSignals&) = delete;
-  JobSignals& operator=(const JobSignals&) = delete;
-
- private:
-  struct sigaction old_int_ = {};
-  struct sigaction old_term_ = {};
-};
+/// Records SIGINT and SIGTERM for wait_workers (which passes them on) from here to the process's
+/// end: a signal that comes after the merge, while the process exits, must not kill a finished
+/// run (it exits with the run's own code).
+void handle_job_signals() {
+  g_jobs_signal = 0;
+  struct sigaction sa = {};
+  sa.sa_handler = on_jobs_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
 
 /// The databases of `dir` that hold results: a worker stopped by a signal before it created its
 /// tables leaves an empty file, which is left out with a warning (its rerun fills it).
@@ -256,7 +245,7 @@ std::vector<std::string> mergeable_dbs(const std::string& dir) {
 /// `run --jobs N`: N workers, then their shards merged into the results folder.
 int run_jobs(CommandContext& ctx, const RunOptions& o, const Experiment& ex, int64_t jobs) {
   const std::string dir = o.out_dir.empty() ? default_results_dir(ex) : o.out_dir;
-  const JobSignals signals;  // until the merge is done
+  handle_job_signals();
   std::vector<pid_t> pids;
   for (int64_t i = 0; i < jobs; ++i) pids.push_back(start_worker(worker_argv(ctx, i, jobs)));
   log_info("run " + ex.name + ": " + std::to_string(jobs) + " worker processes (shards 0.." +
