@@ -1,6 +1,6 @@
 // How far a CoPaint sample is from its compute bound: UNet forwards x FLOPs per forward plus
-// backwards x FLOPs per backward (framework/flops.h) divided by the matmul throughput measured in
-// the same process. The benchmark device is CUDA when available, else the CPU.
+// backwards x FLOPs per backward (framework/nn/flops.h) divided by the matmul throughput measured
+// in the same process. The benchmark device is CUDA when available, else the CPU.
 //  - BM_GemmThroughput: an n x n x n product in the benchmark precision's dtype (float32 through
 //    onednn_mm on the CPU, else at::mm).
 //  - BM_ConvThroughput: one 3x3 256->256-channel convolution (onednn_conv2d; at::conv2d in
@@ -36,11 +36,11 @@
 #include <string>
 
 #include "datasets/masks.h"
-#include "framework/denoisers.h"
-#include "framework/device.h"
-#include "framework/flops.h"
-#include "framework/onednn_ops.h"
-#include "framework/unet.h"
+#include "framework/core/device.h"
+#include "framework/nn/denoisers.h"
+#include "framework/nn/flops.h"
+#include "framework/nn/onednn_ops.h"
+#include "framework/nn/unet.h"
 #include "methods/copaint.h"
 #include "tests/tiny_fixtures.h"
 

@@ -2,13 +2,13 @@
 // per-step function (G gradient steps plus the DDIM step) from a recorded reference input, and
 // the whole recorded copaint_g2_n1 run end to end (what scripts/bench_vs_reference.sh compares
 // with the reference's wall time). Arguments: intra-op threads; the oneDNN routing of
-// framework/onednn_ops.h off (plain ATen, bitwise the reference's arithmetic) or on.
+// framework/nn/onednn_ops.h off (plain ATen, bitwise the reference's arithmetic) or on.
 //   copaint_benchmark --benchmark_filter='Step.*threads:1'
 //   copaint_benchmark --benchmark_filter='Run_g2_n1/threads:1/onednn:1'
 #include <ATen/ATen.h>
 #include <benchmark/benchmark.h>
 
-#include "framework/schedule.h"
+#include "framework/diffusion/schedule.h"
 #include "methods/copaint.h"
 #include "tests/tiny_fixtures.h"
 

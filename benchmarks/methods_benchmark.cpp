@@ -8,7 +8,7 @@
 #include <algorithm>
 
 #include "datasets/masks.h"
-#include "framework/registry.h"
+#include "framework/core/registry.h"
 #include "methods/method.h"
 #include "tests/tiny_fixtures.h"
 

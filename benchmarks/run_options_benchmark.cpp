@@ -1,4 +1,4 @@
-// Google Benchmark of the UNet run options (framework/denoisers.h UNetRunOptions) against the
+// Google Benchmark of the UNet run options (framework/nn/denoisers.h UNetRunOptions) against the
 // default on the same model in one process: fp32, bf16 torso, channels-last, activation
 // checkpointing and the frozen-conv backward weight cache (forward+backward only), and no-grad vs
 // InferenceMode forwards. Models: the tiny trained fixture UNet at 32x32 and the celebahq256
@@ -15,10 +15,10 @@
 #include <memory>
 #include <string>
 
-#include "framework/denoisers.h"
-#include "framework/onednn_ops.h"
-#include "framework/torch_compat.h"
-#include "framework/unet.h"
+#include "framework/core/torch_compat.h"
+#include "framework/nn/denoisers.h"
+#include "framework/nn/onednn_ops.h"
+#include "framework/nn/unet.h"
 #include "tests/tiny_fixtures.h"
 
 namespace copaint {

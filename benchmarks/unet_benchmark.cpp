@@ -2,9 +2,9 @@
 // weights), at 64x64 and 256x256, batch 1/2/4/8, on the default device (CUDA when available);
 // and on the CPU with the tiny trained fixture model (32x32, 2M parameters, what the CoPaint
 // parity tests run), batch 1/2/4/8, with 1 and 2 intra-op threads, with the oneDNN routing of
-// framework/onednn_ops.h off (plain ATen: the speed before it) and on; and the bundled model
+// framework/nn/onednn_ops.h off (plain ATen: the speed before it) and on; and the bundled model
 // (experiments/bundled, 32x32 Fashion-MNIST), batch 1/2/4/8, 1 and 2 threads.
-// Every case reports flops (analytic FLOPs of one iteration, framework/flops.h: the forward, or
+// Every case reports flops (analytic FLOPs of one iteration, framework/nn/flops.h: the forward, or
 // forward plus backward to the input) and flops_per_s (their rate over the measured time).
 //   unet_benchmark --benchmark_filter='/size:64/' --benchmark_min_time=0.01
 //   unet_benchmark --benchmark_filter='Tiny.*threads:1'
@@ -17,9 +17,9 @@
 #include <memory>
 #include <string>
 
-#include "framework/checkpoint.h"
-#include "framework/flops.h"
-#include "framework/unet.h"
+#include "framework/checkpoint/checkpoint.h"
+#include "framework/nn/flops.h"
+#include "framework/nn/unet.h"
 #include "tests/tiny_fixtures.h"
 
 namespace {

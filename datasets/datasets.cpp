@@ -7,8 +7,8 @@
 
 #include "datasets/fashion_mnist.h"
 #include "datasets/image_folder.h"
-#include "framework/error.h"
-#include "framework/registry.h"
+#include "framework/core/error.h"
+#include "framework/core/registry.h"
 
 namespace copaint {
 namespace {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "datasets/resample.h"
-#include "framework/error.h"
+#include "framework/core/error.h"
 
 namespace copaint {
 namespace {

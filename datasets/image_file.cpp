@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <mutex>
 
-#include "framework/error.h"
+#include "framework/core/error.h"
 
 namespace copaint {
 namespace {

@@ -12,7 +12,7 @@
 
 #include "datasets/image_file.h"
 #include "datasets/resample.h"
-#include "framework/error.h"
+#include "framework/core/error.h"
 
 namespace copaint {
 namespace {

@@ -11,8 +11,8 @@
 #include "datasets/resample.h"
 #include "datasets/stroke_masks.h"
 #include "datasets/text_mask.h"
-#include "framework/error.h"
-#include "framework/registry.h"
+#include "framework/core/error.h"
+#include "framework/core/registry.h"
 
 namespace copaint {
 namespace {

@@ -9,7 +9,7 @@
 #include <limits>
 #include <sstream>
 
-#include "framework/error.h"
+#include "framework/core/error.h"
 
 namespace copaint {
 namespace {

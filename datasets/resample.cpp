@@ -8,7 +8,7 @@
 #include <cmath>
 #include <vector>
 
-#include "framework/error.h"
+#include "framework/core/error.h"
 
 namespace copaint {
 namespace {

@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "framework/error.h"
+#include "framework/core/error.h"
 
 namespace copaint {
 namespace {

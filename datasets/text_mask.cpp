@@ -9,7 +9,7 @@
 
 #include "datasets/npy.h"
 #include "datasets/resample.h"
-#include "framework/error.h"
+#include "framework/core/error.h"
 
 namespace copaint {
 namespace {

@@ -15,10 +15,10 @@
 #include <cmath>
 #include <sstream>
 
-#include "framework/diffusion.h"
-#include "framework/error.h"
-#include "framework/log.h"
-#include "methods/ddpm.h"
+#include "framework/core/error.h"
+#include "framework/core/log.h"
+#include "framework/diffusion/ddpm.h"
+#include "framework/diffusion/diffusion.h"
 #include "methods/degradation.h"
 #include "methods/sampling.h"
 

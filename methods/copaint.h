@@ -10,9 +10,9 @@
 
 #include <ATen/core/Tensor.h>
 
-#include "framework/options.h"
-#include "framework/registry.h"
-#include "framework/schedule.h"
+#include "framework/core/options.h"
+#include "framework/core/registry.h"
+#include "framework/diffusion/schedule.h"
 #include "methods/method.h"
 
 namespace copaint {

@@ -6,10 +6,10 @@
 
 #include <cmath>
 
-#include "framework/diffusion.h"
-#include "framework/error.h"
-#include "framework/schedule.h"
-#include "methods/ddpm.h"
+#include "framework/core/error.h"
+#include "framework/diffusion/ddpm.h"
+#include "framework/diffusion/diffusion.h"
+#include "framework/diffusion/schedule.h"
 #include "methods/degradation.h"
 #include "methods/sampling.h"
 

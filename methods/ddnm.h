@@ -10,8 +10,8 @@
 
 #include <ATen/core/Tensor.h>
 
-#include "framework/options.h"
-#include "framework/registry.h"
+#include "framework/core/options.h"
+#include "framework/core/registry.h"
 #include "methods/degradation.h"
 #include "methods/method.h"
 

@@ -6,9 +6,9 @@
 
 #include <cmath>
 
-#include "framework/diffusion.h"
-#include "framework/error.h"
-#include "methods/ddpm.h"
+#include "framework/core/error.h"
+#include "framework/diffusion/ddpm.h"
+#include "framework/diffusion/diffusion.h"
 #include "methods/degradation.h"
 #include "methods/sampling.h"
 

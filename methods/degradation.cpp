@@ -3,7 +3,7 @@
 
 #include <ATen/ATen.h>
 
-#include "framework/error.h"
+#include "framework/core/error.h"
 
 namespace copaint {
 

@@ -9,7 +9,7 @@
 
 #include <ATen/core/Tensor.h>
 
-#include "framework/registry.h"
+#include "framework/core/registry.h"
 
 namespace copaint {
 

@@ -5,9 +5,9 @@
 #include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/autograd.h>
 
-#include "framework/diffusion.h"
-#include "framework/error.h"
-#include "methods/ddpm.h"
+#include "framework/core/error.h"
+#include "framework/diffusion/ddpm.h"
+#include "framework/diffusion/diffusion.h"
 #include "methods/degradation.h"
 #include "methods/sampling.h"
 

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "framework/options.h"
-#include "framework/registry.h"
+#include "framework/core/options.h"
+#include "framework/core/registry.h"
 #include "methods/method.h"
 
 namespace copaint {

@@ -12,7 +12,7 @@
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 
-#include "framework/model.h"
+#include "framework/diffusion/model.h"
 
 namespace copaint {
 

@@ -1,5 +1,5 @@
 // Registration of every built-in method in Registry<Method>::global().
-#include "framework/registry.h"
+#include "framework/core/registry.h"
 #include "methods/copaint.h"
 #include "methods/ddnm.h"
 #include "methods/ddrm.h"

@@ -4,10 +4,10 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
-#include "framework/diffusion.h"
-#include "framework/error.h"
-#include "framework/schedule.h"
-#include "methods/ddpm.h"
+#include "framework/core/error.h"
+#include "framework/diffusion/ddpm.h"
+#include "framework/diffusion/diffusion.h"
+#include "framework/diffusion/schedule.h"
 #include "methods/sampling.h"
 
 namespace copaint {

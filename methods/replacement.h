@@ -11,8 +11,8 @@
 
 #include <ATen/core/Generator.h>
 
-#include "framework/options.h"
-#include "framework/registry.h"
+#include "framework/core/options.h"
+#include "framework/core/registry.h"
 #include "methods/method.h"
 
 namespace copaint {

@@ -1,41 +1,19 @@
-// Shared sampler helpers: model evaluation at respaced steps, per-sample noise, input checks.
+// Shared sampler helpers: per-sample noise (or a recording's), step hooks, input checks.
 #include "methods/sampling.h"
 
 #include <ATen/ATen.h>
 
-#include "framework/error.h"
-#include "framework/registry.h"
+#include "framework/core/error.h"
+#include "framework/core/registry.h"
 
 namespace copaint {
-
-at::Tensor predict_eps(Denoiser& model, const DiffusionSchedule& schedule, const at::Tensor& x,
-                       const at::Tensor& t, const at::Tensor& y, EvalCounter& counter) {
-  const auto map = at::tensor(schedule.timestep_map, at::kLong).to(t.device());
-  const at::Tensor out = model.forward(x, map.index({t}), y);
-  ++counter.forwards;
-  const int64_t c = x.size(1);
-  if (out.size(1) == c) return out;
-  if (out.size(1) != 2 * c) {
-    throw InputError("model returned " + std::to_string(out.size(1)) + " channels for a " +
-                     std::to_string(c) + "-channel input (expected " + std::to_string(c) + " or " +
-                     std::to_string(2 * c) + ")");
-  }
-  return out.narrow(1, 0, c);
-}
 
 at::Tensor per_sample_randn(const at::Tensor& like, const std::vector<at::Generator>& generators) {
   if (static_cast<int64_t>(generators.size()) != like.size(0)) {
     throw InputError("need one generator per sample: " + std::to_string(generators.size()) +
                      " for a batch of " + std::to_string(like.size(0)));
   }
-  std::vector<at::Tensor> parts;
-  parts.reserve(generators.size());
-  auto shape = like.sizes().vec();
-  shape[0] = 1;
-  for (const auto& g : generators) {
-    parts.push_back(at::randn(shape, g, at::TensorOptions().dtype(at::kFloat)));
-  }
-  return at::cat(parts, 0).to(like.device(), like.scalar_type());
+  return grouped_randn(like, generators);  // groups of one row: the same draws
 }
 
 at::Tensor grouped_randn(const at::Tensor& like, const std::vector<at::Generator>& generators) {

@@ -1,5 +1,6 @@
-// Helpers every sampler shares: evaluating the model at respaced steps (counting evaluations),
-// per-sample Gaussian noise from per-sample generators, and input checks.
+// Helpers every sampler shares: per-sample Gaussian noise from per-sample generators (or from a
+// recording), the step hooks, and input checks. The per-step math (the model at respaced steps,
+// x0/eps, DDIM and DDPM steps) is in framework/diffusion/ (diffusion.h, ddpm.h).
 #pragma once
 
 #include <cstdint>
@@ -9,18 +10,12 @@
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 
-#include "framework/model.h"
-#include "framework/options.h"
-#include "framework/schedule.h"
+#include "framework/core/options.h"
+#include "framework/diffusion/model.h"
+#include "framework/diffusion/schedule.h"
 #include "methods/method.h"
 
 namespace copaint {
-
-/// eps for x at respaced steps t ([B] int64): the network runs at schedule.timestep_map[t] and
-/// its first C output channels are returned (the rest are learned-variance channels).
-/// Counts one forward in `counter`.
-at::Tensor predict_eps(Denoiser& model, const DiffusionSchedule& schedule, const at::Tensor& x,
-                       const at::Tensor& t, const at::Tensor& y, EvalCounter& counter);
 
 /// Standard normal noise shaped like `like`, sample b drawn from generators[b] (so a sample's
 /// noise does not depend on the rest of its batch). Created on CPU, moved to like's device.

@@ -5,7 +5,7 @@
 #include <limits>
 #include <map>
 
-#include "framework/error.h"
+#include "framework/core/error.h"
 
 namespace copaint {
 namespace {

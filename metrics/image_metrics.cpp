@@ -6,7 +6,7 @@
 #include <cmath>
 #include <sstream>
 
-#include "framework/error.h"
+#include "framework/core/error.h"
 
 namespace copaint {
 namespace {

@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <sstream>
 
-#include "framework/checkpoint.h"
-#include "framework/error.h"
+#include "framework/checkpoint/checkpoint.h"
+#include "framework/core/error.h"
 
 namespace copaint {
 namespace {

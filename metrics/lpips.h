@@ -12,7 +12,8 @@
 
 namespace copaint {
 
-/// Named tensors as in a torch state_dict (same shape as framework/checkpoint.h's StateDict).
+/// Named tensors as in a torch state_dict (same shape as framework/checkpoint/checkpoint.h's
+/// StateDict).
 using LpipsTensors = std::vector<std::pair<std::string, at::Tensor>>;
 
 /// Where the LPIPS weights come from. Explicit files win over `weights_dir`.

@@ -4,7 +4,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
-#include "framework/error.h"
+#include "framework/core/error.h"
 #include "metrics/image_metrics.h"
 
 namespace copaint {

@@ -1,7 +1,7 @@
 // Adds the built-in metrics to Registry<Metric>: names, descriptions, options and factories.
 #include "metrics/register_metrics.h"
 
-#include "framework/registry.h"
+#include "framework/core/registry.h"
 #include "metrics/metric.h"
 
 namespace copaint {

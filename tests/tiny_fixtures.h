@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "framework/denoisers.h"
-#include "framework/onednn_ops.h"
+#include "framework/nn/denoisers.h"
+#include "framework/nn/onednn_ops.h"
 #include "methods/copaint.h"
 #include "methods/verify/fixture_io.h"
 #include "methods/verify/verify.h"

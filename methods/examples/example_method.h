@@ -11,9 +11,10 @@
 
 #include <ATen/ATen.h>
 
-#include "framework/options.h"
-#include "framework/registry.h"
-#include "framework/schedule.h"
+#include "framework/core/options.h"
+#include "framework/core/registry.h"
+#include "framework/diffusion/ddpm.h"
+#include "framework/diffusion/schedule.h"
 #include "methods/method.h"
 #include "methods/sampling.h"
 

@@ -9,9 +9,9 @@
 #include <cmath>
 #include <filesystem>
 
-#include "framework/diffusion.h"
-#include "framework/error.h"
-#include "framework/registry.h"
+#include "framework/core/error.h"
+#include "framework/core/registry.h"
+#include "framework/diffusion/diffusion.h"
 #include "methods/verify/fixture_io.h"
 
 namespace copaint {

@@ -14,8 +14,8 @@
 #include <c10/core/Device.h>
 #include <nlohmann/json.hpp>
 
-#include "framework/model.h"
-#include "framework/options.h"
+#include "framework/core/options.h"
+#include "framework/diffusion/model.h"
 #include "methods/method.h"
 
 namespace copaint {

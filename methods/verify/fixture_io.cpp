@@ -7,7 +7,7 @@
 #include <iterator>
 #include <vector>
 
-#include "framework/error.h"
+#include "framework/core/error.h"
 
 namespace copaint {
 

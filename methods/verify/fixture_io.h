@@ -7,7 +7,7 @@
 #include <ATen/core/ivalue.h>
 #include <nlohmann/json.hpp>
 
-#include "framework/unet.h"
+#include "framework/nn/unet.h"
 #include "methods/copaint.h"
 
 namespace copaint {

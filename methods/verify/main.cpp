@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "framework/error.h"
+#include "framework/core/error.h"
 #include "methods/verify/verify_command.h"
 
 int main(int argc, char** argv) {

@@ -16,10 +16,10 @@
 #include <memory>
 #include <sstream>
 
-#include "framework/denoisers.h"
-#include "framework/diffusion.h"
-#include "framework/error.h"
-#include "framework/registry.h"
+#include "framework/core/error.h"
+#include "framework/core/registry.h"
+#include "framework/diffusion/diffusion.h"
+#include "framework/nn/denoisers.h"
 #include "methods/verify/baseline_replay.h"
 #include "methods/verify/fixture_io.h"
 

@@ -5,9 +5,9 @@
 #include <fstream>
 #include <iostream>
 
-#include "framework/device.h"
-#include "framework/error.h"
-#include "framework/torch_compat.h"
+#include "framework/core/device.h"
+#include "framework/core/error.h"
+#include "framework/core/torch_compat.h"
 #include "methods/verify/verify.h"
 
 namespace copaint {

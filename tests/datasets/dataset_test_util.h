@@ -14,7 +14,7 @@
 #include "datasets/image_file.h"
 #include "datasets/npy.h"
 #include "datasets/resample.h"
-#include "framework/error.h"
+#include "framework/core/error.h"
 
 namespace copaint::testing {
 

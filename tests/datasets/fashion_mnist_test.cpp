@@ -11,8 +11,8 @@
 #include <fstream>
 
 #include "dataset_test_util.h"
-#include "framework/error.h"
-#include "framework/registry.h"
+#include "framework/core/error.h"
+#include "framework/core/registry.h"
 
 namespace copaint {
 namespace {

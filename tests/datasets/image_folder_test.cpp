@@ -13,8 +13,8 @@
 #include "datasets/mask.h"
 #include "datasets/mask_sets.h"
 #include "datasets/resample.h"
-#include "framework/error.h"
-#include "framework/registry.h"
+#include "framework/core/error.h"
+#include "framework/core/registry.h"
 
 namespace copaint {
 namespace {

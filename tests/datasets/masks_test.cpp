@@ -9,7 +9,7 @@
 #include <fstream>
 
 #include "datasets/mask.h"
-#include "framework/registry.h"
+#include "framework/core/registry.h"
 
 namespace copaint {
 namespace {

@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "dataset_test_util.h"
-#include "framework/error.h"
+#include "framework/core/error.h"
 
 namespace copaint {
 namespace {

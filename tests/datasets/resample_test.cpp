@@ -9,7 +9,7 @@
 
 #include "dataset_test_util.h"
 #include "datasets/image_folder.h"
-#include "framework/error.h"
+#include "framework/core/error.h"
 
 namespace copaint {
 namespace {

@@ -8,8 +8,8 @@
 #include <cmath>
 
 #include "datasets/mask.h"
-#include "framework/error.h"
-#include "framework/registry.h"
+#include "framework/core/error.h"
+#include "framework/core/registry.h"
 
 namespace copaint {
 namespace {

@@ -11,8 +11,8 @@
 
 #include "dataset_test_util.h"
 #include "datasets/mask.h"
-#include "framework/error.h"
-#include "framework/registry.h"
+#include "framework/core/error.h"
+#include "framework/core/registry.h"
 
 namespace copaint {
 namespace {

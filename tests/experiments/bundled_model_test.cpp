@@ -10,10 +10,10 @@
 
 #include "datasets/dataset.h"
 #include "datasets/masks.h"
-#include "experiments/cli.h"
-#include "experiments/config.h"
-#include "experiments/models.h"
-#include "framework/registry.h"
+#include "experiments/app/cli.h"
+#include "experiments/experiment/config.h"
+#include "framework/core/registry.h"
+#include "framework/nn/models.h"
 #include "methods/method.h"
 #include "metrics/image_metrics.h"
 

@@ -1,12 +1,12 @@
 // Tests of the `copaint` command line: help, version, list, and usage errors with exit code 2.
-#include "experiments/cli.h"
+#include "experiments/app/cli.h"
 
 #include <gtest/gtest.h>
 
 #include <sstream>
 
 #include "datasets/mask.h"
-#include "framework/registry.h"
+#include "framework/core/registry.h"
 #include "methods/method.h"
 #include "metrics/metric.h"
 

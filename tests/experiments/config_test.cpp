@@ -1,12 +1,12 @@
 // Tests of INI loading and the file + command-line merge.
-#include "experiments/config.h"
+#include "experiments/experiment/config.h"
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 
-#include "framework/error.h"
+#include "framework/core/error.h"
 
 namespace copaint {
 namespace {

@@ -1,7 +1,7 @@
 // The datasets library's file-backed parts through the real decoder: OpenCV parity of our cubic
 // resize (the reference's text-mask resizing), RePaint's mask folders against our stroke
 // generators' statistics, and a PNG folder read back exactly.
-#include "experiments/dataset_io.h"
+#include "experiments/imageio/dataset_io.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -17,8 +17,8 @@
 #include "datasets/npy.h"
 #include "datasets/resample.h"
 #include "datasets/stroke_masks.h"
-#include "experiments/image_io.h"
-#include "framework/registry.h"
+#include "experiments/imageio/image_io.h"
+#include "framework/core/registry.h"
 
 namespace copaint {
 namespace {

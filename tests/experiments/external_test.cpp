@@ -2,7 +2,7 @@
 // predictions in the official CoPaint code's samples/ layout, `copaint score` stores them beside
 // the built-in methods (missing and mis-sized files listed); import-config turns the reference's
 // YAML into our INI; the minimal example method of methods/examples runs through `copaint run`.
-#include "experiments/external.h"
+#include "experiments/experiment/external.h"
 
 #include <gtest/gtest.h>
 
@@ -18,13 +18,13 @@
 
 #include <ATen/ATen.h>
 
-#include "experiments/cli.h"
-#include "experiments/experiment.h"
-#include "experiments/image_io.h"
-#include "experiments/merge.h"
-#include "experiments/report.h"
-#include "experiments/runner.h"
-#include "framework/registry.h"
+#include "experiments/app/cli.h"
+#include "experiments/experiment/experiment.h"
+#include "experiments/experiment/runner.h"
+#include "experiments/imageio/image_io.h"
+#include "experiments/report/report.h"
+#include "experiments/store/merge.h"
+#include "framework/core/registry.h"
 #include "methods/examples/example_method.h"
 
 namespace copaint {

@@ -1,7 +1,7 @@
 // Fault injection on the `copaint` executable: SIGKILL at every injected fault point
-// (COPAINT_FAULT_POINT, framework/atomic_file.h: between the steps of every write) and at seeded
-// random moments, during run, merge, export and inpaint; a full disk (a private tmpfs where the
-// kernel lets an unprivileged user namespace mount one, else skipped with a message; and
+// (COPAINT_FAULT_POINT, framework/core/atomic_file.h: between the steps of every write) and at
+// seeded random moments, during run, merge, export and inpaint; a full disk (a private tmpfs where
+// the kernel lets an unprivileged user namespace mount one, else skipped with a message; and
 // RLIMIT_FSIZE, whose EFBIG stands in for ENOSPC everywhere); truncated, zeroed and flipped
 // results.h5, results.sqlite and checkpoints; a merge beside a running run. Each case checks the
 // exit code, that no process died of a signal it was not sent, that every stored sample is
@@ -30,10 +30,10 @@
 
 #include <ATen/ATen.h>
 
-#include "experiments/file_lock.h"
-#include "experiments/image_io.h"
-#include "experiments/results_db.h"
-#include "experiments/results_h5.h"
+#include "experiments/imageio/image_io.h"
+#include "experiments/store/file_lock.h"
+#include "experiments/store/results_db.h"
+#include "experiments/store/results_h5.h"
 
 #ifndef COPAINT_BIN
 #error "COPAINT_BIN (the copaint executable) must be defined by the build"

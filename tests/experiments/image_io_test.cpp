@@ -1,5 +1,5 @@
 // Tests of image and mask file I/O: PNG round trips, RGB order, fitting, and errors naming files.
-#include "experiments/image_io.h"
+#include "experiments/imageio/image_io.h"
 
 #include <gtest/gtest.h>
 
@@ -11,7 +11,7 @@
 #include <ATen/ATen.h>
 #include <opencv2/imgcodecs.hpp>
 
-#include "framework/error.h"
+#include "framework/core/error.h"
 
 namespace copaint {
 namespace {

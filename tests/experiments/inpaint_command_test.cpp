@@ -1,5 +1,6 @@
 // Tests of `copaint inpaint`, `copaint inspect` and the model registry, through run_cli.
-#include "experiments/inpaint_command.h"
+#include "experiments/app/inpaint_command.h"
+#include "experiments/experiment/inpaint_batch.h"
 
 #include <gtest/gtest.h>
 
@@ -15,13 +16,13 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <nlohmann/json.hpp>
 
-#include "experiments/cli.h"
-#include "experiments/image_io.h"
-#include "experiments/models.h"
-#include "framework/checkpoint.h"
-#include "framework/device.h"
-#include "framework/error.h"
-#include "framework/registry.h"
+#include "experiments/app/cli.h"
+#include "experiments/imageio/image_io.h"
+#include "framework/checkpoint/checkpoint.h"
+#include "framework/core/device.h"
+#include "framework/core/error.h"
+#include "framework/core/registry.h"
+#include "framework/nn/models.h"
 
 namespace copaint {
 namespace {

@@ -11,9 +11,9 @@
 
 #include <unistd.h>
 
-#include "experiments/display_names.h"
-#include "experiments/report.h"
-#include "experiments/results_db.h"
+#include "experiments/report/display_names.h"
+#include "experiments/report/report.h"
+#include "experiments/store/results_db.h"
 
 namespace copaint {
 namespace {

@@ -16,14 +16,14 @@
 #include <ATen/ATen.h>
 
 #include "datasets/dataset.h"
-#include "experiments/cli.h"
-#include "experiments/experiment.h"
-#include "experiments/results_db.h"
-#include "experiments/results_json.h"
-#include "experiments/runner.h"
-#include "framework/error.h"
-#include "framework/log.h"
-#include "framework/registry.h"
+#include "experiments/app/cli.h"
+#include "experiments/experiment/experiment.h"
+#include "experiments/experiment/runner.h"
+#include "experiments/store/results_db.h"
+#include "experiments/store/results_json.h"
+#include "framework/core/error.h"
+#include "framework/core/log.h"
+#include "framework/core/registry.h"
 #include "methods/method.h"
 #include "methods/sampling.h"
 

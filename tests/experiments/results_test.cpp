@@ -1,6 +1,6 @@
 // Tests of the result stores and reports: HDF5 round trips, the SQLite schema's upsert, NaN
 // handling and views, and report tables checked against hand-computed aggregates.
-#include "experiments/report.h"
+#include "experiments/report/report.h"
 
 #include <gtest/gtest.h>
 
@@ -12,10 +12,10 @@
 
 #include <ATen/ATen.h>
 
-#include "experiments/image_io.h"
-#include "experiments/results_db.h"
-#include "experiments/results_h5.h"
-#include "framework/error.h"
+#include "experiments/imageio/image_io.h"
+#include "experiments/store/results_db.h"
+#include "experiments/store/results_h5.h"
+#include "framework/core/error.h"
 
 namespace copaint {
 namespace {

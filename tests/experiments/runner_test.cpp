@@ -2,7 +2,7 @@
 // dry-run cost, SQLite rows and views, resume after a stop and after a hard crash, error rows,
 // sharding + merge, batch packing independence, and the shipped experiment files (parsed and
 // dry-run only). Uses the analytic `gaussian` model on a synthetic 8x8 dataset with tiny steps.
-#include "experiments/runner.h"
+#include "experiments/experiment/runner.h"
 
 #include <gtest/gtest.h>
 
@@ -22,17 +22,17 @@
 #include <ATen/ATen.h>
 
 #include "datasets/dataset.h"
-#include "experiments/cli.h"
-#include "experiments/experiment.h"
-#include "experiments/image_io.h"
-#include "experiments/merge.h"
-#include "experiments/models.h"
-#include "experiments/plots.h"
-#include "experiments/report.h"
-#include "experiments/results_db.h"
-#include "experiments/results_h5.h"
-#include "framework/error.h"
-#include "framework/registry.h"
+#include "experiments/app/cli.h"
+#include "experiments/experiment/experiment.h"
+#include "experiments/imageio/image_io.h"
+#include "experiments/report/plots.h"
+#include "experiments/report/report.h"
+#include "experiments/store/merge.h"
+#include "experiments/store/results_db.h"
+#include "experiments/store/results_h5.h"
+#include "framework/core/error.h"
+#include "framework/core/registry.h"
+#include "framework/nn/models.h"
 #include "methods/method.h"
 #include "methods/sampling.h"
 

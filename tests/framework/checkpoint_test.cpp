@@ -1,5 +1,5 @@
-// Tests of the checkpoint readers (framework/checkpoint.h): both torch.save formats against the
-// golden expected.json, storage sharing of views, legacy == zip on a real state dict,
+// Tests of the checkpoint readers (framework/checkpoint/checkpoint.h): both torch.save formats
+// against the golden expected.json, storage sharing of views, legacy == zip on a real state dict,
 // load_state_dict unwrapping, safetensors, and hostile input (crafted pickles, truncations,
 // byte flips) that must end in InputError, never a crash.
 #include <ATen/ATen.h>
@@ -17,10 +17,10 @@
 #include <string>
 #include <vector>
 
-#include "framework/checkpoint.h"
-#include "framework/denoisers.h"
-#include "framework/error.h"
-#include "framework/unet.h"
+#include "framework/checkpoint/checkpoint.h"
+#include "framework/core/error.h"
+#include "framework/nn/denoisers.h"
+#include "framework/nn/unet.h"
 #include "tests/tiny_fixtures.h"
 
 namespace copaint {

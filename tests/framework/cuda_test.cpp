@@ -1,8 +1,8 @@
-// Tests of framework/torch_compat.h everywhere, and of the CUDA paths where a GPU is visible
+// Tests of framework/core/torch_compat.h everywhere, and of the CUDA paths where a GPU is visible
 // (skipped with a message otherwise): the fixture UNets per precision against fp32, the same
 // samples on CPU and CUDA for the same seeds, peak-memory statistics. scripts/gpu_check.sh runs
 // them as `--gtest_filter='Cuda*:TorchCompat*'` and reads the "[cuda]" lines they print.
-#include "framework/torch_compat.h"
+#include "framework/core/torch_compat.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -13,8 +13,8 @@
 #include <string>
 
 #include "datasets/masks.h"
-#include "framework/denoisers.h"
-#include "framework/device.h"
+#include "framework/core/device.h"
+#include "framework/nn/denoisers.h"
 #include "methods/copaint.h"
 #include "methods/verify/fixture_io.h"
 #include "tests/tiny_fixtures.h"

@@ -1,12 +1,12 @@
 // Tests of device parsing and thread settings.
-#include "framework/device.h"
+#include "framework/core/device.h"
 
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
 #include <thread>
 
-#include "framework/error.h"
+#include "framework/core/error.h"
 
 namespace copaint {
 namespace {

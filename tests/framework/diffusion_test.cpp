@@ -1,6 +1,7 @@
-// Tests of framework/diffusion.h: broadcasting, x0 <-> eps round trips, the DDIM step, q_sample,
-// and parity of the DDIM step and the time-travel undo with the reference's CoPaint fixtures.
-#include "framework/diffusion.h"
+// Tests of framework/diffusion/diffusion.h: broadcasting, x0 <-> eps round trips, the DDIM step,
+// q_sample, and parity of the DDIM step and the time-travel undo with the reference's CoPaint
+// fixtures.
+#include "framework/diffusion/diffusion.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -14,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "framework/error.h"
+#include "framework/core/error.h"
 
 namespace copaint {
 namespace {

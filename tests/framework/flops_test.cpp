@@ -1,7 +1,7 @@
-// Tests of framework/flops.h and FlopCounter (framework/onednn_ops.h): the counter's per-op counts,
-// backward counting and nesting; the analytic UNet forward/backward FLOPs against a hand count
-// and against what the counter sees over real random-weight UNet passes.
-#include "framework/flops.h"
+// Tests of framework/nn/flops.h and FlopCounter (framework/nn/onednn_ops.h): the counter's per-op
+// counts, backward counting and nesting; the analytic UNet forward/backward FLOPs against a hand
+// count and against what the counter sees over real random-weight UNet passes.
+#include "framework/nn/flops.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "framework/error.h"
-#include "framework/onednn_ops.h"
-#include "framework/unet.h"
+#include "framework/core/error.h"
+#include "framework/nn/onednn_ops.h"
+#include "framework/nn/unet.h"
 #include "tests/tiny_fixtures.h"
 
 namespace copaint {

@@ -1,9 +1,9 @@
 // Tests of log levels and the progress bar's counting.
-#include "framework/log.h"
+#include "framework/core/log.h"
 
 #include <gtest/gtest.h>
 
-#include "framework/error.h"
+#include "framework/core/error.h"
 
 namespace copaint {
 namespace {

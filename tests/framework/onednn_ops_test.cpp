@@ -1,7 +1,7 @@
-// Tests of framework/onednn_ops.h: the oneDNN convolution, linear and matmul agree with ATen's
+// Tests of framework/nn/onednn_ops.h: the oneDNN convolution, linear and matmul agree with ATen's
 // conv2d/linear/mm in value and in input gradient (first and second order), and fall back to ATen
 // where they must (double, trainable weights, strides).
-#include "framework/onednn_ops.h"
+#include "framework/nn/onednn_ops.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -10,7 +10,7 @@
 
 #include <array>
 
-#include "framework/unet.h"
+#include "framework/nn/unet.h"
 
 namespace copaint {
 namespace {

@@ -1,9 +1,9 @@
 // Tests of dotted-key options: assignments, typed access, merging, scoping, canonical text, hash.
-#include "framework/options.h"
+#include "framework/core/options.h"
 
 #include <gtest/gtest.h>
 
-#include "framework/error.h"
+#include "framework/core/error.h"
 
 namespace copaint {
 namespace {

@@ -1,5 +1,5 @@
 // Tests of Registry<T>: creation with resolved options, unknown names and keys listing valid ones.
-#include "framework/registry.h"
+#include "framework/core/registry.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
-// Tests of framework/schedule.h: every list and array of the reference's schedules.json, the
-// timestep lists of the CoPaint fixtures, respacing rules, list properties and usage errors.
-#include "framework/schedule.h"
+// Tests of framework/diffusion/schedule.h: every list and array of the reference's schedules.json,
+// the timestep lists of the CoPaint fixtures, respacing rules, list properties and usage errors.
+#include "framework/diffusion/schedule.h"
 
 #include <gtest/gtest.h>
 
@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "framework/error.h"
+#include "framework/core/error.h"
 
 namespace copaint {
 namespace {

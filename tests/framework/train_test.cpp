@@ -1,14 +1,14 @@
 // Tests of DDPM training: the loss falls on a simple distribution, state round trips, and the
 // exported .pt loads back through the project's own reader.
-#include "framework/train.h"
+#include "framework/train/train.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
 
-#include "framework/checkpoint.h"
-#include "framework/error.h"
+#include "framework/checkpoint/checkpoint.h"
+#include "framework/core/error.h"
 
 namespace copaint {
 namespace {

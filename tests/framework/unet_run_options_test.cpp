@@ -1,5 +1,5 @@
 // Tests of how a UNet runs without changing what it computes: activation checkpointing
-// (framework/activation_checkpoint.h), channels-last layout, bf16/fp16 precision and the
+// (framework/nn/activation_checkpoint.h), channels-last layout, bf16/fp16 precision and the
 // UNetDenoiser run options.
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -8,12 +8,12 @@
 
 #include <string>
 
-#include "framework/activation_checkpoint.h"
-#include "framework/denoisers.h"
-#include "framework/device.h"
-#include "framework/error.h"
-#include "framework/torch_compat.h"
-#include "framework/unet.h"
+#include "framework/core/device.h"
+#include "framework/core/error.h"
+#include "framework/core/torch_compat.h"
+#include "framework/nn/activation_checkpoint.h"
+#include "framework/nn/denoisers.h"
+#include "framework/nn/unet.h"
 #include "tests/tiny_fixtures.h"
 
 namespace copaint {

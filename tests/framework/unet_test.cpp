@@ -1,6 +1,6 @@
-// Tests of framework/unet.h: layouts of the paper's checkpoints, parity with guided-diffusion on
+// Tests of framework/nn/unet.h: layouts of the paper's checkpoints, parity with guided-diffusion on
 // the adm_tiny fixtures, load diagnostics, config inference, gradients and fp16 bookkeeping.
-#include "framework/unet.h"
+#include "framework/nn/unet.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "framework/checkpoint.h"
-#include "framework/error.h"
+#include "framework/checkpoint/checkpoint.h"
+#include "framework/core/error.h"
 #include "tests/tiny_fixtures.h"
 
 namespace copaint {

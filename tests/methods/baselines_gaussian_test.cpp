@@ -8,7 +8,7 @@
 #include <chrono>
 #include <cstdio>
 
-#include "framework/registry.h"
+#include "framework/core/registry.h"
 #include "methods/method.h"
 #include "tests/methods/gaussian_problem.h"
 

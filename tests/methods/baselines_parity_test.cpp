@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "framework/diffusion.h"
-#include "framework/registry.h"
-#include "framework/schedule.h"
+#include "framework/core/registry.h"
+#include "framework/diffusion/diffusion.h"
+#include "framework/diffusion/schedule.h"
 #include "methods/ddnm.h"
 #include "methods/ddrm.h"
 #include "methods/dps.h"

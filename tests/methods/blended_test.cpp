@@ -3,9 +3,9 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "framework/diffusion.h"
-#include "framework/registry.h"
-#include "framework/schedule.h"
+#include "framework/core/registry.h"
+#include "framework/diffusion/diffusion.h"
+#include "framework/diffusion/schedule.h"
 #include "methods/replacement.h"
 #include "tests/methods/gaussian_problem.h"
 

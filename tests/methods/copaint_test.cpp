@@ -9,9 +9,9 @@
 #include <fstream>
 
 #include "datasets/masks.h"
-#include "framework/denoisers.h"
-#include "framework/diffusion.h"
-#include "framework/registry.h"
+#include "framework/core/registry.h"
+#include "framework/diffusion/diffusion.h"
+#include "framework/nn/denoisers.h"
 #include "tests/tiny_fixtures.h"
 
 namespace copaint {

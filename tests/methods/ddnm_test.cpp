@@ -3,7 +3,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "framework/registry.h"
+#include "framework/core/registry.h"
 #include "methods/ddnm.h"
 #include "methods/degradation.h"
 #include "tests/methods/gaussian_problem.h"

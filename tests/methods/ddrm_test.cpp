@@ -4,8 +4,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "framework/diffusion.h"
-#include "framework/registry.h"
+#include "framework/core/registry.h"
+#include "framework/diffusion/diffusion.h"
 #include "methods/ddrm.h"
 #include "methods/degradation.h"
 #include "tests/methods/gaussian_problem.h"

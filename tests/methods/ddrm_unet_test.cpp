@@ -12,8 +12,8 @@
 
 #include "datasets/fashion_mnist.h"
 #include "datasets/masks.h"
-#include "framework/denoisers.h"
-#include "framework/registry.h"
+#include "framework/core/registry.h"
+#include "framework/nn/denoisers.h"
 #include "methods/method.h"
 #include "tests/tiny_fixtures.h"
 

@@ -4,7 +4,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "framework/registry.h"
+#include "framework/core/registry.h"
 #include "methods/degradation.h"
 #include "methods/dps.h"
 #include "tests/methods/gaussian_problem.h"

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "datasets/masks.h"
-#include "framework/denoisers.h"
+#include "framework/nn/denoisers.h"
 #include "methods/method.h"
 
 namespace copaint {

@@ -8,9 +8,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "framework/diffusion.h"
-#include "framework/registry.h"
-#include "methods/ddpm.h"
+#include "framework/core/registry.h"
+#include "framework/diffusion/ddpm.h"
+#include "framework/diffusion/diffusion.h"
 #include "methods/repaint.h"
 #include "tests/methods/gaussian_problem.h"
 

@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-#include "framework/error.h"
+#include "framework/core/error.h"
 
 namespace copaint {
 namespace {

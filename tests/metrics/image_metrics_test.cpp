@@ -6,7 +6,7 @@
 
 #include <cmath>
 
-#include "framework/error.h"
+#include "framework/core/error.h"
 #include "tests/metrics/fixture_util.h"
 
 namespace copaint {

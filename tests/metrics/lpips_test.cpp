@@ -7,8 +7,8 @@
 
 #include <filesystem>
 
-#include "framework/checkpoint.h"
-#include "framework/error.h"
+#include "framework/checkpoint/checkpoint.h"
+#include "framework/core/error.h"
 #include "metrics/metric.h"
 #include "tests/metrics/fixture_util.h"
 

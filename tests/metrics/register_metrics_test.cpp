@@ -7,8 +7,8 @@
 
 #include <fstream>
 
-#include "framework/error.h"
-#include "framework/registry.h"
+#include "framework/core/error.h"
+#include "framework/core/registry.h"
 #include "metrics/image_metrics.h"
 #include "metrics/metric.h"
 

@@ -6,7 +6,7 @@
 
 #include <sstream>
 
-#include "framework/error.h"
+#include "framework/core/error.h"
 #include "methods/verify/verify_command.h"
 
 namespace copaint {

@@ -1,0 +1,599 @@
+// SQLite results database: schema, writes in single transactions, reads for reports.
+#include "experiments/store/results_db.h"
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+
+#include <sqlite3.h>
+
+#include "experiments/store/results_json.h"
+#include "framework/core/atomic_file.h"
+#include "framework/core/error.h"
+
+namespace copaint {
+namespace {
+
+constexpr int kSchemaVersion = 2;
+
+// Version 1 (the schema of every database written before version 2); a new database is created
+// as version 1 and migrated like an old one, so the migration runs on every database.
+const char* kSchemaV1 = R"SQL(
+CREATE TABLE IF NOT EXISTS experiment (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  config TEXT NOT NULL,
+  config_hash TEXT NOT NULL,
+  git_revision TEXT,
+  torch_version TEXT,
+  cuda TEXT,
+  device TEXT,
+  shard TEXT,
+  started TEXT,
+  finished TEXT,
+  status TEXT
+);
+CREATE TABLE IF NOT EXISTS cell (
+  id INTEGER PRIMARY KEY,
+  cell_key TEXT NOT NULL UNIQUE,
+  position INTEGER,
+  method TEXT NOT NULL,
+  settings TEXT NOT NULL,
+  settings_hash TEXT NOT NULL,
+  axes TEXT,
+  dataset TEXT NOT NULL,
+  dataset_settings TEXT,
+  mask TEXT NOT NULL,
+  mask_settings TEXT,
+  model TEXT NOT NULL,
+  model_settings TEXT,
+  seed INTEGER NOT NULL,
+  mask_seed INTEGER
+);
+CREATE TABLE IF NOT EXISTS sample (
+  id INTEGER PRIMARY KEY,
+  cell_id INTEGER NOT NULL REFERENCES cell(id),
+  image_index INTEGER NOT NULL,
+  image_id TEXT,
+  sample_index INTEGER NOT NULL,
+  run_id INTEGER REFERENCES experiment(id),
+  seconds REAL,
+  forwards INTEGER,
+  backwards INTEGER,
+  peak_memory INTEGER,
+  status TEXT NOT NULL CHECK (status IN ('ok', 'error')),
+  error TEXT,
+  h5_file TEXT,
+  sample_path TEXT,
+  reference_path TEXT,
+  mask_path TEXT,
+  UNIQUE (cell_id, image_index, sample_index)
+);
+CREATE TABLE IF NOT EXISTS score (
+  sample_id INTEGER NOT NULL REFERENCES sample(id) ON DELETE CASCADE,
+  metric TEXT NOT NULL,
+  value REAL,
+  higher_is_better INTEGER NOT NULL,
+  PRIMARY KEY (sample_id, metric)
+);
+CREATE INDEX IF NOT EXISTS sample_by_cell ON sample(cell_id, status);
+CREATE INDEX IF NOT EXISTS score_by_metric ON score(metric);
+CREATE VIEW IF NOT EXISTS cell_metric AS
+  SELECT c.id AS cell_id, c.method, c.axes, c.settings_hash, c.dataset, c.mask, c.model, c.seed,
+         s.metric, AVG(s.value) AS mean, COUNT(s.value) AS count,
+         CASE WHEN COUNT(s.value) > 1
+              THEN (SUM(s.value * s.value) - COUNT(s.value) * AVG(s.value) * AVG(s.value))
+                   / (COUNT(s.value) - 1) END AS variance,
+         MIN(s.value) AS min, MAX(s.value) AS max
+  FROM score s JOIN sample p ON p.id = s.sample_id JOIN cell c ON c.id = p.cell_id
+  WHERE p.status = 'ok'
+  GROUP BY c.id, s.metric;
+CREATE VIEW IF NOT EXISTS image_best AS
+  SELECT p.cell_id, p.image_index, s.metric,
+         CASE WHEN MAX(s.higher_is_better) = 1 THEN MAX(s.value) ELSE MIN(s.value) END AS best,
+         COUNT(s.value) AS samples
+  FROM score s JOIN sample p ON p.id = s.sample_id
+  WHERE p.status = 'ok'
+  GROUP BY p.cell_id, p.image_index, s.metric;
+CREATE VIEW IF NOT EXISTS cell_best AS
+  SELECT cell_id, metric, AVG(best) AS best_mean, COUNT(best) AS images
+  FROM image_best GROUP BY cell_id, metric;
+)SQL";
+
+// Version 2: typed JSON beside every settings text, the run's environment in columns, units in
+// names (`peak_memory_bytes`), `axes` renamed `variant` (it shadowed pandas' DataFrame.axes),
+// and a tidy `score_long` view. The JSON columns are filled by fill_json() after this script.
+const char* kMigrateV1ToV2 = R"SQL(
+DROP VIEW IF EXISTS cell_best;
+DROP VIEW IF EXISTS image_best;
+DROP VIEW IF EXISTS cell_metric;
+ALTER TABLE cell RENAME COLUMN axes TO variant;
+ALTER TABLE cell ADD COLUMN variant_json TEXT;
+ALTER TABLE cell ADD COLUMN settings_json TEXT;
+ALTER TABLE cell ADD COLUMN dataset_settings_json TEXT;
+ALTER TABLE cell ADD COLUMN mask_settings_json TEXT;
+ALTER TABLE cell ADD COLUMN model_settings_json TEXT;
+ALTER TABLE sample RENAME COLUMN peak_memory TO peak_memory_bytes;
+ALTER TABLE experiment ADD COLUMN config_json TEXT;
+ALTER TABLE experiment ADD COLUMN device_type TEXT;
+ALTER TABLE experiment ADD COLUMN threads INTEGER;
+ALTER TABLE experiment ADD COLUMN host TEXT;
+ALTER TABLE experiment ADD COLUMN slurm_job_id TEXT;
+ALTER TABLE experiment ADD COLUMN slurm_array_job_id TEXT;
+ALTER TABLE experiment ADD COLUMN slurm_array_task_id TEXT;
+ALTER TABLE experiment ADD COLUMN command_line TEXT;
+ALTER TABLE experiment ADD COLUMN model_description TEXT;
+CREATE VIEW cell_metric AS
+  SELECT c.id AS cell_id, c.method, c.variant, c.variant_json, c.settings_hash, c.dataset, c.mask,
+         c.model, c.seed, s.metric, AVG(s.value) AS mean, COUNT(s.value) AS count,
+         CASE WHEN COUNT(s.value) > 1
+              THEN (SUM(s.value * s.value) - COUNT(s.value) * AVG(s.value) * AVG(s.value))
+                   / (COUNT(s.value) - 1) END AS variance,
+         MIN(s.value) AS min, MAX(s.value) AS max
+  FROM score s JOIN sample p ON p.id = s.sample_id JOIN cell c ON c.id = p.cell_id
+  WHERE p.status = 'ok'
+  GROUP BY c.id, s.metric;
+CREATE VIEW image_best AS
+  SELECT p.cell_id, p.image_index, s.metric,
+         CASE WHEN MAX(s.higher_is_better) = 1 THEN MAX(s.value) ELSE MIN(s.value) END AS best,
+         COUNT(s.value) AS samples
+  FROM score s JOIN sample p ON p.id = s.sample_id
+  WHERE p.status = 'ok'
+  GROUP BY p.cell_id, p.image_index, s.metric;
+CREATE VIEW cell_best AS
+  SELECT cell_id, metric, AVG(best) AS best_mean, COUNT(best) AS images
+  FROM image_best GROUP BY cell_id, metric;
+CREATE VIEW score_long AS
+  SELECT c.id AS cell_id, c.cell_key, c.position, c.method, c.variant, c.variant_json,
+         c.settings_json, c.dataset, c.mask, c.model, c.seed, p.id AS sample_id, p.image_index,
+         p.image_id, p.sample_index, p.run_id, p.status, p.seconds, p.forwards, p.backwards,
+         p.peak_memory_bytes, s.metric, s.value, s.higher_is_better
+  FROM score s JOIN sample p ON p.id = s.sample_id JOIN cell c ON c.id = p.cell_id;
+)SQL";
+
+/// SQLite's message, with the operating system's reason when there is one ("disk I/O error
+/// (File too large)").
+std::string sqlite_error(sqlite3* db) {
+  std::string msg = sqlite3_errmsg(db);
+  const int sys = sqlite3_system_errno(db);
+  if (sys != 0) msg += std::string(" (") + std::strerror(sys) + ")";
+  return msg;
+}
+
+/// A prepared statement with typed binds and column reads.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const std::string& sql, const std::string& file) : db_(db), file_(file) {
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt_, nullptr) != SQLITE_OK) {
+      throw InputError("database '" + file + "': " + sqlite3_errmsg(db) + " in: " + sql);
+    }
+  }
+  ~Stmt() { sqlite3_finalize(stmt_); }
+  Stmt& bind(int i, int64_t v) {
+    check(sqlite3_bind_int64(stmt_, i, v));
+    return *this;
+  }
+  Stmt& bind(int i, const std::string& v) {
+    check(sqlite3_bind_text(stmt_, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+    return *this;
+  }
+  /// A row id, NULL when 0 (no row).
+  Stmt& bind_id(int i, int64_t v) {
+    check(v == 0 ? sqlite3_bind_null(stmt_, i) : sqlite3_bind_int64(stmt_, i, v));
+    return *this;
+  }
+  Stmt& bind_double(int i, double v) {
+    check(std::isnan(v) ? sqlite3_bind_null(stmt_, i) : sqlite3_bind_double(stmt_, i, v));
+    return *this;
+  }
+  /// Steps once; true when a row is available.
+  bool step() {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    throw InputError("database '" + file_ + "': " + sqlite_error(db_));
+  }
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  int64_t i64(int c) const { return sqlite3_column_int64(stmt_, c); }
+  double f64(int c) const {
+    return sqlite3_column_type(stmt_, c) == SQLITE_NULL ? std::numeric_limits<double>::quiet_NaN()
+                                                        : sqlite3_column_double(stmt_, c);
+  }
+  std::string text(int c) const {
+    const unsigned char* t = sqlite3_column_text(stmt_, c);
+    return t ? std::string(reinterpret_cast<const char*>(t)) : std::string();
+  }
+
+ private:
+  void check(int rc) {
+    if (rc != SQLITE_OK) throw InputError("database '" + file_ + "': " + sqlite_error(db_));
+  }
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  std::string file_;
+};
+
+const char* kSampleColumns =
+    "s.id, s.cell_id, s.image_index, s.image_id, s.sample_index, s.run_id, s.seconds, s.forwards, "
+    "s.backwards, s.peak_memory_bytes, s.status, s.error, s.h5_file, s.sample_path, "
+    "s.reference_path, s.mask_path";
+
+SampleRecord read_sample(const Stmt& q) {
+  SampleRecord r;
+  r.id = q.i64(0);
+  r.cell_id = q.i64(1);
+  r.image_index = q.i64(2);
+  r.image_id = q.text(3);
+  r.sample_index = q.i64(4);
+  r.run_id = q.i64(5);
+  r.seconds = q.f64(6);
+  r.forwards = q.i64(7);
+  r.backwards = q.i64(8);
+  r.peak_memory = q.i64(9);
+  r.status = q.text(10);
+  r.error = q.text(11);
+  r.h5_file = q.text(12);
+  r.sample_path = q.text(13);
+  r.reference_path = q.text(14);
+  r.mask_path = q.text(15);
+  return r;
+}
+
+}  // namespace
+
+bool holds_results_tables(const std::string& path) {
+  sqlite3* db = nullptr;
+  bool found = false;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_stmt* st = nullptr;
+    const char* sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'experiment'";
+    if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) == SQLITE_OK)
+      found = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return found;
+}
+
+ResultsDb::ResultsDb(const std::string& path, bool create) : path_(path) {
+  std::error_code ec;
+  if (!create && !std::filesystem::is_regular_file(path, ec)) {
+    throw InputError("results database '" + path + "': no such file");
+  }
+  const int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
+  if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
+    const std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw InputError("results database '" + path + "': cannot open: " + msg);
+  }
+  sqlite3_busy_timeout(db_, 30000);
+  try {
+    const std::string version = query_text("PRAGMA user_version");
+    const std::string tables =
+        query_text("SELECT COUNT(*) FROM sqlite_master WHERE name = 'experiment'");
+    if (tables == "0" && !create) {
+      throw InputError("'" + path + "' is not a copaint results database (no experiment table)");
+    }
+    if (std::stoi(version.empty() ? "0" : version) > kSchemaVersion) {
+      throw InputError("results database '" + path + "' has schema version " + version +
+                       ", newer than this program's " + std::to_string(kSchemaVersion));
+    }
+    exec("PRAGMA journal_mode = WAL");
+    exec("PRAGMA synchronous = NORMAL");
+    exec("PRAGMA foreign_keys = ON");
+    if (create && tables == "0") {
+      exec(std::string("BEGIN IMMEDIATE;") + kSchemaV1 + "PRAGMA user_version = 1; COMMIT;");
+    }
+    migrate();
+  } catch (...) {
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw;
+  }
+}
+
+void ResultsDb::migrate() {
+  const std::string version = query_text("PRAGMA user_version");
+  if (std::stoi(version.empty() ? "0" : version) >= 2) return;
+  exec("BEGIN IMMEDIATE");
+  try {
+    // Another process may have migrated it between the check and the lock.
+    const std::string again = query_text("PRAGMA user_version");
+    if (std::stoi(again.empty() ? "0" : again) < 2) {
+      exec(kMigrateV1ToV2);
+      {
+        Stmt q(db_,
+               "SELECT id, variant, settings, dataset_settings, mask_settings, model_settings "
+               "FROM cell",
+               path_);
+        Stmt up(db_,
+                "UPDATE cell SET variant_json = ?, settings_json = ?, dataset_settings_json = ?, "
+                "mask_settings_json = ?, model_settings_json = ? WHERE id = ?",
+                path_);
+        while (q.step()) {
+          up.reset();
+          up.bind(1, variant_label_to_json(q.text(1))).bind(2, settings_text_to_json(q.text(2)));
+          up.bind(3, settings_text_to_json(q.text(3))).bind(4, settings_text_to_json(q.text(4)));
+          up.bind(5, settings_text_to_json(q.text(5))).bind(6, q.i64(0));
+          up.step();
+        }
+      }
+      {
+        Stmt q(db_, "SELECT id, config FROM experiment", path_);
+        Stmt up(db_, "UPDATE experiment SET config_json = ? WHERE id = ?", path_);
+        while (q.step()) {
+          up.reset();
+          up.bind(1, settings_text_to_json(q.text(1), true)).bind(2, q.i64(0));
+          up.step();
+        }
+      }
+      exec("PRAGMA user_version = 2");
+    }
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+  exec("COMMIT");
+}
+
+int ResultsDb::schema_version() const {
+  const std::string v = query_text("PRAGMA user_version");
+  return std::stoi(v.empty() ? "0" : v);
+}
+
+ResultsDb::~ResultsDb() {
+  if (db_) sqlite3_close(db_);
+}
+
+void ResultsDb::exec(const std::string& sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    if (sqlite3_system_errno(db_) != 0)
+      msg += std::string(" (") + std::strerror(sqlite3_system_errno(db_)) + ")";
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw InputError("results database '" + path_ + "': " + msg);
+  }
+}
+
+std::string ResultsDb::query_text(const std::string& sql) const {
+  Stmt q(db_, sql, path_);
+  return q.step() ? q.text(0) : std::string();
+}
+
+int64_t ResultsDb::add_run(const RunRecord& r) {
+  Stmt q(db_,
+         "INSERT INTO experiment (name, config, config_hash, git_revision, torch_version, cuda, "
+         "device, shard, started, finished, status, config_json, device_type, threads, host, "
+         "slurm_job_id, slurm_array_job_id, slurm_array_task_id, command_line, "
+         "model_description) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+         path_);
+  q.bind(1, r.name).bind(2, r.config).bind(3, r.config_hash).bind(4, r.git_revision);
+  q.bind(5, r.torch_version).bind(6, r.cuda).bind(7, r.device).bind(8, r.shard);
+  q.bind(9, r.started).bind(10, r.finished).bind(11, r.status);
+  q.bind(12, settings_text_to_json(r.config, true)).bind(13, r.device_type);
+  q.bind(14, r.threads).bind(15, r.host).bind(16, r.slurm_job_id).bind(17, r.slurm_array_job_id);
+  q.bind(18, r.slurm_array_task_id).bind(19, r.command_line).bind(20, r.model_description);
+  q.step();
+  return sqlite3_last_insert_rowid(db_);
+}
+
+void ResultsDb::finish_run(int64_t run_id, const std::string& finished, const std::string& status) {
+  Stmt q(db_, "UPDATE experiment SET finished = ?, status = ? WHERE id = ?", path_);
+  q.bind(1, finished).bind(2, status).bind(3, run_id);
+  q.step();
+}
+
+int64_t ResultsDb::ensure_cell(const CellRecord& c) {
+  {
+    Stmt q(db_, "SELECT id FROM cell WHERE cell_key = ?", path_);
+    q.bind(1, c.key);
+    if (q.step()) return q.i64(0);
+  }
+  Stmt q(db_,
+         "INSERT INTO cell (cell_key, position, method, settings, settings_hash, variant, "
+         "dataset, dataset_settings, mask, mask_settings, model, model_settings, seed, mask_seed, "
+         "variant_json, settings_json, dataset_settings_json, mask_settings_json, "
+         "model_settings_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+         path_);
+  q.bind(1, c.key).bind(2, c.position).bind(3, c.method).bind(4, c.settings);
+  q.bind(5, c.settings_hash).bind(6, c.axes).bind(7, c.dataset).bind(8, c.dataset_settings);
+  q.bind(9, c.mask).bind(10, c.mask_settings).bind(11, c.model).bind(12, c.model_settings);
+  q.bind(13, c.seed).bind(14, c.mask_seed);
+  // The JSON is derived from the texts (never stored separately), so merged and migrated cells
+  // agree with new ones.
+  q.bind(15, variant_label_to_json(c.axes)).bind(16, settings_text_to_json(c.settings));
+  q.bind(17, settings_text_to_json(c.dataset_settings));
+  q.bind(18, settings_text_to_json(c.mask_settings));
+  q.bind(19, settings_text_to_json(c.model_settings));
+  q.step();
+  return sqlite3_last_insert_rowid(db_);
+}
+
+std::map<std::pair<int64_t, int64_t>, std::string> ResultsDb::sample_status(int64_t cell_id) const {
+  std::map<std::pair<int64_t, int64_t>, std::string> out;
+  Stmt q(db_, "SELECT image_index, sample_index, status FROM sample WHERE cell_id = ?", path_);
+  q.bind(1, cell_id);
+  while (q.step()) out[{q.i64(0), q.i64(1)}] = q.text(2);
+  return out;
+}
+
+std::map<std::pair<int64_t, int64_t>, SampleRecord> ResultsDb::sample_rows(int64_t cell_id) const {
+  std::map<std::pair<int64_t, int64_t>, SampleRecord> out;
+  Stmt q(db_, std::string("SELECT ") + kSampleColumns + " FROM sample s WHERE s.cell_id = ?",
+         path_);
+  q.bind(1, cell_id);
+  while (q.step()) {
+    SampleRecord r = read_sample(q);
+    out[{r.image_index, r.sample_index}] = std::move(r);
+  }
+  return out;
+}
+
+void ResultsDb::write_samples(const std::vector<SampleRecord>& samples) {
+  if (samples.empty()) return;
+  exec("BEGIN IMMEDIATE");
+  try {
+    Stmt up(db_,
+            "INSERT INTO sample (cell_id, image_index, image_id, sample_index, run_id, seconds, "
+            "forwards, backwards, peak_memory_bytes, status, error, h5_file, sample_path, "
+            "reference_path, mask_path) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT (cell_id, image_index, sample_index) DO UPDATE SET "
+            "image_id = excluded.image_id, run_id = excluded.run_id, seconds = excluded.seconds, "
+            "forwards = excluded.forwards, backwards = excluded.backwards, "
+            "peak_memory_bytes = excluded.peak_memory_bytes, status = excluded.status, "
+            "error = excluded.error, h5_file = excluded.h5_file, "
+            "sample_path = excluded.sample_path, reference_path = excluded.reference_path, "
+            "mask_path = excluded.mask_path",
+            path_);
+    Stmt id(db_, "SELECT id FROM sample WHERE cell_id = ? AND image_index = ? AND sample_index = ?",
+            path_);
+    Stmt drop(db_, "DELETE FROM score WHERE sample_id = ?", path_);
+    Stmt score(db_,
+               "INSERT INTO score (sample_id, metric, value, higher_is_better) VALUES (?,?,?,?)",
+               path_);
+    for (const auto& s : samples) {
+      up.reset();
+      up.bind(1, s.cell_id).bind(2, s.image_index).bind(3, s.image_id).bind(4, s.sample_index);
+      up.bind_id(5, s.run_id).bind_double(6, s.seconds).bind(7, s.forwards).bind(8, s.backwards);
+      up.bind(9, s.peak_memory).bind(10, s.status).bind(11, s.error).bind(12, s.h5_file);
+      up.bind(13, s.sample_path).bind(14, s.reference_path).bind(15, s.mask_path);
+      up.step();
+      id.reset();
+      id.bind(1, s.cell_id).bind(2, s.image_index).bind(3, s.sample_index);
+      if (!id.step()) throw InputError("database '" + path_ + "': sample row vanished");
+      const int64_t sample_id = id.i64(0);
+      drop.reset();
+      drop.bind(1, sample_id);
+      drop.step();
+      for (const auto& sc : s.scores) {
+        score.reset();
+        score.bind(1, sample_id).bind(2, sc.metric).bind_double(3, sc.value);
+        score.bind(4, static_cast<int64_t>(sc.higher_is_better ? 1 : 0));
+        score.step();
+      }
+    }
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+  fault_point("sqlite: sample rows written, before commit");
+  exec("COMMIT");
+  fault_point("sqlite: sample rows committed");
+}
+
+std::vector<RunRecord> ResultsDb::runs() const {
+  std::vector<RunRecord> out;
+  Stmt q(db_,
+         "SELECT id, name, config, config_hash, git_revision, torch_version, cuda, device, shard, "
+         "started, finished, status, device_type, threads, host, slurm_job_id, "
+         "slurm_array_job_id, slurm_array_task_id, command_line, model_description "
+         "FROM experiment ORDER BY id",
+         path_);
+  while (q.step()) {
+    RunRecord r;
+    r.id = q.i64(0);
+    r.name = q.text(1);
+    r.config = q.text(2);
+    r.config_hash = q.text(3);
+    r.git_revision = q.text(4);
+    r.torch_version = q.text(5);
+    r.cuda = q.text(6);
+    r.device = q.text(7);
+    r.shard = q.text(8);
+    r.started = q.text(9);
+    r.finished = q.text(10);
+    r.status = q.text(11);
+    r.device_type = q.text(12);
+    r.threads = q.i64(13);
+    r.host = q.text(14);
+    r.slurm_job_id = q.text(15);
+    r.slurm_array_job_id = q.text(16);
+    r.slurm_array_task_id = q.text(17);
+    r.command_line = q.text(18);
+    r.model_description = q.text(19);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::vector<CellRecord> ResultsDb::cells() const {
+  std::vector<CellRecord> out;
+  Stmt q(db_,
+         "SELECT id, cell_key, position, method, settings, settings_hash, variant, dataset, "
+         "dataset_settings, mask, mask_settings, model, model_settings, seed, mask_seed "
+         "FROM cell ORDER BY position, id",
+         path_);
+  while (q.step()) {
+    CellRecord c;
+    c.id = q.i64(0);
+    c.key = q.text(1);
+    c.position = q.i64(2);
+    c.method = q.text(3);
+    c.settings = q.text(4);
+    c.settings_hash = q.text(5);
+    c.axes = q.text(6);
+    c.dataset = q.text(7);
+    c.dataset_settings = q.text(8);
+    c.mask = q.text(9);
+    c.mask_settings = q.text(10);
+    c.model = q.text(11);
+    c.model_settings = q.text(12);
+    c.seed = q.i64(13);
+    c.mask_seed = q.i64(14);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+std::vector<SampleRecord> ResultsDb::samples() const {
+  std::vector<SampleRecord> out;
+  std::map<int64_t, size_t> at;
+  {
+    Stmt q(db_,
+           std::string("SELECT ") + kSampleColumns +
+               " FROM sample s ORDER BY s.cell_id, s.image_index, s.sample_index",
+           path_);
+    while (q.step()) {
+      out.push_back(read_sample(q));
+      at[out.back().id] = out.size() - 1;
+    }
+  }
+  Stmt q(db_,
+         "SELECT sample_id, metric, value, higher_is_better FROM score ORDER BY sample_id, metric",
+         path_);
+  while (q.step()) {
+    auto it = at.find(q.i64(0));
+    if (it == at.end()) continue;
+    out[it->second].scores.push_back({q.text(1), q.f64(2), q.i64(3) != 0});
+  }
+  return out;
+}
+
+SampleRecord ResultsDb::sample(int64_t id) const {
+  Stmt q(db_, std::string("SELECT ") + kSampleColumns + " FROM sample s WHERE s.id = ?", path_);
+  q.bind(1, id);
+  if (!q.step()) {
+    throw InputError("results database '" + path_ + "': no sample with id " + std::to_string(id));
+  }
+  SampleRecord r = read_sample(q);
+  Stmt s(db_,
+         "SELECT metric, value, higher_is_better FROM score WHERE sample_id = ? ORDER BY metric",
+         path_);
+  s.bind(1, id);
+  while (s.step()) r.scores.push_back({s.text(0), s.f64(1), s.i64(2) != 0});
+  return r;
+}
+
+std::string run_identity(const RunRecord& r) {
+  return r.name + '\x1f' + r.config_hash + '\x1f' + r.shard + '\x1f' + r.started + '\x1f' + r.host +
+         '\x1f' + r.command_line + '\x1f' + r.git_revision + '\x1f' + r.device;
+}
+
+}  // namespace copaint
