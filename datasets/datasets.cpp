@@ -4,6 +4,8 @@
 
 #include <filesystem>
 #include <memory>
+#include <string>
+#include <utility>
 
 #include "datasets/fashion_mnist.h"
 #include "datasets/image_folder.h"
@@ -19,28 +21,31 @@ std::string required_root(const Options& o, const char* name) {
   return root;
 }
 
-/// The `folder` dataset: any folder of images.
-std::unique_ptr<Dataset> make_folder(const Options& o) {
+/// What the image-folder datasets share: the folder, which images (start, count), their side and
+/// whether smaller ones may be upscaled.
+ImageFolderParams folder_params(const Options& o, std::string root, FolderPreprocess preprocess) {
   ImageFolderParams p;
-  p.root = required_root(o, "folder");
+  p.root = std::move(root);
   p.start = o.get_int("start");
   p.count = o.get_int("count");
   p.size = o.get_int("size");
-  p.channels = o.get_int("channels");
-  p.preprocess = parse_folder_preprocess(o.get("preprocess"));
+  p.preprocess = preprocess;
   p.allow_upscale = o.get_bool("allow_upscale");
+  return p;
+}
+
+/// The `folder` dataset: any folder of images.
+std::unique_ptr<Dataset> make_folder(const Options& o) {
+  ImageFolderParams p =
+      folder_params(o, required_root(o, "folder"), parse_folder_preprocess(o.get("preprocess")));
+  p.channels = o.get_int("channels");
   return std::make_unique<ImageFolderDataset>(p);
 }
 
 /// The `celebahq` dataset: LaMa's CelebA-HQ test images, resized.
 std::unique_ptr<Dataset> make_celebahq(const Options& o) {
-  ImageFolderParams p;
-  p.root = celebahq_image_dir(required_root(o, "celebahq"));
-  p.start = o.get_int("start");
-  p.count = o.get_int("count");
-  p.size = o.get_int("size");
-  p.preprocess = FolderPreprocess::kResize;
-  p.allow_upscale = o.get_bool("allow_upscale");
+  ImageFolderParams p =
+      folder_params(o, celebahq_image_dir(required_root(o, "celebahq")), FolderPreprocess::kResize);
   p.id_of = celebahq_id;
   return std::make_unique<ImageFolderDataset>(p);
 }
@@ -72,13 +77,7 @@ std::unique_ptr<Dataset> make_imagenet100(const Options& o) {
     if (pos != std::string::npos) key.replace(pos, 5, "_test_");
     (*labels)[key] = v;
   }
-  ImageFolderParams p;
-  p.root = layout.image_dir;
-  p.start = o.get_int("start");
-  p.count = o.get_int("count");
-  p.size = o.get_int("size");
-  p.preprocess = FolderPreprocess::kCenterCrop;
-  p.allow_upscale = o.get_bool("allow_upscale");
+  ImageFolderParams p = folder_params(o, layout.image_dir, FolderPreprocess::kCenterCrop);
   p.id_of = imagenet_id;
   p.label_of = [labels](const std::string& path) {
     return labels->at(std::filesystem::path(path).filename().string());

@@ -1,6 +1,7 @@
 // The experiment runner: planning (shards, resume), batching, scoring and storing samples.
 #include "experiments/experiment/runner.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cinttypes>
@@ -128,17 +129,30 @@ class StopSignals {
   struct sigaction old_int_ = {};
 };
 
+/// What one sample of `cell` costs for the ETA: its UNet evaluations (1 when unknown).
+double sample_cost(const ExperimentCell& cell) {
+  return static_cast<double>(std::max<int64_t>(1, cell.expected_forwards));
+}
+
 /// Progress of a run: the bar on a terminal; elsewhere (a SLURM log, a pipe) one line every
-/// `interval` seconds with done/total, rate, elapsed and ETA, and one at the end.
+/// `interval` seconds with done/total, rate, elapsed and ETA, and one at the end. The ETA is
+/// from the cost done so far (UNet evaluations, sample_cost), not the sample count, so a grid
+/// whose cheap cells run first does not promise an early end.
 class RunProgress {
  public:
-  RunProgress(int64_t total, const std::string& label, double interval, bool force_lines)
-      : bar_(total, label), total_(total), label_(label), interval_(interval) {
+  RunProgress(int64_t total, double total_cost, const std::string& label, double interval,
+              bool force_lines)
+      : bar_(total, label),
+        total_(total),
+        total_cost_(total_cost),
+        label_(label),
+        interval_(interval) {
     lines_ = interval_ > 0 && (force_lines || !isatty(fileno(stderr)));
     start_ = last_ = std::chrono::steady_clock::now();
   }
-  void advance(int64_t n, const std::string& status) {
+  void advance(int64_t n, double cost, const std::string& status) {
     done_ += n;
+    done_cost_ += cost;
     status_ = status;
     bar_.advance(n, status);
     if (!lines_) return;
@@ -160,7 +174,8 @@ class RunProgress {
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     const double rate = elapsed > 0 ? static_cast<double>(done_) / elapsed : 0.0;
-    const double eta = rate > 0 ? static_cast<double>(total_ - done_) / rate : -1;
+    const double cost_rate = elapsed > 0 ? done_cost_ / elapsed : 0.0;
+    const double eta = cost_rate > 0 ? (total_cost_ - done_cost_) / cost_rate : -1;
     char buf[256];
     std::snprintf(
         buf, sizeof buf, "progress: %lld/%lld samples (%.1f%%), %.2f samples/s, elapsed %s, ETA %s",
@@ -172,6 +187,7 @@ class RunProgress {
   }
   ProgressBar bar_;
   int64_t total_, done_ = 0;
+  double total_cost_, done_cost_ = 0;
   std::string label_, status_;
   double interval_;
   bool lines_ = false, finished_ = false;
@@ -691,32 +707,46 @@ void score_outcomes(const std::vector<std::unique_ptr<Metric>>& metrics, const a
   }
 }
 
-/// One cell's work: its method, and how a group of its items is run, scored and stored.
-struct CellRun {
+/// A run in progress: what its cells share (inputs, results, progress, stop requests) and the
+/// counts across them.
+struct RunState {
   const Experiment& ex;
   const RunOptions& options;
   const ResultPaths& paths;
   const c10::Device& device;
   RunInputs& in;
   ImageSource& images;
+  ResultsDb& db;
+  const std::map<int64_t, int64_t>& cell_ids;
+  int64_t run_id = 0;
+  RunSummary& summary;
+  RunProgress& bar;
+  StopSignals& stop_signals;
+  int64_t stored = 0;  ///< samples committed to SQLite by this run
+  int64_t in_h5 = 0;   ///< samples written to HDF5 by this run
+};
+
+/// One cell's work: its method, and how a group of its items is run, scored and stored.
+struct CellRun {
+  const RunState& st;  ///< the run's resources (st.in and st.images are shared and mutable)
   const ExperimentCell& cell;
-  int64_t cell_id = 0, run_id = 0;
+  int64_t cell_id = 0;
   std::unique_ptr<Method> method;
   std::string method_error;  ///< why the method could not be built (each sample's error)
 
   /// Runs `group` as one batch and scores it; one outcome per item (throws when the batch fails).
   std::vector<Outcome> run_group(const std::vector<Item>& group) {
     if (!method) throw std::runtime_error(method_error);
-    Denoiser& model = *in.model;
+    Denoiser& model = *st.in.model;
     InpaintBatch batch;
     std::vector<at::Tensor> imgs, msks;
     std::vector<int64_t> labels;
     for (const auto& it : group) {
-      const ImageItem& item = images.item(cell.dataset, it.image);
+      const ImageItem& item = st.images.item(cell.dataset, it.image);
       check_class_label(model, model.num_classes() > 0 ? item.label : -1,
                         "image '" + item.id + "'");
       imgs.push_back(item.image);
-      msks.push_back(images.mask(cell, it.image));
+      msks.push_back(st.images.mask(cell, it.image));
       labels.push_back(item.label);
       batch.seeds.push_back(experiment_sample_seed(cell.seed, it.image, it.sample));
     }
@@ -724,8 +754,8 @@ struct CellRun {
     batch.images = at::stack(imgs);
     batch.masks = at::stack(msks);
     if (model.num_classes() > 0) batch.labels = at::tensor(labels, at::kLong);
-    cuda_reset_peak_memory(device);
-    const InpaintBatchResult r = run_inpaint_batch(*method, model, batch, device);
+    cuda_reset_peak_memory(st.device);
+    const InpaintBatchResult r = run_inpaint_batch(*method, model, batch, st.device);
     std::vector<Outcome> out(group.size());
     const int64_t b = static_cast<int64_t>(group.size());
     for (int64_t k = 0; k < b; ++k) {
@@ -733,11 +763,11 @@ struct CellRun {
       out[k].sample = r.samples[k];
       out[k].seconds = r.seconds / static_cast<double>(b);
       out[k].evals = r.evals;
-      out[k].peak = cuda_peak_memory_bytes(device);
+      out[k].peak = cuda_peak_memory_bytes(st.device);
     }
-    if (!in.metrics.empty()) {
-      score_outcomes(in.metrics, r.samples.to(device), batch.images.to(device),
-                     batch.masks.to(device), cell.label(), out);
+    if (!st.in.metrics.empty()) {
+      score_outcomes(st.in.metrics, r.samples.to(st.device), batch.images.to(st.device),
+                     batch.masks.to(st.device), cell.label(), out);
     }
     return out;
   }
@@ -751,7 +781,7 @@ struct CellRun {
     std::vector<size_t> runnable_at;
     for (size_t k = 0; k < group.size(); ++k) {
       try {
-        images.item(cell.dataset, group[k].image);
+        st.images.item(cell.dataset, group[k].image);
         runnable.push_back(group[k]);
         runnable_at.push_back(k);
       } catch (const UsageError&) {
@@ -797,8 +827,8 @@ struct CellRun {
   /// its rows, ready for one SQLite transaction.
   std::vector<SampleRecord> store_images(const std::vector<Item>& group,
                                          std::vector<Outcome>& outcomes, RunSummary& summary) {
-    const int64_t size = in.model->image_size();
-    const std::string h5_name = fs::path(paths.h5).filename().string();
+    const int64_t size = st.in.model->image_size();
+    const std::string h5_name = fs::path(st.paths.h5).filename().string();
     std::vector<SampleRecord> records;
     std::unique_ptr<ResultsH5> h5;
     for (size_t k = 0; k < group.size(); ++k) {
@@ -808,9 +838,9 @@ struct CellRun {
       r.cell_id = cell_id;
       r.image_index = it.image;
       r.sample_index = it.sample;
-      r.run_id = run_id;
+      r.run_id = st.run_id;
       try {
-        r.image_id = images.item(cell.dataset, it.image).id;
+        r.image_id = st.images.item(cell.dataset, it.image).id;
       } catch (const std::exception&) {
         r.image_id = std::to_string(it.image);
       }
@@ -818,7 +848,7 @@ struct CellRun {
         r.status = "error";
         r.error = o.error;
         ++summary.errors;
-        if (!images.failed(cell.dataset, it.image))  // those were warned once
+        if (!st.images.failed(cell.dataset, it.image))  // those were warned once
           log_warn(cell.label() + ", image " + std::to_string(it.image) + ", sample " +
                    std::to_string(it.sample) + ": " + o.error);
         records.push_back(std::move(r));
@@ -832,9 +862,10 @@ struct CellRun {
       r.sample_path = "/samples/" + cell.key() + "/" + std::to_string(it.image) + "_" +
                       std::to_string(it.sample);
       store_sample_images(
-          *h5, cell, r, images.item(cell.dataset, it.image).image, images.mask(cell, it.image),
-          o.sample, static_cast<int64_t>(experiment_sample_seed(cell.seed, it.image, it.sample)),
-          options.float_samples);
+          *h5, cell, r, st.images.item(cell.dataset, it.image).image,
+          st.images.mask(cell, it.image), o.sample,
+          static_cast<int64_t>(experiment_sample_seed(cell.seed, it.image, it.sample)),
+          st.options.float_samples);
       r.status = "ok";
       r.seconds = o.seconds;
       r.forwards = o.evals.forwards;
@@ -855,9 +886,9 @@ struct CellRun {
     for (const auto& oc : outcomes)
       if (oc.ok)
         need +=
-            (3 * 2 + (options.float_samples ? 8 : 0)) * static_cast<uint64_t>(oc.sample.numel());
-    require_free_space(paths.h5, need);
-    return std::make_unique<ResultsH5>(paths.h5, ResultsH5::Mode::kWrite);
+            (3 * 2 + (st.options.float_samples ? 8 : 0)) * static_cast<uint64_t>(oc.sample.numel());
+    require_free_space(st.paths.h5, need);
+    return std::make_unique<ResultsH5>(st.paths.h5, ResultsH5::Mode::kWrite);
   }
 };
 
@@ -888,25 +919,6 @@ std::map<int64_t, std::vector<Item>> plan_pending(const Experiment& ex, const Ru
   }
   return pending;
 }
-
-/// A run in progress: what its cells share (inputs, results, progress, stop requests) and the
-/// counts across them.
-struct RunState {
-  const Experiment& ex;
-  const RunOptions& options;
-  const ResultPaths& paths;
-  const c10::Device& device;
-  RunInputs& in;
-  ImageSource& images;
-  ResultsDb& db;
-  const std::map<int64_t, int64_t>& cell_ids;
-  int64_t run_id = 0;
-  RunSummary& summary;
-  RunProgress& bar;
-  StopSignals& stop_signals;
-  int64_t stored = 0;  ///< samples committed to SQLite by this run
-  int64_t in_h5 = 0;   ///< samples written to HDF5 by this run
-};
 
 /// A shard index in [0, count) of count >= 1, or a UsageError.
 void check_shard(const RunOptions& options) {
@@ -964,7 +976,7 @@ void commit_group(RunState& st, const ExperimentCell& cell, int64_t n,
   }
   st.db.write_samples(records);
   st.stored += n;
-  st.bar.advance(n, progress_status(st.ex, cell));
+  st.bar.advance(n, static_cast<double>(n) * sample_cost(cell), progress_status(st.ex, cell));
   check_stop(st);
 }
 
@@ -972,17 +984,7 @@ void commit_group(RunState& st, const ExperimentCell& cell, int64_t n,
 /// closed) first, then its rows in one transaction. A method that cannot be built makes each
 /// sample an error.
 void run_cell(RunState& st, int64_t cell_index, const std::vector<Item>& items) {
-  CellRun c{st.ex,
-            st.options,
-            st.paths,
-            st.device,
-            st.in,
-            st.images,
-            st.ex.cells[cell_index],
-            st.cell_ids.at(cell_index),
-            st.run_id,
-            nullptr,
-            ""};
+  CellRun c{st, st.ex.cells[cell_index], st.cell_ids.at(cell_index), nullptr, ""};
   log_debug("cell " + std::to_string(cell_index) + ": " + c.cell.label());
   try {
     c.method = Registry<Method>::global().create(c.cell.method, c.cell.method_settings);
@@ -1043,7 +1045,10 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
   images.check_first_images();
 
   // Run and store, cell by cell.
-  RunProgress bar(to_run, "run " + ex.name + shard_label(options), options.progress_seconds,
+  double cost = 0;
+  for (const auto& [cell_index, items] : pending)
+    cost += static_cast<double>(items.size()) * sample_cost(ex.cells[cell_index]);
+  RunProgress bar(to_run, cost, "run " + ex.name + shard_label(options), options.progress_seconds,
                   options.progress_lines);
   StopSignals stop_signals(options.handle_signals);
   RunState st{ex, options,  paths,  device,  in,  images,

@@ -217,6 +217,110 @@ class Stmt {
   std::string file_;
 };
 
+/// One column of a table and the field of record R it holds (text or integer): the column lists
+/// of a table's SELECT and INSERT and its row reads and binds all come from one such list.
+template <class R>
+struct Column {
+  const char* name;
+  std::string R::*text = nullptr;
+  int64_t R::*integer = nullptr;
+};
+
+template <class R>
+Column<R> text_column(const char* name, std::string R::*field) {
+  return {name, field, nullptr};
+}
+template <class R>
+Column<R> int_column(const char* name, int64_t R::*field) {
+  return {name, nullptr, field};
+}
+
+/// "a, b, c".
+template <class R>
+std::string column_names(const std::vector<Column<R>>& columns) {
+  std::string out;
+  for (const auto& c : columns) out += (out.empty() ? "" : ", ") + std::string(c.name);
+  return out;
+}
+
+/// Columns 0.. of the row `q` stands on, read in the order of `columns`.
+template <class R>
+R read_columns(const Stmt& q, const std::vector<Column<R>>& columns) {
+  R r;
+  for (size_t i = 0; i < columns.size(); ++i) {
+    const int c = static_cast<int>(i);
+    if (columns[i].text) r.*columns[i].text = q.text(c);
+    if (columns[i].integer) r.*columns[i].integer = q.i64(c);
+  }
+  return r;
+}
+
+/// Binds `r`'s fields to parameters first, first + 1, ...; returns the next parameter's index.
+template <class R>
+int bind_columns(Stmt& q, const std::vector<Column<R>>& columns, const R& r, int first = 1) {
+  for (const auto& c : columns) {
+    if (c.text) q.bind(first++, r.*c.text);
+    if (c.integer) q.bind(first++, r.*c.integer);
+  }
+  return first;
+}
+
+/// "?,?,?" for n parameters.
+std::string placeholders(size_t n) {
+  std::string out;
+  for (size_t i = 0; i < n; ++i) out += i ? ",?" : "?";
+  return out;
+}
+
+/// The experiment table's columns as RunRecord holds them (config_json, derived, is not read).
+const std::vector<Column<RunRecord>>& run_columns() {
+  using R = RunRecord;
+  static const std::vector<Column<R>> columns = {
+      text_column("name", &R::name),
+      text_column("config", &R::config),
+      text_column("config_hash", &R::config_hash),
+      text_column("git_revision", &R::git_revision),
+      text_column("torch_version", &R::torch_version),
+      text_column("cuda", &R::cuda),
+      text_column("device", &R::device),
+      text_column("shard", &R::shard),
+      text_column("started", &R::started),
+      text_column("finished", &R::finished),
+      text_column("status", &R::status),
+      text_column("device_type", &R::device_type),
+      int_column("threads", &R::threads),
+      text_column("host", &R::host),
+      text_column("slurm_job_id", &R::slurm_job_id),
+      text_column("slurm_array_job_id", &R::slurm_array_job_id),
+      text_column("slurm_array_task_id", &R::slurm_array_task_id),
+      text_column("command_line", &R::command_line),
+      text_column("model_description", &R::model_description),
+  };
+  return columns;
+}
+
+/// The cell table's columns as CellRecord holds them (the *_json columns, derived, are not read).
+const std::vector<Column<CellRecord>>& cell_columns() {
+  using R = CellRecord;
+  static const std::vector<Column<R>> columns = {
+      text_column("cell_key", &R::key),
+      int_column("position", &R::position),
+      text_column("method", &R::method),
+      text_column("settings", &R::settings),
+      text_column("settings_hash", &R::settings_hash),
+      text_column("variant", &R::axes),
+      text_column("dataset", &R::dataset),
+      text_column("dataset_settings", &R::dataset_settings),
+      text_column("mask", &R::mask),
+      text_column("mask_settings", &R::mask_settings),
+      text_column("model", &R::model),
+      text_column("model_settings", &R::model_settings),
+      int_column("seed", &R::seed),
+      int_column("mask_seed", &R::mask_seed),
+  };
+  return columns;
+}
+
 const char* kSampleColumns =
     "s.id, s.cell_id, s.image_index, s.image_id, s.sample_index, s.run_id, s.seconds, s.forwards, "
     "s.backwards, s.peak_memory_bytes, s.status, s.error, s.h5_file, s.sample_path, "
@@ -368,18 +472,12 @@ std::string ResultsDb::query_text(const std::string& sql) const {
 }
 
 int64_t ResultsDb::add_run(const RunRecord& r) {
+  const auto& columns = run_columns();
   Stmt q(db_,
-         "INSERT INTO experiment (name, config, config_hash, git_revision, torch_version, cuda, "
-         "device, shard, started, finished, status, config_json, device_type, threads, host, "
-         "slurm_job_id, slurm_array_job_id, slurm_array_task_id, command_line, "
-         "model_description) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+         "INSERT INTO experiment (" + column_names(columns) + ", config_json) VALUES (" +
+             placeholders(columns.size() + 1) + ")",
          path_);
-  q.bind(1, r.name).bind(2, r.config).bind(3, r.config_hash).bind(4, r.git_revision);
-  q.bind(5, r.torch_version).bind(6, r.cuda).bind(7, r.device).bind(8, r.shard);
-  q.bind(9, r.started).bind(10, r.finished).bind(11, r.status);
-  q.bind(12, settings_text_to_json(r.config, true)).bind(13, r.device_type);
-  q.bind(14, r.threads).bind(15, r.host).bind(16, r.slurm_job_id).bind(17, r.slurm_array_job_id);
-  q.bind(18, r.slurm_array_task_id).bind(19, r.command_line).bind(20, r.model_description);
+  q.bind(bind_columns(q, columns, r), settings_text_to_json(r.config, true));
   q.step();
   return sqlite3_last_insert_rowid(db_);
 }
@@ -396,22 +494,20 @@ int64_t ResultsDb::ensure_cell(const CellRecord& c) {
     q.bind(1, c.key);
     if (q.step()) return q.i64(0);
   }
+  const auto& columns = cell_columns();
   Stmt q(db_,
-         "INSERT INTO cell (cell_key, position, method, settings, settings_hash, variant, "
-         "dataset, dataset_settings, mask, mask_settings, model, model_settings, seed, mask_seed, "
-         "variant_json, settings_json, dataset_settings_json, mask_settings_json, "
-         "model_settings_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+         "INSERT INTO cell (" + column_names(columns) +
+             ", variant_json, settings_json, dataset_settings_json, mask_settings_json, "
+             "model_settings_json) VALUES (" +
+             placeholders(columns.size() + 5) + ")",
          path_);
-  q.bind(1, c.key).bind(2, c.position).bind(3, c.method).bind(4, c.settings);
-  q.bind(5, c.settings_hash).bind(6, c.axes).bind(7, c.dataset).bind(8, c.dataset_settings);
-  q.bind(9, c.mask).bind(10, c.mask_settings).bind(11, c.model).bind(12, c.model_settings);
-  q.bind(13, c.seed).bind(14, c.mask_seed);
+  int next = bind_columns(q, columns, c);
   // The JSON is derived from the texts (never stored separately), so merged and migrated cells
   // agree with new ones.
-  q.bind(15, variant_label_to_json(c.axes)).bind(16, settings_text_to_json(c.settings));
-  q.bind(17, settings_text_to_json(c.dataset_settings));
-  q.bind(18, settings_text_to_json(c.mask_settings));
-  q.bind(19, settings_text_to_json(c.model_settings));
+  q.bind(next++, variant_label_to_json(c.axes)).bind(next++, settings_text_to_json(c.settings));
+  q.bind(next++, settings_text_to_json(c.dataset_settings));
+  q.bind(next++, settings_text_to_json(c.mask_settings));
+  q.bind(next++, settings_text_to_json(c.model_settings));
   q.step();
   return sqlite3_last_insert_rowid(db_);
 }
@@ -490,64 +586,23 @@ void ResultsDb::write_samples(const std::vector<SampleRecord>& samples) {
 
 std::vector<RunRecord> ResultsDb::runs() const {
   std::vector<RunRecord> out;
-  Stmt q(db_,
-         "SELECT id, name, config, config_hash, git_revision, torch_version, cuda, device, shard, "
-         "started, finished, status, device_type, threads, host, slurm_job_id, "
-         "slurm_array_job_id, slurm_array_task_id, command_line, model_description "
-         "FROM experiment ORDER BY id",
-         path_);
+  Stmt q(db_, "SELECT " + column_names(run_columns()) + ", id FROM experiment ORDER BY id", path_);
+  const int id = static_cast<int>(run_columns().size());
   while (q.step()) {
-    RunRecord r;
-    r.id = q.i64(0);
-    r.name = q.text(1);
-    r.config = q.text(2);
-    r.config_hash = q.text(3);
-    r.git_revision = q.text(4);
-    r.torch_version = q.text(5);
-    r.cuda = q.text(6);
-    r.device = q.text(7);
-    r.shard = q.text(8);
-    r.started = q.text(9);
-    r.finished = q.text(10);
-    r.status = q.text(11);
-    r.device_type = q.text(12);
-    r.threads = q.i64(13);
-    r.host = q.text(14);
-    r.slurm_job_id = q.text(15);
-    r.slurm_array_job_id = q.text(16);
-    r.slurm_array_task_id = q.text(17);
-    r.command_line = q.text(18);
-    r.model_description = q.text(19);
-    out.push_back(std::move(r));
+    out.push_back(read_columns(q, run_columns()));
+    out.back().id = q.i64(id);
   }
   return out;
 }
 
 std::vector<CellRecord> ResultsDb::cells() const {
   std::vector<CellRecord> out;
-  Stmt q(db_,
-         "SELECT id, cell_key, position, method, settings, settings_hash, variant, dataset, "
-         "dataset_settings, mask, mask_settings, model, model_settings, seed, mask_seed "
-         "FROM cell ORDER BY position, id",
+  Stmt q(db_, "SELECT " + column_names(cell_columns()) + ", id FROM cell ORDER BY position, id",
          path_);
+  const int id = static_cast<int>(cell_columns().size());
   while (q.step()) {
-    CellRecord c;
-    c.id = q.i64(0);
-    c.key = q.text(1);
-    c.position = q.i64(2);
-    c.method = q.text(3);
-    c.settings = q.text(4);
-    c.settings_hash = q.text(5);
-    c.axes = q.text(6);
-    c.dataset = q.text(7);
-    c.dataset_settings = q.text(8);
-    c.mask = q.text(9);
-    c.mask_settings = q.text(10);
-    c.model = q.text(11);
-    c.model_settings = q.text(12);
-    c.seed = q.i64(13);
-    c.mask_seed = q.i64(14);
-    out.push_back(std::move(c));
+    out.push_back(read_columns(q, cell_columns()));
+    out.back().id = q.i64(id);
   }
   return out;
 }
