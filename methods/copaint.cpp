@@ -140,7 +140,7 @@ class StepProblem {
   /// Masked fit term per sample [B] (or its batch sum when coupled, as a [1] tensor).
   at::Tensor fit(const at::Tensor& pred_x0) const {
     at::Tensor diff;
-    if (p_.mode == "inpaint") {
+    if (p_.mode == Measurement::kInpaint) {
       diff = target_.x0 * target_.mask - pred_x0 * target_.mask;
     } else {
       const int64_t size = pred_x0.size(-1) / p_.scale;
@@ -233,105 +233,63 @@ class StepProblem {
 
 }  // namespace
 
+const std::vector<ParamField<CoPaintParams>>& copaint_fields() {
+  // Sane bounds (the paper uses G <= 5, K = 2); beyond them only with --allow-large.
+  constexpr double kMaxGradientSteps = 1000, kMaxVisits = 100;
+  using P = CoPaintParams;
+  static const std::vector<ParamField<P>> fields =
+      std::vector<ParamField<P>>{
+          respacing_field<P>(),
+          field("steps", &P::steps, "DDIM steps over the respaced process (0 = all)").at_least(0),
+          schedule_type_field<P>(),
+          field("G", &P::G, "gradient steps on x_t per denoising step")
+              .at_least(0)
+              .confirm_above(kMaxGradientSteps),
+          field("lr_xt", &P::lr_xt, "learning rate of the x_t updates").above(0),
+          field("lr_xt_decay", &P::lr_xt_decay, "learning rate multiplied by this after every step")
+              .above(0),
+          field("coef_xt_reg", &P::coef_xt_reg, "weight of ||x_t - x_t_start||^2").at_least(0),
+          field("coef_xt_reg_decay", &P::coef_xt_reg_decay,
+                "regulariser weight multiplied by this per step")
+              .above(0),
+          field("smart_lr", &P::smart_lr,
+                "divide lr by prod sqrt(1/ab_t) sqrt(ab_prev) over the hops to 0"),
+          field("adaptive_lr", &P::adaptive_lr, "backtrack lr *= 0.8 until the loss does not grow"),
+          field("mid_interval_num", &P::mid_interval_num,
+                "hops of the x0 prediction (>1: multi-hop)")
+              .at_least(1)
+              .confirm_above(kMaxGradientSteps),
+          field("eta", &P::eta, "DDIM sigma scale (0 = deterministic DDIM)").at_least(0),
+          field("time_travel", &P::time_travel, "time travel (CoPaint-TT)"),
+          field("jump_length", &P::jump_length, "time travel: steps travelled back (tau)")
+              .at_least(1),
+          field("jump_n_sample", &P::jump_n_sample, "time travel: visits of each jump point (K)")
+              .at_least(1)
+              .confirm_above(kMaxVisits),
+          field("time_travel_filter", &P::time_travel_filter,
+                "none | firstp-P | lastp-P | firstn-N | lastn-N"),
+          field("optimize_before_time_travel", &P::optimize_before_time_travel,
+                "optimise x_t before travelling back"),
+          field("batch_coupled", &P::batch_coupled,
+                "reference behaviour: backtracking decided on the batch's summed loss"),
+          field("max_backtracks", &P::max_backtracks,
+                "cap on backtracking rounds per gradient step")
+              .at_least(0)
+              .confirm_above(kMaxGradientSteps),
+          clip_denoised_field<P>(),
+      } +
+      measurement_fields<P>();
+  return fields;
+}
+
 CoPaintParams CoPaintParams::from_options(const Options& o) {
-  CoPaintParams p;
-  p.respacing = o.get("respacing");
-  p.steps = o.get_int("steps");
-  p.schedule_type = o.get("schedule_type");
-  p.G = o.get_int("G");
-  p.lr_xt = o.get_double("lr_xt");
-  p.lr_xt_decay = o.get_double("lr_xt_decay");
-  p.coef_xt_reg = o.get_double("coef_xt_reg");
-  p.coef_xt_reg_decay = o.get_double("coef_xt_reg_decay");
-  p.smart_lr = o.get_bool("smart_lr");
-  p.adaptive_lr = o.get_bool("adaptive_lr");
-  p.mid_interval_num = o.get_int("mid_interval_num");
-  p.eta = o.get_double("eta");
-  p.time_travel = o.get_bool("time_travel");
-  p.jump_length = o.get_int("jump_length");
-  p.jump_n_sample = o.get_int("jump_n_sample");
-  p.time_travel_filter = o.get("time_travel_filter");
-  p.optimize_before_time_travel = o.get_bool("optimize_before_time_travel");
-  p.mode = o.get("mode");
-  p.scale = o.get_int("scale");
-  p.batch_coupled = o.get_bool("batch_coupled");
-  p.max_backtracks = o.get_int("max_backtracks");
-  p.clip_denoised = o.get_bool("clip_denoised");
-  if (p.G < 0) throw UsageError("copaint.G must be >= 0");
-  if (p.steps < 0) throw UsageError("copaint.steps must be >= 0");
-  if (p.mid_interval_num < 1) throw UsageError("copaint.mid_interval_num must be >= 1");
+  CoPaintParams p = parse_params(copaint_fields(), o);
   check_measurement("copaint", p.mode, p.scale);
-  if (p.lr_xt_decay <= 0 || p.coef_xt_reg_decay <= 0) {
-    throw UsageError("copaint decays must be positive");
-  }
   return p;
 }
 
 std::vector<OptionSpec> copaint_option_specs(const CoPaintParams& d) {
-  // Sane bounds (the paper uses G <= 5, K = 2); beyond them only with --allow-large.
-  constexpr double kMaxGradientSteps = 1000, kMaxVisits = 100;
-  auto num = [](double v) { return canonical_value(std::to_string(v)); };
-  auto b = [](bool v) { return std::string(v ? "true" : "false"); };
-  std::vector<OptionSpec> specs = {
-      {"respacing", d.respacing,
-       "respacing of the model's 1000-step process (guided-diffusion rule)"},
-      OptionSpec{"steps", std::to_string(d.steps), "DDIM steps over the respaced process (0 = all)"}
-          .integer()
-          .at_least(0),
-      OptionSpec{"schedule_type", d.schedule_type, "DDIM step spacing: linear | quad"}.one_of(
-          {"linear", "quad"}),
-      OptionSpec{"G", std::to_string(d.G), "gradient steps on x_t per denoising step"}
-          .integer()
-          .at_least(0)
-          .confirm_above(kMaxGradientSteps),
-      OptionSpec{"lr_xt", num(d.lr_xt), "learning rate of the x_t updates"}.number().above(0),
-      OptionSpec{"lr_xt_decay", num(d.lr_xt_decay),
-                 "learning rate multiplied by this after every step"}
-          .number()
-          .above(0),
-      OptionSpec{"coef_xt_reg", num(d.coef_xt_reg), "weight of ||x_t - x_t_start||^2"}
-          .number()
-          .at_least(0),
-      OptionSpec{"coef_xt_reg_decay", num(d.coef_xt_reg_decay),
-                 "regulariser weight multiplied by this per step"}
-          .number()
-          .above(0),
-      {"smart_lr", b(d.smart_lr),
-       "divide lr by prod sqrt(1/ab_t) sqrt(ab_prev) over the hops to 0"},
-      {"adaptive_lr", b(d.adaptive_lr), "backtrack lr *= 0.8 until the loss does not grow"},
-      OptionSpec{"mid_interval_num", std::to_string(d.mid_interval_num),
-                 "hops of the x0 prediction (>1: multi-hop)"}
-          .integer()
-          .at_least(1)
-          .confirm_above(kMaxGradientSteps),
-      OptionSpec{"eta", num(d.eta), "DDIM sigma scale (0 = deterministic DDIM)"}.number().at_least(
-          0),
-      {"time_travel", b(d.time_travel), "time travel (CoPaint-TT)"},
-      OptionSpec{"jump_length", std::to_string(d.jump_length),
-                 "time travel: steps travelled back (tau)"}
-          .integer()
-          .at_least(1),
-      OptionSpec{"jump_n_sample", std::to_string(d.jump_n_sample),
-                 "time travel: visits of each jump point (K)"}
-          .integer()
-          .at_least(1)
-          .confirm_above(kMaxVisits),
-      {"time_travel_filter", d.time_travel_filter,
-       "none | firstp-P | lastp-P | firstn-N | lastn-N"},
-      {"optimize_before_time_travel", b(d.optimize_before_time_travel),
-       "optimise x_t before travelling back"},
-      {"batch_coupled", b(d.batch_coupled),
-       "reference behaviour: backtracking decided on the batch's summed loss"},
-      OptionSpec{"max_backtracks", std::to_string(d.max_backtracks),
-                 "cap on backtracking rounds per gradient step"}
-          .integer()
-          .at_least(0)
-          .confirm_above(kMaxGradientSteps),
-      {"clip_denoised", b(d.clip_denoised), "clamp x0 predictions to [-1, 1]"},
-  };
-  const auto measurement = measurement_option_specs(d.mode, d.scale);
-  specs.insert(specs.end(), measurement.begin(), measurement.end());
-  return specs;
+  return option_specs(copaint_fields(), d);
 }
 
 std::vector<int64_t> CoPaint::timesteps(int64_t respaced_size) const {
@@ -349,12 +307,12 @@ std::vector<int64_t> CoPaint::timesteps(int64_t respaced_size) const {
     return ddim_timetravel_timesteps(n, respaced_size, params_.jump_length, params_.jump_n_sample,
                                      params_.time_travel_filter);
   }
-  return ddim_timesteps(n, respaced_size, params_.schedule_type);
+  return ddim_timesteps(n, respaced_size, schedule_type_name(params_.schedule_type));
 }
 
-int64_t CoPaint::expected_forwards() const {
+int64_t CoPaint::expected_forwards(int64_t train_steps) const {
   // Without backtracking: (1 + G) evaluations per call, times the hops of the x0 prediction.
-  const int64_t size = DiffusionSchedule::linear(1000).respaced(params_.respacing).size();
+  const int64_t size = DiffusionSchedule::linear(train_steps).respaced(params_.respacing).size();
   const std::vector<int64_t> steps = timesteps(size);
   int64_t total = 0;
   bool reversing = false;

@@ -11,18 +11,20 @@
 #include <ATen/core/Tensor.h>
 
 #include "framework/core/options.h"
+#include "framework/core/params.h"
 #include "framework/core/registry.h"
 #include "framework/diffusion/schedule.h"
+#include "methods/degradation.h"
 #include "methods/method.h"
 
 namespace copaint {
 
 /// Every hyperparameter of the reference's O_DDIMSampler (names in brackets).
 struct CoPaintParams {
-  std::string respacing = "250";         ///< respacing of the model's process [timestep_respacing]
-  int64_t steps = 0;                     ///< DDIM steps over the respaced process, 0 = all of it
-                                         ///< [ddim.schedule_params.num_inference_steps]
-  std::string schedule_type = "linear";  ///< DDIM step spacing: linear | quad
+  std::string respacing = "250";  ///< respacing of the model's process [timestep_respacing]
+  int64_t steps = 0;              ///< DDIM steps over the respaced process, 0 = all of it
+                                  ///< [ddim.schedule_params.num_inference_steps]
+  ScheduleType schedule_type = ScheduleType::kLinear;  ///< DDIM step spacing: linear | quad
   int64_t G = 2;                    ///< gradient steps on x_t per step [num_iteration_optimize_xt]
   double lr_xt = 0.02;              ///< learning rate of the x_t updates [lr_xt]
   double lr_xt_decay = 1.012;       ///< lr multiplied by this after every step [lr_xt_decay]
@@ -37,20 +39,23 @@ struct CoPaintParams {
   bool time_travel = false;      ///< CoPaint-TT [use_timetravel]
   int64_t jump_length = 10;      ///< tau: steps travelled back [jump_length]
   int64_t jump_n_sample = 2;     ///< K: visits of each jump point [jump_n_sample]
-  std::string time_travel_filter = "none";  ///< [time_travel_filter_type]
-  bool optimize_before_time_travel = true;  ///< optimise x_t before travelling back
-  std::string mode = "inpaint";  ///< inpaint | super_resolution (loss on average-pooled images)
-  int64_t scale = 0;             ///< super-resolution factor (mode = super_resolution)
+  std::string time_travel_filter = "none";   ///< [time_travel_filter_type]
+  bool optimize_before_time_travel = true;   ///< optimise x_t before travelling back
+  Measurement mode = Measurement::kInpaint;  ///< super_resolution: loss on average-pooled images
+  int64_t scale = 0;                         ///< super-resolution factor (mode = super_resolution)
   bool batch_coupled = false;    ///< reference behaviour: one loss summed over the batch decides
                                  ///< backtracking for all samples together (default: per sample)
   int64_t max_backtracks = 100;  ///< safety cap on backtracking rounds per gradient step
   bool clip_denoised = true;     ///< clamp x0 predictions to [-1, 1]
 
-  /// From resolved registry options (keys as in copaint_option_specs()).
+  /// From resolved registry options (keys as in copaint_fields()).
   static CoPaintParams from_options(const Options& options);
 };
 
-/// Option keys, defaults and help of the `copaint` registry entry.
+/// Every option of the copaint entries: key, member, help and range, declared once.
+const std::vector<ParamField<CoPaintParams>>& copaint_fields();
+
+/// Option keys, defaults and help of the `copaint` registry entry (from copaint_fields()).
 std::vector<OptionSpec> copaint_option_specs(const CoPaintParams& defaults);
 
 /// What one call of the per-step function produced (the reference's p_sample).
@@ -81,7 +86,7 @@ class CoPaint : public Method {
   const CoPaintParams& params() const { return params_; }
 
   InpaintOutput run(Denoiser& model, const InpaintInput& input) override;
-  int64_t expected_forwards() const override;
+  int64_t expected_forwards(int64_t train_steps) const override;
 
   /// One call of the reference's p_sample: optimise x at respaced step t with learning rate
   /// `lr_xt` (before the smart division) and regulariser weight `coef_xt_reg`, then take the DDIM

@@ -11,6 +11,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "framework/core/options.h"
+#include "framework/core/params.h"
 #include "framework/core/registry.h"
 #include "methods/degradation.h"
 #include "methods/method.h"
@@ -26,9 +27,9 @@ struct DDNMParams {
   int64_t jump_n_sample = 1;  ///< time travel: visits of each jump point [jump_n_sample]
   double eta = 0.85;          ///< share of fresh noise in the update [ddnm.eta]
   double sigma_y = 0.0;       ///< measurement noise level [ddnm.sigma_y]
-  std::string mode = "inpaint";  ///< inpaint | super_resolution [mode]
-  int64_t scale = 0;             ///< super-resolution factor [scale]
-  bool clip_denoised = true;     ///< clamp x0 predictions to [-1, 1]
+  Measurement mode = Measurement::kInpaint;  ///< inpaint | super_resolution [mode]
+  int64_t scale = 0;                         ///< super-resolution factor [scale]
+  bool clip_denoised = true;                 ///< clamp x0 predictions to [-1, 1]
   /// The DDNM paper's noise-free update x_{t-1} = sqrt(ab_{t-1}) x0 + sqrt(1 - ab_{t-1})
   /// (eta z + sqrt(1 - eta^2) eps) (needs sigma_y = 0). Default: the reference's update, whose
   /// factor gamma_t = sqrt(1 - ab_t^2) shrinks the late steps' noise (under-dispersed samples).
@@ -36,6 +37,9 @@ struct DDNMParams {
 
   static DDNMParams from_options(const Options& options);
 };
+
+/// Every option of ddnm, declared once.
+const std::vector<ParamField<DDNMParams>>& ddnm_fields();
 
 std::vector<OptionSpec> ddnm_option_specs(const DDNMParams& defaults);
 
@@ -60,7 +64,7 @@ class DDNM : public Method {
   explicit DDNM(DDNMParams params) : params_(std::move(params)) {}
   const DDNMParams& params() const { return params_; }
   InpaintOutput run(Denoiser& model, const InpaintInput& input) override;
-  int64_t expected_forwards() const override;
+  int64_t expected_forwards(int64_t train_steps) const override;
   std::vector<int64_t> times(int64_t respaced_size) const;
 
  private:

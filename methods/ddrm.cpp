@@ -14,49 +14,35 @@
 
 namespace copaint {
 
+const std::vector<ParamField<DDRMParams>>& ddrm_fields() {
+  using P = DDRMParams;
+  static const std::vector<ParamField<P>> fields =
+      std::vector<ParamField<P>>{
+          respacing_field<P>(),
+          field("t_T", &P::t_T, "steps (0 = the respaced size)").at_least(0),
+          field("eta", &P::eta,
+                "etaA = etaC: noise share off the measured subspace (reference 0, DDRM paper 0.85)")
+              .at_least(0)
+              .at_most(1),
+          field("eta_b", &P::eta_b, "etaB: weight of the measurement on the measured subspace"),
+          field("sigma_0", &P::sigma_0, "measurement noise level (added to y)").at_least(0),
+      } +
+      measurement_fields<P>();
+  return fields;
+}
+
 DDRMParams DDRMParams::from_options(const Options& o) {
-  DDRMParams p;
-  p.respacing = o.get("respacing");
-  p.t_T = o.get_int("t_T");
-  p.eta = o.get_double("eta");
-  p.eta_b = o.get_double("eta_b");
-  p.sigma_0 = o.get_double("sigma_0");
-  p.mode = o.get("mode");
-  p.scale = o.get_int("scale");
-  if (p.t_T < 0) throw UsageError("ddrm.t_T must be >= 0");
-  if (p.eta < 0 || p.eta > 1) throw UsageError("ddrm.eta must be in [0, 1]");
-  if (p.eta_b < 0 || p.eta_b > 1) throw UsageError("ddrm.eta_b must be in [0, 1]");
-  if (p.sigma_0 < 0) throw UsageError("ddrm.sigma_0 must be >= 0");
+  DDRMParams p = parse_params(ddrm_fields(), o);
   check_measurement("ddrm", p.mode, p.scale);
   return p;
 }
 
 std::vector<OptionSpec> ddrm_option_specs(const DDRMParams& d) {
-  auto num = [](double v) { return canonical_value(std::to_string(v)); };
-  std::vector<OptionSpec> specs = {
-      {"respacing", d.respacing,
-       "respacing of the model's 1000-step process (guided-diffusion rule)"},
-      OptionSpec{"t_T", std::to_string(d.t_T), "steps (0 = the respaced size)"}.integer().at_least(
-          0),
-      OptionSpec{
-          "eta", num(d.eta),
-          "etaA = etaC: noise share off the measured subspace (reference 0, DDRM paper 0.85)"}
-          .number()
-          .at_least(0)
-          .at_most(1),
-      OptionSpec{"eta_b", num(d.eta_b), "etaB: weight of the measurement on the measured subspace"}
-          .number(),
-      OptionSpec{"sigma_0", num(d.sigma_0), "measurement noise level (added to y)"}
-          .number()
-          .at_least(0),
-  };
-  const auto measurement = measurement_option_specs(d.mode, d.scale);
-  specs.insert(specs.end(), measurement.begin(), measurement.end());
-  return specs;
+  return option_specs(ddrm_fields(), d);
 }
 
-int64_t DDRM::expected_forwards() const {
-  const int64_t size = DiffusionSchedule::linear(1000).respaced(params_.respacing).size();
+int64_t DDRM::expected_forwards(int64_t train_steps) const {
+  const int64_t size = DiffusionSchedule::linear(train_steps).respaced(params_.respacing).size();
   return resolve_t_T("ddrm", params_.t_T, size) - 1;
 }
 

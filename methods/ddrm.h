@@ -9,7 +9,9 @@
 #include <vector>
 
 #include "framework/core/options.h"
+#include "framework/core/params.h"
 #include "framework/core/registry.h"
+#include "methods/degradation.h"
 #include "methods/method.h"
 
 namespace copaint {
@@ -25,11 +27,14 @@ struct DDRMParams {
   double eta = 0.0;               ///< etaA = etaC: noise share off the measured subspace
   double eta_b = 1.0;             ///< etaB: weight of the measurement where it is less noisy
   double sigma_0 = 0.0;           ///< measurement noise (added to y with the sample's generator)
-  std::string mode = "inpaint";   ///< inpaint | super_resolution [mode]
-  int64_t scale = 0;              ///< super-resolution factor [scale]
+  Measurement mode = Measurement::kInpaint;  ///< inpaint | super_resolution [mode]
+  int64_t scale = 0;                         ///< super-resolution factor [scale]
 
   static DDRMParams from_options(const Options& options);
 };
+
+/// Every option of ddrm, declared once.
+const std::vector<ParamField<DDRMParams>>& ddrm_fields();
 
 std::vector<OptionSpec> ddrm_option_specs(const DDRMParams& defaults);
 
@@ -51,7 +56,7 @@ class DDRM : public Method {
   explicit DDRM(DDRMParams params) : params_(std::move(params)) {}
   const DDRMParams& params() const { return params_; }
   InpaintOutput run(Denoiser& model, const InpaintInput& input) override;
-  int64_t expected_forwards() const override;
+  int64_t expected_forwards(int64_t train_steps) const override;
 
  private:
   DDRMParams params_;

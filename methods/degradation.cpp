@@ -27,10 +27,10 @@ Degradation Degradation::super_resolution(int64_t scale, int64_t size) {
   return d;
 }
 
-Degradation Degradation::from_mode(const std::string& method, const std::string& mode,
-                                   int64_t scale, const at::Tensor& mask, int64_t size) {
+Degradation Degradation::from_mode(const std::string& method, Measurement mode, int64_t scale,
+                                   const at::Tensor& mask, int64_t size) {
   check_measurement(method, mode, scale);
-  if (mode == "inpaint") return inpaint(mask);
+  if (mode == Measurement::kInpaint) return inpaint(mask);
   if (size % scale != 0) {
     throw UsageError(method + ".scale " + std::to_string(scale) +
                      " does not divide the image size " + std::to_string(size));
@@ -38,21 +38,8 @@ Degradation Degradation::from_mode(const std::string& method, const std::string&
   return super_resolution(scale, size);
 }
 
-std::vector<OptionSpec> measurement_option_specs(const std::string& mode, int64_t scale) {
-  return {OptionSpec{"mode", mode,
-                     "inpaint | super_resolution (the measurement: average pooling by scale)"}
-              .one_of({"inpaint", "super_resolution"}),
-          OptionSpec{"scale", std::to_string(scale),
-                     "super-resolution factor (>= 1 in super_resolution mode)"}
-              .integer()
-              .at_least(0)};
-}
-
-void check_measurement(const std::string& method, const std::string& mode, int64_t scale) {
-  if (mode != "inpaint" && mode != "super_resolution") {
-    throw UsageError(method + ".mode must be inpaint or super_resolution, got '" + mode + "'");
-  }
-  if (mode == "super_resolution" && scale < 1) {
+void check_measurement(const std::string& method, Measurement mode, int64_t scale) {
+  if (mode == Measurement::kSuperResolution && scale < 1) {
     throw UsageError(method + ".scale must be >= 1 in super_resolution mode");
   }
 }

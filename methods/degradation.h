@@ -9,9 +9,13 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "framework/core/params.h"
 #include "framework/core/registry.h"
 
 namespace copaint {
+
+/// What a method measures of the image: the known pixels, or their average pooling by `scale`.
+enum class Measurement { kInpaint, kSuperResolution };
 
 /// y = A x for an inpainting mask or an average-pooling downsampler. Both have orthogonal rows of
 /// equal norm, so A A^T = s^2 I with one singular value s, and Ap = A^T / s^2 is the
@@ -25,9 +29,8 @@ class Degradation {
   /// A = average pooling over scale x scale patches, Ap = nearest (patch-replicating) upsampling,
   /// s = 1 / scale. UsageError if scale < 1 or size % scale != 0.
   static Degradation super_resolution(int64_t scale, int64_t size);
-  /// From a method's `mode` (inpaint | super_resolution) and `scale` options; UsageError naming
-  /// `method` on a bad mode or scale.
-  static Degradation from_mode(const std::string& method, const std::string& mode, int64_t scale,
+  /// From a method's `mode` and `scale` options; UsageError naming `method` on a bad scale.
+  static Degradation from_mode(const std::string& method, Measurement mode, int64_t scale,
                                const at::Tensor& mask, int64_t size);
 
   bool is_inpaint() const { return scale_ == 0; }
@@ -47,11 +50,18 @@ class Degradation {
 };
 
 /// The `mode` and `scale` options of every method that takes a measurement (CoPaint, DDNM, DDRM,
-/// DPS), declared once.
-std::vector<OptionSpec> measurement_option_specs(const std::string& mode, int64_t scale);
+/// DPS), declared once: P has members `Measurement mode` and `int64_t scale`.
+template <class P>
+std::vector<ParamField<P>> measurement_fields() {
+  return {field("mode", &P::mode,
+                "inpaint | super_resolution (the measurement: average pooling by scale)",
+                EnumNames<Measurement>{{"inpaint", Measurement::kInpaint},
+                                       {"super_resolution", Measurement::kSuperResolution}}),
+          field("scale", &P::scale, "super-resolution factor (>= 1 in super_resolution mode)")
+              .at_least(0)};
+}
 
-/// UsageError naming `method` unless `mode` is inpaint or super_resolution, with scale >= 1 in
-/// super_resolution mode.
-void check_measurement(const std::string& method, const std::string& mode, int64_t scale);
+/// UsageError naming `method` unless scale >= 1 in super_resolution mode.
+void check_measurement(const std::string& method, Measurement mode, int64_t scale);
 
 }  // namespace copaint

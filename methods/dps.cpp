@@ -13,50 +13,37 @@
 
 namespace copaint {
 
+const std::vector<ParamField<DPSParams>>& dps_fields() {
+  using P = DPSParams;
+  static const std::vector<ParamField<P>> fields =
+      std::vector<ParamField<P>>{
+          respacing_field<P>(),
+          field("t_T", &P::t_T, "steps (0 = the respaced size)").at_least(0),
+          field("step_size", &P::step_size,
+                "gradient scale (reference: 1.0 CelebA-HQ, 0.5 ImageNet)")
+              .at_least(0),
+          field("eta", &P::eta, "DDIM sigma scale (1 = DDPM-like)").at_least(0),
+          field("measurement_sigma", &P::measurement_sigma, "noise added to the measurement y")
+              .at_least(0),
+          field("batch_norm", &P::batch_norm, "reference behaviour: one norm over the whole batch"),
+          clip_denoised_field<P>(),
+      } +
+      measurement_fields<P>();
+  return fields;
+}
+
 DPSParams DPSParams::from_options(const Options& o) {
-  DPSParams p;
-  p.respacing = o.get("respacing");
-  p.t_T = o.get_int("t_T");
-  p.step_size = o.get_double("step_size");
-  p.eta = o.get_double("eta");
-  p.measurement_sigma = o.get_double("measurement_sigma");
-  p.batch_norm = o.get_bool("batch_norm");
-  p.mode = o.get("mode");
-  p.scale = o.get_int("scale");
-  p.clip_denoised = o.get_bool("clip_denoised");
-  if (p.t_T < 0) throw UsageError("dps.t_T must be >= 0");
-  if (p.eta < 0) throw UsageError("dps.eta must be >= 0");
-  if (p.measurement_sigma < 0) throw UsageError("dps.measurement_sigma must be >= 0");
+  DPSParams p = parse_params(dps_fields(), o);
   check_measurement("dps", p.mode, p.scale);
   return p;
 }
 
 std::vector<OptionSpec> dps_option_specs(const DPSParams& d) {
-  auto num = [](double v) { return canonical_value(std::to_string(v)); };
-  auto flag = [](bool v) { return std::string(v ? "true" : "false"); };
-  std::vector<OptionSpec> specs = {
-      {"respacing", d.respacing,
-       "respacing of the model's 1000-step process (guided-diffusion rule)"},
-      OptionSpec{"t_T", std::to_string(d.t_T), "steps (0 = the respaced size)"}.integer().at_least(
-          0),
-      OptionSpec{"step_size", num(d.step_size),
-                 "gradient scale (reference: 1.0 CelebA-HQ, 0.5 ImageNet)"}
-          .number()
-          .at_least(0),
-      OptionSpec{"eta", num(d.eta), "DDIM sigma scale (1 = DDPM-like)"}.number().at_least(0),
-      OptionSpec{"measurement_sigma", num(d.measurement_sigma), "noise added to the measurement y"}
-          .number()
-          .at_least(0),
-      {"batch_norm", flag(d.batch_norm), "reference behaviour: one norm over the whole batch"},
-      {"clip_denoised", flag(d.clip_denoised), "clamp x0 predictions to [-1, 1]"},
-  };
-  const auto measurement = measurement_option_specs(d.mode, d.scale);
-  specs.insert(specs.end(), measurement.begin(), measurement.end());
-  return specs;
+  return option_specs(dps_fields(), d);
 }
 
-int64_t DPS::expected_forwards() const {
-  const int64_t size = DiffusionSchedule::linear(1000).respaced(params_.respacing).size();
+int64_t DPS::expected_forwards(int64_t train_steps) const {
+  const int64_t size = DiffusionSchedule::linear(train_steps).respaced(params_.respacing).size();
   return resolve_t_T("dps", params_.t_T, size) - 1;
 }
 

@@ -8,7 +8,9 @@
 #include <vector>
 
 #include "framework/core/options.h"
+#include "framework/core/params.h"
 #include "framework/core/registry.h"
+#include "methods/degradation.h"
 #include "methods/method.h"
 
 namespace copaint {
@@ -22,12 +24,15 @@ struct DPSParams {
   double measurement_sigma = 1e-4;  ///< noise added to the measurement y (the reference's noiser)
   bool batch_norm = false;          ///< reference behaviour: one norm over the whole batch
                                     ///< (couples the samples); default: one norm per sample
-  std::string mode = "inpaint";     ///< inpaint | super_resolution [mode]
-  int64_t scale = 0;                ///< super-resolution factor [scale]
-  bool clip_denoised = true;        ///< clamp x0 predictions to [-1, 1]
+  Measurement mode = Measurement::kInpaint;  ///< inpaint | super_resolution [mode]
+  int64_t scale = 0;                         ///< super-resolution factor [scale]
+  bool clip_denoised = true;                 ///< clamp x0 predictions to [-1, 1]
 
   static DPSParams from_options(const Options& options);
 };
+
+/// Every option of dps, declared once.
+const std::vector<ParamField<DPSParams>>& dps_fields();
 
 std::vector<OptionSpec> dps_option_specs(const DPSParams& defaults);
 
@@ -45,7 +50,7 @@ class DPS : public Method {
   explicit DPS(DPSParams params) : params_(std::move(params)) {}
   const DPSParams& params() const { return params_; }
   InpaintOutput run(Denoiser& model, const InpaintInput& input) override;
-  int64_t expected_forwards() const override;
+  int64_t expected_forwards(int64_t train_steps) const override;
 
  private:
   DPSParams params_;

@@ -127,8 +127,10 @@ class Method {
   static constexpr const char* kRegistryKind = "method";
   virtual ~Method() = default;
   virtual InpaintOutput run(Denoiser& model, const InpaintInput& input) = 0;
-  /// Network forwards one sample is expected to cost (for --dry-run estimates); 0 if unknown.
-  virtual int64_t expected_forwards() const { return 0; }
+  /// Network forwards one sample is expected to cost (for --dry-run estimates) on a model of
+  /// `train_steps` training steps (Denoiser::num_train_timesteps, what run() respaces); 0 if
+  /// unknown.
+  virtual int64_t expected_forwards(int64_t /*train_steps*/) const { return 0; }
   /// Whether the method draws its own starting noise in a shape of its own (resample: its
   /// particles), so that a caller must not hand it an InpaintInput::x_T.
   virtual bool draws_own_initial_noise() const { return false; }

@@ -9,7 +9,9 @@
 #include <vector>
 
 #include "framework/core/options.h"
+#include "framework/core/params.h"
 #include "framework/core/registry.h"
+#include "framework/diffusion/ddpm.h"
 #include "methods/method.h"
 
 namespace copaint {
@@ -20,12 +22,15 @@ struct RePaintParams {
   int64_t t_T = 0;           ///< schedule length, 0 = the respaced size [schedule_jump_params.t_T]
   int64_t n_sample = 1;      ///< [schedule_jump_params.n_sample]
   int64_t jump_length = 10;  ///< steps travelled back per jump [jump_length]
-  int64_t jump_n_sample = 10;     ///< visits of each jump point [jump_n_sample]
-  std::string variance = "auto";  ///< auto | learned_range | fixed_small | fixed_large
-  bool clip_denoised = true;      ///< clamp x0 predictions to [-1, 1]
+  int64_t jump_n_sample = 10;                   ///< visits of each jump point [jump_n_sample]
+  VarianceType variance = VarianceType::kAuto;  ///< auto | learned_range | fixed_small | ...
+  bool clip_denoised = true;                    ///< clamp x0 predictions to [-1, 1]
 
   static RePaintParams from_options(const Options& options);
 };
+
+/// Every option of repaint, declared once.
+const std::vector<ParamField<RePaintParams>>& repaint_fields();
 
 std::vector<OptionSpec> repaint_option_specs(const RePaintParams& defaults);
 
@@ -42,7 +47,7 @@ class RePaint : public Method {
   explicit RePaint(RePaintParams params) : params_(std::move(params)) {}
   const RePaintParams& params() const { return params_; }
   InpaintOutput run(Denoiser& model, const InpaintInput& input) override;
-  int64_t expected_forwards() const override;
+  int64_t expected_forwards(int64_t train_steps) const override;
   /// The schedule walked for a respaced process of `respaced_size` steps.
   std::vector<int64_t> times(int64_t respaced_size) const;
 

@@ -18,9 +18,6 @@
 namespace copaint {
 namespace {
 
-std::string num(double v) { return canonical_value(std::to_string(v)); }
-std::string flag(bool v) { return v ? "true" : "false"; }
-
 std::vector<int64_t> ddim_list(const BlendedParams& p, int64_t respaced_size,
                                const std::string& method) {
   const int64_t n = p.steps > 0 ? p.steps : respaced_size;
@@ -28,11 +25,11 @@ std::vector<int64_t> ddim_list(const BlendedParams& p, int64_t respaced_size,
     throw UsageError(method + ".steps (" + std::to_string(n) + ") exceeds the respaced process (" +
                      std::to_string(respaced_size) + " steps)");
   }
-  return ddim_timesteps(n, respaced_size, p.schedule_type);
+  return ddim_timesteps(n, respaced_size, schedule_type_name(p.schedule_type));
 }
 
-int64_t respaced_size(const std::string& respacing) {
-  return DiffusionSchedule::linear(1000).respaced(respacing).size();
+int64_t respaced_size(int64_t train_steps, const std::string& respacing) {
+  return DiffusionSchedule::linear(train_steps).respaced(respacing).size();
 }
 
 /// The forward-noised reference image at each visited step, one noise draw per step (the
@@ -87,43 +84,33 @@ std::vector<double> mse_inverse_weights(const at::Tensor& mse, double temperatur
 
 }  // namespace
 
+const std::vector<ParamField<BlendedParams>>& blended_fields() {
+  using P = BlendedParams;
+  static const std::vector<ParamField<P>> fields = {
+      respacing_field<P>(),
+      field("steps", &P::steps, "DDIM steps over the respaced process (0 = all)").at_least(0),
+      schedule_type_field<P>(),
+      field("eta", &P::eta, "DDIM sigma scale (0 = deterministic DDIM)").at_least(0),
+      clip_denoised_field<P>(),
+      field(
+          "share_forward_noise", &P::share_forward_noise,
+          "reference behaviour: one forward-noise draw for the whole batch (sample 0's generator)")
+          .unkeyed(),
+  };
+  return fields;
+}
+
 BlendedParams BlendedParams::from_options(const Options& o) {
-  BlendedParams p;
-  p.respacing = o.get("respacing");
-  p.steps = o.get_int("steps");
-  p.schedule_type = o.get("schedule_type");
-  p.eta = o.get_double("eta");
-  p.clip_denoised = o.get_bool("clip_denoised");
-  p.share_forward_noise = o.get_bool("share_forward_noise");
-  if (p.steps < 0) throw UsageError("steps must be >= 0");
-  if (p.eta < 0) throw UsageError("eta must be >= 0");
-  if (p.schedule_type != "linear" && p.schedule_type != "quad") {
-    throw UsageError("schedule_type must be linear or quad, got '" + p.schedule_type + "'");
-  }
-  return p;
+  return parse_params(blended_fields(), o);
 }
 
 std::vector<OptionSpec> blended_option_specs(const BlendedParams& d) {
-  return {
-      {"respacing", d.respacing,
-       "respacing of the model's 1000-step process (guided-diffusion rule)"},
-      OptionSpec{"steps", std::to_string(d.steps), "DDIM steps over the respaced process (0 = all)"}
-          .integer()
-          .at_least(0),
-      OptionSpec{"schedule_type", d.schedule_type, "DDIM step spacing: linear | quad"}.one_of(
-          {"linear", "quad"}),
-      OptionSpec{"eta", num(d.eta), "DDIM sigma scale (0 = deterministic DDIM)"}.number().at_least(
-          0),
-      {"clip_denoised", flag(d.clip_denoised), "clamp x0 predictions to [-1, 1]"},
-      {"share_forward_noise", flag(d.share_forward_noise),
-       "reference behaviour: one forward-noise draw for the whole batch (sample 0's generator)",
-       /*keyed_at_default=*/false},
-  };
+  return option_specs(blended_fields(), d);
 }
 
-int64_t Blended::expected_forwards() const {
+int64_t Blended::expected_forwards(int64_t train_steps) const {
   return static_cast<int64_t>(
-             ddim_list(params_, respaced_size(params_.respacing), "blended").size()) -
+             ddim_list(params_, respaced_size(train_steps, params_.respacing), "blended").size()) -
          1;
 }
 
@@ -194,42 +181,47 @@ std::vector<int64_t> residual_resample(const std::vector<double>& weights, int64
   return indices;
 }
 
+const std::vector<ParamField<ResampleParams>>& resample_fields() {
+  using P = ResampleParams;
+  static const std::vector<ParamField<P>> fields = [] {
+    // Blended's options, read into (and defaulted from) the `ddim` member.
+    std::vector<ParamField<P>> out;
+    for (const ParamField<BlendedParams>& f : blended_fields()) {
+      out.push_back({f.spec, [f](const P& p) { return f.text(p.ddim); },
+                     [f](P& p, const Options& o) { f.assign(p.ddim, o); }});
+    }
+    return out + std::vector<ParamField<P>>{
+                     field("particles", &P::particles,
+                           "particles per output sample (the reference: 10 per batch)")
+                         .at_least(1)
+                         .confirm_above(1000),  // a sane bound; beyond it only with --allow-large
+                     field("temperature", &P::temperature,
+                           "weights softmax(temperature / (mse / mean mse))")
+                         .above(0),
+                     field("resample_pre_step", &P::resample_pre_step,
+                           "reference behaviour: resample the pre-step states and drop the step"),
+                     field("reference_last_weights", &P::reference_last_weights,
+                           "reference behaviour: at the last step weigh each particle against all "
+                           "particles' own noised images at t=0")
+                         .unkeyed(),
+                 };
+  }();
+  return fields;
+}
+
 ResampleParams ResampleParams::from_options(const Options& o) {
-  ResampleParams p;
-  p.ddim = BlendedParams::from_options(o);
-  p.particles = o.get_int("particles");
-  p.temperature = o.get_double("temperature");
-  p.resample_pre_step = o.get_bool("resample_pre_step");
-  p.reference_last_weights = o.get_bool("reference_last_weights");
-  if (p.particles < 1) throw UsageError("resample.particles must be >= 1");
-  if (!(p.temperature > 0)) throw UsageError("resample.temperature must be > 0");
-  return p;
+  return parse_params(resample_fields(), o);
 }
 
 std::vector<OptionSpec> resample_option_specs(const ResampleParams& d) {
-  std::vector<OptionSpec> specs = blended_option_specs(d.ddim);
-  specs.push_back(OptionSpec{"particles", std::to_string(d.particles),
-                             "particles per output sample (the reference: 10 per batch)"}
-                      .integer()
-                      .at_least(1)
-                      .confirm_above(1000));  // a sane bound; beyond it only with --allow-large
-  specs.push_back(OptionSpec{"temperature", num(d.temperature),
-                             "weights softmax(temperature / (mse / mean mse))"}
-                      .number()
-                      .above(0));
-  specs.push_back({"resample_pre_step", flag(d.resample_pre_step),
-                   "reference behaviour: resample the pre-step states and drop the step"});
-  specs.push_back({"reference_last_weights", flag(d.reference_last_weights),
-                   "reference behaviour: at the last step weigh each particle against all "
-                   "particles' own noised images at t=0",
-                   /*keyed_at_default=*/false});
-  return specs;
+  return option_specs(resample_fields(), d);
 }
 
-int64_t Resample::expected_forwards() const {
+int64_t Resample::expected_forwards(int64_t train_steps) const {
   const int64_t steps =
       static_cast<int64_t>(
-          ddim_list(params_.ddim, respaced_size(params_.ddim.respacing), "resample").size()) -
+          ddim_list(params_.ddim, respaced_size(train_steps, params_.ddim.respacing), "resample")
+              .size()) -
       1;
   return steps * params_.particles;
 }

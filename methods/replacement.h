@@ -12,29 +12,34 @@
 #include <ATen/core/Generator.h>
 
 #include "framework/core/options.h"
+#include "framework/core/params.h"
 #include "framework/core/registry.h"
+#include "framework/diffusion/schedule.h"
 #include "methods/method.h"
 
 namespace copaint {
 
 /// Settings of blended (the reference's DDIMSampler; names in brackets).
 struct BlendedParams {
-  std::string respacing = "250";         ///< respacing of the model's process [timestep_respacing]
-  int64_t steps = 0;                     ///< DDIM steps over the respaced process, 0 = all of it
-                                         ///< [ddim.schedule_params.num_inference_steps]
-  std::string schedule_type = "linear";  ///< DDIM step spacing: linear | quad
-  double eta = 0.0;                      ///< DDIM sigma scale [ddim.ddim_sigma]
-  bool clip_denoised = true;             ///< clamp x0 predictions to [-1, 1]
+  std::string respacing = "250";  ///< respacing of the model's process [timestep_respacing]
+  int64_t steps = 0;              ///< DDIM steps over the respaced process, 0 = all of it
+                                  ///< [ddim.schedule_params.num_inference_steps]
+  ScheduleType schedule_type = ScheduleType::kLinear;  ///< DDIM step spacing: linear | quad
+  double eta = 0.0;                                    ///< DDIM sigma scale [ddim.ddim_sigma]
+  bool clip_denoised = true;                           ///< clamp x0 predictions to [-1, 1]
   /// Reference behaviour: one forward-noise draw per step for the whole batch, from generators[0]
   /// (the reference noises the batch's first image once; here each sample keeps its own image).
   /// Default: each sample's own draw, so a sample does not depend on its batch.
   bool share_forward_noise = false;
 
-  /// From resolved registry options (keys as in blended_option_specs()).
+  /// From resolved registry options (keys as in blended_fields()).
   static BlendedParams from_options(const Options& options);
 };
 
-/// Option keys, defaults and help of the `blended` entry.
+/// Every option of blended, declared once.
+const std::vector<ParamField<BlendedParams>>& blended_fields();
+
+/// Option keys, defaults and help of the `blended` entry (from blended_fields()).
 std::vector<OptionSpec> blended_option_specs(const BlendedParams& defaults);
 
 /// Blended diffusion on DDIM. Draws (DrawRequest role, step = loop index k, t): "x_T" (-1, -1;
@@ -49,7 +54,7 @@ class Blended : public Method {
   explicit Blended(BlendedParams params) : params_(std::move(params)) {}
   const BlendedParams& params() const { return params_; }
   InpaintOutput run(Denoiser& model, const InpaintInput& input) override;
-  int64_t expected_forwards() const override;
+  int64_t expected_forwards(int64_t train_steps) const override;
 
  private:
   BlendedParams params_;
@@ -73,6 +78,9 @@ struct ResampleParams {
   static ResampleParams from_options(const Options& options);
 };
 
+/// Every option of resample (blended's, on `ddim`, then its own), declared once.
+const std::vector<ParamField<ResampleParams>>& resample_fields();
+
 std::vector<OptionSpec> resample_option_specs(const ResampleParams& defaults);
 
 /// Replacement DDIM over `particles` particles per sample. After each step the particles of a
@@ -93,7 +101,7 @@ class Resample : public Method {
   explicit Resample(ResampleParams params) : params_(std::move(params)) {}
   const ResampleParams& params() const { return params_; }
   InpaintOutput run(Denoiser& model, const InpaintInput& input) override;
-  int64_t expected_forwards() const override;
+  int64_t expected_forwards(int64_t train_steps) const override;
   bool draws_own_initial_noise() const override { return true; }  ///< particles x its batch
 
  private:

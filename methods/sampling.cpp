@@ -5,6 +5,7 @@
 
 #include "framework/core/error.h"
 #include "framework/core/registry.h"
+#include "framework/diffusion/diffusion.h"
 
 namespace copaint {
 
@@ -164,6 +165,25 @@ void check_jump_length(const std::string& name, const Options& o, const std::str
   check_below(name, "jump_length", o.get_int("jump_length"), n,
               "the schedule's " + std::to_string(n) + " steps: " + name + "." + length_key +
                   ", or the size of " + name + ".respacing");
+}
+
+at::Tensor walk_jump_schedule(const InpaintInput& input, const DiffusionSchedule& schedule,
+                              const std::vector<int64_t>& list, at::Tensor x,
+                              const JumpStep& step) {
+  int64_t call = 0;
+  const int64_t total = static_cast<int64_t>(list.size()) - 1;
+  for (int64_t k = 0; k < total; ++k) {
+    const int64_t t_last = list[k], t_cur = list[k + 1];
+    if (t_cur < t_last) {
+      x = step(k, call, t_last, t_cur, hooked_x_in(input, call, x));
+      ++call;
+    } else {
+      const at::Tensor t_next = batch_steps(t_cur, x);
+      x = undo_step(schedule, x, t_next, draw_noise(input, "undo", k, t_cur, x));
+    }
+    if (input.on_step) input.on_step(k + 1, total);
+  }
+  return x.clamp(-1, 1);
 }
 
 }  // namespace copaint

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "framework/core/options.h"
+#include "framework/core/params.h"
 #include "framework/diffusion/model.h"
 #include "framework/diffusion/schedule.h"
 #include "methods/method.h"
@@ -66,5 +68,35 @@ at::Tensor initial_noise(const InpaintInput& input);
 /// 1). The length is the option `length_key` (t_T, steps), or the respaced schedule's size where
 /// that is 0. UsageError naming the keys (check_below); a bad respacing is left to the factory.
 void check_jump_length(const std::string& name, const Options& o, const std::string& length_key);
+
+/// One downward pair (t_last, t_cur) of a jump schedule, pair index k, network call `call`
+/// (counting the downward pairs): x after the step from x at t_last.
+using JumpStep = std::function<at::Tensor(int64_t k, int64_t call, int64_t t_last, int64_t t_cur,
+                                          const at::Tensor& x)>;
+
+/// Walks the pairs (list[k], list[k+1]) of a jump schedule (RePaint, DDNM) from x: a downward
+/// pair is `step` on hooked_x_in(input, call, x); an upward pair re-noises x one step with
+/// betas[t_cur] (draw "undo" (k, t_cur)). Reports input.on_step after each pair; returns the
+/// last x clamped to [-1, 1].
+at::Tensor walk_jump_schedule(const InpaintInput& input, const DiffusionSchedule& schedule,
+                              const std::vector<int64_t>& list, at::Tensor x, const JumpStep& step);
+
+/// The options several methods share, declared once (P has the member of the same name).
+template <class P>
+ParamField<P> respacing_field() {
+  return field("respacing", &P::respacing,
+               "respacing of the model's 1000-step process (guided-diffusion rule)");
+}
+template <class P>
+ParamField<P> clip_denoised_field() {
+  return field("clip_denoised", &P::clip_denoised, "clamp x0 predictions to [-1, 1]");
+}
+/// The DDIM step spacing (copaint, blended).
+template <class P>
+ParamField<P> schedule_type_field() {
+  return field(
+      "schedule_type", &P::schedule_type, "DDIM step spacing: linear | quad",
+      EnumNames<ScheduleType>{{"linear", ScheduleType::kLinear}, {"quad", ScheduleType::kQuad}});
+}
 
 }  // namespace copaint

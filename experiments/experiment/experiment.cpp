@@ -450,7 +450,9 @@ MethodCells expand_variants(const std::string& m, const Options& config, const W
     const Options resolved = resolve_at<Method>(m, user_cell, where);
     int64_t forwards = 0;
     try {
-      forwards = Registry<Method>::global().at(m).factory(resolved)->expected_forwards();
+      // The plan does not load the model: every registered model is a 1000-step process (the
+      // Denoiser::num_train_timesteps default; the model registry declares no other).
+      forwards = Registry<Method>::global().at(m).factory(resolved)->expected_forwards(1000);
     } catch (const std::exception& e) {
       const std::string what = e.what();
       const std::string key = blamed_key(m, what, user, axes);

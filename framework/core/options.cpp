@@ -160,6 +160,13 @@ std::string canonical_value(const std::string& value) {
   return v;
 }
 
+std::string number_text(double value) {
+  char buf[64];
+  auto [ptr, ec] = std::to_chars(buf, buf + sizeof(buf), value);
+  if (ec != std::errc()) throw UsageError("number_text: cannot print a number");
+  return canonical_value(std::string(buf, ptr));
+}
+
 std::vector<std::string> split_list(const std::string& text) {
   std::vector<std::string> out;
   std::string item;

@@ -59,6 +59,10 @@ Options parse_assignments(const std::vector<std::string>& assignments);
 /// The canonical spelling of one value (see Options::canonical).
 std::string canonical_value(const std::string& value);
 
+/// The text of a number as defaults are stored and listed: canonical_value of the shortest
+/// round-trip spelling (so a default parses back to the same double).
+std::string number_text(double value);
+
 /// `s` without leading and trailing white space.
 std::string trim(const std::string& s);
 

@@ -67,6 +67,13 @@ struct DiffusionSchedule {
 std::vector<int64_t> ddim_timesteps(int64_t num_inference_steps, int64_t num_train_steps,
                                     const std::string& schedule_type = "linear");
 
+/// The spacing of a DDIM step list (the `schedule_type` option of the DDIM methods).
+enum class ScheduleType { kLinear, kQuad };
+/// "linear" | "quad": the schedule_type text ddim_timesteps takes.
+inline const char* schedule_type_name(ScheduleType type) {
+  return type == ScheduleType::kQuad ? "quad" : "linear";
+}
+
 /// CoPaint-TT's list with time travel (CoPaint's new_scheduler.ddim_repaint_timesteps), respaced
 /// indices. With N = min(num_inference_steps, num_train_steps): jump points j = 0, tau, 2 tau, ...
 /// below N - tau (tau = jump_length) each get K-1 (K = jump_n_sample) travels back, except those

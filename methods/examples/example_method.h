@@ -12,6 +12,7 @@
 #include <ATen/ATen.h>
 
 #include "framework/core/options.h"
+#include "framework/core/params.h"
 #include "framework/core/registry.h"
 #include "framework/diffusion/ddpm.h"
 #include "framework/diffusion/schedule.h"
@@ -25,13 +26,23 @@ struct ExampleParams {
   std::string respacing = "25";  ///< respacing of the model's process (guided-diffusion rule)
   bool paste_x0 = true;          ///< paste the known pixels into each x0 prediction
 
-  static ExampleParams from_options(const Options& o) {
-    ExampleParams p;
-    p.respacing = o.get("respacing");
-    p.paste_x0 = o.get_bool("paste_x0");
-    return p;
-  }
+  static ExampleParams from_options(const Options& o);
 };
+
+/// Every option, declared once: key, member and help (ranges chain: `.at_least(1)`); the
+/// registry's listing, defaults and checks and from_options are derived from this table.
+inline const std::vector<ParamField<ExampleParams>>& example_fields() {
+  using P = ExampleParams;
+  static const std::vector<ParamField<P>> fields = {
+      field("respacing", &P::respacing, "respacing of the model's 1000-step process"),
+      field("paste_x0", &P::paste_x0, "paste the known pixels into each x0 prediction"),
+  };
+  return fields;
+}
+
+inline ExampleParams ExampleParams::from_options(const Options& o) {
+  return parse_params(example_fields(), o);
+}
 
 class ExampleMethod : public Method {
  public:
@@ -64,9 +75,9 @@ class ExampleMethod : public Method {
     return out;
   }
 
-  // For `copaint run --dry-run`: one forward per respaced step.
-  int64_t expected_forwards() const override {
-    return DiffusionSchedule::linear(1000).respaced(params_.respacing).size();
+  // For `copaint run --dry-run`: one forward per respaced step of the model's process.
+  int64_t expected_forwards(int64_t train_steps) const override {
+    return DiffusionSchedule::linear(train_steps).respaced(params_.respacing).size();
   }
 
  private:
@@ -79,8 +90,7 @@ inline void register_example_method(Registry<Method>& registry) {
   registry.add({"example",
                 "Example: DDIM with the known pixels pasted into each x0 prediction "
                 "(methods/examples)",
-                {{"respacing", "25", "respacing of the model's 1000-step process"},
-                 {"paste_x0", "true", "paste the known pixels into each x0 prediction"}},
+                option_specs(example_fields(), ExampleParams{}),
                 [](const Options& o) -> std::unique_ptr<Method> {
                   return std::make_unique<ExampleMethod>(ExampleParams::from_options(o));
                 }});

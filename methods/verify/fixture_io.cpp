@@ -58,7 +58,11 @@ CoPaintParams copaint_params_from_reference_config(const nlohmann::json& cfg) {
   CoPaintParams p;
   p.respacing = cfg.at("timestep_respacing");
   p.steps = sp.at("num_inference_steps");
-  p.schedule_type = sp.at("schedule_type");
+  const std::string spacing = sp.at("schedule_type");
+  if (spacing != "linear" && spacing != "quad") {
+    throw UsageError("fixture: unknown schedule_type '" + spacing + "'");
+  }
+  p.schedule_type = spacing == "quad" ? ScheduleType::kQuad : ScheduleType::kLinear;
   p.time_travel = sp.at("use_timetravel");
   p.jump_length = sp.at("jump_length");
   p.jump_n_sample = sp.at("jump_n_sample");

@@ -61,7 +61,7 @@ class SignalMethod : public Method {
     out.evals.forwards = 1;
     return out;
   }
-  int64_t expected_forwards() const override { return 1; }
+  int64_t expected_forwards(int64_t) const override { return 1; }
 
  private:
   int sig_;

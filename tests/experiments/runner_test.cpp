@@ -88,7 +88,7 @@ class FlakyMethod : public Method {
     out.evals.forwards = 1;
     return out;
   }
-  int64_t expected_forwards() const override { return 1; }
+  int64_t expected_forwards(int64_t) const override { return 1; }
 
  private:
   double fail_above_;
@@ -230,7 +230,7 @@ TEST_F(Runner, GridIsTheCrossProductWithMethodAxesOnly) {
     keys.insert(c.key());
     // expected_forwards is the method's own estimate.
     auto m = Registry<Method>::global().create(c.method, c.method_settings);
-    EXPECT_EQ(c.expected_forwards, m->expected_forwards());
+    EXPECT_EQ(c.expected_forwards, m->expected_forwards(1000));
     EXPECT_GT(c.expected_forwards, 0);
   }
   EXPECT_EQ(keys.size(), ex.cells.size());

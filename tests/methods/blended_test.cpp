@@ -50,8 +50,8 @@ TEST(Blended, KnownRegionOfEveryNetworkInputIsTheNoisedReference) {
   ASSERT_EQ(static_cast<int64_t>(rec.inputs.size()), static_cast<int64_t>(steps.size()) - 1);
   EXPECT_EQ(out.evals.forwards, static_cast<int64_t>(steps.size()) - 1);
   EXPECT_EQ(out.evals.backwards, 0);
-  EXPECT_EQ(method.expected_forwards(), 49);
-  EXPECT_EQ(Blended(BlendedParams{}).expected_forwards(), 249);  // paper default: 250 over 250
+  EXPECT_EQ(method.expected_forwards(1000), 49);
+  EXPECT_EQ(Blended(BlendedParams{}).expected_forwards(1000), 249);  // paper default: 250 over 250
   EXPECT_EQ(noise.count("forward"), static_cast<int64_t>(steps.size()) - 1);
   EXPECT_EQ(noise.count("ddim"), 0);  // eta = 0 draws nothing
   double err = 0;
@@ -91,9 +91,10 @@ TEST(Blended, Registered) {
   auto* b = dynamic_cast<Blended*>(m.get());
   ASSERT_NE(b, nullptr);
   EXPECT_EQ(b->params().steps, 10);
-  EXPECT_EQ(b->expected_forwards(), 9);
+  EXPECT_EQ(b->expected_forwards(1000), 9);
   EXPECT_THROW(reg.create("blended", Options{{"schedule_type", "cubic"}}), UsageError);
-  EXPECT_THROW(reg.create("blended", Options{{"steps", "500"}})->expected_forwards(), UsageError);
+  EXPECT_THROW(reg.create("blended", Options{{"steps", "500"}})->expected_forwards(1000),
+               UsageError);
 }
 
 }  // namespace

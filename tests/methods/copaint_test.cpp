@@ -141,7 +141,7 @@ TEST(CoPaint, ForwardCountOnPaperDefaultsIsTheMinimum) {
   const auto out = method.run(trained_model(), input);
   EXPECT_EQ(out.evals.forwards, 147);  // the reference spends 245
   EXPECT_EQ(out.evals.backwards, 98);
-  EXPECT_EQ(method.expected_forwards(), 147);
+  EXPECT_EQ(method.expected_forwards(1000), 147);
 }
 
 // A sample's result does not depend on the other samples of its batch (per-sample decisions).
@@ -244,7 +244,7 @@ TEST(CoPaint, RegisteredPresets) {
   EXPECT_THROW(reg.create("copaint", Options{{"mode", "outpaint"}}), UsageError);
   EXPECT_THROW(reg.create("copaint", Options{{"gradient_steps", "2"}}), UsageError);
   // Paper defaults: 249 calls of (1 + 2) forwards.
-  EXPECT_EQ(reg.create("copaint")->expected_forwards(), 249 * 3);
+  EXPECT_EQ(reg.create("copaint")->expected_forwards(1000), 249 * 3);
 }
 
 }  // namespace

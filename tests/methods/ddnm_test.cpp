@@ -55,8 +55,8 @@ TEST(DDNM, DeterministicIndependentOfBatchAndCloseOnTheKnownRegion) {
   EXPECT_LE(max_abs(a.sample[1], alone[0]), 1e-6);
   EXPECT_GT(max_abs(a.sample[0], a.sample[1]), 1e-2);
   EXPECT_EQ(a.evals.forwards, 49);  // steps 49 .. 1, none at t = 0
-  EXPECT_EQ(method.expected_forwards(), 49);
-  EXPECT_EQ(DDNM(DDNMParams{}).expected_forwards(), 249);
+  EXPECT_EQ(method.expected_forwards(1000), 49);
+  EXPECT_EQ(DDNM(DDNMParams{}).expected_forwards(1000), 249);
   // The last update is sqrt(ab_0) (x0 with its known pixels = image) + small noise.
   EXPECT_LT(masked_mae(a.sample, prob.input({1, 2}).image, prob.mask), 0.02);
 }
@@ -88,7 +88,7 @@ TEST(DDNM, TimeTravelScheduleAndCounts) {
 TEST(DDNM, SuperResolutionMatchesTheLowResolutionImage) {
   GaussianProblem prob;
   DDNMParams p = small_params();
-  p.mode = "super_resolution";
+  p.mode = Measurement::kSuperResolution;
   p.scale = 2;
   const at::Tensor out = DDNM(p).run(*prob.model, prob.input({3})).sample;
   const Degradation deg = Degradation::super_resolution(2, 8);

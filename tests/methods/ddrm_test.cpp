@@ -53,7 +53,7 @@ TEST(DDRM, WithoutStepNoiseTheKnownPixelsAreTheScaledMeasurement) {
 TEST(DDRM, SuperResolutionKeepsTheScaledLowResolutionImage) {
   GaussianProblem prob;
   DDRMParams p = small_params();
-  p.mode = "super_resolution";
+  p.mode = Measurement::kSuperResolution;
   p.scale = 2;
   NoiseRecorder noise;
   noise.scale["step"] = 0.0;
@@ -106,7 +106,7 @@ TEST(DDRM, Registered) {
   ASSERT_NE(d, nullptr);
   EXPECT_DOUBLE_EQ(d->params().eta, 0.0);  // the reference's etaA = etaC
   EXPECT_DOUBLE_EQ(d->params().eta_b, 1.0);
-  EXPECT_EQ(m->expected_forwards(), 249);
+  EXPECT_EQ(m->expected_forwards(1000), 249);
   EXPECT_THROW(reg.create("ddrm", Options{{"sigma_0", "-1"}}), UsageError);
 }
 

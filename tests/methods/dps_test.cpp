@@ -30,7 +30,7 @@ TEST(DPS, CountsAndDeterminism) {
   EXPECT_EQ(max_abs(a.sample, b), 0.0);
   EXPECT_EQ(a.evals.forwards, 49);
   EXPECT_EQ(a.evals.backwards, 49);
-  EXPECT_EQ(method.expected_forwards(), 49);
+  EXPECT_EQ(method.expected_forwards(1000), 49);
 }
 
 TEST(DPS, GradientPullsTheKnownRegionToTheMeasurement) {
@@ -43,9 +43,9 @@ TEST(DPS, GradientPullsTheKnownRegionToTheMeasurement) {
                                    prob.image, prob.mask);
   EXPECT_LT(guided, 0.5 * free);
   DPSParams sr = small_params();
-  sr.mode = "super_resolution";
+  sr.mode = Measurement::kSuperResolution;
   sr.scale = 2;
-  off.mode = "super_resolution";
+  off.mode = Measurement::kSuperResolution;
   off.scale = 2;
   const Degradation deg = Degradation::super_resolution(2, 8);
   auto lowres_err = [&](const DPSParams& p) {

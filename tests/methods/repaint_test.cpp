@@ -43,7 +43,7 @@ TEST(RePaint, DefaultScheduleIsTheReferenceJumpSchedule) {
   const auto list = defaults.times(250);
   int64_t down = 0;
   for (size_t k = 0; k + 1 < list.size(); ++k) down += list[k + 1] < list[k];
-  EXPECT_EQ(defaults.expected_forwards(), down);
+  EXPECT_EQ(defaults.expected_forwards(1000), down);
   EXPECT_GT(down, 1000);  // 250 steps plus 9 revisits of 10 steps at every jump point
 }
 
@@ -91,7 +91,7 @@ TEST(RePaint, InjectsTheNoisedReferenceBeforeEveryStepButTheFirst) {
   const InpaintOutput out = method.run(rec, in);
   const auto schedule = DiffusionSchedule::linear(1000).respaced("50");
   const auto list = method.times(50);
-  EXPECT_EQ(out.evals.forwards, method.expected_forwards());
+  EXPECT_EQ(out.evals.forwards, method.expected_forwards(1000));
   EXPECT_EQ(static_cast<int64_t>(rec.inputs.size()), out.evals.forwards);
   EXPECT_EQ(max_abs(rec.inputs[0], in.x_T), 0.0);
   EXPECT_EQ(noise.count("inject"), out.evals.forwards - 1);
@@ -139,7 +139,7 @@ TEST(RePaint, VarianceChoices) {
   p.jump_n_sample = 1;
   auto run = [&](Denoiser& model, const std::string& variance) {
     RePaintParams q = p;
-    q.variance = variance;
+    q.variance = parse_variance_type(variance, "variance");
     return RePaint(q).run(model, prob.input({9})).sample;
   };
   TwoChannelDenoiser lo(*prob.model, -1.0);
@@ -161,7 +161,7 @@ TEST(RePaint, Registered) {
   EXPECT_EQ(r->params().jump_n_sample, 10);
   EXPECT_THROW(reg.create("repaint", Options{{"variance", "huge"}}), UsageError);
   EXPECT_THROW(
-      reg.create("repaint", Options{{"respacing", "100"}, {"t_T", "250"}})->expected_forwards(),
+      reg.create("repaint", Options{{"respacing", "100"}, {"t_T", "250"}})->expected_forwards(1000),
       UsageError);
 }
 

@@ -69,7 +69,7 @@ TEST(Resample, DeterministicIndependentOfBatchAndCountsParticles) {
   EXPECT_LE(max_abs(a.sample[1], alone[0]), 1e-6);
   EXPECT_GT(max_abs(a.sample[0], a.sample[1]), 1e-2);
   EXPECT_EQ(a.evals.forwards, 19 * 4);  // one evaluation per particle and step
-  EXPECT_EQ(method.expected_forwards(), 19 * 4);
+  EXPECT_EQ(method.expected_forwards(1000), 19 * 4);
   // Known region within the noise level of the last step (sqrt(1 - ab) = 0.13 at respaced step 2).
   EXPECT_LT(masked_mae(a.sample, prob.input({1, 2}).image, prob.mask), 0.2);
 }
@@ -110,7 +110,7 @@ TEST(Resample, RejectsGivenInitialNoiseAndBadOptions) {
   EXPECT_THROW(reg.create("resample", Options{{"particles", "0"}}), UsageError);
   auto m = reg.create("resample");
   EXPECT_EQ(dynamic_cast<Resample*>(m.get())->params().particles, 10);
-  EXPECT_EQ(m->expected_forwards(), 249 * 10);
+  EXPECT_EQ(m->expected_forwards(1000), 249 * 10);
 }
 
 }  // namespace
