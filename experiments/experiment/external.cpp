@@ -142,15 +142,6 @@ class Lock {
   int fd_ = -1;
 };
 
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 std::string shape_text(const at::Tensor& t) {
   std::string s;
   for (int64_t d = 0; d < t.dim(); ++d) s += (d ? "x" : "") + std::to_string(t.size(d));
@@ -166,7 +157,7 @@ RunRecord score_run_record(const Experiment& ex, const ScoreOptions& o) {
   run.device = "copaint score --predictions " + o.predictions + " --as " + o.name;
   run.cuda = "no";
   run.git_revision = git_revision();
-  run.started = utc_now();
+  run.started = utc_timestamp();
   run.status = "running";
   return run;
 }
@@ -427,7 +418,7 @@ ScoreSummary score_predictions(const Experiment& ex, const ScoreOptions& o) {
   for (const ExperimentCell* grid_cell : input_cells(ex)) {
     score_cell(sc, *grid_cell, position++, summary);
   }
-  db.finish_run(run_id, utc_now(),
+  db.finish_run(run_id, utc_timestamp(),
                 summary.missing.empty() && summary.mis_sized.empty()
                     ? "finished"
                     : "finished with missing predictions");

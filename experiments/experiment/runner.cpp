@@ -48,15 +48,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string iso_now() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 /// Seconds as h:mm:ss.
 std::string hms(double seconds) {
   if (!(seconds >= 0) || seconds > 1e8) return "?:??:??";
@@ -358,6 +349,15 @@ struct Outcome {
 
 }  // namespace
 
+std::string utc_timestamp() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
 std::string dataset_key(const std::string& name, const Options& settings) {
   Options s = settings;
   s.erase("count");
@@ -590,7 +590,7 @@ RunRecord make_run_record(const Experiment& ex, const RunOptions& options,
   run.shard = options.shard_count > 1
                   ? std::to_string(options.shard_index) + "/" + std::to_string(options.shard_count)
                   : "";
-  run.started = iso_now();
+  run.started = utc_timestamp();
   run.status = "running";
   return run;
 }
@@ -1005,7 +1005,7 @@ void run_cell(RunState& st, int64_t cell_index, const std::vector<Item>& items) 
 void mark_failed(RunProgress& bar, ResultsDb& db, int64_t run_id, const std::exception& e) {
   bar.finish("failed");
   try {
-    db.finish_run(run_id, iso_now(), std::string("failed: ") + e.what());
+    db.finish_run(run_id, utc_timestamp(), std::string("failed: ") + e.what());
   } catch (const std::exception&) {
     // A full disk fails this update too: the error that ended the run is the one to report
     // (the run stays `running`, which a resume treats the same as `failed`).
@@ -1063,7 +1063,7 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
     throw;
   }
   bar.finish(summary.stopped ? "stopped" : "finished");
-  db.finish_run(run_id, iso_now(), summary.stopped ? "stopped" : "finished");
+  db.finish_run(run_id, utc_timestamp(), summary.stopped ? "stopped" : "finished");
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return summary;
 }

@@ -135,6 +135,9 @@ struct RunSummary {
 /// before any work.
 RunSummary run_experiment(const Experiment& ex, const RunOptions& options);
 
+/// Now in UTC as ISO 8601 ("2026-12-01T20:41:14Z"): the started / finished times of stored runs.
+std::string utc_timestamp();
+
 // Naming of what a cell stores, shared by `run` and `score` (results_db.h, results_h5.h).
 /// HDF5 group of a dataset's reference images: its name and the hash of its settings without
 /// `count` (adding images keeps stored ones valid).
