@@ -24,7 +24,9 @@ const std::vector<ParamField<DDRMParams>>& ddrm_fields() {
                 "etaA = etaC: noise share off the measured subspace (reference 0, DDRM paper 0.85)")
               .at_least(0)
               .at_most(1),
-          field("eta_b", &P::eta_b, "etaB: weight of the measurement on the measured subspace"),
+          field("eta_b", &P::eta_b, "etaB: weight of the measurement on the measured subspace")
+              .at_least(0)
+              .at_most(1),
           field("sigma_0", &P::sigma_0, "measurement noise level (added to y)").at_least(0),
       } +
       measurement_fields<P>();

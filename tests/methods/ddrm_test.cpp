@@ -108,6 +108,10 @@ TEST(DDRM, Registered) {
   EXPECT_DOUBLE_EQ(d->params().eta_b, 1.0);
   EXPECT_EQ(m->expected_forwards(1000), 249);
   EXPECT_THROW(reg.create("ddrm", Options{{"sigma_0", "-1"}}), UsageError);
+  // eta_b is a weight in [0, 1] (checked by from_options before the typed tables, by the spec now).
+  EXPECT_THROW(reg.create("ddrm", Options{{"eta_b", "1.5"}}), UsageError);
+  EXPECT_THROW(reg.create("ddrm", Options{{"eta_b", "-0.1"}}), UsageError);
+  EXPECT_NO_THROW(reg.create("ddrm", Options{{"eta_b", "0.5"}}));
 }
 
 }  // namespace
