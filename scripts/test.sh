@@ -30,6 +30,7 @@ start=$(date +%s)
 scripts/build.sh "${build_args[@]}"
 echo "test: build of $dir/ took $(( $(date +%s) - start )) s"
 scripts/check_format.sh
+scripts/check_tree_size.sh
 start=$(date +%s)
 filter=(-E Slow)
 ((all)) && filter=()

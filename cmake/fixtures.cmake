@@ -1,0 +1,42 @@
+# Unpacks tests/fixtures/archives/*.tar.xz (made by scripts/pack_fixtures.sh) into tests/fixtures/
+# at configure time, so the large .pt fixtures are tracked compressed (the tracked tree has a size
+# limit: scripts/check_tree_size.sh) and every test, benchmark and `copaint verify` finds them at
+# their usual paths. A file is replaced only when missing or different, through a rename, so
+# two build folders configuring at once (build/, build-cuda/) never see a half-written file.
+function(copaint_unpack_fixtures)
+  set(_root "${CMAKE_SOURCE_DIR}/tests/fixtures")
+  file(GLOB _archives "${_root}/archives/*.tar.xz")
+  foreach(_archive IN LISTS _archives)
+    # Re-run the configure step when an archive changes.
+    set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${_archive}")
+    get_filename_component(_name "${_archive}" NAME_WE)
+    set(_tmp "${CMAKE_BINARY_DIR}/fixtures_unpack/${_name}")
+    file(REMOVE_RECURSE "${_tmp}")
+    file(ARCHIVE_EXTRACT INPUT "${_archive}" DESTINATION "${_tmp}")
+    file(GLOB_RECURSE _files RELATIVE "${_tmp}" "${_tmp}/*")
+    set(_changed 0)
+    foreach(_f IN LISTS _files)
+      set(_dst "${_root}/${_f}")
+      if(EXISTS "${_dst}")
+        file(SHA256 "${_dst}" _old)
+        file(SHA256 "${_tmp}/${_f}" _new)
+        if(_old STREQUAL _new)
+          continue()
+        endif()
+      endif()
+      get_filename_component(_dir "${_dst}" DIRECTORY)
+      file(MAKE_DIRECTORY "${_dir}")
+      string(RANDOM LENGTH 8 _suffix)
+      execute_process(COMMAND ${CMAKE_COMMAND} -E copy "${_tmp}/${_f}" "${_dst}.${_suffix}.partial"
+                      RESULT_VARIABLE _rc)
+      if(NOT _rc EQUAL 0)
+        message(FATAL_ERROR "copaint: could not write ${_dst} (unpacking ${_name}.tar.xz)")
+      endif()
+      file(RENAME "${_dst}.${_suffix}.partial" "${_dst}")
+      math(EXPR _changed "${_changed} + 1")
+    endforeach()
+    file(REMOVE_RECURSE "${_tmp}")
+    list(LENGTH _files _count)
+    message(STATUS "copaint: fixtures ${_name}.tar.xz: ${_count} files, ${_changed} unpacked")
+  endforeach()
+endfunction()
