@@ -59,11 +59,8 @@ void apply_threads(benchmark::State& state) {
 /// Waits for the device: a one-element copy to the host runs after all queued work.
 void sync(const at::Tensor& t) { benchmark::DoNotOptimize(t.reshape(-1)[0].item<float>()); }
 
-/// COPAINT_BENCH_PRECISION, default fp32.
-Precision bench_precision() {
-  const char* env = std::getenv("COPAINT_BENCH_PRECISION");
-  return env ? parse_precision(env) : Precision::kFp32;
-}
+using fixtures::bench_precision;
+using fixtures::bench_run_options;
 
 /// The dtype of the UNet's torso (and of the bound's GEMM) at bench_precision().
 at::ScalarType bench_dtype() {
@@ -75,12 +72,6 @@ at::ScalarType bench_dtype() {
     default:
       return at::kFloat;
   }
-}
-
-UNetRunOptions bench_run_options() {
-  UNetRunOptions o;
-  o.precision = bench_precision();
-  return o;
 }
 
 at::Tensor bench_mm(const at::Tensor& a, const at::Tensor& b) {
@@ -276,7 +267,8 @@ const bool kRegistered = [] {
       benchmark::RegisterBenchmark("BM_CoPaintBound_CelebAHQ256", BM_CoPaintBound_CelebAHQ256);
   // 256x256 with 2 respaced steps: the paper's maps at a cost the CPU can pay (minutes).
   celeba->ArgNames({"size", "steps"})->Args({64, 10})->Args({256, 2});
-  if (at::hasCUDA()) celeba->Args({256, 250});
+  // On a GPU: the paper's 250 steps, and 10 steps for the GPU check (scripts/gpu_check.sh).
+  if (at::hasCUDA()) celeba->Args({256, 250})->Args({256, 10});
   celeba->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
   benchmark::RegisterBenchmark("BM_CoPaintBound_Tiny", BM_CoPaintBound_Tiny)
       ->ArgName("steps")

@@ -20,6 +20,7 @@
 #include "framework/checkpoint/checkpoint.h"
 #include "framework/nn/flops.h"
 #include "framework/nn/unet.h"
+#include "tests/test_paths.h"
 #include "tests/tiny_fixtures.h"
 
 namespace {

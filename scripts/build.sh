@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Configures and builds copaint-bench (Release, Ninja, ccache when present).
-# Usage: scripts/build.sh [--cuda] [cmake configure arguments, e.g. -DCOPAINT_CORE_ONLY=ON]
+# Usage: scripts/build.sh [--cuda] [--dir DIR] [cmake configure arguments, e.g. -DCOPAINT_CORE_ONLY=ON]
 #   default  build/       against Debian's libtorch-dev (CPU)
 #   --cuda   build-cuda/  against the CUDA LibTorch that scripts/setup.sh --cuda installed (or
 #            COPAINT_TORCH_PREFIX); it builds and runs on a machine without a GPU too
+#   --dir    another build folder (scripts/test.sh --core: build-core/, build-cuda-core/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/torch_env.sh
 dir=build
 args=()
-if [[ "${1:-}" == "--cuda" ]]; then
-  shift
-  dir=build-cuda
+cuda=0
+[[ "${1:-}" == "--cuda" ]] && { cuda=1; dir=build-cuda; shift; }
+[[ "${1:-}" == "--dir" ]] && { dir="${2:?build: --dir needs a folder}"; shift 2; }
+if ((cuda)); then
   prefix=$(copaint_torch_prefix)
   # The torch folder itself goes first, so that its lib/ wins over a system libtorch (Debian's).
   args+=("-DCMAKE_PREFIX_PATH=$(cd "$prefix/../.." && pwd);$prefix")

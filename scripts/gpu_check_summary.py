@@ -1,12 +1,23 @@
 #!/usr/bin/env python3
-"""Writes gpu_check.md and gpu_check.json from the logs and benchmark JSON of scripts/gpu_check.sh.
+"""Writes gpu_check.md and gpu_check.json from what scripts/gpu_check.sh has produced so far.
 
-Usage: gpu_check_summary.py OUT_DIR DEVICE TESTS_RC VERIFY_RC SECONDS
+Called before and after every step, so the summary always holds every finished step and names the
+one that did not finish (started, no end line). Reads OUT/steps.jsonl (the steps' start and end
+lines) and the steps' outputs: tests.log, verify.json, race_*.json, bound_*.json, run_options.json.
+
+Usage: gpu_check_summary.py OUT_DIR DEVICE SECONDS
 """
 import json
 import pathlib
 import re
 import sys
+
+STEPS = ["build", "tests", "verify", "race", "precision", "memory"]
+TITLES = {"build": "Build (configure + the check's targets)", "tests": "Device tests",
+          "verify": "copaint_verify on every shipped recording",
+          "race": "Ours against the reference, same case, same machine",
+          "precision": "A CoPaint sample per precision against the compute bound",
+          "memory": "Peak memory and time of the UNet forward+backward by batch"}
 
 
 def load(path):
@@ -16,79 +27,152 @@ def load(path):
         return None
 
 
+def read_steps(out):
+    steps = {}
+    try:
+        lines = (out / "steps.jsonl").read_text().splitlines()
+    except OSError:
+        return steps
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        steps.setdefault(rec["step"], {}).update(rec)
+    return steps
+
+
+def state_of(rec):
+    if not rec:
+        return "not run (the check ended before it)"
+    if "exit" not in rec:
+        return f"did not finish (started at {rec['started']} s, limit {rec['limit']} s)"
+    return f"{rec['status']} (exit {rec['exit']}, {rec['seconds']} s of {rec['limit']} s)"
+
+
+def tests_result(out):
+    log = (out / "tests.log").read_text(errors="replace") if (out / "tests.log").exists() else ""
+    return {"passed": [int(n) for n in re.findall(r"^\[  PASSED  \] (\d+) test", log, re.M)],
+            "failed": re.findall(r"^\[  FAILED  \] (\S+)", log, re.M),
+            "skipped": re.findall(r"^\[  SKIPPED \] (\S+)", log, re.M),
+            "cuda_lines": re.findall(r"^\[cuda\].*$", log, re.M)}
+
+
+def race_rows(out):
+    rows = []
+    for method in ("copaint", "ddnm"):
+        ours = load(out / f"race_ours_{method}.json") or {}
+        bench = (ours.get("benchmarks") or [{}])[0]
+        ref_text = (out / f"race_reference_{method}.json")
+        ref = None
+        if ref_text.exists():
+            lines = [l for l in ref_text.read_text().splitlines() if l.startswith("{")]
+            ref = json.loads(lines[-1]) if lines else None
+        if not bench and not ref:
+            continue
+        row = {"method": method, "ours_seconds": bench.get("seconds"), "ours_forwards": bench.get("forwards"),
+               "ours_backwards": bench.get("backwards"), "precision": bench.get("label")}
+        if ref:
+            row.update(ref_seconds=ref["seconds"], ref_forwards=ref["unet_forward"],
+                       ref_backwards=ref["unet_backward"], steps=ref["steps"], torch=ref.get("torch"))
+        if row.get("ours_seconds") and row.get("ref_seconds"):
+            row["ours_over_reference"] = row["ours_seconds"] / row["ref_seconds"]
+        rows.append(row)
+    return rows
+
+
 def bound_rows(out):
     rows = []
     for path in sorted(out.glob("bound_*.json")):
         precision = path.stem.split("_", 1)[1]
-        data = load(path) or {}
-        for b in data.get("benchmarks", []):
+        for b in (load(path) or {}).get("benchmarks", []):
             if "CoPaintBound" not in b["name"]:
                 continue
-            rows.append({"case": b["name"], "precision": precision,
-                         "seconds": b.get("seconds"), "bound_seconds": b.get("bound_seconds"),
-                         "ratio": b.get("ratio"), "ratio_vs_conv": b.get("ratio_vs_conv"),
+            steps = int(re.search(r"steps:(\d+)", b["name"]).group(1))
+            rows.append({"case": b["name"], "precision": precision, "seconds": b.get("seconds"),
+                         "seconds_per_step": (b.get("seconds") or 0) / steps,
+                         "bound_seconds": b.get("bound_seconds"), "ratio": b.get("ratio"),
                          "forwards": b.get("forwards"), "backwards": b.get("backwards"),
-                         "gemm_tflops": (b.get("gemm_flops_per_s") or 0) / 1e12,
                          "achieved_tflops": (b.get("achieved_flops_per_s") or 0) / 1e12,
                          "error": b.get("error_message")})
     return rows
 
 
-def option_rows(out):
-    data = load(out / "run_options.json") or {}
-    cases = {}
-    for b in data.get("benchmarks", []):
-        m = re.match(r"BM_UNetRunOption/(\w+?)(ForwardBackward|Forward)/(\w+)/size:(\d+)/batch:(\d+)", b["name"])
-        if not m or b.get("error_occurred"):
-            continue
-        model, pass_, variant, size, batch = m.groups()
-        cases[(model, pass_, int(size), int(batch), variant)] = b
+def memory_rows(out):
     rows = []
-    for (model, pass_, size, batch, variant), b in sorted(cases.items()):
-        base = cases.get((model, pass_, size, batch, "fp32"))
-        rows.append({"model": model, "pass": pass_, "size": size, "batch": batch, "variant": variant,
-                     "ms": b["real_time"], "ratio_vs_fp32": b["real_time"] / base["real_time"] if base else None,
-                     "peak_bytes": b.get("peak_bytes")})
+    for b in (load(out / "run_options.json") or {}).get("benchmarks", []):
+        m = re.match(r"BM_UNetRunOption/(\w+?)(ForwardBackward|Forward)/(\w+)/size:(\d+)/batch:(\d+)", b["name"])
+        if m and not b.get("error_occurred"):
+            rows.append({"case": b["name"], "batch": int(m.group(5)), "ms": b["real_time"],
+                         "peak_bytes": b.get("peak_bytes")})
     return rows
 
 
-def main():
-    out, device, tests_rc, verify_rc, seconds = pathlib.Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-    tests_log = (out / "device_tests.log").read_text(errors="replace") if (out / "device_tests.log").exists() else ""
-    summary = {
-        "device": device,
-        "gpus": (out / "gpus.txt").read_text().strip() if (out / "gpus.txt").exists() else "",
-        "seconds": seconds,
-        "device_tests": {"exit": tests_rc, "lines": re.findall(r"^\[cuda\].*$", tests_log, re.M),
-                         "skipped": len(re.findall(r"^\[  SKIPPED \]", tests_log, re.M)),
-                         "result": (re.findall(r"^\[  (?:PASSED|FAILED)  \].*$", tests_log, re.M) or ["no result"])},
-        "verify": {"exit": verify_rc, "cases": load(out / "verify.json")},
-        "compute_bound": bound_rows(out),
-        "run_options": option_rows(out),
-    }
-    (out / "gpu_check.json").write_text(json.dumps(summary, indent=2) + "\n")
-    md = [f"# GPU check ({device})", "", f"GPUs: {summary['gpus'] or 'none'}; {seconds} s in all.", "",
-          f"## Device tests (exit {tests_rc})", ""]
-    md += [f"- {line}" for line in summary["device_tests"]["lines"]] or ["- no [cuda] lines (skipped: no GPU?)"]
-    md += [f"- {line}" for line in summary["device_tests"]["result"]]
-    md += ["", f"## copaint verify on {device} (exit {verify_rc})", ""]
-    md += [(out / "verify.md").read_text() if (out / "verify.md").exists() else "no output"]
-    md += ["## Compute bound of a CoPaint sample (time / (FLOPs / GEMM rate))", "",
-           "| case | precision | seconds | bound s | ratio | ratio vs conv | fwd | bwd | GEMM TFLOP/s | achieved TFLOP/s |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in summary["compute_bound"]:
+def fmt(x, spec=".3g"):
+    return "-" if x is None else format(x, spec)
+
+
+def render(out, device, seconds, steps, data):
+    md = [f"# GPU check ({device})", "",
+          f"GPUs: {data['gpus'] or 'none'}; {seconds} s so far; step limits: {data['limits']}.", "",
+          "| step | result |", "|---|---|"]
+    md += [f"| {s} | {state_of(steps.get(s))} |" for s in STEPS]
+    t = data["tests"]
+    md += ["", f"## {TITLES['tests']}", "",
+           f"passed {sum(t['passed'])}, failed {len(t['failed'])} {' '.join(t['failed'])}, "
+           f"skipped {len(t['skipped'])}"]
+    md += [f"- {line}" for line in t["cuda_lines"]]
+    md += ["", f"## {TITLES['verify']}", ""]
+    cases = data["verify"] if isinstance(data["verify"], list) else None
+    if cases:
+        md += ["| case | method | x_prev | x_opt | pred_x0 | sample | trajectory | fwd ours/ref | passed |",
+               "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+        for c in cases:
+            md.append(f"| {c['case']} | {c['method']} | {fmt(c.get('x_prev_error'))} | {fmt(c.get('x_opt_error'))} | "
+                      f"{fmt(c.get('pred_x0_error'))} | {fmt(c.get('sample_error'))} | {fmt(c.get('trajectory_error'))} | "
+                      f"{c.get('forwards')}/{c.get('reference_forwards')} | {c.get('passed')} {c.get('failure') or ''} |")
+        worst = max((c.get(k) or 0) for c in cases for k in ("x_prev_error", "sample_error", "trajectory_error"))
+        md.append(f"\n{sum(1 for c in cases if c.get('passed'))} of {len(cases)} cases passed; worst error {worst:.3g}")
+    else:
+        md.append("no verify.json")
+    md += ["", f"## {TITLES['race']}", "",
+           "| method | steps | precision | ours s | reference s | ours / reference | fwd ours/ref | bwd ours/ref |",
+           "|---|---:|---|---:|---:|---:|---:|---:|"]
+    for r in data["race"]:
+        md.append(f"| {r['method']} | {r.get('steps', '-')} | {r.get('precision') or '-'} | {fmt(r.get('ours_seconds'))} | "
+                  f"{fmt(r.get('ref_seconds'))} | {fmt(r.get('ours_over_reference'))} | "
+                  f"{fmt(r.get('ours_forwards'), '.0f')}/{r.get('ref_forwards', '-')} | "
+                  f"{fmt(r.get('ours_backwards'), '.0f')}/{r.get('ref_backwards', '-')} |")
+    md += ["", f"## {TITLES['precision']}", "",
+           "| case | precision | s per step | bound s | time / bound | fwd | bwd | TFLOP/s |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in data["precision"]:
         if r["error"]:
-            md.append(f"| {r['case']} | {r['precision']} | {r['error']} |||||||| ")
-            continue
-        md.append(f"| {r['case']} | {r['precision']} | {r['seconds']:.3g} | {r['bound_seconds']:.3g} | {r['ratio']:.3g} | "
-                  f"{r['ratio_vs_conv']:.3g} | {r['forwards']:.0f} | {r['backwards']:.0f} | {r['gemm_tflops']:.3g} | {r['achieved_tflops']:.3g} |")
-    md += ["", "## Run options against fp32 (same model, pass and batch)", "",
-           "| model | pass | size | batch | option | ms | ratio vs fp32 | peak MiB |", "|---|---|---:|---:|---|---:|---:|---:|"]
-    for r in summary["run_options"]:
-        ratio = f"{r['ratio_vs_fp32']:.3g}" if r["ratio_vs_fp32"] else "-"
-        peak = f"{r['peak_bytes'] / 2**20:.0f}" if r["peak_bytes"] else "-"
-        md.append(f"| {r['model']} | {r['pass']} | {r['size']} | {r['batch']} | {r['variant']} | {r['ms']:.4g} | {ratio} | {peak} |")
-    (out / "gpu_check.md").write_text("\n".join(md) + "\n")
+            md.append(f"| {r['case']} | {r['precision']} | {r['error']} ||||||")
+        else:
+            md.append(f"| {r['case']} | {r['precision']} | {fmt(r['seconds_per_step'])} | {fmt(r['bound_seconds'])} | "
+                      f"{fmt(r['ratio'])} | {fmt(r['forwards'], '.0f')} | {fmt(r['backwards'], '.0f')} | {fmt(r['achieved_tflops'])} |")
+    md += ["", f"## {TITLES['memory']}", "", "| case | batch | ms | peak MiB |", "|---|---:|---:|---:|"]
+    for r in data["memory"]:
+        peak = fmt(r["peak_bytes"] / 2**20, ".0f") if r["peak_bytes"] else "- (CPU: not measured)"
+        md.append(f"| {r['case']} | {r['batch']} | {r['ms']:.4g} | {peak} |")
+    return "\n".join(md) + "\n"
+
+
+def main():
+    out, device, seconds = pathlib.Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    steps = read_steps(out)
+    data = {"device": device, "seconds": seconds,
+            "gpus": (out / "gpus.txt").read_text().strip() if (out / "gpus.txt").exists() else "",
+            "limits": __import__("os").environ.get("COPAINT_CHECK_LIMITS", ""),
+            "steps": {s: steps.get(s) for s in STEPS}, "tests": tests_result(out),
+            "verify": load(out / "verify.json"), "race": race_rows(out), "precision": bound_rows(out),
+            "memory": memory_rows(out)}
+    md = render(out, device, seconds, steps, data)
+    # Written through a rename: a check killed mid-write never leaves half a file.
+    for name, text in (("gpu_check.json", json.dumps(data, indent=2) + "\n"), ("gpu_check.md", md)):
+        tmp = out / (name + ".partial")
+        tmp.write_text(text)
+        tmp.replace(out / name)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds, and runs the test suite.
-# Usage: scripts/test.sh [--cuda] [--all]
+# Usage: scripts/test.sh [--cuda] [--core] [--all]
 #   --cuda  the CUDA build (build-cuda/, LibTorch 2.x from PyPI's torch; runs on the CPU when the
 #           machine has no GPU)
+#   --core  only the LibTorch-only core (-DCOPAINT_CORE_ONLY=ON, no benchmarks) and its tests:
+#           framework, datasets, metrics, methods, verify; build-core/ (build-cuda-core/ with --cuda).
+#           CI tests the CUDA build this way: what depends on the LibTorch version is in the core
 #   --all   also the slow tests (names containing "Slow"); without it they are left out
 set -euo pipefail
 cd "$(dirname "$0")/.."
 all=0
 cuda=0
+core=0
 for arg in "$@"; do
   case "$arg" in
     --all) all=1 ;;
     --cuda) cuda=1 ;;
-    *) echo "test: unknown argument '$arg' (valid: --cuda, --all)" >&2; exit 2 ;;
+    --core) core=1 ;;
+    *) echo "test: unknown argument '$arg' (valid: --cuda, --core, --all)" >&2; exit 2 ;;
   esac
 done
 dir=build
@@ -22,6 +27,11 @@ if ((cuda)); then
   dir=build-cuda
   setup_args=(--cuda)
   build_args=(--cuda)
+fi
+if ((core)); then
+  dir="$dir-core"
+  setup_args+=(--core)
+  build_args+=(--dir "$dir" -DCOPAINT_CORE_ONLY=ON -DCOPAINT_BUILD_BENCHMARKS=OFF)
 fi
 start=$(date +%s)
 scripts/setup.sh "${setup_args[@]}"

@@ -19,6 +19,7 @@
 #include "methods/copaint.h"
 #include "methods/verify/fixture_io.h"
 #include "methods/verify/verify.h"
+#include "tests/test_paths.h"
 
 namespace copaint::fixtures {
 
@@ -53,6 +54,19 @@ inline at::Device bench_device() {
 /// Applies COPAINT_BENCH_THREADS (intra-op threads) when set; benchmarks call it first.
 inline void apply_bench_threads() {
   if (const char* env = std::getenv("COPAINT_BENCH_THREADS")) at::set_num_threads(std::atoi(env));
+}
+
+/// COPAINT_BENCH_PRECISION (fp32 | tf32 | bf16 | fp16), default fp32.
+inline Precision bench_precision() {
+  const char* env = std::getenv("COPAINT_BENCH_PRECISION");
+  return env ? parse_precision(env) : Precision::kFp32;
+}
+
+/// The benchmarks' UNet run options: bench_precision(), the rest at their defaults.
+inline UNetRunOptions bench_run_options() {
+  UNetRunOptions o;
+  o.precision = bench_precision();
+  return o;
 }
 
 /// A plain dict written by torch.save.

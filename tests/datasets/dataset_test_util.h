@@ -15,6 +15,7 @@
 #include "datasets/npy.h"
 #include "datasets/resample.h"
 #include "framework/core/error.h"
+#include "tests/test_paths.h"
 
 namespace copaint::testing {
 

@@ -13,6 +13,7 @@
 #include "dataset_test_util.h"
 #include "framework/core/error.h"
 #include "framework/core/registry.h"
+#include "tests/test_paths.h"
 
 namespace copaint {
 namespace {

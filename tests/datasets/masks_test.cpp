@@ -10,6 +10,7 @@
 
 #include "datasets/mask.h"
 #include "framework/core/registry.h"
+#include "tests/test_paths.h"
 
 namespace copaint {
 namespace {

@@ -16,6 +16,7 @@
 #include "framework/nn/models.h"
 #include "methods/method.h"
 #include "metrics/image_metrics.h"
+#include "tests/test_paths.h"
 
 namespace copaint {
 namespace {

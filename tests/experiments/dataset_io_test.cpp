@@ -19,6 +19,7 @@
 #include "datasets/stroke_masks.h"
 #include "experiments/imageio/image_io.h"
 #include "framework/core/registry.h"
+#include "tests/test_paths.h"
 
 namespace copaint {
 namespace {

@@ -26,6 +26,7 @@
 #include "experiments/store/merge.h"
 #include "framework/core/registry.h"
 #include "methods/examples/example_method.h"
+#include "tests/test_paths.h"
 
 namespace copaint {
 namespace {
@@ -108,9 +109,9 @@ TEST(External, ScoreStoresPredictionsBesideBuiltInMethodsAndListsBadOnes) {
   const bool python = std::system("command -v python3 > /dev/null 2>&1") == 0;
   if (python) {
     // A Python method writing the official code's layout; row 0 left out, row 1 mis-sized.
-    const std::string cmd =
-        "python3 '" COPAINT_TEST_FIXTURES_DIR "/external/write_predictions.py' '" +
-        (dir / "in").string() + "' '" + pred.string() + "' --skip 0 --bad-size 1 > /dev/null";
+    const std::string cmd = "python3 '" + std::string(COPAINT_TEST_FIXTURES_DIR) +
+                            "/external/write_predictions.py' '" + (dir / "in").string() + "' '" +
+                            pred.string() + "' --skip 0 --bad-size 1 > /dev/null";
     ASSERT_EQ(std::system(cmd.c_str()), 0);
     EXPECT_TRUE(fs::exists(pred / "folder" / "line" / "img0" / "gt.png"));
   } else {

@@ -34,10 +34,7 @@
 #include "experiments/store/file_lock.h"
 #include "experiments/store/results_db.h"
 #include "experiments/store/results_h5.h"
-
-#ifndef COPAINT_BIN
-#error "COPAINT_BIN (the copaint executable) must be defined by the build"
-#endif
+#include "tests/test_paths.h"
 
 namespace copaint {
 namespace {

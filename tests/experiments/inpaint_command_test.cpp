@@ -23,6 +23,7 @@
 #include "framework/core/error.h"
 #include "framework/core/registry.h"
 #include "framework/nn/models.h"
+#include "tests/test_paths.h"
 
 namespace copaint {
 namespace {

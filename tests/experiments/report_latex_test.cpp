@@ -14,6 +14,7 @@
 #include "experiments/report/display_names.h"
 #include "experiments/report/report.h"
 #include "experiments/store/results_db.h"
+#include "tests/test_paths.h"
 
 namespace copaint {
 namespace {

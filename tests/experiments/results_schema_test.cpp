@@ -26,6 +26,7 @@
 #include "framework/core/registry.h"
 #include "methods/method.h"
 #include "methods/sampling.h"
+#include "tests/test_paths.h"
 
 namespace copaint {
 namespace {

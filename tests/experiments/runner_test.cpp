@@ -35,6 +35,7 @@
 #include "framework/nn/models.h"
 #include "methods/method.h"
 #include "methods/sampling.h"
+#include "tests/test_paths.h"
 
 extern char** environ;
 

@@ -21,6 +21,7 @@
 #include "framework/core/error.h"
 #include "framework/nn/denoisers.h"
 #include "framework/nn/unet.h"
+#include "tests/test_paths.h"
 #include "tests/tiny_fixtures.h"
 
 namespace copaint {

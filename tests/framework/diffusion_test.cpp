@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "framework/core/error.h"
+#include "tests/test_paths.h"
 
 namespace copaint {
 namespace {

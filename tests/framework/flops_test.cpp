@@ -18,6 +18,7 @@
 #include "framework/core/error.h"
 #include "framework/nn/onednn_ops.h"
 #include "framework/nn/unet.h"
+#include "tests/test_paths.h"
 #include "tests/tiny_fixtures.h"
 
 namespace copaint {

@@ -17,6 +17,7 @@
 
 #include "framework/checkpoint/checkpoint.h"
 #include "framework/core/error.h"
+#include "tests/test_paths.h"
 #include "tests/tiny_fixtures.h"
 
 namespace copaint {

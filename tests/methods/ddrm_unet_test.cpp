@@ -15,6 +15,7 @@
 #include "framework/core/registry.h"
 #include "framework/nn/denoisers.h"
 #include "methods/method.h"
+#include "tests/test_paths.h"
 #include "tests/tiny_fixtures.h"
 
 namespace copaint {

@@ -13,6 +13,7 @@
 #include "framework/diffusion/diffusion.h"
 #include "methods/repaint.h"
 #include "tests/methods/gaussian_problem.h"
+#include "tests/test_paths.h"
 
 namespace copaint {
 namespace {

@@ -8,6 +8,7 @@
 
 #include "framework/core/error.h"
 #include "tests/metrics/fixture_util.h"
+#include "tests/test_paths.h"
 
 namespace copaint {
 namespace {

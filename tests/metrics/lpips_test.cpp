@@ -11,6 +11,7 @@
 #include "framework/core/error.h"
 #include "metrics/metric.h"
 #include "tests/metrics/fixture_util.h"
+#include "tests/test_paths.h"
 
 namespace copaint {
 namespace {

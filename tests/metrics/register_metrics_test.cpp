@@ -11,6 +11,7 @@
 #include "framework/core/registry.h"
 #include "metrics/image_metrics.h"
 #include "metrics/metric.h"
+#include "tests/test_paths.h"
 
 namespace copaint {
 namespace {

@@ -8,6 +8,7 @@
 
 #include "framework/core/error.h"
 #include "methods/verify/verify_command.h"
+#include "tests/test_paths.h"
 
 namespace copaint {
 namespace {
