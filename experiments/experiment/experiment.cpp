@@ -299,7 +299,7 @@ void read_top_level(const Options& config, const std::string& source, const Wher
   ex.masks = checked_names<MaskGenerator>(config, "masks", where, true);
   ex.metrics = checked_names<Metric>(config, "metrics", where, false);
   ex.samples = checked_int(config, "samples", 1, 1, where);
-  constexpr int64_t kMaxSamples = 10000;  // a sane bound; beyond it only with --allow-large
+  constexpr int64_t kMaxSamples = kMaxSamplesWithoutAllowLarge;
   if (ex.samples > kMaxSamples && !allow_large_values()) {
     where.fail("samples", "'samples' = " + std::to_string(ex.samples) + " is above " +
                               std::to_string(kMaxSamples) +
@@ -496,6 +496,23 @@ void make_cells(const std::vector<MethodCells>& per_method, Experiment& ex) {
   }
 }
 
+/// A super-resolution scale must divide the model's image size (the run refuses it at its first
+/// batch otherwise): checked here, so that --dry-run refuses it too.
+void check_scales(const Experiment& ex, const Where& where) {
+  if (!ex.model_settings.has("image_size")) return;
+  const int64_t size = ex.model_settings.get_int("image_size");
+  for (const auto& c : ex.cells) {
+    if (c.method_settings.get("mode", "") != "super_resolution" || !c.method_settings.has("scale"))
+      continue;
+    const int64_t scale = c.method_settings.get_int("scale");
+    if (scale >= 1 && size % scale != 0) {
+      where.fail(c.method + ".scale", c.method + ".scale " + std::to_string(scale) +
+                                          " does not divide the model's image size " +
+                                          std::to_string(size));
+    }
+  }
+}
+
 }  // namespace
 
 Experiment parse_experiment(const std::string& text, const std::string& source,
@@ -513,20 +530,9 @@ Experiment parse_experiment(const std::string& text, const std::string& source,
   for (const auto& m : ex.methods)
     per_method.push_back(expand_variants(m, config, *where, ex.config));
   make_cells(per_method, ex);
+  check_scales(ex, *where);
   return ex;
 }
-
-namespace {
-
-std::string read_text(const std::string& path, const char* what) {
-  std::ifstream in(path);
-  if (!in) throw InputError(std::string("cannot open ") + what + " '" + path + "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-}  // namespace
 
 Experiment load_experiment(const std::string& path, const std::vector<std::string>& overrides) {
   return load_experiment(path, {}, overrides);
@@ -534,9 +540,16 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
 
 Experiment load_experiment(const std::string& path, const std::vector<std::string>& config_files,
                            const std::vector<std::string>& overrides) {
-  const std::string text = read_text(path, "experiment file");
+  const std::string ext = std::filesystem::path(path).extension().string();
+  if (ext == ".yaml" || ext == ".yml") {
+    throw UsageError("experiment file '" + path +
+                     "' is YAML (the reference's config?); experiments are INI files: convert it "
+                     "with `copaint import-config " +
+                     path + " --out experiment.ini`");
+  }
+  const std::string text = read_settings_text(path, "experiment file");
   std::vector<ConfigLayer> layers;
-  for (const auto& f : config_files) layers.push_back({f, read_text(f, "config file")});
+  for (const auto& f : config_files) layers.push_back({f, read_settings_text(f, "config file")});
   return parse_experiment(text, path, layers, overrides);
 }
 
