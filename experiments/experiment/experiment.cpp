@@ -48,6 +48,8 @@ class Where {
   [[noreturn]] void fail(const std::string& key, const std::string& message) const {
     throw UsageError(at(key) + ": " + message);
   }
+  /// The keys given by --set.
+  const std::set<std::string>& overridden() const { return overridden_; }
 
  private:
   std::string source_;
@@ -124,6 +126,23 @@ bool has_word(const std::string& text, const std::string& word) {
   return word_at(text, word) != std::string::npos;
 }
 
+/// The key to blame for an error of entry `entry`: `key`, unless a rule between its options broke
+/// with another of them given by --set (the --set changed what the file's line meant): a --set
+/// key the message names, else, when the message does not name `key` either, any --set key of
+/// the entry.
+std::string rule_key(const Where& where, const std::string& entry, const std::string& key,
+                     const std::string& message) {
+  if (where.overridden().count(key)) return key;
+  std::string any;
+  for (const auto& k : where.overridden()) {
+    if (k.rfind(entry + ".", 0) != 0) continue;
+    if (has_word(message, k) || has_word(message, k.substr(entry.size() + 1))) return k;
+    if (any.empty()) any = k;
+  }
+  const std::string own = key.rfind(entry + ".", 0) == 0 ? key.substr(entry.size() + 1) : key;
+  return any.empty() || has_word(message, own) ? key : any;
+}
+
 /// Resolves the options of entry `name`, naming the line of a key the message mentions: one
 /// named in quotes, else the one named as a word first (a rule between options names its keys).
 template <class T>
@@ -135,7 +154,7 @@ Options resolve_at(const std::string& name, const Options& user, const Where& wh
     for (const auto& [k, v] : user.values()) {
       if (what.find("'" + name + "." + k + "'") != std::string::npos ||
           what.find("'" + k + "'") != std::string::npos)
-        where.fail(name + "." + k, what);
+        where.fail(rule_key(where, name, name + "." + k, what), what);
     }
     size_t first = std::string::npos;
     std::string blamed;
@@ -146,7 +165,7 @@ Options resolve_at(const std::string& name, const Options& user, const Where& wh
         blamed = k;
       }
     }
-    if (!blamed.empty()) where.fail(name + "." + blamed, what);
+    if (!blamed.empty()) where.fail(rule_key(where, name, name + "." + blamed, what), what);
     throw UsageError(where.at(name) + ": " + what);
   }
 }
@@ -455,11 +474,20 @@ MethodCells expand_variants(const std::string& m, const Options& config, const W
       forwards = Registry<Method>::global().at(m).factory(resolved)->expected_forwards(1000);
     } catch (const std::exception& e) {
       const std::string what = e.what();
-      const std::string key = blamed_key(m, what, user, axes);
+      const std::string blamed = blamed_key(m, what, user, axes);
+      const std::string key = rule_key(where, m, blamed, what);
       std::string label;
       for (const auto& [k, v] : axes) label += (label.empty() ? "" : ", ") + k + "=" + v;
-      where.fail(key,
-                 "method '" + m + "'" + (label.empty() ? "" : " [" + label + "]") + ": " + what);
+      const std::string message =
+          "method '" + m + "'" + (label.empty() ? "" : " [" + label + "]") + ": " + what;
+      // A rule between settings (the method's own checks) that a --set broke: both places.
+      if (key == blamed && !where.overridden().count(key)) {
+        for (const auto& k : where.overridden()) {
+          if (k.rfind(m + ".", 0) == 0)
+            throw UsageError(where.at(k) + " (with " + where.at(key) + "): " + message);
+        }
+      }
+      where.fail(key, message);
     }
     mc.variants.emplace_back(Registry<Method>::global().keyed(m, resolved), axes);
     mc.forwards.push_back(forwards);

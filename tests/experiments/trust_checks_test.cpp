@@ -481,6 +481,27 @@ TEST(TrustChecks, SettingsThatDoNothingOrFailLaterAreRefusedUpFront) {
   fs::remove_all(dir);
 }
 
+TEST(TrustChecks, ARuleBrokenByASetValueIsBlamedOnTheSet) {
+  const fs::path dir = temp_dir("blame");
+  const std::string ini = tiny_grid(dir);
+  std::ofstream(ini, std::ios::app) << "\n[copaint_tt]\njump_length = 10\n\n[copaint_fast]\n"
+                                       "steps = 100\n";
+  // jump_length (a line of the file) must be below the steps that --set respacing leaves.
+  expect_error(cli({"run", ini, "--dry-run", "--set", "methods=copaint_tt", "--set",
+                    "copaint_tt.respacing=10"}),
+               2, "copaint: --set copaint_tt.respacing: option 'copaint_tt.jump_length'");
+  // steps = 100 (the file) exceeds what --set respacing = 50 leaves: both places named.
+  expect_error(cli({"run", ini, "--dry-run", "--set", "methods=copaint_fast", "--set",
+                    "copaint_fast.respacing=50"}),
+               2, "copaint: --set copaint_fast.respacing (with " + ini + ":");
+  // A range error of a line of the file stays on that line, whatever else is --set.
+  std::ofstream(ini, std::ios::app) << "\n[copaint]\nG = 5000\n";
+  expect_error(
+      cli({"run", ini, "--dry-run", "--set", "methods=copaint", "--set", "copaint.lr_xt=0.1"}), 2,
+      "copaint: " + ini + ":");
+  fs::remove_all(dir);
+}
+
 TEST(TrustChecks, TimingTablePrintsNoPeakMemoryItDidNotMeasure) {
   const fs::path dir = temp_dir("timing");
   ASSERT_EQ(cli({"run", tiny_grid(dir), "--out", (dir / "res").string()}).code, 0);
