@@ -61,7 +61,8 @@ po::options_description inpaint_options() {
       "class label for a class-conditional model (required for imagenet256)")(
       "init-noise", po::value<std::string>(),
       "initial noise x_T: a torch.save or .safetensors file holding a [N,C,H,W] tensor or a "
-      "dict with key x_T (e.g. a samples.pt from --save-tensors); sets --samples")(
+      "dict with key x_T (e.g. a samples.pt from --save-tensors); sets --samples; N >= 1, every "
+      "value finite with |x| <= 100 (standard normal noise)")(
       "samples", po::value<int64_t>(),
       "number of samples (default 1, or N of --init-noise; above 10000 with --allow-large)")(
       "batch-size", po::value<int64_t>()->default_value(0),
