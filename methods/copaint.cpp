@@ -285,6 +285,12 @@ const std::vector<ParamField<CoPaintParams>>& copaint_fields() {
 CoPaintParams CoPaintParams::from_options(const Options& o) {
   CoPaintParams p = parse_params(copaint_fields(), o);
   check_measurement("copaint", p.mode, p.scale);
+  // The filter is checked with time travel off too: a typo must not pass (nor make a cell).
+  try {
+    ddim_timetravel_timesteps(2, 2, 1, 1, p.time_travel_filter);
+  } catch (const UsageError& e) {
+    throw UsageError(std::string("option 'copaint.time_travel_filter': ") + e.what());
+  }
   return p;
 }
 

@@ -7,9 +7,11 @@
 
 #include "experiments/app/cli.h"
 #include "experiments/app/command_args.h"
+#include "experiments/experiment/config.h"
 #include "experiments/experiment/experiment.h"
 #include "experiments/experiment/external.h"
 #include "experiments/report/cell_views.h"
+#include "framework/core/atomic_file.h"
 #include "framework/core/error.h"
 #include "framework/core/options.h"
 
@@ -155,15 +157,10 @@ int cmd_import_config(CommandContext& ctx) {
       overrides.push_back(key);
     }
   }
-  std::ifstream in(yaml);
-  if (!in) throw InputError("import-config: cannot read '" + yaml + "'");
-  std::stringstream text;
-  text << in.rdbuf();
-  const std::string ini = import_reference_config(text.str(), overrides);
+  const std::string text = read_settings_text(yaml, "import-config: YAML config");
+  const std::string ini = import_reference_config(text, overrides);
   if (vm.count("out")) {
-    std::ofstream out(vm["out"].as<std::string>());
-    out << ini;
-    if (!out) throw InputError("import-config: cannot write '" + vm["out"].as<std::string>() + "'");
+    write_file_atomic(vm["out"].as<std::string>(), ini);  // complete or an error, never a part
     ctx.out << "wrote " << vm["out"].as<std::string>() << "\n";
   } else {
     ctx.out << ini;

@@ -193,6 +193,11 @@ void apply_overrides(std::map<std::string, std::string>& ref,
 /// Our method for the reference's algorithm (o_ddim with time travel: copaint_tt).
 std::string method_for(RefConfig& ref) {
   const std::string algorithm = ref.use("algorithm");
+  if (algorithm.empty()) {
+    throw UsageError(
+        "import-config: the config has no 'algorithm' key: not one of the "
+        "reference's YAML configs (configs/celebahq.yaml, ...)");
+  }
   const bool timetravel = truthy(ref.get("ddim.schedule_params.use_timetravel", "false"));
   ref.mark("ddim.schedule_params.use_timetravel");
   static const std::map<std::string, std::string> methods = {

@@ -19,6 +19,7 @@
 #include "experiments/app/cli.h"
 #include "experiments/app/command_args.h"
 #include "experiments/experiment/config.h"
+#include "experiments/experiment/experiment.h"
 #include "experiments/experiment/inpaint_batch.h"
 #include "experiments/imageio/image_io.h"
 #include "framework/checkpoint/checkpoint.h"
@@ -60,8 +61,10 @@ po::options_description inpaint_options() {
       "class label for a class-conditional model (required for imagenet256)")(
       "init-noise", po::value<std::string>(),
       "initial noise x_T: a torch.save or .safetensors file holding a [N,C,H,W] tensor or a "
-      "dict with key x_T (e.g. a samples.pt from --save-tensors); sets --samples")(
-      "samples", po::value<int64_t>(), "number of samples (default 1, or N of --init-noise)")(
+      "dict with key x_T (e.g. a samples.pt from --save-tensors); sets --samples; N >= 1, every "
+      "value finite with |x| <= 100 (standard normal noise)")(
+      "samples", po::value<int64_t>(),
+      "number of samples (default 1, or N of --init-noise; above 10000 with --allow-large)")(
       "batch-size", po::value<int64_t>()->default_value(0),
       "samples per batch (0 = all at once); results do not depend on it")(
       "seed", po::value<int64_t>()->default_value(0),
@@ -85,7 +88,9 @@ const char* kInpaintNotes =
     "\nWrites DIR/sample_<i>.png, DIR/input.png (the image as the model sees it), DIR/mask.png\n"
     "(white = known), DIR/masked.png (unknown pixels grey), DIR/settings.ini (the resolved\n"
     "method and model settings, usable with --config), and with --save-tensors DIR/samples.pt.\n"
-    "Prints the UNet forward and backward passes (each over a whole batch) and the time spent.\n";
+    "Samples of an earlier run in DIR (sample_*.png, samples.pt) are removed first, with a\n"
+    "warning, so that DIR holds one run. Prints the UNet forward and backward passes (each over a\n"
+    "whole batch) and the time spent.\n";
 
 std::string size_str(int64_t h, int64_t w) { return std::to_string(h) + "x" + std::to_string(w); }
 
@@ -188,6 +193,12 @@ InpaintRequest parse_request(const po::variables_map& vm, const CommandContext& 
   if (vm.count("samples")) {
     r.samples = vm["samples"].as<int64_t>();
     if (r.samples < 1) throw UsageError("inpaint: --samples must be >= 1");
+    if (r.samples > kMaxSamplesWithoutAllowLarge && !allow_large_values()) {
+      throw UsageError("inpaint: --samples " + std::to_string(r.samples) + " is above " +
+                       std::to_string(kMaxSamplesWithoutAllowLarge) +
+                       " (all samples are held in memory; a bound against typos); pass "
+                       "--allow-large to run it");
+    }
   }
   r.mask_seed = vm["mask-seed"].as<int64_t>();
   r.mask_invert = vm["mask-invert"].as<bool>();
@@ -242,6 +253,16 @@ at::Tensor checked_init_noise(const InpaintRequest& r, int64_t channels, int64_t
                      std::to_string(x.size(1)) + "," + size_str(x.size(2), x.size(3)) +
                      "], the model needs [N," + std::to_string(channels) + "," +
                      size_str(size, size) + "]");
+  }
+  if (x.size(0) < 1) throw InputError("init noise '" + r.init_noise + "' holds no sample (N = 0)");
+  // x_T is standard normal noise: |x| of a million draws stays below 6; 100 is a typo or garbage.
+  constexpr double kMaxAbs = 100;
+  if (!at::isfinite(x).all().item<bool>()) {
+    throw InputError("init noise '" + r.init_noise + "' holds NaN or infinite values");
+  }
+  if (const double m = x.abs().max().item<double>(); m > kMaxAbs) {
+    throw InputError("init noise '" + r.init_noise + "' holds values up to |x| = " +
+                     number_text(m) + "; x_T is standard normal noise (|x| <= 100 expected)");
   }
   if (r.samples > 0 && r.samples != x.size(0)) {
     throw InputError("init noise '" + r.init_noise + "' holds " + std::to_string(x.size(0)) +
@@ -305,6 +326,27 @@ Sampled sample_all(const InpaintRequest& r, Method& method, Denoiser& model,
   return s;
 }
 
+/// Removes the samples of an earlier inpaint in `out` (sample_<i>.png, samples.pt), with a
+/// warning: they would otherwise lie beside this run's and look like its own. Other files stay.
+void remove_earlier_samples(const std::filesystem::path& out) {
+  std::vector<std::filesystem::path> old;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(out, ec)) {
+    const std::string name = e.path().filename().string();
+    const bool sample = name.rfind("sample_", 0) == 0 && name.size() > 11 &&
+                        name.compare(name.size() - 4, 4, ".png") == 0 &&
+                        name.find_first_not_of("0123456789", 7) == name.size() - 4;
+    if (sample || name == "samples.pt") old.push_back(e.path());
+  }
+  if (old.empty()) return;
+  for (const auto& p : old) {
+    if (!std::filesystem::remove(p, ec) || ec)
+      throw InputError("cannot remove '" + p.string() + "' of an earlier run: " + ec.message());
+  }
+  log_warn("inpaint: removed " + std::to_string(old.size()) + " file(s) of an earlier run in '" +
+           out.string() + "' (sample_*.png, samples.pt)");
+}
+
 /// The output folder and the inputs as seen by the model (before sampling: a bad folder fails
 /// before any work).
 void write_inputs(const InpaintRequest& r, const at::Tensor& image, const at::Tensor& mask,
@@ -315,6 +357,7 @@ void write_inputs(const InpaintRequest& r, const at::Tensor& image, const at::Te
   if (ec || !std::filesystem::is_directory(out)) {
     throw InputError("cannot create output folder '" + out.string() + "'");
   }
+  remove_earlier_samples(out);
   write_image((out / "input.png").string(), image);
   write_mask((out / "mask.png").string(), mask);
   write_image((out / "masked.png").string(), image * mask);

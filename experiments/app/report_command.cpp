@@ -181,8 +181,10 @@ int cmd_export(CommandContext& ctx) {
       "grid", po::bool_switch(),
       "a labelled grid: a row per (image, mask); reference, masked input, each method's sample")(
       "out", po::value<std::string>(), "output image (PNG); required")(
-      "images", po::value<std::string>(), "grid: image indices (default the first 4 stored)")(
-      "masks", po::value<std::string>(), "grid: masks (default all)")(
+      "images", po::value<std::string>(),
+      "grid: image indices (default the first 4 stored); an index, seed or sample index that "
+      "matches no stored sample is an error")("masks", po::value<std::string>(),
+                                              "grid: masks (default all)")(
       "methods", po::value<std::string>(), "grid: method names or variant labels (default all)")(
       "sample-index", po::value<int64_t>()->default_value(0), "grid: which sample of each image")(
       "seed", po::value<int64_t>()->default_value(-1), "grid: which seed (default the first)")(

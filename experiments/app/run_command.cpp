@@ -1,11 +1,13 @@
 // `copaint run EXPERIMENT.ini` and `copaint merge RESULTS_DIR`.
 #include "experiments/app/run_command.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <ostream>
+#include <thread>
 
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -51,7 +53,8 @@ po::options_description run_options() {
       "jobs", po::value<int64_t>(),
       "N: run as N worker processes on this machine, each a shard (--shard i/N) with 1/N of "
       "the threads, then merge them into DIR/results.{sqlite,h5}; faster on a CPU, where one "
-      "process of a small model uses the cores poorly (rerun with the same N to resume)")(
+      "process of a small model uses the cores poorly (rerun with the same N to resume); at most "
+      "the machine's cores (more with --allow-large) and the grid's work items")(
       "retry-failed", po::bool_switch(), "rerun samples stored with status error")(
       "force", po::bool_switch(), "recompute samples already stored")(
       "float-samples", po::bool_switch(),
@@ -242,6 +245,26 @@ std::vector<std::string> mergeable_dbs(const std::string& dir) {
   return out;
 }
 
+/// --jobs within bounds: above the machine's cores only with --allow-large (each worker is a
+/// process with its own model), and never more workers than work items (the rest would idle).
+int64_t bounded_jobs(int64_t jobs, const Experiment& ex, const RunOptions& o) {
+  const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
+  if (jobs > cores && !allow_large_values()) {
+    throw UsageError("run: --jobs " + std::to_string(jobs) + " is above this machine's " +
+                     std::to_string(cores) +
+                     " cores (a worker process each); pass --allow-large "
+                     "to start them anyway");
+  }
+  const GridPlan plan = plan_experiment(ex, o);
+  if (plan.images_known && plan.selected < jobs) {
+    log_info("run --jobs " + std::to_string(jobs) + ": the grid has " +
+             std::to_string(plan.selected) + " work item(s); starting " +
+             std::to_string(std::max<int64_t>(1, plan.selected)) + " worker(s)");
+    return std::max<int64_t>(1, plan.selected);
+  }
+  return jobs;
+}
+
 /// `run --jobs N`: N workers, then their shards merged into the results folder.
 int run_jobs(CommandContext& ctx, const RunOptions& o, const Experiment& ex, int64_t jobs) {
   const std::string dir = o.out_dir.empty() ? default_results_dir(ex) : o.out_dir;
@@ -320,7 +343,10 @@ int cmd_run(CommandContext& ctx) {
     if (o.shard_count > 1) ctx.out << "(shard " << o.shard_index << "/" << o.shard_count << ")\n";
     return 0;
   }
-  if (jobs > 1) return run_jobs(ctx, o, ex, jobs);
+  if (jobs > 1) {
+    const int64_t n = bounded_jobs(jobs, ex, o);
+    if (n > 1) return run_jobs(ctx, o, ex, n);
+  }
   const RunSummary s = run_experiment(ex, o);
   refresh_cell_views(s.paths.db);
   char line[512];

@@ -2,6 +2,8 @@
 #include "experiments/experiment/config.h"
 
 #include <cctype>
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -59,17 +61,50 @@ Options parse_ini_text(const std::string& text, const std::string& source) {
       out.set(opt.string_key, opt.value.front());
     }
   } catch (const boost::program_options::error& e) {
-    throw InputError(source + ": " + e.what());
+    throw InputError(source + ": " + printable(e.what()));
   }
   return out;
 }
 
-Options load_ini_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw InputError("cannot open config file '" + path + "'");
+std::string printable(const std::string& text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02X", c);
+      out += hex;
+    }
+  }
+  return out;
+}
+
+std::string read_settings_text(const std::string& path, const std::string& what) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw InputError(what + " '" + path + "' is a folder, not a file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError("cannot open " + what + " '" + path + "'");
   std::stringstream ss;
   ss << in.rdbuf();
-  return parse_ini_text(ss.str(), path);
+  std::string text = ss.str();
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);  // a UTF-8 byte order mark
+  int line = 1;
+  for (unsigned char c : text) {
+    if (c == '\n') ++line;
+    if (c < 0x20 && c != '\n' && c != '\r' && c != '\t') {
+      char code[8];
+      std::snprintf(code, sizeof code, "0x%02X", c);
+      throw InputError(what + " '" + path + "': not a text file (byte " + code + " on line " +
+                       std::to_string(line) + ")");
+    }
+  }
+  return text;
+}
+
+Options load_ini_file(const std::string& path) {
+  return parse_ini_text(read_settings_text(path, "config file"), path);
 }
 
 Options resolve_settings(const std::vector<std::string>& files,

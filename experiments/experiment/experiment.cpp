@@ -48,6 +48,8 @@ class Where {
   [[noreturn]] void fail(const std::string& key, const std::string& message) const {
     throw UsageError(at(key) + ": " + message);
   }
+  /// The keys given by --set.
+  const std::set<std::string>& overridden() const { return overridden_; }
 
  private:
   std::string source_;
@@ -124,6 +126,23 @@ bool has_word(const std::string& text, const std::string& word) {
   return word_at(text, word) != std::string::npos;
 }
 
+/// The key to blame for an error of entry `entry`: `key`, unless a rule between its options broke
+/// with another of them given by --set (the --set changed what the file's line meant): a --set
+/// key the message names, else, when the message does not name `key` either, any --set key of
+/// the entry.
+std::string rule_key(const Where& where, const std::string& entry, const std::string& key,
+                     const std::string& message) {
+  if (where.overridden().count(key)) return key;
+  std::string any;
+  for (const auto& k : where.overridden()) {
+    if (k.rfind(entry + ".", 0) != 0) continue;
+    if (has_word(message, k) || has_word(message, k.substr(entry.size() + 1))) return k;
+    if (any.empty()) any = k;
+  }
+  const std::string own = key.rfind(entry + ".", 0) == 0 ? key.substr(entry.size() + 1) : key;
+  return any.empty() || has_word(message, own) ? key : any;
+}
+
 /// Resolves the options of entry `name`, naming the line of a key the message mentions: one
 /// named in quotes, else the one named as a word first (a rule between options names its keys).
 template <class T>
@@ -135,7 +154,7 @@ Options resolve_at(const std::string& name, const Options& user, const Where& wh
     for (const auto& [k, v] : user.values()) {
       if (what.find("'" + name + "." + k + "'") != std::string::npos ||
           what.find("'" + k + "'") != std::string::npos)
-        where.fail(name + "." + k, what);
+        where.fail(rule_key(where, name, name + "." + k, what), what);
     }
     size_t first = std::string::npos;
     std::string blamed;
@@ -146,7 +165,7 @@ Options resolve_at(const std::string& name, const Options& user, const Where& wh
         blamed = k;
       }
     }
-    if (!blamed.empty()) where.fail(name + "." + blamed, what);
+    if (!blamed.empty()) where.fail(rule_key(where, name, name + "." + blamed, what), what);
     throw UsageError(where.at(name) + ": " + what);
   }
 }
@@ -299,7 +318,7 @@ void read_top_level(const Options& config, const std::string& source, const Wher
   ex.masks = checked_names<MaskGenerator>(config, "masks", where, true);
   ex.metrics = checked_names<Metric>(config, "metrics", where, false);
   ex.samples = checked_int(config, "samples", 1, 1, where);
-  constexpr int64_t kMaxSamples = 10000;  // a sane bound; beyond it only with --allow-large
+  constexpr int64_t kMaxSamples = kMaxSamplesWithoutAllowLarge;
   if (ex.samples > kMaxSamples && !allow_large_values()) {
     where.fail("samples", "'samples' = " + std::to_string(ex.samples) + " is above " +
                               std::to_string(kMaxSamples) +
@@ -455,11 +474,20 @@ MethodCells expand_variants(const std::string& m, const Options& config, const W
       forwards = Registry<Method>::global().at(m).factory(resolved)->expected_forwards(1000);
     } catch (const std::exception& e) {
       const std::string what = e.what();
-      const std::string key = blamed_key(m, what, user, axes);
+      const std::string blamed = blamed_key(m, what, user, axes);
+      const std::string key = rule_key(where, m, blamed, what);
       std::string label;
       for (const auto& [k, v] : axes) label += (label.empty() ? "" : ", ") + k + "=" + v;
-      where.fail(key,
-                 "method '" + m + "'" + (label.empty() ? "" : " [" + label + "]") + ": " + what);
+      const std::string message =
+          "method '" + m + "'" + (label.empty() ? "" : " [" + label + "]") + ": " + what;
+      // A rule between settings (the method's own checks) that a --set broke: both places.
+      if (key == blamed && !where.overridden().count(key)) {
+        for (const auto& k : where.overridden()) {
+          if (k.rfind(m + ".", 0) == 0)
+            throw UsageError(where.at(k) + " (with " + where.at(key) + "): " + message);
+        }
+      }
+      where.fail(key, message);
     }
     mc.variants.emplace_back(Registry<Method>::global().keyed(m, resolved), axes);
     mc.forwards.push_back(forwards);
@@ -496,6 +524,23 @@ void make_cells(const std::vector<MethodCells>& per_method, Experiment& ex) {
   }
 }
 
+/// A super-resolution scale must divide the model's image size (the run refuses it at its first
+/// batch otherwise): checked here, so that --dry-run refuses it too.
+void check_scales(const Experiment& ex, const Where& where) {
+  if (!ex.model_settings.has("image_size")) return;
+  const int64_t size = ex.model_settings.get_int("image_size");
+  for (const auto& c : ex.cells) {
+    if (c.method_settings.get("mode", "") != "super_resolution" || !c.method_settings.has("scale"))
+      continue;
+    const int64_t scale = c.method_settings.get_int("scale");
+    if (scale >= 1 && size % scale != 0) {
+      where.fail(c.method + ".scale", c.method + ".scale " + std::to_string(scale) +
+                                          " does not divide the model's image size " +
+                                          std::to_string(size));
+    }
+  }
+}
+
 }  // namespace
 
 Experiment parse_experiment(const std::string& text, const std::string& source,
@@ -513,20 +558,9 @@ Experiment parse_experiment(const std::string& text, const std::string& source,
   for (const auto& m : ex.methods)
     per_method.push_back(expand_variants(m, config, *where, ex.config));
   make_cells(per_method, ex);
+  check_scales(ex, *where);
   return ex;
 }
-
-namespace {
-
-std::string read_text(const std::string& path, const char* what) {
-  std::ifstream in(path);
-  if (!in) throw InputError(std::string("cannot open ") + what + " '" + path + "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-}  // namespace
 
 Experiment load_experiment(const std::string& path, const std::vector<std::string>& overrides) {
   return load_experiment(path, {}, overrides);
@@ -534,9 +568,16 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
 
 Experiment load_experiment(const std::string& path, const std::vector<std::string>& config_files,
                            const std::vector<std::string>& overrides) {
-  const std::string text = read_text(path, "experiment file");
+  const std::string ext = std::filesystem::path(path).extension().string();
+  if (ext == ".yaml" || ext == ".yml") {
+    throw UsageError("experiment file '" + path +
+                     "' is YAML (the reference's config?); experiments are INI files: convert it "
+                     "with `copaint import-config " +
+                     path + " --out experiment.ini`");
+  }
+  const std::string text = read_settings_text(path, "experiment file");
   std::vector<ConfigLayer> layers;
-  for (const auto& f : config_files) layers.push_back({f, read_text(f, "config file")});
+  for (const auto& f : config_files) layers.push_back({f, read_settings_text(f, "config file")});
   return parse_experiment(text, path, layers, overrides);
 }
 

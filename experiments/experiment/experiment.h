@@ -87,6 +87,10 @@ struct Experiment {
   std::string config_hash() const { return config.hash(); }
 };
 
+/// Samples per image above which `run` (the experiment's `samples`) and `inpaint --samples` need
+/// --allow-large: a sane bound against typos (every sample of a batch is held in memory).
+inline constexpr int64_t kMaxSamplesWithoutAllowLarge = 10000;
+
 /// The top-level keys of an experiment file.
 const std::vector<std::string>& experiment_top_level_keys();
 

@@ -33,6 +33,7 @@
 #include "framework/core/registry.h"
 #include "framework/core/version.h"
 #include "framework/nn/models.h"
+#include "methods/method.h"
 #include "metrics/metric.h"
 
 namespace copaint {
@@ -395,6 +396,12 @@ int64_t export_inputs(const Experiment& ex, const std::string& dir) {
 
 ScoreSummary score_predictions(const Experiment& ex, const ScoreOptions& o) {
   if (o.name.empty()) throw UsageError("score: --as NAME is required");
+  if (Registry<Method>::global().contains(o.name)) {
+    throw UsageError("score: --as '" + o.name +
+                     "' is a built-in method's name; stored under it, the predictions would pass "
+                     "for that method's results: give a name of their own (e.g. " +
+                     o.name + "_ref)");
+  }
   if (!fs::is_directory(o.predictions))
     throw InputError("score: predictions folder '" + o.predictions + "' not found");
   Inputs in(ex);

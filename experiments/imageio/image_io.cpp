@@ -1,10 +1,16 @@
 // Image and mask files through OpenCV's imgcodecs, resizing through imgproc.
 #include "experiments/imageio/image_io.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include <ATen/ATen.h>
 #include <opencv2/core.hpp>
@@ -13,11 +19,77 @@
 
 #include "framework/core/atomic_file.h"
 #include "framework/core/error.h"
+#include "framework/core/log.h"
+#include "framework/core/registry.h"
 
 namespace copaint {
 namespace {
 
 std::string size_str(int64_t h, int64_t w) { return std::to_string(h) + "x" + std::to_string(w); }
+
+uint32_t be(const unsigned char* p, int n) {
+  uint32_t v = 0;
+  for (int i = 0; i < n; ++i) v = (v << 8) | p[i];
+  return v;
+}
+
+/// The width x height that a PNG, JPEG or BMP file's header declares (read before decoding: a
+/// small file may declare a huge image); {0, 0} for other formats or a header not understood.
+std::pair<int64_t, int64_t> declared_size(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::vector<unsigned char> b(64 * 1024);
+  f.read(reinterpret_cast<char*>(b.data()), static_cast<std::streamsize>(b.size()));
+  b.resize(static_cast<size_t>(f.gcount()));
+  if (b.size() >= 24 && b[0] == 0x89 && b[1] == 'P' && b[2] == 'N' && b[3] == 'G')
+    return {be(&b[16], 4), be(&b[20], 4)};
+  if (b.size() >= 26 && b[0] == 'B' && b[1] == 'M') {
+    const auto le = [&](size_t at) {
+      return static_cast<int32_t>(b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) |
+                                  (static_cast<uint32_t>(b[at + 3]) << 24));
+    };
+    return {std::abs(static_cast<int64_t>(le(18))), std::abs(static_cast<int64_t>(le(22)))};
+  }
+  if (b.size() < 4 || b[0] != 0xFF || b[1] != 0xD8) return {0, 0};
+  for (size_t i = 2; i + 9 < b.size();) {  // JPEG segments up to a start of frame (SOFn)
+    if (b[i] != 0xFF) return {0, 0};
+    const unsigned char m = b[i + 1];
+    if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC)
+      return {be(&b[i + 7], 2), be(&b[i + 5], 2)};
+    i += 2 + be(&b[i + 2], 2);
+  }
+  return {0, 0};
+}
+
+/// cv::imread with the codec libraries' messages (libpng and libjpeg print warnings straight to
+/// stderr) captured into `said`, as one line, instead of reaching the user unasked.
+cv::Mat imread_quietly(const std::string& path, int flag, std::string* said) {
+  std::FILE* capture = std::tmpfile();
+  const int saved = capture ? ::dup(STDERR_FILENO) : -1;
+  if (saved < 0) return cv::imread(path, flag);
+  std::fflush(stderr);
+  ::dup2(::fileno(capture), STDERR_FILENO);
+  cv::Mat m;
+  try {
+    m = cv::imread(path, flag);
+  } catch (...) {
+    std::fflush(stderr);
+    ::dup2(saved, STDERR_FILENO);
+    ::close(saved);
+    std::fclose(capture);
+    throw;
+  }
+  std::fflush(stderr);
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  std::rewind(capture);
+  char buf[512];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, capture)) > 0 && said->size() < 2000;)
+    said->append(buf, n);
+  std::fclose(capture);
+  std::replace(said->begin(), said->end(), '\n', ' ');
+  while (!said->empty() && said->back() == ' ') said->pop_back();
+  return m;
+}
 
 /// Decodes `path` with the given imread flag; InputError naming the file on any failure.
 cv::Mat decode(const std::string& path, int flag, const char* what) {
@@ -28,16 +100,26 @@ cv::Mat decode(const std::string& path, int flag, const char* what) {
   if (!std::filesystem::is_regular_file(path, ec)) {
     throw InputError(std::string("cannot read ") + what + " '" + path + "': not a regular file");
   }
+  const auto [w, h] = declared_size(path);
+  if (w * h > kMaxImagePixelsWithoutAllowLarge && !allow_large_values()) {
+    throw InputError(std::string("cannot read ") + what + " '" + path + "': it declares " +
+                     std::to_string(w) + "x" + std::to_string(h) + " pixels, above " +
+                     std::to_string(kMaxImagePixelsWithoutAllowLarge) +
+                     " (a bound against damaged or hostile files); pass --allow-large to read it");
+  }
   cv::Mat m;
+  std::string codec;  // what libpng / libjpeg printed (captured, never leaked onto stderr)
   try {
-    m = cv::imread(path, flag);
+    m = imread_quietly(path, flag, &codec);
   } catch (const cv::Exception& e) {
     throw InputError(std::string("cannot read ") + what + " '" + path + "': " + e.what());
   }
   if (m.empty()) {
     throw InputError(std::string("cannot read ") + what + " '" + path +
-                     "': not a decodable image (corrupt or unsupported format)");
+                     "': not a decodable image (corrupt or unsupported format)" +
+                     (codec.empty() ? std::string() : "; the decoder said: " + codec));
   }
+  if (!codec.empty()) log_debug("image '" + path + "': the decoder said: " + codec);
   if (m.depth() != CV_8U) m.convertTo(m, CV_8U);
   return m;
 }

@@ -13,12 +13,19 @@ class Mat;
 
 namespace copaint {
 
+/// Decoded pixels (width x height, as a file's header declares) above which reading an image or
+/// mask needs --allow-large.
+inline constexpr int64_t kMaxImagePixelsWithoutAllowLarge = int64_t{1} << 26;  // 8192 x 8192
+
 /// Reads an image file (any format OpenCV decodes: PNG, JPEG, BMP, ...) as a [C,H,W] float
 /// tensor in [-1,1] (pixel / 127.5 - 1), channels in RGB order. `channels` is 1 (grayscale,
 /// converted with OpenCV's luma weights) or 3 (a grayscale file is replicated); an alpha channel
 /// is dropped. `size` > 0 fits the image to size x size with resize_center_crop (area
 /// interpolation when shrinking, bicubic when enlarging); 0 keeps the file's size.
-/// Throws InputError naming the file when it is missing, unreadable or not a decodable image.
+/// Throws InputError naming the file when it is missing, unreadable or not a decodable image,
+/// or when its header (PNG, JPEG, BMP) declares more than kMaxImagePixelsWithoutAllowLarge pixels
+/// and --allow-large is not given (checked before decoding: a small file may declare a huge
+/// image). read_mask does the same.
 at::Tensor read_image(const std::string& path, int64_t channels, int64_t size = 0);
 
 /// Reads a mask file as a [1,H,W] float tensor: a pixel is known (1) when its grayscale value is

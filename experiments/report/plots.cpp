@@ -15,6 +15,8 @@
 #include <sstream>
 #include <tuple>
 
+#include <sys/wait.h>
+
 #include "experiments/report/display_names.h"
 #include "framework/core/error.h"
 #include "metrics/aggregate.h"
@@ -138,6 +140,7 @@ void write_line_plot_script(const LinePlot& p, int width, int height, const std:
       }
       dat << "\n\n";
     }
+    dat.close();  // a full disk shows at the flush
     if (!dat) throw InputError("cannot write plot data '" + dir + "/" + stem + ".dat'");
   }
   std::ostringstream g;
@@ -179,6 +182,7 @@ void write_line_plot_script(const LinePlot& p, int width, int height, const std:
   g << terminals(stem, width, height, plot.str());
   std::ofstream gp(fs::path(dir) / (stem + ".gp"));
   gp << g.str();
+  gp.close();
   if (!gp) throw InputError("cannot write plot script '" + dir + "/" + stem + ".gp'");
 }
 
@@ -197,6 +201,7 @@ void write_bar_chart_script(const BarChart& c, int width, int height, const std:
       }
       dat << "\n";
     }
+    dat.close();  // a full disk shows at the flush
     if (!dat) throw InputError("cannot write plot data '" + dir + "/" + stem + ".dat'");
   }
   std::ostringstream g;
@@ -206,12 +211,11 @@ void write_bar_chart_script(const BarChart& c, int width, int height, const std:
     << "set style data histograms\nset style histogram errorbars gap 1.5 lw 1\n"
     << "set boxwidth 0.9\nset key bmargin center horizontal width 1\nset xtics noenhanced\n"
     << "set offsets 0, 0, graph 0.06, 0\n";
-  // Bars start at the lowest value's floor when every value is positive and far from 0 (PSNR).
-  double lo = INFINITY, hi = -INFINITY;
+  double lo = INFINITY;
   for (const auto& s : c.series) {
     for (size_t i = 0; i < s.mean.size(); ++i) {
       for (double v : {s.mean[i], s.low[i], s.high[i]}) {
-        if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+        if (std::isfinite(v)) lo = std::min(lo, v);
       }
     }
   }
@@ -221,12 +225,9 @@ void write_bar_chart_script(const BarChart& c, int width, int height, const std:
       if (std::isfinite(m)) lowest_mean = std::min(lowest_mean, m);
     }
   }
-  if (std::isfinite(lo) && lo > 0 && lo > 0.5 * hi) {
-    g << "set yrange [" << num(std::floor(lo - 0.1 * (hi - lo))) << ":*]\n";
-  } else if (std::isfinite(lo) && (lo >= 0 || lowest_mean >= 0)) {
-    // Non-negative means (PSNR, MSE): the axis starts at 0 even where an interval reaches below.
-    g << "set yrange [0:*]\n";
-  }
+  // Bars start at 0 (a bar's length is its value: an axis from 8 makes 9.18 and 9.10 look far
+  // apart), even where an interval of non-negative means (PSNR, MSE) reaches below.
+  if (std::isfinite(lo) && (lo >= 0 || lowest_mean >= 0)) g << "set yrange [0:*]\n";
   std::ostringstream plot;
   plot << "plot ";
   const std::string data = quoted(stem + ".dat");
@@ -250,26 +251,77 @@ void write_bar_chart_script(const BarChart& c, int width, int height, const std:
   g << terminals(stem, width, height + std::max(0, key_lines - 4) * 16, body);
   std::ofstream gp(fs::path(dir) / (stem + ".gp"));
   gp << g.str();
+  gp.close();
   if (!gp) throw InputError("cannot write plot script '" + dir + "/" + stem + ".gp'");
 }
+
+namespace {
+
+/// A POSIX shell word: single quotes, a quote as '\''.
+std::string shell_quoted(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+/// Whether `path` is a complete figure of its kind: not empty, and a PNG up to its IEND chunk,
+/// a PDF up to %%EOF, an SVG up to </svg> (a full disk leaves them empty or cut).
+bool complete_figure(const fs::path& path) {
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  if (ec || size == 0) return false;
+  std::ifstream f(path, std::ios::binary);
+  const std::streamoff tail = std::min<std::streamoff>(static_cast<std::streamoff>(size), 64);
+  f.seekg(-tail, std::ios::end);
+  std::string end(static_cast<size_t>(tail), '\0');
+  f.read(&end[0], tail);
+  if (!f) return false;
+  const std::string ext = path.extension().string();
+  if (ext == ".png") return end.find("IEND") != std::string::npos;
+  if (ext == ".pdf") return end.find("%%EOF") != std::string::npos;
+  if (ext == ".svg") return end.find("</svg>") != std::string::npos;
+  return true;
+}
+
+std::string gnuplot_log(const std::string& dir) {
+  std::ifstream log(fs::path(dir) / "gnuplot.log");
+  std::stringstream text;
+  text << log.rdbuf();
+  std::string msg = text.str();
+  if (msg.size() > 600) msg = msg.substr(0, 600) + "...";
+  return msg.empty() ? std::string() : ":\n" + msg;
+}
+
+}  // namespace
 
 void run_gnuplot(const std::string& gnuplot, const std::string& dir,
                  const std::vector<std::string>& stems) {
   if (stems.empty()) return;
   // One process for every script (each starts with `reset`), run in the figures' folder.
-  std::string cmd = "cd " + quoted(dir) + " && " + quoted(gnuplot);
-  for (const auto& s : stems) cmd += " " + quoted(s + ".gp");
+  std::string cmd = "cd " + shell_quoted(dir) + " && " + shell_quoted(gnuplot);
+  for (const auto& s : stems) cmd += " " + shell_quoted(s + ".gp");
   cmd += " > gnuplot.log 2>&1";
   const int rc = std::system(cmd.c_str());
+  const int code = rc != -1 && WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  if (code == 127) {  // the shell found no such program
+    throw InputError("plots: '" + gnuplot +
+                     "' not found (Debian: apt-get install gnuplot-nox); "
+                     "the scripts are in " +
+                     dir);
+  }
   if (rc != 0) {
-    std::ifstream log(fs::path(dir) / "gnuplot.log");
-    std::stringstream text;
-    text << log.rdbuf();
-    std::string msg = text.str();
-    if (msg.size() > 600) msg = msg.substr(0, 600) + "...";
-    throw InputError("plots: '" + gnuplot + "' failed (exit " + std::to_string(rc) +
-                     "; Debian: apt-get install gnuplot-nox); the scripts are in " + dir +
-                     (msg.empty() ? std::string() : ":\n" + msg));
+    throw InputError("plots: '" + gnuplot + "' failed (exit " + std::to_string(code) +
+                     "); the scripts are in " + dir + gnuplot_log(dir));
+  }
+  for (const auto& s : stems) {
+    for (const char* ext : {".png", ".pdf", ".svg"}) {
+      const fs::path f = fs::path(dir) / (s + ext);
+      if (!complete_figure(f)) {
+        throw InputError("plots: gnuplot left '" + f.string() +
+                         "' missing, empty or cut short (a full disk?); the scripts are in " + dir +
+                         gnuplot_log(dir));
+      }
+    }
   }
   fs::remove(fs::path(dir) / "gnuplot.log");
 }

@@ -487,6 +487,48 @@ GridSamples grid_samples(const ResultSet& rs, const std::vector<Variant>& varian
   return g;
 }
 
+template <class Set>
+std::string joined(const Set& values) {
+  std::string out;
+  for (const auto& v : values) out += (out.empty() ? "" : ", ") + std::to_string(v);
+  return out;
+}
+
+/// A selection that matches nothing stored is an error (not a grid of placeholder tiles):
+/// every --images index is stored, and some sample has the seed and sample index asked for.
+void check_grid_selection(const ResultSet& rs, const GridSamples& g,
+                          const std::vector<int64_t>& images, int64_t seed, int64_t sample_index,
+                          const std::vector<size_t>& columns,
+                          const std::vector<std::string>& masks) {
+  for (int64_t i : images) {
+    if (!g.stored_images.count(i)) {
+      throw UsageError("export --grid: no stored sample of image " + std::to_string(i) +
+                       " (stored images: " + joined(g.stored_images) + ")");
+    }
+  }
+  std::set<int64_t> seeds, indexes;
+  for (const auto& c : rs.cells) seeds.insert(c.seed);
+  for (const auto& s : rs.samples) {
+    if (s.status == "ok") indexes.insert(s.sample_index);
+  }
+  if (!seeds.count(seed))
+    throw UsageError("export --grid: no stored seed " + std::to_string(seed) +
+                     " (stored seeds: " + joined(seeds) + ")");
+  bool any = false;
+  for (const auto& [key, sample] : g.by_key) {
+    const auto& [column, mask, image] = key;
+    any = any || (std::count(columns.begin(), columns.end(), column) &&
+                  std::count(masks.begin(), masks.end(), mask) &&
+                  std::count(images.begin(), images.end(), image));
+  }
+  if (!any) {
+    throw UsageError("export --grid: no stored sample with --sample-index " +
+                     std::to_string(sample_index) + " and seed " + std::to_string(seed) +
+                     " among the images, masks and methods selected (stored sample indexes: " +
+                     joined(indexes) + ")");
+  }
+}
+
 /// Reads stored images as HWC uint8, each HDF5 file opened once.
 class GridReader {
  public:
@@ -535,7 +577,8 @@ void draw_grid_row(GridCanvas& g, int row, int64_t image, const std::string& mas
   const cv::Mat missing(t, t, CV_8UC3, cv::Scalar(64, 64, 64));
   if (in != samples.inputs.end()) {
     const at::Tensor ref = reader.read(*in->second, in->second->reference_path);
-    const at::Tensor known = reader.read(*in->second, in->second->mask_path).gt(127);
+    // Masks are stored 0/1 (1 = known); older files may hold 0/255: nonzero is known.
+    const at::Tensor known = reader.read(*in->second, in->second->mask_path).gt(0);
     const at::Tensor masked =
         at::where(known.expand_as(ref), ref, at::full_like(ref, 128)).contiguous();
     g.place(0, row, to_bgr(ref, g.tile));
@@ -569,6 +612,7 @@ int64_t export_grid(const ResultSet& rs, const GridOptions& o, const std::string
     }
   }
   if (images.empty() || masks.empty()) throw InputError("export --grid: no stored samples");
+  check_grid_selection(rs, samples, images, seed, o.sample_index, columns, masks);
 
   GridReader reader;
   int64_t tile = o.tile;

@@ -52,6 +52,11 @@ bool parse_grid(const std::string& text, Grid* g) {
   g->methods = split_list(g->config.get("methods", ""));
   g->masks = split_list(g->config.get("masks", ""));
   if (g->datasets.empty() || g->methods.empty() || g->masks.empty()) return false;
+  // A `copaint score --as NAME` run (external.cpp) promises NAME's cells of the same grid.
+  for (const auto& [key, value] : g->config.values()) {
+    if (key.rfind("score.", 0) == 0 && !contains(g->methods, key.substr(6)))
+      g->methods.push_back(key.substr(6));
+  }
   g->samples = std::max<int64_t>(1, int_or(g->config, "samples", 1));
   for (const auto& s : split_list(g->config.get("seeds", "0"))) {
     g->seed_values.insert(int_or(Options{{"s", s}}, "s", 0));

@@ -281,7 +281,8 @@ Table timing_table(const ReportData& d, size_t sec) {
   Table t;
   t.title = "timing per sample, " + where_md(d, sec);
   t.caption = "Cost per sample on " + where_tex(d, sec) +
-              ": seconds, UNet forwards and backwards, peak device memory.";
+              ": seconds, UNet forwards and backwards, peak device memory (- where not measured: "
+              "CPU runs).";
   t.label = section_label(d, sec, "-timing");
   t.header = {"method", "samples", "errors", "seconds", "forwards", "backwards", "peak MiB"};
   t.header_tex = {"Method", "samples", "errors", "seconds", "forwards", "backwards", "peak MiB"};
@@ -289,10 +290,12 @@ Table timing_table(const ReportData& d, size_t sec) {
   for (size_t v = 0; v < variants.size(); ++v) {
     const Stats* all = d.find(sec, v, kAllMasks);
     if (!all) continue;
-    t.rows.push_back({variant_cell(variants[v]), std::to_string(all->ok),
-                      std::to_string(all->errors), fmt(mean_of(all->seconds), 3),
-                      fmt(mean_of(all->forwards), 1), fmt(mean_of(all->backwards), 1),
-                      fmt(static_cast<double>(all->peak) / (1024.0 * 1024.0), 1)});
+    t.rows.push_back(
+        {variant_cell(variants[v]), std::to_string(all->ok), std::to_string(all->errors),
+         fmt(mean_of(all->seconds), 3), fmt(mean_of(all->forwards), 1),
+         fmt(mean_of(all->backwards), 1),
+         // 0 = not measured (a CPU run): "-", never a number that is not one.
+         all->peak > 0 ? Cell(fmt(static_cast<double>(all->peak) / 1048576.0, 1)) : Cell("-")});
   }
   return t;
 }

@@ -2,11 +2,13 @@
 #include "experiments/store/results_db.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <limits>
 
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include "experiments/store/results_json.h"
 #include "framework/core/atomic_file.h"
@@ -363,13 +365,49 @@ bool holds_results_tables(const std::string& path) {
   return found;
 }
 
+namespace {
+
+/// Whether `path` and its folder can be written (WAL needs its -shm file beside the database).
+bool writable_here(const std::string& path) {
+  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  return ::access(path.c_str(), W_OK) == 0 && ::access(dir.empty() ? "." : dir.c_str(), W_OK) == 0;
+}
+
+/// An SQLite URI opening `path` immutable: read-only, no locks, no -shm (a read-only archive).
+std::string immutable_uri(const std::string& path) {
+  std::string uri = "file:";
+  for (unsigned char c : std::filesystem::absolute(path).string()) {
+    if (c == '?' || c == '#' || c == '%' || c < 0x20) {
+      char hex[4];
+      std::snprintf(hex, sizeof hex, "%%%02X", c);
+      uri += hex;
+    } else {
+      uri += static_cast<char>(c);
+    }
+  }
+  return uri + "?immutable=1";
+}
+
+}  // namespace
+
 ResultsDb::ResultsDb(const std::string& path, bool create) : path_(path) {
   std::error_code ec;
   if (!create && !std::filesystem::is_regular_file(path, ec)) {
     throw InputError("results database '" + path + "': no such file");
   }
-  const int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
-  if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
+  // A database in a folder this process cannot write (a read-only archive) is read immutable:
+  // WAL mode would need its -shm file. Writes not yet checkpointed (a -wal file) cannot be read
+  // so, and are an error rather than silently missing rows.
+  const bool read_only = !create && !writable_here(path);
+  if (read_only && std::filesystem::file_size(path + "-wal", ec) > 0 && !ec) {
+    throw InputError("results database '" + path + "': its folder is read-only and " + path +
+                     "-wal holds writes not yet in the database; copy the folder somewhere "
+                     "writable to read it");
+  }
+  const std::string target = read_only ? immutable_uri(path) : path;
+  const int flags = read_only ? SQLITE_OPEN_READONLY | SQLITE_OPEN_URI
+                              : SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
+  if (sqlite3_open_v2(target.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
     const std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
     db_ = nullptr;
@@ -381,11 +419,24 @@ ResultsDb::ResultsDb(const std::string& path, bool create) : path_(path) {
     const std::string tables =
         query_text("SELECT COUNT(*) FROM sqlite_master WHERE name = 'experiment'");
     if (tables == "0" && !create) {
+      if (query_text("SELECT COUNT(*) FROM sqlite_master") == "0") {
+        throw InputError("results database '" + path +
+                         "' is empty (a merge or run stopped before its first write): rerun "
+                         "`copaint merge` on its folder, or the run, to write it");
+      }
       throw InputError("'" + path + "' is not a copaint results database (no experiment table)");
     }
     if (std::stoi(version.empty() ? "0" : version) > kSchemaVersion) {
       throw InputError("results database '" + path + "' has schema version " + version +
                        ", newer than this program's " + std::to_string(kSchemaVersion));
+    }
+    if (read_only) {
+      if (std::stoi(version.empty() ? "0" : version) < 2) {
+        throw InputError("results database '" + path + "' has schema version " + version +
+                         ", which needs a migration, and its folder is read-only; copy the "
+                         "folder somewhere writable to read it");
+      }
+      return;
     }
     exec("PRAGMA journal_mode = WAL");
     exec("PRAGMA synchronous = NORMAL");

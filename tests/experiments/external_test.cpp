@@ -145,8 +145,16 @@ TEST(External, ScoreStoresPredictionsBesideBuiltInMethodsAndListsBadOnes) {
   ReportOptions o;
   o.metrics = {"known_mse"};
   write_report(rs, o, md);
-  EXPECT_NE(md.str().find("| ext_py | 0.0000 | 0.0000 |"), std::string::npos) << md.str();
+  // The partial method is marked as such ([ok/promised]: half holds 1 of 3), and --strict fails.
+  EXPECT_NE(md.str().find("| ext_py | 0.0000 [1/3] | 0.0000 |"), std::string::npos) << md.str();
   EXPECT_NE(md.str().find("| blended |"), std::string::npos) << md.str();
+  EXPECT_TRUE(check_completeness(rs).incomplete());
+  {
+    std::ostringstream rout, rerr;
+    EXPECT_EQ(run_cli({"report", ro.out_dir, "--strict"}, rout, rerr), 1) << rerr.str();
+    EXPECT_NE(rerr.str().find("ext_py / half / seed 0: 1 of 3 samples"), std::string::npos)
+        << rerr.str();
+  }
   bool settings = false;
   for (const auto& c : rs.cells)
     settings = settings || (c.method == "ext_py" && c.settings == "note = masked input\n");
@@ -179,11 +187,26 @@ TEST(External, ScoreStoresPredictionsBesideBuiltInMethodsAndListsBadOnes) {
             0)
       << err.str();
   const ResultSet again = load_results(find_result_dbs(ro.out_dir));
+  EXPECT_FALSE(check_completeness(again).incomplete()) << check_completeness(again).summary();
   int64_t ext = 0;
   for (const auto& s : again.samples) ext += again.cells[s.cell_id].method == "ext_py";
   EXPECT_EQ(ext, 6);
   EXPECT_EQ(
       run_cli({"score", ini, "--predictions", (dir / "none").string(), "--as", "x"}, out, err), 1);
+  // A built-in method's name would pass the predictions off as that method's results.
+  for (const char* builtin : {"blended", "copaint"}) {
+    std::ostringstream bout, berr;
+    EXPECT_EQ(run_cli({"score", ini, "--predictions", pred.string(), "--as", builtin, "--out",
+                       ro.out_dir},
+                      bout, berr),
+              2)
+        << berr.str();
+    EXPECT_NE(berr.str().find("built-in method's name"), std::string::npos) << berr.str();
+  }
+  const ResultSet after = load_results(find_result_dbs(ro.out_dir));
+  int64_t blended_rows = 0;
+  for (const auto& s : after.samples) blended_rows += after.cells[s.cell_id].method == "blended";
+  EXPECT_EQ(blended_rows, 6);
   fs::remove_all(dir);
 }
 
