@@ -11,6 +11,7 @@
 #include "experiments/experiment/external.h"
 #include "framework/core/error.h"
 #include "framework/core/options.h"
+#include "methods/reference_config.h"
 
 namespace copaint {
 
@@ -98,40 +99,6 @@ class RefConfig {
   std::set<std::string> used_;
 };
 
-/// One of our method settings read from a reference key; written unless the value is empty or
-/// `omit` (the reference's default, which is ours too).
-struct SettingKey {
-  std::string ours, theirs, omit;
-};
-
-/// The DDIM schedule's settings (CoPaint, blended and resample share them).
-const std::vector<SettingKey> kDdimKeys = {{"schedule_type", "ddim.schedule_params.schedule_type"},
-                                           {"eta", "ddim.ddim_sigma"}};
-
-/// CoPaint's optimisation of x_t.
-const std::vector<SettingKey> kCoPaintKeys = {
-    {"G", "optimize_xt.num_iteration_optimize_xt"},
-    {"lr_xt", "optimize_xt.lr_xt"},
-    {"lr_xt_decay", "optimize_xt.lr_xt_decay"},
-    {"smart_lr", "optimize_xt.use_smart_lr_xt_decay"},
-    {"adaptive_lr", "optimize_xt.use_adaptive_lr_xt"},
-    {"coef_xt_reg", "optimize_xt.coef_xt_reg"},
-    {"coef_xt_reg_decay", "optimize_xt.coef_xt_reg_decay"},
-    {"mid_interval_num", "optimize_xt.mid_interval_num"},
-    {"optimize_before_time_travel", "optimize_xt.optimize_before_time_travel"}};
-
-/// CoPaint-TT's time travel.
-const std::vector<SettingKey> kTimeTravelKeys = {
-    {"jump_length", "ddim.schedule_params.jump_length"},
-    {"jump_n_sample", "ddim.schedule_params.jump_n_sample"},
-    {"time_travel_filter", "ddim.schedule_params.time_travel_filter_type"}};
-
-/// CoPaint's task (inpainting, or super-resolution by a scale).
-const std::vector<SettingKey> kTaskKeys = {{"mode", "mode", "inpaint"}, {"scale", "scale", "0"}};
-
-/// DPS's step.
-const std::vector<SettingKey> kDpsKeys = {{"step_size", "dps.step_size"}, {"eta", "dps.eta"}};
-
 /// The UNet flags of the presets (and the reference's run flags): no counterpart, not listed.
 const std::set<std::string> kUnetFlags = {"attention_resolutions",
                                           "class_cond",
@@ -199,14 +166,11 @@ std::string method_for(RefConfig& ref) {
         "reference's YAML configs (configs/celebahq.yaml, ...)");
   }
   const bool timetravel = truthy(ref.get("ddim.schedule_params.use_timetravel", "false"));
-  ref.mark("ddim.schedule_params.use_timetravel");
-  static const std::map<std::string, std::string> methods = {
-      {"ddim", "blended"}, {"resample", "resample"}, {"repaint", "repaint"},
-      {"ddnm", "ddnm"},    {"ddrm", "ddrm"},         {"dps", "dps"}};
-  if (algorithm == "o_ddim") return timetravel ? "copaint_tt" : "copaint";
-  if (const auto it = methods.find(algorithm); it != methods.end()) return it->second;
-  throw UsageError("import-config: unknown algorithm '" + algorithm +
-                   "' (the reference's: o_ddim, ddim, resample, repaint, ddnm, ddrm, dps)");
+  try {
+    return method_for_algorithm(algorithm, timetravel);
+  } catch (const UsageError& e) {
+    throw UsageError(std::string("import-config: ") + e.what());
+  }
 }
 
 /// Our dataset and model for the reference's dataset_name.
@@ -260,53 +224,29 @@ void write_grid(std::ostream& out, std::ostream& notes, RefConfig& ref, const st
         << "\n";
 }
 
-/// Writes each of `keys` that has a value (other than its `omit`) as `ours = value`.
-void put_settings(std::ostream& settings, RefConfig& ref, const std::vector<SettingKey>& keys) {
-  for (const SettingKey& k : keys) {
-    const std::string v = ref.use(k.theirs);
-    if (!v.empty() && v != k.omit) settings << k.ours << " = " << v << "\n";
-  }
-}
-
-/// CoPaint's and CoPaint-TT's settings beyond the DDIM schedule.
-void put_copaint_settings(std::ostream& settings, std::ostream& notes, RefConfig& ref,
-                          const std::string& method) {
-  put_settings(settings, ref, kCoPaintKeys);
-  ref.mark("optimize_xt.optimize_xt");
-  ref.mark("optimize_xt.filter_xT");
-  if (!truthy(ref.get("optimize_xt.optimize_xt", "true")))
-    notes << "# optimize_xt.optimize_xt = false: no optimisation (G = 0)\n";
-  if (method == "copaint_tt") put_settings(settings, ref, kTimeTravelKeys);
-  put_settings(settings, ref, kTaskKeys);
-}
-
-/// The method's section: the reference's settings of its algorithm under our names; notes where
-/// a setting has no exact counterpart.
+/// The method's section: each reference key of its sampler (methods/reference_config.h) that has
+/// a value, under our name where it sets an option (left out at the shared default), a note where
+/// we reproduce only another value.
 std::string method_section(RefConfig& ref, const std::string& method, std::ostream& notes) {
   std::ostringstream settings;
-  const std::string respacing = ref.get("timestep_respacing");
-  put_settings(settings, ref, {{"respacing", "timestep_respacing"}});
-  const bool copaint = method == "copaint" || method == "copaint_tt";
-  if (copaint || method == "blended" || method == "resample") {
-    const std::string steps = ref.use("ddim.schedule_params.num_inference_steps");
-    if (!steps.empty() && steps != respacing) settings << "steps = " << steps << "\n";
-    ref.mark("ddim.schedule_params.ddpm_num_steps");
-    put_settings(settings, ref, kDdimKeys);
+  for (const ReferenceKey& k : reference_keys(method)) {
+    const std::string v = ref.use(k.theirs);
+    if (v.empty()) continue;
+    const std::string other =
+        !k.value.empty() && k.value[0] == '$' ? ref.get(k.value.substr(1)) : k.value;
+    if (!k.ours.empty()) {
+      if (!same_reference_value(v, other)) settings << k.ours << " = " << v << "\n";
+    } else if (other != "*" && !same_reference_value(v, other)) {
+      notes << "# " << k.theirs << " = " << v << ": not reproduced here (ours: " << other << ")\n";
+    }
   }
-  if (copaint) put_copaint_settings(settings, notes, ref, method);
-  if (method == "repaint" || method == "ddnm") {
-    for (const std::string k : {"t_T", "n_sample", "jump_length", "jump_n_sample"})
-      put_settings(settings, ref, {{k, method + ".schedule_jump_params." + k}});
-  }
-  if (method == "dps") put_settings(settings, ref, kDpsKeys);
   if (method == "resample") {
-    const std::string keep = ref.use("resample.keep_n_samples");
+    const std::string keep = ref.get("resample.keep_n_samples");
     if (!keep.empty())
       notes << "# resample.keep_n_samples = " << keep
             << ": the reference keeps keep_n_samples of n_samples particles per batch; ours: "
                "resample.particles per output sample\n";
   }
-  if (method == "repaint") ref.mark("repaint.inpa_inj_sched_prev");
   return settings.str();
 }
 

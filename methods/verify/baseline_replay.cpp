@@ -12,6 +12,7 @@
 #include "framework/core/error.h"
 #include "framework/core/registry.h"
 #include "framework/diffusion/diffusion.h"
+#include "methods/reference_config.h"
 #include "methods/verify/fixture_io.h"
 
 namespace copaint {
@@ -96,33 +97,66 @@ DrawMapper ddnm_mapper() {
   };
 }
 
-/// DDRM's reference works on vectors: entries 0..K-1 are the known values in kept_indices order,
-/// then the missing_indices; vector index i is pixel i / C (row-major), channel i % C. Its
-/// initialisation adds x_T in NCHW order to such a vector, so our x_T is that permutation of the
-/// recorded x_T; its step's known-region noise is noise_B (our step draw on the known pixels; the
-/// free part is multiplied by etaC = 0 in the reference, left 0 here).
-DrawMapper ddrm_mapper(const BaselineRecording& rec) {
-  const at::Tensor kept = rec.get("kept_indices").to(at::kLong).reshape({-1});
-  const at::Tensor missing = rec.get("missing_indices").to(at::kLong).reshape({-1});
-  const at::Tensor order = at::cat({kept, missing});
-  const auto shape = rec.get("x_T").sizes().vec();  // [1,C,H,W]
-  const int64_t n = shape[1] * shape[2] * shape[3];
-  auto to_image = [=](const at::Tensor& hwc_flat) {
-    return hwc_flat.reshape({1, shape[2], shape[3], shape[1]}).permute({0, 3, 1, 2}).contiguous();
-  };
+/// DDRM's reference works on vectors in the basis of its SVD of A (V^T x), measured entries
+/// first. Its initialisation adds x_T in NCHW order to such a vector, so our x_T is V(x_T); its
+/// step noise on the measured entries is noise_B, i.e. our step draw V(noise_B, 0) (the free part
+/// is multiplied by etaC = 0 in the reference and left 0 here). `to_image` is V.
+DrawMapper ddrm_vector_mapper(std::function<at::Tensor(const at::Tensor&)> to_image, int64_t n) {
   return [=](DrawReplay& replay, const DrawRequest& r) {
     if (r.role == "x_T") {
       const at::Tensor v = value_of(replay.next("x_T"));
-      return v.defined() ? to_image(at::zeros({n}).index_put_({order}, v.reshape({-1}))) : v;
+      return v.defined() ? to_image(v.reshape({-1})) : v;
     }
     if (r.role == "step") {
       replay.next("noise_C");
       replay.next("noise_A");
       const at::Tensor b = value_of(replay.next("noise_B"));
-      return b.defined() ? to_image(at::zeros({n}).index_put_({kept}, b.reshape({-1}))) : b;
+      if (!b.defined()) return b;
+      return to_image(at::cat({b.reshape({-1}), at::zeros({n - b.numel()})}));
     }
     return unexpected(replay, r);
   };
+}
+
+/// Inpainting: V sends vector entry j to kept_indices[j] (j < K) or missing_indices[j-K], where an
+/// index i means pixel i / C (row-major), channel i % C.
+DrawMapper ddrm_inpaint_mapper(const BaselineRecording& rec) {
+  const at::Tensor kept = rec.get("kept_indices").to(at::kLong).reshape({-1});
+  const at::Tensor missing = rec.get("missing_indices").to(at::kLong).reshape({-1});
+  const at::Tensor order = at::cat({kept, missing});
+  const auto shape = rec.get("x_T").sizes().vec();  // [1,C,H,W]
+  const int64_t n = shape[1] * shape[2] * shape[3];
+  auto to_image = [=](const at::Tensor& v) {
+    return at::zeros({n})
+        .index_put_({order}, v)
+        .reshape({1, shape[2], shape[3], shape[1]})
+        .permute({0, 3, 1, 2})
+        .contiguous();
+  };
+  return ddrm_vector_mapper(to_image, n);
+}
+
+/// Super-resolution by r: the reference's SVD of the r x r averaging row h = (1/r^2, ...), taken
+/// as it takes it (torch.svd(h, some=False): V_small, r^2 x r^2, first column +-h/|h|). Vector
+/// entries 0 .. C*m-1 (m = (H/r)^2 patches, channel-major) are the patches' first coordinates,
+/// entry C*m + i + (r^2-1) q the (i+1)-th coordinate of patch q; V multiplies each patch's
+/// coordinates by V_small and lays the r x r patch out in the image.
+DrawMapper ddrm_super_resolution_mapper(const BaselineRecording& rec, int64_t r) {
+  const auto shape = rec.get("x_T").sizes().vec();  // [1,C,H,W]
+  const int64_t c = shape[1], size = shape[2], side = size / r, m = side * side;
+  const int64_t n = c * size * size;
+  const at::Tensor h = at::full({1, r * r}, 1.0 / static_cast<double>(r * r));
+  const at::Tensor v_small = std::get<2>(at::linalg_svd(h, /*full_matrices=*/true)).t();
+  auto to_image = [=](const at::Tensor& v) {
+    const at::Tensor first = v.narrow(0, 0, c * m).reshape({c, m, 1});
+    const at::Tensor rest = v.narrow(0, c * m, n - c * m).reshape({c, m, r * r - 1});
+    const at::Tensor patches = at::matmul(at::cat({first, rest}, 2), v_small.t());
+    return patches.reshape({1, c, side, side, r, r})
+        .permute({0, 1, 2, 4, 3, 5})
+        .reshape({1, c, size, size})
+        .contiguous();
+  };
+  return ddrm_vector_mapper(to_image, n);
 }
 
 DrawMapper dps_mapper() {
@@ -136,8 +170,6 @@ DrawMapper dps_mapper() {
     return unexpected(replay, r);
   };
 }
-
-std::string int_setting(const nlohmann::json& j) { return std::to_string(j.get<int64_t>()); }
 
 }  // namespace
 
@@ -228,51 +260,39 @@ int64_t DrawReplay::unused(const std::string& role) const {
 // ---- the cases ----------------------------------------------------------------------------------
 
 BaselineCase baseline_case(const BaselineRecording& rec) {
-  const auto& s = rec.json.at("settings");
-  const std::string respacing = s.at("timestep_respacing").get<std::string>();
   BaselineCase c;
   c.name = rec.name;
-  c.settings.set("respacing", respacing);
-  const auto t_T = [&](const char* sampler) {
-    return int_setting(s.at(sampler).at("schedule_jump_params").at("t_T"));
-  };
-  if (rec.method == "ddim") {
-    c.method = "blended";
-    c.settings.set("steps",
-                   int_setting(s.at("ddim").at("schedule_params").at("num_inference_steps")));
+  const auto settings = reference_settings(rec.json.at("settings"));
+  try {
+    c.method = method_for_algorithm(rec.method, false);
+    c.settings = options_from_reference(c.method, settings);
+  } catch (const UsageError& e) {
+    throw InputError(rec.name + ": " + e.what());
+  }
+  // The options that restore the reference where our default differs on purpose, and the draws.
+  if (c.method == "blended") {
     c.map = blended_mapper();
     c.required_roles = {"x_T"};
-  } else if (rec.method == "resample") {
-    c.method = "resample";
+  } else if (c.method == "resample") {
     c.particles = rec.get("x_T").size(0);
-    c.settings.set("steps",
-                   int_setting(s.at("ddim").at("schedule_params").at("num_inference_steps")));
     c.settings.set("particles", std::to_string(c.particles));
     c.settings.set("resample_pre_step", "true");
     c.settings.set("reference_last_weights", "true");
     c.map = resample_mapper(rec.steps() - 1);
     c.required_roles = {"x_T", "resample_remainder"};
-  } else if (rec.method == "repaint") {
-    c.method = "repaint";
-    const auto& j = s.at("repaint").at("schedule_jump_params");
-    for (const char* key : {"t_T", "n_sample", "jump_length", "jump_n_sample"}) {
-      c.settings.set(key, int_setting(j.at(key)));
-    }
+  } else if (c.method == "repaint") {
     c.map = repaint_mapper();
     c.required_roles = {"x_T", "step_noise", "known_region_noise", "undo_noise"};
-  } else if (rec.method == "ddnm") {
-    c.method = "ddnm";
-    c.settings.set("t_T", t_T("ddnm"));
+  } else if (c.method == "ddnm") {
     c.map = ddnm_mapper();
     c.required_roles = {"x_T", "step_noise"};
-  } else if (rec.method == "ddrm") {
-    c.method = "ddrm";
-    c.settings.set("t_T", t_T("ddrm"));
-    c.map = ddrm_mapper(rec);
+  } else if (c.method == "ddrm") {
+    const bool sr = c.settings.get("mode", "inpaint") == "super_resolution";
+    const int64_t scale = sr ? std::stoll(c.settings.get("scale", "0")) : 0;
+    if (sr && scale < 1) throw InputError(rec.name + ": super_resolution needs a scale >= 1");
+    c.map = sr ? ddrm_super_resolution_mapper(rec, scale) : ddrm_inpaint_mapper(rec);
     c.required_roles = {"x_T", "noise_B"};
-  } else if (rec.method == "dps") {
-    c.method = "dps";
-    c.settings.set("t_T", t_T("dps"));
+  } else if (c.method == "dps") {
     c.settings.set("batch_norm", "true");
     c.map = dps_mapper();
     c.required_roles = {"x_T", "measurement_noise", "step_noise"};

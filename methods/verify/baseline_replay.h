@@ -82,7 +82,10 @@ struct BaselineCase {
   std::vector<std::string> required_roles;
 };
 
-/// The case for a recording, from its JSON settings; InputError for an unknown sampler.
+/// The case for a recording: every key of its JSON settings through methods/reference_config.h
+/// (the table import-config uses; mode and scale included), plus the options that restore the
+/// reference where our default differs on purpose. InputError, naming the key, for a setting it
+/// cannot map, and for an unknown sampler.
 BaselineCase baseline_case(const BaselineRecording& recording);
 
 /// Max errors of one run against the recording (max abs over every call and element).

@@ -5,9 +5,12 @@
 
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <vector>
 
 #include "framework/core/error.h"
+#include "framework/core/registry.h"
+#include "methods/reference_config.h"
 
 namespace copaint {
 
@@ -52,31 +55,43 @@ UNetConfig unet_config_from_json(const nlohmann::json& j) {
   return c;
 }
 
-CoPaintParams copaint_params_from_reference_config(const nlohmann::json& cfg) {
-  const auto& sp = cfg.at("ddim").at("schedule_params");
-  const auto& o = cfg.at("optimize_xt");
-  CoPaintParams p;
-  p.respacing = cfg.at("timestep_respacing");
-  p.steps = sp.at("num_inference_steps");
-  const std::string spacing = sp.at("schedule_type");
-  if (spacing != "linear" && spacing != "quad") {
-    throw UsageError("fixture: unknown schedule_type '" + spacing + "'");
+namespace {
+
+void flatten(const nlohmann::json& j, const std::string& prefix,
+             std::map<std::string, std::string>& out) {
+  for (const auto& [key, value] : j.items()) {
+    std::string name = key;
+    if (const auto mark = name.find(" ("); mark != std::string::npos) name.erase(mark);
+    name = prefix + name;
+    if (value.is_object()) {
+      flatten(value, name + ".", out);
+    } else if (value.is_string()) {
+      out[name] = value.get<std::string>();
+    } else if (value.is_null()) {
+      out[name] = "";
+    } else {
+      out[name] = value.dump();  // numbers as JSON writes them, booleans as true/false
+    }
   }
-  p.schedule_type = spacing == "quad" ? ScheduleType::kQuad : ScheduleType::kLinear;
-  p.time_travel = sp.at("use_timetravel");
-  p.jump_length = sp.at("jump_length");
-  p.jump_n_sample = sp.at("jump_n_sample");
-  p.time_travel_filter = sp.at("time_travel_filter_type");
-  p.eta = cfg.at("ddim").at("ddim_sigma");
-  p.G = o.at("num_iteration_optimize_xt");
-  p.lr_xt = o.at("lr_xt");
-  p.lr_xt_decay = o.at("lr_xt_decay");
-  p.coef_xt_reg = o.at("coef_xt_reg");
-  p.coef_xt_reg_decay = o.at("coef_xt_reg_decay");
-  p.smart_lr = o.at("use_smart_lr_xt_decay");
-  p.adaptive_lr = o.at("use_adaptive_lr_xt");
-  p.mid_interval_num = o.at("mid_interval_num");
-  p.optimize_before_time_travel = o.at("optimize_before_time_travel");
+}
+
+}  // namespace
+
+std::map<std::string, std::string> reference_settings(const nlohmann::json& settings) {
+  std::map<std::string, std::string> out;
+  flatten(settings, "", out);
+  return out;
+}
+
+CoPaintParams copaint_params_from_reference_config(const nlohmann::json& cfg) {
+  const auto settings = reference_settings(cfg);
+  const auto tt = settings.find("ddim.schedule_params.use_timetravel");
+  const std::string method = method_for_algorithm(
+      "o_ddim", tt != settings.end() && same_reference_value(tt->second, "true"));
+  register_builtin_methods();
+  const auto created =
+      Registry<Method>::global().create(method, options_from_reference(method, settings));
+  CoPaintParams p = dynamic_cast<const CoPaint&>(*created).params();
   p.batch_coupled = true;
   return p;
 }

@@ -2,6 +2,7 @@
 // architecture in guided-diffusion's flag names, and a CoPaint config in the reference's YAML keys.
 #pragma once
 
+#include <map>
 #include <string>
 
 #include <ATen/core/ivalue.h>
@@ -22,8 +23,12 @@ c10::IValue read_pickled_dict(const std::string& path);
 /// channel_mult and dropout may be absent).
 UNetConfig unet_config_from_json(const nlohmann::json& config);
 
-/// CoPaintParams from the reference's config (sections ddim, optimize_xt and the key
-/// timestep_respacing), batch-coupled as the reference.
+/// A recording's settings as the reference's dotted keys with their values as text (a key's
+/// " (default)" mark dropped; booleans true/false, numbers as JSON writes them).
+std::map<std::string, std::string> reference_settings(const nlohmann::json& settings);
+
+/// CoPaintParams from the reference's config (every key through methods/reference_config.h: one
+/// it cannot map is a UsageError naming it), batch-coupled as the reference.
 CoPaintParams copaint_params_from_reference_config(const nlohmann::json& config);
 
 }  // namespace copaint

@@ -58,6 +58,15 @@ void check_steps(const RecordedCase& c, Denoiser& model, const VerifyOptions& o,
   const at::Tensor lr = c.get("step_lr_xt"), coef = c.get("step_coef_xt_reg");
   const at::Tensor kind = c.get("step_kind"), ref_forwards = c.get("step_unet_forward");
   const CoPaintTarget target{dev(c.get("image")), dev(c.get("mask")), at::Tensor(), nullptr};
+  // Each call runs with the recorded rate and weight; the first call's must be the settings'
+  // (the decays are checked end to end).
+  const auto differs = [](double recorded, double setting) {
+    return std::abs(recorded - setting) > 1e-6 * std::abs(setting);
+  };
+  if (differs(lr[0].item<double>(), c.params.lr_xt) ||
+      differs(coef[0].item<double>(), c.params.coef_xt_reg)) {
+    r.failure = "the first call's lr_xt / coef_xt_reg differ from the recording's settings";
+  }
   for (int64_t k = 0; k < x_in.size(0); ++k) {
     if (k % o.step_stride != 0 && kind[k].item<int64_t>() == 0) continue;
     EvalCounter counter;
@@ -157,8 +166,11 @@ VerifyResult verify_baseline(const std::string& json_path, const VerifyOptions& 
     r.failure = std::to_string(mismatches) + " resampling index mismatches";
   } else if (rec.has("dps_grad") && (extra > 10 * r.tolerance || norm > r.tolerance / 10)) {
     r.failure = "dps gradient or norm off the reference's";
-  } else if (r.backwards > r.reference_backwards) {
-    r.failure = "more UNet backwards than the reference";
+  } else if (r.forwards != r.reference_forwards || r.backwards != r.reference_backwards) {
+    // A baseline spends exactly the reference's network calls (resample: batched calls).
+    r.failure = "UNet forwards/backwards " + std::to_string(r.forwards) + "/" +
+                std::to_string(r.backwards) + ", the reference's " +
+                std::to_string(r.reference_forwards) + "/" + std::to_string(r.reference_backwards);
   }
   return r;
 }

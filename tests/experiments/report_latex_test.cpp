@@ -91,12 +91,15 @@ std::string report(const std::string& db, ReportOptions o) {
   return out.str();
 }
 
-/// Compares with tests/fixtures/report/NAME; COPAINT_UPDATE_GOLDEN=1 rewrites the file.
+/// Compares with tests/fixtures/report/NAME. COPAINT_UPDATE_GOLDEN=1 rewrites the file and fails
+/// the test (so that the switch can never pass a run: rerun without it to check), and is refused
+/// where CI is set.
 void expect_golden(const std::string& text, const std::string& name) {
   const fs::path file = fs::path(COPAINT_TEST_FIXTURES_DIR) / "report" / name;
   if (std::getenv("COPAINT_UPDATE_GOLDEN")) {
+    ASSERT_EQ(std::getenv("CI"), nullptr) << "COPAINT_UPDATE_GOLDEN is refused where CI is set";
     std::ofstream(file) << text;
-    return;
+    FAIL() << "rewrote " << file << " (COPAINT_UPDATE_GOLDEN=1): rerun without it to check";
   }
   std::ifstream in(file);
   ASSERT_TRUE(in) << "missing golden file " << file << " (COPAINT_UPDATE_GOLDEN=1 writes it)";

@@ -33,10 +33,7 @@ std::string fixture(const std::string& name) {
   return std::string(COPAINT_TEST_FIXTURES_DIR) + "/" + name;
 }
 
-#define REQUIRE_FILE(path)                                                \
-  do {                                                                    \
-    if (!fs::exists(path)) GTEST_SKIP() << "fixture missing: " << (path); \
-  } while (0)
+#define REQUIRE_FILE(path) ASSERT_TRUE(fs::exists(path)) << "committed fixture missing: " << (path)
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -607,7 +604,7 @@ bool survives(const std::string& path) {
 // loaded as a different network. Our reader compares every record with the directory's CRC.
 TEST(Checkpoint, FlippedTensorBytesFailTheCrc32Check) {
   const std::string src = fixture("checkpoint/edge_zip.pt");
-  if (!fs::exists(src)) GTEST_SKIP() << "fixture missing: " << src;
+  ASSERT_TRUE(fs::exists(src)) << "committed fixture missing: " << src;
   Scratch dir;
   std::string bytes = read_bytes(src);
   // The first stored tensor record: its local header names "<folder>/data/0".
@@ -667,7 +664,7 @@ TEST(Checkpoint, SurvivesTruncationAndByteFlips) {
   }
   std::mt19937 rng(1234);
   for (const auto& src : sources) {
-    if (!fs::exists(src)) GTEST_SKIP() << "fixture missing: " << src;
+    ASSERT_TRUE(fs::exists(src)) << "committed fixture missing: " << src;
     const std::string bytes = read_bytes(src);
     const std::string ext = src.substr(src.rfind('.'));
     ASSERT_TRUE(survives(src));  // the intact file loads

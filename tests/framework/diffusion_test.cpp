@@ -21,7 +21,7 @@
 namespace copaint {
 namespace {
 
-const std::string kCoPaintFixtures = std::string(COPAINT_SHARED_DIR) + "/fixtures/copaint/";
+const std::string kCoPaintFixtures = std::string(COPAINT_TEST_FIXTURES_DIR) + "/copaint/";
 
 bool exists(const std::string& path) { return std::ifstream(path).good(); }
 
@@ -187,7 +187,7 @@ TEST(Diffusion, HelpersAreDifferentiable) {
 /// ddim_step(pred_x0, eps) must give the recorded x_prev there.
 TEST(Diffusion, DdimStepMatchesCoPaintFixture) {
   const std::string path = kCoPaintFixtures + "copaint_g2_n2.pt";
-  if (!exists(path)) GTEST_SKIP() << "fixture missing: " << path;
+  ASSERT_TRUE(exists(path)) << "committed fixture missing: " << path;
   const auto fx = read_tensor_dict(path);
   const DiffusionSchedule& s = schedule50();
   const at::Tensor kind = fx.at("step_kind"), ts = fx.at("step_t"), ps = fx.at("step_prev_t");
@@ -215,7 +215,7 @@ TEST(Diffusion, DdimStepMatchesCoPaintFixture) {
 /// with the recorded noise at undo_t must reproduce the x_t the next call was given.
 TEST(Diffusion, UndoMatchesCoPaintTimeTravelFixture) {
   const std::string path = kCoPaintFixtures + "copaint_tt_j10.pt";
-  if (!exists(path)) GTEST_SKIP() << "fixture missing: " << path;
+  ASSERT_TRUE(exists(path)) << "committed fixture missing: " << path;
   const auto fx = read_tensor_dict(path);
   const DiffusionSchedule& s = schedule50();
   const at::Tensor kind = fx.at("step_kind"), ts = fx.at("step_t");

@@ -226,9 +226,8 @@ TEST_P(UNetFlopsCounted, ForwardAndBackwardToInputEqualTheAnalyticCounts) {
   const PassCase& p = GetParam();
   UNetConfig config = p.config;
   if (!p.fixture.empty()) {
-    if (!std::ifstream(std::string(COPAINT_TEST_FIXTURES_DIR) + "/unet/" + p.fixture).good()) {
-      GTEST_SKIP() << "tests/fixtures/unet/" << p.fixture << " missing";
-    }
+    ASSERT_TRUE(std::ifstream(std::string(COPAINT_TEST_FIXTURES_DIR) + "/unet/" + p.fixture).good())
+        << "committed fixture missing: tests/fixtures/unet/" << p.fixture;
     config = fixture_config(p.fixture);
   }
   const OneDnnSwitch sw(true);

@@ -20,7 +20,7 @@ namespace copaint {
 namespace {
 
 const std::string kSchedules = std::string(COPAINT_TEST_FIXTURES_DIR) + "/schedule/schedules.json";
-const std::string kCoPaintFixtures = std::string(COPAINT_SHARED_DIR) + "/fixtures/copaint/";
+const std::string kCoPaintFixtures = std::string(COPAINT_TEST_FIXTURES_DIR) + "/copaint/";
 
 bool exists(const std::string& path) { return std::ifstream(path).good(); }
 
@@ -29,8 +29,8 @@ nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(in);
 }
 
-#define LOAD_SCHEDULES(var)                                                   \
-  if (!exists(kSchedules)) GTEST_SKIP() << "fixture missing: " << kSchedules; \
+#define LOAD_SCHEDULES(var)                                                       \
+  ASSERT_TRUE(exists(kSchedules)) << "committed fixture missing: " << kSchedules; \
   const nlohmann::json var = read_json(kSchedules)
 
 /// "250_1_10_10" -> {250, 1, 10, 10}.
@@ -109,14 +109,13 @@ TEST(Schedule, RePaintJumpScheduleMatchesReference) {
   }
 }
 
-/// The timestep lists the reference sampler walked in the CoPaint fixtures (shared data).
+/// The timestep lists the reference sampler walked in the committed CoPaint fixtures.
 TEST(Schedule, CoPaintFixtureStepListsMatch) {
   int checked = 0;
   for (const char* name :
        {"copaint_g2_n1", "copaint_g2_n2", "copaint_g5_plain", "copaint_fast_mid2",
-        "copaint_ddim25_of50", "copaint_tt_j10", "copaint_backtrack"}) {
+        "copaint_ddim25_of50", "copaint_tt_j10", "copaint_backtrack", "copaint_sr2"}) {
     const std::string path = kCoPaintFixtures + name + ".json";
-    if (!exists(path)) continue;
     SCOPED_TRACE(name);
     const nlohmann::json j = read_json(path);
     const nlohmann::json& p = j.at("config").at("ddim").at("schedule_params");
@@ -135,7 +134,7 @@ TEST(Schedule, CoPaintFixtureStepListsMatch) {
     EXPECT_EQ(DiffusionSchedule::linear(1000).respaced(respacing).size(), d);
     ++checked;
   }
-  if (checked == 0) GTEST_SKIP() << "CoPaint fixtures missing under " << kCoPaintFixtures;
+  EXPECT_EQ(checked, 8);
 }
 
 TEST(Schedule, DdimListsDescendToZero) {

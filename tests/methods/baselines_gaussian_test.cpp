@@ -1,7 +1,8 @@
 // Every built-in method end to end on the analytic Gaussian-data model, where the conditional
 // distribution of the unknown pixels given the known ones is the (clamped) prior itself: a table
 // of the known-region error and of the conditional mean and spread errors of the unknown region
-// (the cheap "who is coherent" check), asserted only against sanity bounds.
+// (the cheap "who is coherent" check), asserted against the Monte Carlo error a perfect sampler
+// would show (DDNM as the reference runs it: against its known under-dispersion).
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -23,6 +24,9 @@ struct Row {
   std::string method;
   Options options;
   double known_bound;  ///< sanity bound on the known-region MAE
+  /// The unknown region's spread relative to the prior's: 1 for a correct sampler; below 1 where
+  /// the method is under-dispersed by design (then asserted below that value).
+  double spread = 1.0;
 };
 
 TEST(BaselinesOnGaussian, ConditionalMomentsTable) {
@@ -45,6 +49,11 @@ TEST(BaselinesOnGaussian, ConditionalMomentsTable) {
   // Monte Carlo error of a 32-sample mean (what a perfect sampler scores).
   const double floor = ((true_std / std::sqrt(double(kSamples))) * unknown).sum().item<double>() /
                        n_unknown * std::sqrt(2 / M_PI);
+  // The same for a 32-sample standard deviation (standard error sigma / sqrt(2 (n - 1))).
+  const double std_floor =
+      ((true_std / std::sqrt(2.0 * (kSamples - 1))) * unknown).sum().item<double>() / n_unknown *
+      std::sqrt(2 / M_PI);
+  const double prior_spread = (true_std * unknown).sum().item<double>() / n_unknown;
 
   const std::vector<Row> rows = {
       // Replacement / projection methods put the known pixels in place (up to the last step's
@@ -56,7 +65,7 @@ TEST(BaselinesOnGaussian, ConditionalMomentsTable) {
        "repaint",
        {{"respacing", "50"}, {"jump_length", "5"}, {"jump_n_sample", "3"}},
        0.1},
-      {"ddnm", "ddnm", {{"respacing", "50"}}, 0.1},
+      {"ddnm", "ddnm", {{"respacing", "50"}}, 0.1, 0.8},
       {"ddnm_paper", "ddnm", {{"respacing", "50"}, {"paper_update", "true"}}, 0.1},
       {"ddrm", "ddrm", {{"respacing", "50"}}, 0.1},
       {"dps", "dps", {{"respacing", "50"}}, 0.3},
@@ -66,8 +75,9 @@ TEST(BaselinesOnGaussian, ConditionalMomentsTable) {
       "\nGaussian model 8x8, half mask, %lld samples, respacing 50 (perfect-sampler mean error "
       "~%.3f)\n",
       static_cast<long long>(kSamples), floor);
-  std::printf("%-10s %10s %12s %12s %9s %9s %8s\n", "method", "known MAE", "unk mean err",
-              "unk std err", "fwd/smp", "bwd/smp", "ms");
+  std::printf("(perfect-sampler spread error ~%.3f, prior spread %.3f)\n", std_floor, prior_spread);
+  std::printf("%-10s %10s %12s %12s %8s %9s %9s %8s\n", "method", "known MAE", "unk mean err",
+              "unk std err", "spread", "fwd/smp", "bwd/smp", "ms");
   for (const Row& row : rows) {
     ASSERT_TRUE(registry.contains(row.method)) << row.label;
     auto method = registry.create(row.method, row.options);
@@ -83,19 +93,24 @@ TEST(BaselinesOnGaussian, ConditionalMomentsTable) {
         ((s.mean(0, true) - true_mean).abs() * unknown).sum().item<double>() / n_unknown;
     const double std_err =
         ((s.std(0, true, true) - true_std).abs() * unknown).sum().item<double>() / n_unknown;
-    std::printf("%-10s %10.4f %12.4f %12.4f %9lld %9lld %8.1f\n", row.label.c_str(), known,
-                mean_err, std_err, static_cast<long long>(out.evals.forwards),
+    const double spread =
+        (s.std(0, true, true) * unknown).sum().item<double>() / n_unknown / prior_spread;
+    std::printf("%-10s %10.4f %12.4f %12.4f %8.3f %9lld %9lld %8.1f\n", row.label.c_str(), known,
+                mean_err, std_err, spread, static_cast<long long>(out.evals.forwards),
                 static_cast<long long>(out.evals.backwards), ms);
     RecordProperty(row.label + "_known_mae", std::to_string(known));
     RecordProperty(row.label + "_unknown_mean_err", std::to_string(mean_err));
-    // Sanity bounds only: the known region is matched and the unknown region's mean stays within
-    // a few Monte Carlo errors of the prior's. The spread is reported, bounded loosely: DDNM as the
-    // reference runs it scales its fresh noise by gamma_t = sqrt(1 - ab_t^2) on top of
-    // sqrt(1 - ab_{t-1}), which shrinks the late steps' noise and makes it under-dispersed
-    // (ddnm_paper: the paper's update without that factor).
+    // The known region is matched; the unknown region's mean and spread are within a few Monte
+    // Carlo errors of the prior's. DDNM as the reference runs it scales its fresh noise by
+    // gamma_t = sqrt(1 - ab_t^2) on top of sqrt(1 - ab_{t-1}), which shrinks the late steps' noise:
+    // it must stay under-dispersed (ddnm_paper: the paper's update without that factor).
     EXPECT_LT(known, row.known_bound) << row.label;
     EXPECT_LT(mean_err, 4 * floor) << row.label;
-    EXPECT_LT(std_err, 0.4) << row.label;
+    if (row.spread == 1.0) {
+      EXPECT_LT(std_err, 4 * std_floor) << row.label;
+    } else {
+      EXPECT_LT(spread, row.spread) << row.label;
+    }
     EXPECT_GT(out.evals.forwards, 0) << row.label;
   }
 }

@@ -53,9 +53,10 @@ std::string joined(const std::vector<std::string>& problems) {
   return out;
 }
 
-const std::vector<std::string> kCases = {"ddim_half",      "resample_half_p4", "repaint_half",
-                                         "repaint_expand", "ddnm_half",        "ddnm_expand",
-                                         "ddrm_half",      "dps_half_n2"};
+// Inpainting, then super-resolution (`*_sr2`: mode and scale read from the recording).
+const std::vector<std::string> kCases = {
+    "ddim_half", "resample_half_p4", "repaint_half", "repaint_expand", "ddnm_half", "ddnm_expand",
+    "ddrm_half", "dps_half_n2",      "ddnm_sr2",     "ddrm_sr2",       "dps_sr2"};
 
 class BaselineParity : public testing::TestWithParam<std::string> {};
 
@@ -95,9 +96,9 @@ TEST_P(BaselineParity, EndToEnd) {
   const int64_t ref_backwards = rec.json["unet_backward"];
   // Resample counts one evaluation per particle; the reference's count is of batched calls.
   const int64_t calls = e.evals.forwards / c.particles;
-  EXPECT_LE(calls, ref_forwards);
+  EXPECT_EQ(calls, ref_forwards);
   EXPECT_EQ(e.evals.forwards % c.particles, 0);
-  EXPECT_LE(e.evals.backwards, ref_backwards);
+  EXPECT_EQ(e.evals.backwards, ref_backwards);
   EXPECT_EQ(method->expected_forwards(1000) / c.particles, ref_forwards);
   std::printf(
       "[%s] end to end: sample %.3g trajectory %.3g x_in %.3g; forwards %lld (%lld calls) "

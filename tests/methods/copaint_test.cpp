@@ -35,8 +35,8 @@ double max_abs(const at::Tensor& a, const at::Tensor& b) {
 }
 
 const std::vector<std::string> kCases = {
-    "copaint_g2_n1",       "copaint_g2_n2",  "copaint_g5_plain", "copaint_fast_mid2",
-    "copaint_ddim25_of50", "copaint_tt_j10", "copaint_backtrack"};
+    "copaint_g2_n1",       "copaint_g2_n2",  "copaint_g5_plain",  "copaint_fast_mid2",
+    "copaint_ddim25_of50", "copaint_tt_j10", "copaint_backtrack", "copaint_sr2"};
 
 class CoPaintParity : public testing::TestWithParam<std::string> {};
 
@@ -222,11 +222,12 @@ TEST(CoPaint, GaussianModelKeepsKnownRegion) {
   EXPECT_LT(known_err(g5), known_err(g1));
   EXPECT_LT(known_err(g1), known_err(uncond));
   EXPECT_LT(known_err(g5), 0.1);
-  // Unknown pixels are correlated with nothing in this model, but the optimisation of x_t moves
-  // them toward the known values through the shared regulariser-free DDIM path only weakly; they
-  // must stay within the data distribution.
-  const auto unknown = g5 * (1 - mask);
-  EXPECT_LT(unknown.abs().max().item<double>(), 1.0 + 1e-6);
+  // The model's pixels are independent, so the fit term has no gradient on an unknown pixel and
+  // the regulariser none at its start: the unknown region is the unconditional sample's (same
+  // x_T), to float precision. (The final clamp alone guarantees nothing here.)
+  const at::Tensor free = 1 - mask;
+  EXPECT_LE((g5 * free - uncond * free).abs().max().item<double>(), 1e-5);
+  EXPECT_GT((g5 * mask - uncond * mask).abs().max().item<double>(), 0.1);
 }
 
 TEST(CoPaint, RegisteredPresets) {

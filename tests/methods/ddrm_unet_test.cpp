@@ -57,13 +57,12 @@ Quality run_ddrm(Denoiser& model, const at::Tensor& image, const at::Tensor& mas
 class DdrmOnTrainedUNet : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!std::filesystem::exists(kFixtures + "/unet/adm_tiny_trained.pt")) {
-      GTEST_SKIP() << "tiny trained UNet fixture absent";
-    }
+    ASSERT_TRUE(std::filesystem::exists(kFixtures + "/unet/adm_tiny_trained.pt"))
+        << "committed fixture missing: tests/fixtures/unet/adm_tiny_trained.pt";
     FashionMnistParams p;
     p.count = 4;
     if (!std::filesystem::exists(p.root + "/t10k-images-idx3-ubyte.gz")) {
-      GTEST_SKIP() << "Fashion-MNIST not installed at " << p.root
+      GTEST_SKIP() << "Fashion-MNIST not installed at " << p.root << " (not in a clean clone)"
                    << " (Debian package dataset-fashion-mnist)";
     }
     register_builtin_methods();

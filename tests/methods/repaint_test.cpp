@@ -35,7 +35,7 @@ RePaintParams small_params() {
 
 TEST(RePaint, DefaultScheduleIsTheReferenceJumpSchedule) {
   const std::string path = std::string(COPAINT_TEST_FIXTURES_DIR) + "/schedule/schedules.json";
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << "fixture " << path << " is absent";
+  ASSERT_TRUE(std::filesystem::exists(path)) << "committed fixture missing: " << path;
   std::ifstream in(path);
   const auto fx = nlohmann::json::parse(in)["repaint_schedule_jump"];
   const RePaint defaults{RePaintParams{}};

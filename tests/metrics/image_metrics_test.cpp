@@ -18,7 +18,7 @@ const std::string kPsnrSsim = std::string(COPAINT_TEST_FIXTURES_DIR) + "/metrics
 class PsnrSsimFixture : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!testing::exists(kPsnrSsim)) GTEST_SKIP() << "fixture absent: " << kPsnrSsim;
+    ASSERT_TRUE(testing::exists(kPsnrSsim)) << "committed fixture missing: " << kPsnrSsim;
     const auto d = testing::load_plain_dict(kPsnrSsim);
     samples_ = testing::get(d, "samples");
     reference_ = testing::get(d, "reference");

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "framework/core/error.h"
@@ -17,9 +18,16 @@ const std::string kCases = std::string(COPAINT_TEST_FIXTURES_DIR) + "/copaint/";
 
 TEST(Verify, ShipsTheRecordedCoPaintAndBaselineCases) {
   const auto cases = shipped_cases();
-  ASSERT_EQ(cases.size(), 15u);  // 7 CoPaint, 8 baseline recordings
+  ASSERT_EQ(cases.size(), 19u);  // 8 CoPaint, 11 baseline recordings (4 in super-resolution)
   EXPECT_NE(cases.front().find("copaint_backtrack.json"), std::string::npos);
-  EXPECT_NE(cases[7].find("baselines/ddim_half.json"), std::string::npos);
+  EXPECT_NE(cases[8].find("baselines/ddim_half.json"), std::string::npos);
+  for (const char* sr : {"copaint/copaint_sr2.json", "baselines/ddnm_sr2.json",
+                         "baselines/ddrm_sr2.json", "baselines/dps_sr2.json"}) {
+    EXPECT_EQ(std::count_if(cases.begin(), cases.end(),
+                            [&](const std::string& c) { return c.find(sr) != std::string::npos; }),
+              1)
+        << sr;
+  }
   for (const auto& c : cases) EXPECT_EQ(c.find("reference_failures"), std::string::npos) << c;
 }
 
@@ -42,17 +50,16 @@ TEST(Verify, EveryShippedCasePassesOnTheCpu) {
 }
 
 // Baseline recordings replay through the command's library within tolerance, per step and end
-// to end, with at most the reference's forwards (resample: batched calls) and backwards (dps).
-// Three cases with the most mapping (particles, DDRM's vector order, DPS's gradient); the
-// methods suite replays all eight through the same code.
+// to end, with exactly the reference's forwards (resample: batched calls) and backwards (dps).
+// The cases with the most mapping (particles, DDRM's vector order in both modes, DPS's gradient
+// in both modes); the methods suite replays all eleven through the same code.
 TEST(Verify, BaselineCasesPassOnTheCpu) {
   int64_t baselines = 0;
   for (const auto& path : shipped_cases()) {
     if (path.find("/baselines/") == std::string::npos) continue;
     ++baselines;
     if (path.find("resample_half_p4") == std::string::npos &&
-        path.find("ddrm_half") == std::string::npos &&
-        path.find("dps_half_n2") == std::string::npos) {
+        path.find("ddrm_") == std::string::npos && path.find("dps_") == std::string::npos) {
       continue;
     }
     const VerifyResult r = verify_case(path, {});
@@ -64,10 +71,10 @@ TEST(Verify, BaselineCasesPassOnTheCpu) {
     EXPECT_LE(std::max({r.x_prev_error, r.pred_x0_error, r.sample_error, r.trajectory_error}), 1e-4)
         << r.name;
     EXPECT_GT(r.pred_x0_error, 0) << r.name << ": nothing compared";
-    EXPECT_LE(r.forwards, r.reference_forwards) << r.name;
-    EXPECT_LE(r.backwards, r.reference_backwards) << r.name;
+    EXPECT_EQ(r.forwards, r.reference_forwards) << r.name;
+    EXPECT_EQ(r.backwards, r.reference_backwards) << r.name;
   }
-  EXPECT_EQ(baselines, 8);  // shipped
+  EXPECT_EQ(baselines, 11);  // shipped
 }
 
 // A baseline case held to a tolerance below its float error fails, naming the error.
