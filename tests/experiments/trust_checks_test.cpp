@@ -25,10 +25,7 @@
 #include "experiments/report/report.h"
 #include "experiments/store/merge.h"
 #include "framework/core/error.h"
-
-#ifndef COPAINT_BIN
-#error "COPAINT_BIN (the copaint executable) must be defined by the build"
-#endif
+#include "tests/test_paths.h"
 
 namespace copaint {
 namespace {
@@ -379,6 +376,12 @@ TEST(TrustChecks, ReadOnlyResultsFolderIsReportedAndExported) {
   How reader;
   if (::geteuid() == 0) {
     reader.uid = 65534;
+    // The checkout may sit in a folder that only root can enter (exec fails: 127).
+    if (bin({"--version"}, reader).code == 127) {
+      fs::remove_all(dir);
+      GTEST_SKIP() << "user nobody cannot run " << COPAINT_BIN
+                   << " (a folder above it is closed to others); this case needs a non-root reader";
+    }
   } else {
     fs::permissions(dir / "res",
                     fs::perms::owner_write | fs::perms::group_write | fs::perms::others_write,

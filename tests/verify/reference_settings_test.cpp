@@ -18,6 +18,7 @@
 #include "methods/verify/baseline_replay.h"
 #include "methods/verify/fixture_io.h"
 #include "methods/verify/verify.h"
+#include "tests/test_paths.h"
 
 namespace copaint {
 namespace {
