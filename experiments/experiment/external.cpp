@@ -29,10 +29,12 @@
 #include "experiments/store/results_h5.h"
 #include "framework/core/atomic_file.h"
 #include "framework/core/error.h"
+#include "framework/core/input_hash.h"
 #include "framework/core/log.h"
 #include "framework/core/registry.h"
 #include "framework/core/version.h"
 #include "framework/nn/models.h"
+#include "methods/method.h"
 #include "metrics/metric.h"
 
 namespace copaint {
@@ -253,6 +255,8 @@ CellPredictions collect_predictions(ScoreContext& sc, const ExperimentCell& cell
       c.preds.push_back(image);
       c.refs.push_back(item.image);
       c.masks.push_back(sc.in.mask(cell, i));
+      c.records.back().image_sha256 = image_sha256(item.image);
+      c.records.back().mask_sha256 = mask_sha256(c.masks.back());
     }
   }
   return c;
@@ -395,6 +399,11 @@ int64_t export_inputs(const Experiment& ex, const std::string& dir) {
 
 ScoreSummary score_predictions(const Experiment& ex, const ScoreOptions& o) {
   if (o.name.empty()) throw UsageError("score: --as NAME is required");
+  if (Registry<Method>::global().contains(o.name)) {
+    throw UsageError("score: --as " + o.name +
+                     " is a built-in method's name (its cells and tables would mix with the "
+                     "method's); store the predictions under another name");
+  }
   if (!fs::is_directory(o.predictions))
     throw InputError("score: predictions folder '" + o.predictions + "' not found");
   Inputs in(ex);

@@ -144,7 +144,11 @@ TEST(External, ScoreStoresPredictionsBesideBuiltInMethodsAndListsBadOnes) {
   ReportOptions o;
   o.metrics = {"known_mse"};
   write_report(rs, o, md);
-  EXPECT_NE(md.str().find("| ext_py | 0.0000 | 0.0000 |"), std::string::npos) << md.str();
+  // Its cells are promised the grid's images x samples: the half cell holds 1 of 3.
+  EXPECT_NE(md.str().find("| ext_py | 0.0000 [1/3] | 0.0000 |"), std::string::npos) << md.str();
+  const Completeness done = check_completeness(rs);
+  ASSERT_EQ(done.short_cells.size(), 1u) << done.summary();
+  EXPECT_EQ(done.short_cells[0], "ext_py / half / seed 0: 1 of 3 samples");
   EXPECT_NE(md.str().find("| blended |"), std::string::npos) << md.str();
   bool settings = false;
   for (const auto& c : rs.cells)
@@ -181,6 +185,7 @@ TEST(External, ScoreStoresPredictionsBesideBuiltInMethodsAndListsBadOnes) {
   int64_t ext = 0;
   for (const auto& s : again.samples) ext += again.cells[s.cell_id].method == "ext_py";
   EXPECT_EQ(ext, 6);
+  EXPECT_FALSE(check_completeness(again).incomplete()) << check_completeness(again).summary();
   EXPECT_EQ(
       run_cli({"score", ini, "--predictions", (dir / "none").string(), "--as", "x"}, out, err), 1);
   fs::remove_all(dir);
