@@ -24,6 +24,7 @@
 #include "experiments/experiment/runner.h"
 #include "experiments/imageio/image_io.h"
 #include "experiments/report/report.h"
+#include "experiments/store/merge.h"
 #include "experiments/store/results_db.h"
 #include "experiments/store/results_h5.h"
 #include "framework/core/error.h"
@@ -313,6 +314,42 @@ TEST(ResumeInputs, EveryRunStoresAndReportPrintsTheInputFingerprints) {
   EXPECT_NE(ResultsDb(again.paths.db, false).input_sets()[0].fingerprint, sets[0].fingerprint);
   fs::remove_all(dir);
   fs::remove_all(other);
+}
+
+// Each shard hashes the whole input set (shards agree); `copaint merge` carries the fingerprints
+// and the rows' hashes.
+TEST(ResumeInputs, ShardsAgreeOnFingerprintsAndMergeKeepsThem) {
+  const fs::path dir = temp_dir("shards");
+  for (const char* n : {"a", "b", "c"}) put_image(dir, n, n[0]);
+  const Experiment ex = folder_experiment(dir, "psnr");
+  const RunSummary whole = run_into(ex, dir / "whole");
+  std::vector<std::string> shard_dbs;
+  for (int64_t k = 0; k < 2; ++k) {
+    RunOptions o;
+    o.device = "cpu";
+    o.out_dir = (dir / "sharded").string();
+    o.shard_index = k;
+    o.shard_count = 2;
+    o.progress_seconds = 0;
+    shard_dbs.push_back(run_experiment(ex, o).paths.db);
+  }
+  const auto expected = ResultsDb(whole.paths.db, false).input_sets();
+  ASSERT_EQ(expected.size(), 2u);
+  for (const auto& db : shard_dbs) {
+    const auto sets = ResultsDb(db, false).input_sets();
+    ASSERT_EQ(sets.size(), 2u);
+    for (size_t k = 0; k < 2; ++k) EXPECT_EQ(sets[k].fingerprint, expected[k].fingerprint);
+  }
+  merge_results(shard_dbs, (dir / "merged").string());
+  const auto merged = ResultsDb((dir / "merged" / "results.sqlite").string(), false).input_sets();
+  ASSERT_EQ(merged.size(), 2u);
+  for (size_t k = 0; k < 2; ++k) {
+    EXPECT_EQ(merged[k].fingerprint, expected[k].fingerprint);
+    EXPECT_GT(merged[k].run_id, 0);  // mapped to the merged file's run rows
+  }
+  expect_hashes_match_the_folder(ex, dir / "merged");
+  EXPECT_EQ(run_into(ex, dir / "merged").skipped, 12);
+  fs::remove_all(dir);
 }
 
 TEST(ResumeInputs, ScoreRefusesABuiltInMethodsName) {
