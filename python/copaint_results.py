@@ -167,10 +167,13 @@ def _read(path, with_scores, status):
             cells = _read_cells(con)
             scols = _columns(con, "sample")
             peak = "peak_memory_bytes" if "peak_memory_bytes" in scols else "peak_memory"
+            # The input hashes (schema 3): NULL (None) for databases written before.
+            hashes = ("p.image_sha256, p.mask_sha256" if "image_sha256" in scols
+                      else "NULL AS image_sha256, NULL AS mask_sha256")
             q = ("SELECT p.id AS sample_id, p.cell_id, p.image_index, p.image_id, p.sample_index, "
                  "p.run_id, p.status, p.error, p.seconds, p.forwards, p.backwards, "
                  "p.%s AS peak_memory_bytes, p.h5_file, p.sample_path, p.reference_path, "
-                 "p.mask_path FROM sample p" % peak)
+                 "p.mask_path, %s FROM sample p" % (peak, hashes))
             if with_scores:
                 q = q.replace("FROM sample p", ", s.metric, s.value, s.higher_is_better "
                               "FROM sample p JOIN score s ON s.sample_id = p.id")

@@ -69,7 +69,8 @@ int cmd_score(CommandContext& ctx) {
       "Options");
   d.add_options()("help,h", "print this help")("predictions", po::value<std::string>(),
                                                "folder of predicted images (required)")(
-      "as", po::value<std::string>(), "method name to store them under (required)")(
+      "as", po::value<std::string>(),
+      "method name to store them under (required; not a built-in method's name)")(
       "out", po::value<std::string>(), "results folder (default results/<name>)")(
       "set", po::value<std::vector<std::string>>()->composing(),
       "key=value: NAME's setting (no dot, or NAME.key) or an experiment key")(

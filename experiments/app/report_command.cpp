@@ -45,10 +45,13 @@ const char* kReportUsage =
     "method's other swept settings); names get a <dataset>_<model>_ prefix when the results\n"
     "hold several. --metric selects the metrics. "
     "The files written are listed on stderr.\n\n"
-    "Incomplete results say so: a table cell with fewer ok samples than the grid of the stored\n"
-    "runs promises (images x samples x seeds, all shards) is marked [ok/promised] (CSV: column\n"
-    "promised_samples), and the report lists those cells, the grid's cells with no sample and\n"
-    "missing shard files (also on stderr). --strict exits 1 when anything is incomplete.\n\n"
+    "Incomplete results say so: a table cell with fewer ok samples scored by its metric than\n"
+    "the grid of the stored runs promises (images x samples x seeds, all shards; methods of\n"
+    "`copaint score --as` too) is marked [scored/promised] (CSV: column promised_samples), and\n"
+    "the report lists those cells, cells whose samples lack a metric of their grid, the grid's\n"
+    "cells with no sample and missing shard files (also on stderr). --strict exits 1 when\n"
+    "anything is incomplete. Markdown and LaTeX list each (dataset, mask) input set's SHA-256\n"
+    "fingerprint (of the decoded images and mask bits, experiments/README.md).\n\n"
     "Options";
 
 /// The options of `copaint report`.

@@ -89,8 +89,10 @@ const char* kRunNotes =
     "bound (copaint.G or resample.particles > 1000, jump_n_sample > 100, image sides > 4096,\n"
     "samples > 10000) need the global --allow-large.\n"
     "Results: DIR/results.sqlite (SQLite, WAL) and DIR/results.h5 (uint8 images). A rerun skips\n"
-    "stored samples (those with status error too, unless --retry-failed). Shards write their own\n"
-    "files; combine them with `copaint merge DIR` (or report on DIR directly).\n"
+    "stored samples (those with status error too, unless --retry-failed) whose input is unchanged\n"
+    "(image id, SHA-256 of the decoded pixels and of the mask bits; others are recomputed) and\n"
+    "scores metrics added since for them. Shards write their own files; combine them with\n"
+    "`copaint merge DIR` (or report on DIR directly).\n"
     "SIGTERM/SIGINT stop after the batch in progress is stored (exit 128+signal; rerun resumes).\n";
 
 /// `arg` quoted for a POSIX shell when it holds anything but [A-Za-z0-9_./=:,+-@%].
@@ -357,7 +359,12 @@ int cmd_run(CommandContext& ctx) {
                 static_cast<long long>(s.skipped), static_cast<long long>(s.ok + s.errors),
                 static_cast<long long>(s.ok), static_cast<long long>(s.errors), s.seconds,
                 s.stopped ? " (stopped early)" : "");
-  ctx.out << line << "results: " << s.paths.db << ", " << s.paths.h5 << "\n";
+  ctx.out << line;
+  if (s.mismatched > 0 || s.rescored > 0) {
+    ctx.out << "resume: " << s.mismatched << " stored sample(s) recomputed (their input changed), "
+            << s.rescored << " stored sample(s) scored for metrics added since\n";
+  }
+  ctx.out << "results: " << s.paths.db << ", " << s.paths.h5 << "\n";
   if (s.stopped && s.skipped + s.ok + s.errors < s.selected)
     ctx.out << "to resume: " << resume_command(ctx) << "\n";
   // Stopped by SIGTERM/SIGINT: the shell's code for that signal, so SLURM and `&&` see an

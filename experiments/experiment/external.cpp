@@ -29,6 +29,7 @@
 #include "experiments/store/results_h5.h"
 #include "framework/core/atomic_file.h"
 #include "framework/core/error.h"
+#include "framework/core/input_hash.h"
 #include "framework/core/log.h"
 #include "framework/core/registry.h"
 #include "framework/core/version.h"
@@ -254,6 +255,8 @@ CellPredictions collect_predictions(ScoreContext& sc, const ExperimentCell& cell
       c.preds.push_back(image);
       c.refs.push_back(item.image);
       c.masks.push_back(sc.in.mask(cell, i));
+      c.records.back().image_sha256 = image_sha256(item.image);
+      c.records.back().mask_sha256 = mask_sha256(c.masks.back());
     }
   }
   return c;

@@ -31,9 +31,11 @@
 #include "experiments/store/results_db.h"
 #include "experiments/store/results_h5.h"
 #include "experiments/store/results_json.h"
+#include "experiments/store/stored_images.h"
 #include "framework/core/atomic_file.h"
 #include "framework/core/device.h"
 #include "framework/core/error.h"
+#include "framework/core/input_hash.h"
 #include "framework/core/log.h"
 #include "framework/core/registry.h"
 #include "framework/core/torch_compat.h"
@@ -232,6 +234,32 @@ class StoredImages {
     }
     return true;
   }
+  /// The hash of the reference (or mask) stored for `r` (framework/core/input_hash.h): what
+  /// rows stored before schema version 3, which have no hash, are checked by. "" when it does
+  /// not read back.
+  std::string input_sha256(const SampleRecord& r, bool mask) {
+    const std::string path = mask ? r.mask_path : r.reference_path;
+    auto it = hashes_.find(r.h5_file + path);
+    if (it != hashes_.end()) return it->second;
+    std::string sha;
+    ResultsH5* f = file(r.h5_file);
+    try {
+      if (f && !path.empty())
+        sha = mask ? mask_sha256(f->read_mask(path)) : uint8_sha256(f->read_uint8(path));
+    } catch (const InputError&) {
+      sha.clear();
+    }
+    return hashes_[r.h5_file + path] = sha;
+  }
+  /// The stored sample of `r` as [C,H,W] in [-1,1]: its float32 copy when the run stored one
+  /// (`float_samples`), else the uint8 image; *exact tells which.
+  at::Tensor sample(const SampleRecord& r, bool* exact) {
+    ResultsH5* f = file(r.h5_file);
+    if (!f) throw InputError("'" + r.h5_file + "' cannot be opened");
+    const std::string float_path = float_sample_path(r.sample_path);
+    *exact = f->contains(float_path) && f->readable(float_path);
+    return *exact ? f->read_float(float_path) : f->read_image(r.sample_path);
+  }
   /// Opens this shard's own file when it exists (moving it aside when HDF5 cannot open it).
   void check_own() { file(fs::path(own_).filename().string()); }
   /// Closes the files (the run opens its own for writing).
@@ -260,7 +288,8 @@ class StoredImages {
   }
   std::string dir_, own_;
   std::map<std::string, std::unique_ptr<ResultsH5>> files_;
-  std::set<std::string> verified_;  ///< references and masks read back once
+  std::set<std::string> verified_;             ///< references and masks read back once
+  std::map<std::string, std::string> hashes_;  ///< input_sha256 by file + path
 };
 
 /// A run of this shard that was killed or failed (a full disk) may have left its HDF5 file with
@@ -289,39 +318,6 @@ void salvage_after_abnormal_end(const ResultsDb& db, const ResultPaths& paths,
            fs::path(paths.h5).filename().string() + " from its " + std::to_string(s.kept) +
            " readable dataset(s)" +
            (s.dropped ? ", " + std::to_string(s.dropped) + " unreadable one(s) dropped" : ""));
-}
-
-/// Fills `pending` with the samples of this shard still to run: not committed in SQLite, or
-/// committed as ok but with images that do not read back (their count is returned).
-int64_t find_pending(const Experiment& ex, const std::map<std::string, int64_t>& images,
-                     const RunOptions& options, const ResultPaths& paths, ResultsDb* db,
-                     std::map<int64_t, int64_t>* cell_ids,
-                     std::map<int64_t, std::vector<Item>>* pending, RunSummary* summary) {
-  StoredImages stored(paths.dir, paths.h5);
-  stored.check_own();
-  std::map<std::pair<int64_t, int64_t>, SampleRecord> rows;
-  std::map<std::pair<int64_t, int64_t>, std::string> status;
-  int64_t status_cell = -1, missing = 0;
-  for_each_selected(ex, images, options.shard_index, options.shard_count,
-                    [&](const ExperimentCell& cell, int64_t i, int64_t s) {
-                      if (status_cell != cell.index) {
-                        status_cell = cell.index;
-                        (*cell_ids)[cell.index] = db->ensure_cell(cell_record(cell));
-                        rows = db->sample_rows((*cell_ids)[cell.index]);
-                        status.clear();
-                        for (const auto& [k, r] : rows) status[k] = r.status;
-                      }
-                      ++summary->selected;
-                      if (!is_done(status, i, s, options)) {
-                        (*pending)[cell.index].push_back({i, s});
-                      } else if (status.at({i, s}) == "ok" && !stored.readable(rows.at({i, s}))) {
-                        ++missing;
-                        (*pending)[cell.index].push_back({i, s});
-                      } else {
-                        ++summary->skipped;
-                      }
-                    });
-  return missing;
 }
 
 /// Runs `f`, prefixing a configuration or file error with where the experiment set `keys`.
@@ -595,6 +591,12 @@ RunRecord make_run_record(const Experiment& ex, const RunOptions& options,
   return run;
 }
 
+/// What identifies an input image now: its id and image_sha256 (framework/core/input_hash.h);
+/// both "" when it cannot be read.
+struct ImageIdentity {
+  std::string id, sha256;
+};
+
 /// Images and masks, read when first needed. An image that cannot be read (corrupt, truncated,
 /// unreadable file) or has the wrong shape is skipped: each of its samples is stored with status
 /// error and the reason, and the run goes on; its failure is remembered, so it is read (and
@@ -608,21 +610,39 @@ class ImageSource {
     const auto key = std::make_pair(ds, i);
     auto it = cache_.find(key);
     if (it != cache_.end()) return it->second;
-    auto bad = errors_.find(key);
-    if (bad != errors_.end()) throw InputError(bad->second);
+    return cache_.emplace(key, load(ds, i)).first->second;
+  }
+
+  /// Image i's identity now (its id and image_sha256; "" for both when it cannot be read),
+  /// hashed once; an image not in use is read for it and not kept.
+  const ImageIdentity& identity(const std::string& ds, int64_t i) {
+    const auto key = std::make_pair(ds, i);
+    auto it = ids_.find(key);
+    if (it != ids_.end()) return it->second;
+    ImageIdentity id;
+    auto cached = cache_.find(key);
     try {
-      ImageItem item = in_.datasets.at(ds)->get(i);
-      check_shape(ds, item);
-      return cache_.emplace(key, std::move(item)).first->second;
+      const ImageItem item = cached != cache_.end() ? cached->second : load(ds, i);
+      id = {item.id, image_sha256(item.image)};
     } catch (const UsageError&) {
       throw;
-    } catch (const std::exception& e) {
-      const std::string msg = "dataset " + ds + ", image " + std::to_string(i) +
-                              " skipped (cannot be used): " + e.what();
-      log_warn(msg);
-      errors_[key] = msg;
-      throw InputError(msg);
+    } catch (const std::exception&) {
+      id = {};  // recorded (and warned about) by load
     }
+    return ids_.emplace(key, id).first->second;
+  }
+
+  /// mask_sha256 of mask(c, i), hashed once; a mask not in use is made for it and not kept.
+  const std::string& mask_hash(const ExperimentCell& c, int64_t i) {
+    const auto key = std::make_pair(mask_key(c, size_, size_), i);
+    auto it = mask_ids_.find(key);
+    if (it != mask_ids_.end()) return it->second;
+    auto made = masks_.find(key);
+    const std::string h = mask_sha256(
+        made != masks_.end()
+            ? made->second
+            : in_.masks.at(c.mask)->make(size_, size_, i, static_cast<uint64_t>(c.mask_seed)));
+    return mask_ids_.emplace(key, h).first->second;
   }
   bool failed(const std::string& ds, int64_t i) const { return errors_.count({ds, i}) > 0; }
 
@@ -658,6 +678,27 @@ class ImageSource {
   }
 
  private:
+  /// Reads image i (not kept); one that cannot be used is warned about once, and its reason
+  /// recorded and thrown (InputError) at every later call.
+  ImageItem load(const std::string& ds, int64_t i) {
+    const auto key = std::make_pair(ds, i);
+    auto bad = errors_.find(key);
+    if (bad != errors_.end()) throw InputError(bad->second);
+    try {
+      ImageItem item = in_.datasets.at(ds)->get(i);
+      check_shape(ds, item);
+      return item;
+    } catch (const UsageError&) {
+      throw;
+    } catch (const std::exception& e) {
+      const std::string msg = "dataset " + ds + ", image " + std::to_string(i) +
+                              " skipped (cannot be used): " + e.what();
+      log_warn(msg);
+      errors_[key] = msg;
+      throw InputError(msg);
+    }
+  }
+
   void check_shape(const std::string& ds, const ImageItem& item) const {
     if (item.image.dim() == 3 && item.image.size(0) == channels_ && item.image.size(1) == size_ &&
         item.image.size(2) == size_) {
@@ -677,6 +718,8 @@ class ImageSource {
   std::map<std::pair<std::string, int64_t>, ImageItem> cache_;
   std::map<std::pair<std::string, int64_t>, std::string> errors_;
   std::map<std::pair<std::string, int64_t>, at::Tensor> masks_;
+  std::map<std::pair<std::string, int64_t>, ImageIdentity> ids_;
+  std::map<std::pair<std::string, int64_t>, std::string> mask_ids_;
 };
 
 /// Each sample scored on its own, so scores do not depend on how samples were packed into
@@ -839,11 +882,10 @@ struct CellRun {
       r.image_index = it.image;
       r.sample_index = it.sample;
       r.run_id = st.run_id;
-      try {
-        r.image_id = st.images.item(cell.dataset, it.image).id;
-      } catch (const std::exception&) {
-        r.image_id = std::to_string(it.image);
-      }
+      const ImageIdentity& input = st.images.identity(cell.dataset, it.image);
+      r.image_id = input.id.empty() ? std::to_string(it.image) : input.id;
+      r.image_sha256 = input.sha256;
+      r.mask_sha256 = st.images.mask_hash(cell, it.image);
       if (!o.ok) {
         r.status = "error";
         r.error = o.error;
@@ -892,32 +934,215 @@ struct CellRun {
   }
 };
 
+/// What a resume found: the items to run, the stored samples that lack a metric, and why.
+struct ResumePlan {
+  std::map<int64_t, std::vector<Item>> pending;  ///< by cell index
+  /// Ok rows kept that lack a metric, by cell index.
+  std::map<int64_t, std::vector<SampleRecord>> unscored;
+  int64_t missing = 0;     ///< ok rows whose images do not read back
+  int64_t mismatched = 0;  ///< rows whose input changed
+  std::string first_mismatch;
+  /// Ok rows stored without input hashes (before schema 3) that matched: their hashes to store.
+  std::vector<SampleRecord> checked_old;
+};
+
+/// Why the stored row `r` of `cell` no longer belongs to its input ("" when it does): the image
+/// id, the image's pixels or the mask's bits differ from what the row was computed from (rows
+/// stored before the hashes are checked against the reference and mask stored for them). An
+/// error row of an image that still cannot be read belongs to it.
+std::string input_mismatch(const SampleRecord& r, const ExperimentCell& cell, ImageSource& images,
+                           StoredImages& stored) {
+  const ImageIdentity& now = images.identity(cell.dataset, r.image_index);
+  const std::string where = cell.label() + ", image " + std::to_string(r.image_index);
+  if (now.sha256.empty()) {
+    return r.status == "ok" ? where + " ('" + r.image_id + "') cannot be read any more" : "";
+  }
+  if (r.image_id != now.id) return where + " was '" + r.image_id + "', now '" + now.id + "'";
+  const bool ok = r.status == "ok";
+  const std::string image = !r.image_sha256.empty() ? r.image_sha256
+                            : ok                    ? stored.input_sha256(r, false)
+                                                    : "";
+  if (!image.empty() && image != now.sha256) return where + " ('" + now.id + "') has new pixels";
+  const std::string mask = !r.mask_sha256.empty() ? r.mask_sha256
+                           : ok                   ? stored.input_sha256(r, true)
+                                                  : "";
+  if (!mask.empty() && mask != images.mask_hash(cell, r.image_index))
+    return where + ": its " + cell.mask + " mask changed";
+  return "";
+}
+
+/// Whether ok row `r` lacks a score of one of `metrics` (stored names).
+bool lacks_metric(const SampleRecord& r, const std::vector<std::string>& metrics) {
+  for (const auto& m : metrics) {
+    if (std::none_of(r.scores.begin(), r.scores.end(),
+                     [&](const ScoreRecord& sc) { return sc.metric == m; }))
+      return true;
+  }
+  return false;
+}
+
+/// The samples of this shard still to run: not committed in SQLite; committed as ok but with
+/// images that do not read back; or committed for an input that changed since (input_mismatch).
+/// Ok rows kept that lack one of `metrics` are listed for scoring.
+ResumePlan find_pending(const Experiment& ex, const RunInputs& in, ImageSource& images,
+                        const std::vector<std::string>& metrics, const RunOptions& options,
+                        const ResultPaths& paths, ResultsDb* db,
+                        std::map<int64_t, int64_t>* cell_ids, RunSummary* summary) {
+  StoredImages stored(paths.dir, paths.h5);
+  stored.check_own();
+  ResumePlan plan;
+  std::map<std::pair<int64_t, int64_t>, SampleRecord> rows;
+  std::map<std::pair<int64_t, int64_t>, std::string> status;
+  int64_t status_cell = -1;
+  for_each_selected(
+      ex, in.images, options.shard_index, options.shard_count,
+      [&](const ExperimentCell& cell, int64_t i, int64_t s) {
+        if (status_cell != cell.index) {
+          status_cell = cell.index;
+          (*cell_ids)[cell.index] = db->ensure_cell(cell_record(cell));
+          rows = db->sample_rows((*cell_ids)[cell.index]);
+          status.clear();
+          for (const auto& [k, r] : rows) status[k] = r.status;
+        }
+        ++summary->selected;
+        std::string why;
+        if (!is_done(status, i, s, options)) {
+          plan.pending[cell.index].push_back({i, s});
+        } else if (status.at({i, s}) == "ok" && !stored.readable(rows.at({i, s}))) {
+          ++plan.missing;
+          plan.pending[cell.index].push_back({i, s});
+        } else if (!(why = input_mismatch(rows.at({i, s}), cell, images, stored)).empty()) {
+          if (plan.mismatched++ == 0) plan.first_mismatch = why;
+          plan.pending[cell.index].push_back({i, s});
+        } else {
+          ++summary->skipped;
+          SampleRecord r = rows.at({i, s});
+          if (r.status == "ok" && r.image_sha256.empty()) {
+            r.image_sha256 = images.identity(cell.dataset, i).sha256;
+            r.mask_sha256 = images.mask_hash(cell, i);
+            plan.checked_old.push_back(r);
+          }
+          if (r.status == "ok" && lacks_metric(r, metrics)) plan.unscored[cell.index].push_back(r);
+        }
+      });
+  return plan;
+}
+
 /// Finds what this shard has to do, verifying what is stored: a results.h5 whose stored samples
 /// do not all read back is rebuilt from what does (a dataset that does not read back may not be
 /// replaceable either: HDF5 cannot unlink an object whose header is damaged), then looked at
-/// again. Returns the items to run by cell index.
-std::map<int64_t, std::vector<Item>> plan_pending(const Experiment& ex, const RunInputs& in,
-                                                  const RunOptions& options,
-                                                  const ResultPaths& paths, ResultsDb& db,
-                                                  std::map<int64_t, int64_t>* cell_ids,
-                                                  RunSummary* summary) {
-  std::map<int64_t, std::vector<Item>> pending;
-  int64_t missing = find_pending(ex, in.images, options, paths, &db, cell_ids, &pending, summary);
+/// again. Stored samples whose input changed are recomputed (README: resuming).
+ResumePlan plan_pending(const Experiment& ex, const RunInputs& in, ImageSource& images,
+                        const RunOptions& options, const ResultPaths& paths, ResultsDb& db,
+                        std::map<int64_t, int64_t>* cell_ids, RunSummary* summary) {
+  std::vector<std::string> metrics;
+  for (const auto& m : in.metrics) metrics.push_back(m->name());
+  ResumePlan plan = find_pending(ex, in, images, metrics, options, paths, &db, cell_ids, summary);
   std::error_code exists_ec;
-  if (missing > 0 && fs::exists(paths.h5, exists_ec)) {
+  if (plan.missing > 0 && fs::exists(paths.h5, exists_ec)) {
     const SalvageSummary s = salvage_h5(paths.h5);
     log_warn("run " + ex.name + ": rebuilt " + fs::path(paths.h5).filename().string() +
              " from its " + std::to_string(s.kept) + " readable dataset(s), " +
              std::to_string(s.dropped) + " unreadable one(s) dropped");
-    pending.clear();
     summary->selected = summary->skipped = 0;
-    missing = find_pending(ex, in.images, options, paths, &db, cell_ids, &pending, summary);
+    plan = find_pending(ex, in, images, metrics, options, paths, &db, cell_ids, summary);
   }
-  if (missing > 0) {
-    log_warn("run " + ex.name + ": " + std::to_string(missing) + " stored sample(s) missing from " +
-             fs::path(paths.h5).filename().string() + " (or unreadable): recomputing them");
+  if (plan.missing > 0) {
+    log_warn("run " + ex.name + ": " + std::to_string(plan.missing) +
+             " stored sample(s) missing from " + fs::path(paths.h5).filename().string() +
+             " (or unreadable): recomputing them");
   }
-  return pending;
+  if (plan.mismatched > 0) {
+    log_warn("run " + ex.name + ": " + std::to_string(plan.mismatched) +
+             " stored sample(s) no longer belong to their input (first: " + plan.first_mismatch +
+             "): recomputing them");
+  }
+  summary->mismatched = plan.mismatched;
+  db.set_input_hashes(plan.checked_old);
+  return plan;
+}
+
+/// Stores the fingerprint of every (dataset, mask) input set of the grid (all its images, not
+/// only this shard's: shards agree), hashing the inputs not hashed yet.
+void record_input_sets(const Experiment& ex, const RunInputs& in, ImageSource& images,
+                       ResultsDb& db, int64_t run_id) {
+  const int64_t size = in.model->image_size();
+  std::set<std::pair<std::string, std::string>> done;
+  for (const auto& cell : ex.cells) {
+    InputSetRecord r;
+    r.dataset = cell.dataset;
+    r.dataset_key = dataset_key(cell.dataset, cell.dataset_settings);
+    r.mask = cell.mask;
+    r.mask_key = mask_key(cell, size, size);
+    if (!done.insert({r.dataset_key, r.mask_key}).second) continue;
+    std::vector<InputHash> items;
+    for (int64_t i = 0; i < in.images.at(cell.dataset); ++i) {
+      items.push_back({images.identity(cell.dataset, i).sha256, images.mask_hash(cell, i)});
+      r.unreadable += items.back().image.empty();
+    }
+    r.images = static_cast<int64_t>(items.size());
+    r.fingerprint = input_set_fingerprint(items);
+    r.run_id = run_id;
+    db.write_input_set(r);
+    log_debug("inputs " + r.dataset_key + " x " + r.mask_key + ": sha256 " + r.fingerprint);
+  }
+}
+
+/// Scores the metrics that stored ok samples lack (a metric added to the experiment since they
+/// ran): from the stored float32 sample when the run stored one (`--float-samples`: the scores
+/// are those of the method's output), else from the stored uint8 sample; the reference and the
+/// mask are the dataset's and the mask generator's (checked against the stored hashes first).
+/// A metric that cannot score a sample (warned about) stays missing and is tried again next time.
+/// The scores of the metrics ok row `r` lacks, for its stored `sample` (each metric that fails is
+/// warned about once per cell, through `warned`).
+std::vector<ScoreRecord> missing_scores(const std::vector<std::unique_ptr<Metric>>& metrics,
+                                        const SampleRecord& r, const at::Tensor& sample,
+                                        const at::Tensor& ref, const at::Tensor& mask,
+                                        const std::string& label, std::set<std::string>* warned) {
+  std::vector<ScoreRecord> out;
+  for (const auto& metric : metrics) {
+    if (!lacks_metric(r, {metric->name()})) continue;
+    try {
+      const double v = metric->score(sample, ref, mask)
+                           .to(at::kCPU, at::kDouble)
+                           .reshape({-1})[0]
+                           .item<double>();
+      out.push_back({metric->name(), v, metric->higher_is_better()});
+    } catch (const UsageError&) {
+      throw;
+    } catch (const std::exception& e) {
+      if (warned->insert(metric->name()).second)
+        log_warn(label + ": metric " + metric->name() + " not scored: " + e.what());
+    }
+  }
+  return out;
+}
+
+void score_stored(RunState& st, const std::map<int64_t, std::vector<SampleRecord>>& unscored) {
+  StoredImages stored(st.paths.dir, st.paths.h5);
+  int64_t n = 0, from_uint8 = 0;
+  for (const auto& [cell_index, rows] : unscored) {
+    const ExperimentCell& cell = st.ex.cells[cell_index];
+    std::vector<std::pair<int64_t, ScoreRecord>> scores;
+    std::set<std::string> warned;
+    for (const SampleRecord& r : rows) {
+      bool exact = false;
+      const at::Tensor sample = stored.sample(r, &exact).unsqueeze(0).to(st.device);
+      const at::Tensor ref = st.images.item(cell.dataset, r.image_index).image.unsqueeze(0);
+      const at::Tensor mask = st.images.mask(cell, r.image_index).unsqueeze(0);
+      const std::vector<ScoreRecord> added = missing_scores(
+          st.in.metrics, r, sample, ref.to(st.device), mask.to(st.device), cell.label(), &warned);
+      for (const auto& sc : added) scores.push_back({r.id, sc});
+      n += !added.empty();
+      from_uint8 += !added.empty() && !exact;
+    }
+    st.db.add_scores(scores);
+  }
+  st.summary.rescored = n;
+  if (n == 0) return;
+  log_info("run " + st.ex.name + ": scored " + std::to_string(n) +
+           " stored sample(s) for metrics they lacked (" + std::to_string(from_uint8) +
+           " from their uint8 images, " + std::to_string(n - from_uint8) + " from float32)");
 }
 
 /// A shard index in [0, count) of count >= 1, or a UsageError.
@@ -1033,16 +1258,18 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
   const RunRecord record = make_run_record(ex, options, device, *in.model);
   salvage_after_abnormal_end(db, paths, record.shard, ex.name);
 
-  // Plan: what this shard has to do.
+  // Plan: what this shard has to do, checking each stored sample's input.
+  ImageSource images(ex, in, in.model->channels(), in.model->image_size());
+  images.check_first_images();
   std::map<int64_t, int64_t> cell_ids;
-  const auto pending = plan_pending(ex, in, options, paths, db, &cell_ids, &summary);
+  const ResumePlan plan = plan_pending(ex, in, images, options, paths, db, &cell_ids, &summary);
+  const auto& pending = plan.pending;
   const int64_t to_run = summary.selected - summary.skipped;
   const int64_t run_id = db.add_run(record);
   log_info("experiment " + ex.name + ": " + std::to_string(summary.selected) + " samples, " +
            std::to_string(summary.skipped) + " already stored, " + std::to_string(to_run) +
            " to run -> " + paths.db);
-  ImageSource images(ex, in, in.model->channels(), in.model->image_size());
-  images.check_first_images();
+  record_input_sets(ex, in, images, db, run_id);
 
   // Run and store, cell by cell.
   double cost = 0;
@@ -1054,6 +1281,7 @@ RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
   RunState st{ex, options,  paths,  device,  in,  images,
               db, cell_ids, run_id, summary, bar, stop_signals};
   try {
+    score_stored(st, plan.unscored);
     for (const auto& [cell_index, items] : pending) {
       if (summary.stopped) break;
       run_cell(st, cell_index, items);

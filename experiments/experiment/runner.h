@@ -115,7 +115,9 @@ void print_plan(const Experiment& ex, const GridPlan& plan, std::ostream& out);
 /// What a run did.
 struct RunSummary {
   int64_t selected = 0;        ///< samples this shard is responsible for
-  int64_t skipped = 0;         ///< already stored
+  int64_t skipped = 0;         ///< already stored (and still belonging to their input)
+  int64_t mismatched = 0;      ///< stored, but for an input that changed since: recomputed
+  int64_t rescored = 0;        ///< stored samples scored now for metrics they lacked
   int64_t ok = 0, errors = 0;  ///< run now
   bool stopped = false;        ///< stop_after or a signal ended the run early
   int stop_signal = 0;         ///< the signal that stopped it (SIGTERM, SIGINT), else 0
@@ -132,7 +134,10 @@ struct RunSummary {
 /// with status error and the reason ("... image I skipped (cannot be used): ..."), and the run
 /// goes on; a rerun skips those rows like other errors (--retry-failed tries the image again).
 /// Only when the first readable image of a dataset does not fit the model does the run fail
-/// before any work.
+/// before any work. Resuming: a stored sample counts only while its input (image id, image and
+/// mask hashes, framework/core/input_hash.h) is unchanged, else it is recomputed; stored samples
+/// lacking a metric of the experiment are scored from their stored images; every run stores the
+/// fingerprint of each (dataset, mask) input set (experiments/README.md, "Resume").
 RunSummary run_experiment(const Experiment& ex, const RunOptions& options);
 
 /// Now in UTC as ISO 8601 ("2026-12-01T20:41:14Z"): the started / finished times of stored runs.

@@ -3,14 +3,28 @@
 
 #include "experiments/experiment/runner.h"
 #include "experiments/store/results_json.h"
+#include "framework/core/input_hash.h"
 
 namespace copaint {
+
+namespace {
+
+/// Whether the input dataset at `path` must be (re)written: absent or unreadable, or holding
+/// other pixels than `sha256` names (the input changed under the same index; "" = not checked).
+bool stale_input(const ResultsH5& h5, const std::string& path, const std::string& sha256,
+                 bool is_mask) {
+  if (!h5.readable(path)) return true;
+  if (sha256.empty()) return false;
+  return (is_mask ? mask_sha256(h5.read_mask(path)) : uint8_sha256(h5.read_uint8(path))) != sha256;
+}
+
+}  // namespace
 
 void store_sample_images(ResultsH5& h5, const ExperimentCell& cell, const SampleRecord& r,
                          const at::Tensor& reference, const at::Tensor& mask,
                          const at::Tensor& sample, int64_t generator_seed, bool float_sample) {
   const std::string layout = "uint8 [H,W,C], round((x + 1) * 127.5) of [-1,1]";
-  if (!h5.readable(r.reference_path)) {
+  if (stale_input(h5, r.reference_path, r.image_sha256, false)) {
     h5.write_image(r.reference_path, reference);
     h5.set_attributes(
         r.reference_path,
@@ -18,15 +32,17 @@ void store_sample_images(ResultsH5& h5, const ExperimentCell& cell, const Sample
          {"dataset", cell.dataset},
          {"dataset_settings", settings_text_to_json(cell.dataset_settings.canonical())},
          {"image_id", r.image_id},
+         {"sha256", image_sha256(reference)},
          {"layout", layout}},
         {{"image_index", r.image_index}});
   }
-  if (!h5.readable(r.mask_path)) {
+  if (stale_input(h5, r.mask_path, r.mask_sha256, true)) {
     h5.write_mask(r.mask_path, mask);
     h5.set_attributes(r.mask_path,
                       {{"kind", "mask"},
                        {"mask", cell.mask},
                        {"mask_settings", settings_text_to_json(cell.mask_settings.canonical())},
+                       {"sha256", mask_sha256(mask)},
                        {"layout", "uint8 [H,W,1], 1 = known pixel, 0 = unknown"}},
                       {{"image_index", r.image_index}, {"mask_seed", cell.mask_seed}});
   }

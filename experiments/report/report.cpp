@@ -105,10 +105,14 @@ bool ReportData::higher_is_better(const std::string& metric) const {
   return it != higher.end() && it->second;
 }
 
-std::string ReportData::short_marker(const Stats* st, size_t sec, size_t v,
-                                     const std::string& mask) const {
+std::string ReportData::short_marker(const Stats* st, size_t sec, size_t v, const std::string& mask,
+                                     const std::string& metric) const {
   auto it = promised.find(StatsKey{sec, v, mask});
-  const int64_t ok = st ? st->ok : 0;
+  int64_t ok = 0;
+  if (st && st->values.count(metric)) {
+    const std::vector<double>& values = st->values.at(metric);
+    ok = std::count_if(values.begin(), values.end(), [](double x) { return !std::isnan(x); });
+  }
   if (it == promised.end() || ok >= it->second) return std::string();
   return " [" + std::to_string(ok) + "/" + std::to_string(it->second) + "]";
 }
@@ -138,6 +142,13 @@ ResultSet load_results(const std::vector<std::string>& dbs) {
       } else {
         cell_map[c.id] = it->second;
       }
+    }
+    for (const auto& set : db.input_sets()) {
+      const bool seen = std::any_of(rs.input_sets.begin(), rs.input_sets.end(), [&](const auto& x) {
+        return x.dataset_key == set.dataset_key && x.mask_key == set.mask_key &&
+               x.fingerprint == set.fingerprint;
+      });
+      if (!seen) rs.input_sets.push_back(set);
     }
     const fs::path dir = fs::path(path).parent_path();
     for (auto s : db.samples()) {

@@ -20,6 +20,9 @@ struct ResultSet {
   std::vector<CellRecord> cells;  ///< unique by key; CellRecord::id is the index in this vector
   /// Unique by (cell, image, sample); cell_id indexes `cells`; h5_file is a full path.
   std::vector<SampleRecord> samples;
+  /// Input-set fingerprints (results_db.h), unique by (dataset_key, mask_key, fingerprint): a
+  /// key with two fingerprints means its databases ran on different inputs.
+  std::vector<InputSetRecord> input_sets;
 };
 
 /// Reads every database (an ok row wins over an error row of the same sample).
@@ -71,6 +74,9 @@ struct Completeness {
   std::map<int64_t, int64_t> ok;  ///< ok samples stored per cell
   /// "copaint [G=2] / half / seed 0: 1 of 4 samples" for every cell short of its promise.
   std::vector<std::string> short_cells;
+  /// "copaint / half / seed 0: ssim 1 of 3 samples" for every cell whose ok samples do not all
+  /// hold a score (not NaN) of each metric of its grid (a metric added after they ran).
+  std::vector<std::string> short_metrics;
   std::vector<std::string> missing_shards;  ///< "results.shard-1-of-3.sqlite (shard 1/3)"
   int64_t missing_cells = 0;                ///< cells of the latest grid with no stored row
   int64_t grid_cells = 0;                   ///< cells of that grid
@@ -78,15 +84,18 @@ struct Completeness {
   /// ok samples of a grid with metrics that hold no score, or a NaN one (e.g. NaN weights).
   int64_t unscored = 0;
   bool incomplete() const {
-    return !short_cells.empty() || !missing_shards.empty() || missing_cells > 0 || unscored > 0;
+    return !short_cells.empty() || !short_metrics.empty() || !missing_shards.empty() ||
+           missing_cells > 0 || unscored > 0;
   }
   /// One paragraph for people (empty when complete).
   std::string summary() const;
 };
 
 /// Reads the promise from each run's stored configuration (samples, seeds, datasets, methods,
-/// masks and the settings axes), opening each dataset to count its images (else its `count`
-/// setting, else the images stored). Cells of no stored configuration get no promise.
+/// masks and the settings axes; the method `copaint score --as NAME` stored counts as a method
+/// of its grid), per metric of the grid's `metrics` too, opening each dataset to count its images
+/// (else its `count` setting, else the images stored). Cells of no stored configuration get no
+/// promise.
 Completeness check_completeness(const ResultSet& results);
 
 /// The metrics stored in `results`, in order of appearance.

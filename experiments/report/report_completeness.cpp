@@ -23,6 +23,7 @@ struct Grid {
   int64_t samples = 1;
   int64_t seeds = 1;
   std::vector<std::string> datasets, methods, masks;
+  std::vector<std::string> metrics;  ///< as configured (lpips: stored as lpips_alex_v0.1)
   std::set<int64_t> seed_values;
   Options config;
   int64_t cells = 0;  ///< datasets x (methods x their settings axes) x masks x seeds
@@ -50,6 +51,10 @@ bool parse_grid(const std::string& text, Grid* g) {
   }
   g->datasets = split_list(g->config.get("dataset", ""));
   g->methods = split_list(g->config.get("methods", ""));
+  g->metrics = split_list(g->config.get("metrics", ""));
+  for (const auto& [key, value] : g->config.values()) {  // `copaint score --as NAME`
+    if (key.rfind("score.", 0) == 0) g->methods.push_back(key.substr(6));
+  }
   g->masks = split_list(g->config.get("masks", ""));
   if (g->datasets.empty() || g->methods.empty() || g->masks.empty()) return false;
   // A `copaint score --as NAME` run (external.cpp) promises NAME's cells of the same grid.
@@ -150,6 +155,48 @@ int64_t unscored_samples(const ResultSet& rs, const std::map<std::string, Grid>&
   return n;
 }
 
+/// The stored metric names a configured one stands for: itself when stored, else the stored
+/// names extending it (lpips: lpips_alex_v0.1), else itself (never scored).
+std::vector<std::string> stored_names(const std::string& configured,
+                                      const std::set<std::string>& stored) {
+  if (stored.count(configured)) return {configured};
+  std::vector<std::string> out;
+  for (const auto& s : stored) {
+    if (s.rfind(configured, 0) == 0) out.push_back(s);
+  }
+  if (out.empty()) out.push_back(configured);
+  return out;
+}
+
+/// Cells some of whose ok samples lack a score (or hold NaN) of a metric of their grid, short of
+/// the promise: "copaint / half / seed 0: ssim 1 of 3 samples".
+std::vector<std::string> short_metrics(const ResultSet& rs, const Completeness& c,
+                                       const std::map<int64_t, const Grid*>& grid_of) {
+  std::set<std::string> stored;
+  std::map<std::pair<int64_t, std::string>, int64_t> scored;  // (cell, metric) -> ok samples
+  for (const auto& s : rs.samples) {
+    for (const auto& sc : s.scores) {
+      stored.insert(sc.metric);
+      if (s.status == "ok" && !std::isnan(sc.value)) ++scored[{s.cell_id, sc.metric}];
+    }
+  }
+  std::vector<std::string> out;
+  for (const auto& [id, grid] : grid_of) {
+    const int64_t ok = c.ok.count(id) ? c.ok.at(id) : 0;
+    const int64_t promised = c.promised.at(id).samples;
+    for (const auto& configured : grid->metrics) {
+      for (const auto& m : stored_names(configured, stored)) {
+        const int64_t n = scored.count({id, m}) ? scored.at({id, m}) : 0;
+        if (n < ok && n < promised) {
+          out.push_back(cell_label(rs.cells.at(id)) + ": " + m + " " + std::to_string(n) + " of " +
+                        std::to_string(promised) + " samples");
+        }
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string Completeness::summary() const {
@@ -163,6 +210,15 @@ std::string Completeness::summary() const {
     for (size_t i = 0; i < short_cells.size() && i < 10; ++i)
       os << (i ? "; " : "") << short_cells[i];
     if (short_cells.size() > 10) os << "; ... " << short_cells.size() - 10 << " more";
+    os << ".";
+  }
+  if (!short_metrics.empty()) {
+    os << " " << short_metrics.size()
+       << " cell(s) have ok samples without a score of a metric of their grid (a metric added "
+          "since: rerun `copaint run` to score them): ";
+    for (size_t i = 0; i < short_metrics.size() && i < 10; ++i)
+      os << (i ? "; " : "") << short_metrics[i];
+    if (short_metrics.size() > 10) os << "; ... " << short_metrics.size() - 10 << " more";
     os << ".";
   }
   if (missing_cells > 0) {
@@ -194,6 +250,7 @@ Completeness check_completeness(const ResultSet& rs) {
   std::map<std::string, Grid> grids;                              // by config text
   std::map<std::pair<std::string, std::string>, int64_t> images;  // (config, dataset)
   const Grid* latest = nullptr;
+  std::map<int64_t, const Grid*> grid_of;  // cell -> the grid that promised it
   for (const RunRecord* r : runs) {
     if (grids.count(r->config)) continue;
     Grid g;
@@ -212,6 +269,7 @@ Completeness check_completeness(const ResultSet& rs) {
       const auto key = std::make_pair(r->config, c.dataset);
       if (!images.count(key)) images[key] = images_of(rs, g, c.dataset, &out.notes);
       out.promised[c.id] = {images[key] * g.samples, g.seeds};
+      grid_of[c.id] = &g;
       break;
     }
   }
@@ -231,6 +289,7 @@ Completeness check_completeness(const ResultSet& rs) {
     out.grid_cells = latest->cells;
     out.missing_cells = std::max<int64_t>(0, latest->cells - present);
   }
+  out.short_metrics = short_metrics(rs, out, grid_of);
   out.missing_shards = missing_shards(rs);
   out.unscored = unscored_samples(rs, grids);
   return out;

@@ -13,6 +13,10 @@ namespace {
 
 void begin(const ReportData& d, std::ostream& out) {
   if (d.done.incomplete()) out << "% " << d.done.summary() << "\n";
+  for (const auto& set : d.results.input_sets) {
+    out << "% inputs " << set.dataset << " x " << set.mask << ": " << set.images
+        << " images, sha256 " << set.fingerprint << "\n";
+  }
   if (d.options.standalone) {
     out << "% copaint report: a complete document (pdflatex FILE.tex)\n"
         << "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"

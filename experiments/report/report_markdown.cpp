@@ -58,12 +58,26 @@ void write_failures(const ResultSet& rs, std::ostream& out) {
   out << "\n";
 }
 
+/// The inputs' fingerprints (framework/core/input_hash.h), one line per (dataset, mask).
+void write_inputs(const ResultSet& rs, std::ostream& out) {
+  if (rs.input_sets.empty()) return;
+  out << "Inputs (SHA-256 fingerprint of the decoded images and mask bits, in image order):\n\n";
+  for (const auto& set : rs.input_sets) {
+    out << "- " << set.dataset << " x " << set.mask << " (" << set.dataset_key << ", "
+        << set.mask_key << "): " << set.images << " images"
+        << (set.unreadable ? ", " + std::to_string(set.unreadable) + " unreadable" : "")
+        << ", sha256 " << set.fingerprint << "\n";
+  }
+  out << "\n";
+}
+
 void begin(const ReportData& d, std::ostream& out) {
   write_heading(d, out);
   if (d.done.incomplete()) {
     out << "**" << d.done.summary() << "**\n\n";
     for (const auto& n : d.done.notes) out << "Note: " << n << ".\n\n";
   }
+  write_inputs(d.results, out);
   write_failures(d.results, out);
 }
 

@@ -103,7 +103,7 @@ Cell marked(const ReportData& d, size_t sec, size_t v, const std::string& mask,
             const std::string& metric) {
   const Stats* st = d.find(sec, v, mask);
   Cell c = value_cell(d, st, metric);
-  const std::string m = d.short_marker(st, sec, v, mask);
+  const std::string m = d.short_marker(st, sec, v, mask, metric);
   c.md += m;
   c.tex_rest += m;
   return c;

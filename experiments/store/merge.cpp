@@ -237,8 +237,8 @@ void write_merged_h5(const std::vector<std::unique_ptr<ResultsDb>>& dbs,
   commit_temp_file(tmp, h5);
 }
 
-/// Run rows (matched by identity, never duplicated), cells, then every sample row in one
-/// transaction.
+/// Run rows (matched by identity, never duplicated), cells, input-set fingerprints, then every
+/// sample row in one transaction.
 void commit_rows(const std::vector<std::unique_ptr<ResultsDb>>& dbs,
                  const std::vector<Pending>& pending, ResultsDb* out, MergeSummary* summary) {
   std::map<std::string, RunRecord> existing;
@@ -264,6 +264,10 @@ void commit_rows(const std::vector<std::unique_ptr<ResultsDb>>& dbs,
     }
     for (const auto& c : dbs[d]->cells()) {
       if (!cell_ids.count(c.key)) cell_ids[c.key] = out->ensure_cell(c);
+    }
+    for (InputSetRecord set : dbs[d]->input_sets()) {  // the later input's replaces
+      set.run_id = run_map[d].count(set.run_id) ? run_map[d].at(set.run_id) : 0;
+      out->write_input_set(set);
     }
   }
   std::vector<SampleRecord> records;

@@ -17,7 +17,7 @@
 namespace copaint {
 namespace {
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 // Version 1 (the schema of every database written before version 2); a new database is created
 // as version 1 and migrated like an old one, so the migration runs on every database.
@@ -152,6 +152,24 @@ CREATE VIEW score_long AS
          p.image_id, p.sample_index, p.run_id, p.status, p.seconds, p.forwards, p.backwards,
          p.peak_memory_bytes, s.metric, s.value, s.higher_is_better
   FROM score s JOIN sample p ON p.id = s.sample_id JOIN cell c ON c.id = p.cell_id;
+)SQL";
+
+// Version 3: each sample's input identity (the resume's check that a stored sample still belongs
+// to its input) and one fingerprint per (dataset, mask) input set.
+const char* kMigrateV2ToV3 = R"SQL(
+ALTER TABLE sample ADD COLUMN image_sha256 TEXT;
+ALTER TABLE sample ADD COLUMN mask_sha256 TEXT;
+CREATE TABLE IF NOT EXISTS input_set (
+  dataset TEXT NOT NULL,
+  dataset_key TEXT NOT NULL,
+  mask TEXT NOT NULL,
+  mask_key TEXT NOT NULL,
+  images INTEGER NOT NULL,
+  unreadable INTEGER NOT NULL,
+  fingerprint TEXT NOT NULL,
+  run_id INTEGER REFERENCES experiment(id),
+  PRIMARY KEY (dataset_key, mask_key)
+);
 )SQL";
 
 /// SQLite's message, with the operating system's reason when there is one ("disk I/O error
@@ -326,7 +344,7 @@ const std::vector<Column<CellRecord>>& cell_columns() {
 const char* kSampleColumns =
     "s.id, s.cell_id, s.image_index, s.image_id, s.sample_index, s.run_id, s.seconds, s.forwards, "
     "s.backwards, s.peak_memory_bytes, s.status, s.error, s.h5_file, s.sample_path, "
-    "s.reference_path, s.mask_path";
+    "s.reference_path, s.mask_path, s.image_sha256, s.mask_sha256";
 
 SampleRecord read_sample(const Stmt& q) {
   SampleRecord r;
@@ -346,6 +364,8 @@ SampleRecord read_sample(const Stmt& q) {
   r.sample_path = q.text(13);
   r.reference_path = q.text(14);
   r.mask_path = q.text(15);
+  r.image_sha256 = q.text(16);
+  r.mask_sha256 = q.text(17);
   return r;
 }
 
@@ -453,47 +473,52 @@ ResultsDb::ResultsDb(const std::string& path, bool create) : path_(path) {
 }
 
 void ResultsDb::migrate() {
-  const std::string version = query_text("PRAGMA user_version");
-  if (std::stoi(version.empty() ? "0" : version) >= 2) return;
-  exec("BEGIN IMMEDIATE");
-  try {
-    // Another process may have migrated it between the check and the lock.
-    const std::string again = query_text("PRAGMA user_version");
-    if (std::stoi(again.empty() ? "0" : again) < 2) {
-      exec(kMigrateV1ToV2);
-      {
-        Stmt q(db_,
-               "SELECT id, variant, settings, dataset_settings, mask_settings, model_settings "
-               "FROM cell",
-               path_);
-        Stmt up(db_,
-                "UPDATE cell SET variant_json = ?, settings_json = ?, dataset_settings_json = ?, "
-                "mask_settings_json = ?, model_settings_json = ? WHERE id = ?",
-                path_);
-        while (q.step()) {
-          up.reset();
-          up.bind(1, variant_label_to_json(q.text(1))).bind(2, settings_text_to_json(q.text(2)));
-          up.bind(3, settings_text_to_json(q.text(3))).bind(4, settings_text_to_json(q.text(4)));
-          up.bind(5, settings_text_to_json(q.text(5))).bind(6, q.i64(0));
-          up.step();
-        }
+  for (int step = schema_version(); step < kSchemaVersion; step = schema_version()) {
+    exec("BEGIN IMMEDIATE");
+    try {
+      // Another process may have migrated it between the check and the lock.
+      const int now = schema_version();
+      if (now < 2) {
+        migrate_v1_to_v2();
+        exec("PRAGMA user_version = 2");
+      } else if (now < 3) {
+        exec(kMigrateV2ToV3);
+        exec("PRAGMA user_version = 3");
       }
-      {
-        Stmt q(db_, "SELECT id, config FROM experiment", path_);
-        Stmt up(db_, "UPDATE experiment SET config_json = ? WHERE id = ?", path_);
-        while (q.step()) {
-          up.reset();
-          up.bind(1, settings_text_to_json(q.text(1), true)).bind(2, q.i64(0));
-          up.step();
-        }
-      }
-      exec("PRAGMA user_version = 2");
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
     }
-  } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    throw;
+    exec("COMMIT");
   }
-  exec("COMMIT");
+}
+
+void ResultsDb::migrate_v1_to_v2() {
+  exec(kMigrateV1ToV2);
+  {
+    Stmt q(db_,
+           "SELECT id, variant, settings, dataset_settings, mask_settings, model_settings "
+           "FROM cell",
+           path_);
+    Stmt up(db_,
+            "UPDATE cell SET variant_json = ?, settings_json = ?, dataset_settings_json = ?, "
+            "mask_settings_json = ?, model_settings_json = ? WHERE id = ?",
+            path_);
+    while (q.step()) {
+      up.reset();
+      up.bind(1, variant_label_to_json(q.text(1))).bind(2, settings_text_to_json(q.text(2)));
+      up.bind(3, settings_text_to_json(q.text(3))).bind(4, settings_text_to_json(q.text(4)));
+      up.bind(5, settings_text_to_json(q.text(5))).bind(6, q.i64(0));
+      up.step();
+    }
+  }
+  Stmt q(db_, "SELECT id, config FROM experiment", path_);
+  Stmt up(db_, "UPDATE experiment SET config_json = ? WHERE id = ?", path_);
+  while (q.step()) {
+    up.reset();
+    up.bind(1, settings_text_to_json(q.text(1), true)).bind(2, q.i64(0));
+    up.step();
+  }
 }
 
 int ResultsDb::schema_version() const {
@@ -576,9 +601,81 @@ std::map<std::pair<int64_t, int64_t>, SampleRecord> ResultsDb::sample_rows(int64
   Stmt q(db_, std::string("SELECT ") + kSampleColumns + " FROM sample s WHERE s.cell_id = ?",
          path_);
   q.bind(1, cell_id);
+  std::map<int64_t, std::pair<int64_t, int64_t>> at;
   while (q.step()) {
     SampleRecord r = read_sample(q);
+    at[r.id] = {r.image_index, r.sample_index};
     out[{r.image_index, r.sample_index}] = std::move(r);
+  }
+  Stmt sc(db_,
+          "SELECT c.sample_id, c.metric, c.value, c.higher_is_better FROM score c "
+          "JOIN sample s ON s.id = c.sample_id WHERE s.cell_id = ? ORDER BY c.sample_id, c.metric",
+          path_);
+  sc.bind(1, cell_id);
+  while (sc.step()) {
+    auto it = at.find(sc.i64(0));
+    if (it != at.end()) out[it->second].scores.push_back({sc.text(1), sc.f64(2), sc.i64(3) != 0});
+  }
+  return out;
+}
+
+void ResultsDb::set_input_hashes(const std::vector<SampleRecord>& rows) {
+  if (rows.empty()) return;
+  exec("BEGIN IMMEDIATE");
+  try {
+    Stmt q(db_, "UPDATE sample SET image_sha256 = ?, mask_sha256 = ? WHERE id = ?", path_);
+    for (const auto& r : rows) {
+      q.reset();
+      q.bind(1, r.image_sha256).bind(2, r.mask_sha256).bind(3, r.id);
+      q.step();
+    }
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+  exec("COMMIT");
+}
+
+void ResultsDb::add_scores(const std::vector<std::pair<int64_t, ScoreRecord>>& scores) {
+  if (scores.empty()) return;
+  exec("BEGIN IMMEDIATE");
+  try {
+    Stmt q(db_,
+           "INSERT OR REPLACE INTO score (sample_id, metric, value, higher_is_better) "
+           "VALUES (?,?,?,?)",
+           path_);
+    for (const auto& [id, sc] : scores) {
+      q.reset();
+      q.bind(1, id).bind(2, sc.metric).bind_double(3, sc.value);
+      q.bind(4, static_cast<int64_t>(sc.higher_is_better ? 1 : 0));
+      q.step();
+    }
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+  exec("COMMIT");
+}
+
+void ResultsDb::write_input_set(const InputSetRecord& r) {
+  Stmt q(db_,
+         "INSERT OR REPLACE INTO input_set (dataset, dataset_key, mask, mask_key, images, "
+         "unreadable, fingerprint, run_id) VALUES (?,?,?,?,?,?,?,?)",
+         path_);
+  q.bind(1, r.dataset).bind(2, r.dataset_key).bind(3, r.mask).bind(4, r.mask_key);
+  q.bind(5, r.images).bind(6, r.unreadable).bind(7, r.fingerprint).bind_id(8, r.run_id);
+  q.step();
+}
+
+std::vector<InputSetRecord> ResultsDb::input_sets() const {
+  std::vector<InputSetRecord> out;
+  Stmt q(db_,
+         "SELECT dataset, dataset_key, mask, mask_key, images, unreadable, fingerprint, run_id "
+         "FROM input_set ORDER BY dataset_key, mask_key",
+         path_);
+  while (q.step()) {
+    out.push_back(
+        {q.text(0), q.text(1), q.text(2), q.text(3), q.i64(4), q.i64(5), q.text(6), q.i64(7)});
   }
   return out;
 }
@@ -590,14 +687,16 @@ void ResultsDb::write_samples(const std::vector<SampleRecord>& samples) {
     Stmt up(db_,
             "INSERT INTO sample (cell_id, image_index, image_id, sample_index, run_id, seconds, "
             "forwards, backwards, peak_memory_bytes, status, error, h5_file, sample_path, "
-            "reference_path, mask_path) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+            "reference_path, mask_path, image_sha256, mask_sha256) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
             "ON CONFLICT (cell_id, image_index, sample_index) DO UPDATE SET "
             "image_id = excluded.image_id, run_id = excluded.run_id, seconds = excluded.seconds, "
             "forwards = excluded.forwards, backwards = excluded.backwards, "
             "peak_memory_bytes = excluded.peak_memory_bytes, status = excluded.status, "
             "error = excluded.error, h5_file = excluded.h5_file, "
             "sample_path = excluded.sample_path, reference_path = excluded.reference_path, "
-            "mask_path = excluded.mask_path",
+            "mask_path = excluded.mask_path, image_sha256 = excluded.image_sha256, "
+            "mask_sha256 = excluded.mask_sha256",
             path_);
     Stmt id(db_, "SELECT id FROM sample WHERE cell_id = ? AND image_index = ? AND sample_index = ?",
             path_);
@@ -611,6 +710,7 @@ void ResultsDb::write_samples(const std::vector<SampleRecord>& samples) {
       up.bind_id(5, s.run_id).bind_double(6, s.seconds).bind(7, s.forwards).bind(8, s.backwards);
       up.bind(9, s.peak_memory).bind(10, s.status).bind(11, s.error).bind(12, s.h5_file);
       up.bind(13, s.sample_path).bind(14, s.reference_path).bind(15, s.mask_path);
+      up.bind(16, s.image_sha256).bind(17, s.mask_sha256);
       up.step();
       id.reset();
       id.bind(1, s.cell_id).bind(2, s.image_index).bind(3, s.sample_index);

@@ -8,7 +8,9 @@
 // text, and where its images are in the HDF5 file; unique by (cell, image, sample)), score
 // (sample, metric, value, direction). Views: cell_metric (mean, count, variance, min, max per
 // cell and metric over ok samples), image_best (best score per cell, image and metric) and
-// cell_best (its mean over images: the reference's best_mean).
+// cell_best (its mean over images: the reference's best_mean). Schema version 3: each sample's
+// input identity (image_sha256, mask_sha256: framework/core/input_hash.h) and the table
+// input_set (one fingerprint per dataset and mask, as the latest run computed it).
 #pragma once
 
 #include <cstdint>
@@ -82,7 +84,22 @@ struct SampleRecord {
   std::string error;
   std::string h5_file;  ///< the HDF5 file's name, relative to the database's folder
   std::string sample_path, reference_path, mask_path;  ///< datasets in it ("" on error)
+  /// Schema version 3: the input the sample was computed from (framework/core/input_hash.h);
+  /// "" in rows stored before, and image_sha256 "" for an image that could not be read.
+  std::string image_sha256, mask_sha256;
   std::vector<ScoreRecord> scores;
+};
+
+/// A row of the input_set table: the fingerprint of the inputs of one (dataset, mask) pair of a
+/// run's grid (input_set_fingerprint over its images in index order), keyed by the dataset's
+/// and the mask's stored keys (the HDF5 groups /references/<dataset_key>, /masks/<mask_key>).
+struct InputSetRecord {
+  std::string dataset, dataset_key;
+  std::string mask, mask_key;
+  int64_t images = 0;      ///< images hashed (the dataset's size in that run)
+  int64_t unreadable = 0;  ///< of those, images that could not be read
+  std::string fingerprint;
+  int64_t run_id = 0;  ///< the run that computed it (0 = none, stored as NULL)
 };
 
 /// What identifies a run across databases (ids differ between them): a merged file and its
@@ -103,7 +120,7 @@ class ResultsDb {
   ResultsDb& operator=(const ResultsDb&) = delete;
 
   const std::string& path() const { return path_; }
-  /// PRAGMA user_version: 2 once opened by this program (older files are migrated on open).
+  /// PRAGMA user_version: 3 once opened by this program (older files are migrated on open).
   int schema_version() const;
 
   /// Inserts an experiment row; returns its id.
@@ -117,12 +134,25 @@ class ResultsDb {
   /// Status of every stored sample of a cell: (image index, sample index) -> "ok" | "error".
   std::map<std::pair<int64_t, int64_t>, std::string> sample_status(int64_t cell_id) const;
 
-  /// Every stored sample row of a cell, without scores: (image index, sample index) -> row.
+  /// Every stored sample row of a cell with its scores: (image index, sample index) -> row.
   std::map<std::pair<int64_t, int64_t>, SampleRecord> sample_rows(int64_t cell_id) const;
 
   /// Writes the samples and their scores in one transaction; a sample already stored for the
   /// same (cell, image, sample) is replaced (its old scores dropped). Fills nothing back.
   void write_samples(const std::vector<SampleRecord>& samples);
+
+  /// Sets image_sha256 and mask_sha256 of stored samples (by id), in one transaction: rows
+  /// stored before schema version 3 once a resume has checked them.
+  void set_input_hashes(const std::vector<SampleRecord>& rows);
+
+  /// Adds (or replaces) scores of stored samples, (sample id, score) each, in one transaction.
+  void add_scores(const std::vector<std::pair<int64_t, ScoreRecord>>& scores);
+
+  /// Stores the fingerprint of an input set, replacing the one stored for its (dataset_key,
+  /// mask_key).
+  void write_input_set(const InputSetRecord& set);
+  /// Every stored input set, ordered by dataset and mask key.
+  std::vector<InputSetRecord> input_sets() const;
 
   std::vector<RunRecord> runs() const;
   std::vector<CellRecord> cells() const;
@@ -137,8 +167,10 @@ class ResultsDb {
   std::string query_text(const std::string& sql) const;
 
  private:
-  /// Upgrades a version-1 database to version 2 in one transaction (idempotent).
+  /// Upgrades an older database to the current version, one transaction per step (idempotent).
   void migrate();
+  /// The version-1 to 2 step (inside migrate's transaction).
+  void migrate_v1_to_v2();
   std::string path_;
   sqlite3* db_ = nullptr;
 };

@@ -93,25 +93,6 @@ std::string h5_reason() {
 
 }  // namespace
 
-at::Tensor image_to_uint8(const at::Tensor& image) {
-  if (!image.defined() || image.dim() != 3) {
-    throw UsageError("image_to_uint8: expected a [C,H,W] tensor");
-  }
-  return image.detach()
-      .to(at::kCPU, at::kFloat)
-      .clamp(-1, 1)
-      .add(1)
-      .mul(127.5)
-      .round()
-      .to(at::kByte)
-      .permute({1, 2, 0})
-      .contiguous();
-}
-
-at::Tensor uint8_to_image(const at::Tensor& hwc) {
-  return hwc.to(at::kFloat).div(127.5).sub(1.0).permute({2, 0, 1}).contiguous();
-}
-
 ResultsH5::ResultsH5(const std::string& path, Mode mode) : path_(path), impl_(new Impl) {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors are reported by us, in one line
   std::error_code ec;
@@ -311,7 +292,7 @@ bool ResultsH5::readable(const std::string& dataset) const {
   return ok;
 }
 
-at::Tensor ResultsH5::read_uint8(const std::string& dataset) const {
+at::Tensor ResultsH5::read_hwc(const std::string& dataset, bool as_float) const {
   if (!contains(dataset)) {
     throw InputError("HDF5 file '" + path_ + "': no dataset '" + dataset + "'");
   }
@@ -327,11 +308,19 @@ at::Tensor ResultsH5::read_uint8(const std::string& dataset) const {
   }
   at::Tensor out = at::empty(
       {static_cast<int64_t>(dims[0]), static_cast<int64_t>(dims[1]), static_cast<int64_t>(dims[2])},
-      at::kByte);
-  if (H5Dread(ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data_ptr<uint8_t>()) <
-      0)
+      as_float ? at::kFloat : at::kByte);
+  if (H5Dread(ds.get(), as_float ? H5T_NATIVE_FLOAT : H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL,
+              H5P_DEFAULT, out.data_ptr()) < 0)
     throw InputError(what + h5_reason());
   return out;
+}
+
+at::Tensor ResultsH5::read_uint8(const std::string& dataset) const {
+  return read_hwc(dataset, false);
+}
+
+at::Tensor ResultsH5::read_float(const std::string& dataset) const {
+  return read_hwc(dataset, true).permute({2, 0, 1}).contiguous();
 }
 
 at::Tensor ResultsH5::read_image(const std::string& dataset) const {
@@ -442,6 +431,11 @@ SalvageSummary salvage_h5(const std::string& path) {
   // a string attribute): the copy runs in a child process, and a dataset it crashed on is left
   // out on the next try.
   const std::string tmp = temp_path_for(path), log = tmp + ".log";
+  // The copy needs up to the file's size beside it: on a full disk, say so before trying (the
+  // child could not even log its error there).
+  std::error_code size_ec;
+  const uintmax_t size = std::filesystem::file_size(path, size_ec);
+  if (!size_ec) require_free_space(tmp, size);
   std::set<std::string> skip;
   for (int attempt = 0; attempt < 100; ++attempt) {
     std::remove(tmp.c_str());

@@ -24,6 +24,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "framework/core/input_hash.h"  // image_to_uint8, uint8_to_image
+
 namespace copaint {
 
 class ResultsH5 {
@@ -68,6 +70,8 @@ class ResultsH5 {
   at::Tensor read_uint8(const std::string& dataset) const;
   /// read_uint8 as a [C,H,W] float tensor in [-1,1].
   at::Tensor read_image(const std::string& dataset) const;
+  /// The float32 [H,W,C] dataset at `dataset` (write_float) as a [C,H,W] float tensor.
+  at::Tensor read_float(const std::string& dataset) const;
   /// A mask as [1,H,W] float, 1 = known (stored as 0/1, or 0/255 by older versions).
   at::Tensor read_mask(const std::string& dataset) const;
 
@@ -86,6 +90,7 @@ class ResultsH5 {
 
  private:
   void write_hwc(const std::string& dataset, const at::Tensor& hwc);  ///< uint8 or float32
+  at::Tensor read_hwc(const std::string& dataset, bool as_float) const;
   [[noreturn]] void fail(const std::string& what);
   void check_writable(const std::string& what) const;
   struct Impl;
@@ -104,11 +109,5 @@ struct SalvageSummary {
 /// InputError when `path` cannot be opened or the new file cannot be written (`path` is then
 /// left as it was).
 SalvageSummary salvage_h5(const std::string& path);
-
-/// [C,H,W] in [-1,1] -> uint8 [H,W,C] (clamped, round((x + 1) * 127.5)).
-at::Tensor image_to_uint8(const at::Tensor& image);
-
-/// uint8 [H,W,C] -> [C,H,W] float in [-1,1].
-at::Tensor uint8_to_image(const at::Tensor& hwc);
 
 }  // namespace copaint

@@ -145,8 +145,11 @@ TEST(External, ScoreStoresPredictionsBesideBuiltInMethodsAndListsBadOnes) {
   ReportOptions o;
   o.metrics = {"known_mse"};
   write_report(rs, o, md);
-  // The partial method is marked as such ([ok/promised]: half holds 1 of 3), and --strict fails.
+  // Its cells are promised the grid's images x samples: the half cell holds 1 of 3.
   EXPECT_NE(md.str().find("| ext_py | 0.0000 [1/3] | 0.0000 |"), std::string::npos) << md.str();
+  const Completeness done = check_completeness(rs);
+  ASSERT_EQ(done.short_cells.size(), 1u) << done.summary();
+  EXPECT_EQ(done.short_cells[0], "ext_py / half / seed 0: 1 of 3 samples");
   EXPECT_NE(md.str().find("| blended |"), std::string::npos) << md.str();
   EXPECT_TRUE(check_completeness(rs).incomplete());
   {

@@ -213,7 +213,7 @@ TEST_F(ResultsSchema, AVersion1DatabaseIsMigratedOnOpen) {
   }
   {
     ResultsDb db(path, false);
-    EXPECT_EQ(db.schema_version(), 2);
+    EXPECT_EQ(db.schema_version(), 3);
     // Texts, keys and hashes as they were: old results still resume.
     const auto cells = db.cells();
     ASSERT_EQ(cells.size(), 1u);
@@ -259,7 +259,7 @@ TEST_F(ResultsSchema, AVersion1DatabaseIsMigratedOnOpen) {
   }
   // Opening again is a no-op.
   ResultsDb again(path, false);
-  EXPECT_EQ(again.schema_version(), 2);
+  EXPECT_EQ(again.schema_version(), 3);
   EXPECT_EQ(again.cells().size(), 1u);
   fs::remove_all(dir);
 }
@@ -276,7 +276,7 @@ TEST_F(ResultsSchema, ResultsWrittenBeforeVersion2ResumeAfterTheMigration) {
   ASSERT_EQ(ex.cells.size(), 2u);
   {
     ResultsDb db((dir / "results.sqlite").string(), false);
-    EXPECT_EQ(db.schema_version(), 2);
+    EXPECT_EQ(db.schema_version(), 3);
     const auto cells = db.cells();
     ASSERT_EQ(cells.size(), 3u);
     for (size_t i = 0; i < ex.cells.size(); ++i) {
@@ -297,9 +297,15 @@ TEST_F(ResultsSchema, ResultsWrittenBeforeVersion2ResumeAfterTheMigration) {
   RunOptions o;
   o.out_dir = dir.string();
   o.device = "cpu";
+  // The rows have no input hashes (schema 3): the resume checks them against the references and
+  // masks stored for them, which still are the dataset's.
+  EXPECT_EQ(ResultsDb((dir / "results.sqlite").string(), false)
+                .query_text("SELECT COUNT(*) FROM sample WHERE image_sha256 IS NULL"),
+            "6");
   const RunSummary s = run_experiment(ex, o);
   EXPECT_EQ(s.selected, 4);
   EXPECT_EQ(s.skipped, 4);
+  EXPECT_EQ(s.mismatched, 0);
   EXPECT_EQ(s.ok, 0);
   fs::remove_all(dir);
 }
@@ -317,7 +323,7 @@ TEST_F(ResultsSchema, RunsStoreTypedSettingsAndTheirEnvironment) {
   ::unsetenv("SLURM_ARRAY_TASK_ID");
   EXPECT_EQ(s.ok, 12);
   ResultsDb db(s.paths.db, true);
-  EXPECT_EQ(db.schema_version(), 2);
+  EXPECT_EQ(db.schema_version(), 3);
   const auto cells = db.cells();
   ASSERT_EQ(cells.size(), 4u);
   for (size_t i = 0; i < cells.size(); ++i) {

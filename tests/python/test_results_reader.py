@@ -142,6 +142,15 @@ def main():
                   and "layout" in f.attrs, "group and root attributes")
             check(dict(f[row.reference_path].attrs).get("image_id") == row.image_id,
                   "reference attributes")
+            # The input hashes are SHA-256 of the stored bytes (framework/core/input_hash.h).
+            import hashlib
+            ref_sha = hashlib.sha256(f[row.reference_path][()].tobytes()).hexdigest()
+            mask_sha = hashlib.sha256((f[row.mask_path][()][..., 0] > 0).astype("uint8")
+                                      .tobytes()).hexdigest()
+            check(ref_sha == row.image_sha256 and mask_sha == row.mask_sha256 and
+                  dict(f[row.reference_path].attrs).get("sha256") == ref_sha,
+                  "input hashes %s %s vs %s %s" % (ref_sha, mask_sha, row.image_sha256,
+                                                    row.mask_sha256))
         stack = cr.stack_samples(cr.load_samples(out, status="ok"))
         check(stack.shape == (6, 8, 8, 3) and stack.dtype == np.uint8, "stack %s" % (stack.shape,))
         # results.cells.h5: each cell stacked (virtual over results.h5), masks 0/1, indexes.
