@@ -790,10 +790,9 @@ at::Tensor timestep_embedding(const at::Tensor& steps, int64_t dim, at::Device d
   return temb;
 }
 
-/// Throws InputError when CPU labels y fall outside [0, num_classes).
+/// Throws InputError when labels y (on any device) fall outside [0, num_classes).
 void check_labels(const at::Tensor& y, int64_t num_classes) {
-  if (y.device().is_cpu() && y.numel() > 0 &&
-      (y.min().item<int64_t>() < 0 || y.max().item<int64_t>() >= num_classes)) {
+  if (y.numel() > 0 && (y.min().item<int64_t>() < 0 || y.max().item<int64_t>() >= num_classes)) {
     throw InputError("UNet::forward: labels y must be in [0, " + std::to_string(num_classes) + ")");
   }
 }
@@ -819,7 +818,10 @@ at::Tensor UNet::forward(const at::Tensor& x, const at::Tensor& t, const at::Ten
   at::Tensor emb = onednn_linear(temb.to(w0.scalar_type()), w0, p(time_b0_));
   emb = onednn_linear(at::silu(emb), p(time_w2_), p(time_b2_));
   if (config_.class_cond) {
-    check_labels(y, config_.num_classes);
+    if (!checked_labels_.defined() || !checked_labels_.is_same(y)) {
+      check_labels(y, config_.num_classes);
+      checked_labels_ = y;
+    }
     emb = emb + at::embedding(p(label_emb_), y.to(device).to(at::kLong));
   }
 
