@@ -142,6 +142,8 @@ class UNet {
   /// methods pass the same label tensor to every forward, so a CUDA run pays one host sync per
   /// batch for the check, not one per step.
   mutable at::Tensor checked_labels_;
+  /// The timestep embedding's frequencies on the device of the last forward (made once).
+  mutable at::Tensor freqs_;
   bool checkpointing_ = false;
 };
 
