@@ -38,7 +38,8 @@ namespace {
 po::options_description run_options() {
   po::options_description d(
       "usage: copaint run EXPERIMENT.ini [--config SITE.ini]... [--set k=v]... [--out DIR] "
-      "[--dry-run] [--shard i/n | --jobs N] [--retry-failed] [--force] [--progress-every S] "
+      "[--dry-run] [--shard i/n | --jobs N|auto [--gpus i,j]] [--retry-failed] [--force] "
+      "[--progress-every S] "
       "[global "
       "options]\n\nOptions");
   d.add_options()("help,h", "print this help")("out", po::value<std::string>(),
