@@ -28,6 +28,7 @@
 #include "framework/core/error.h"
 #include "framework/core/log.h"
 #include "framework/core/registry.h"
+#include "framework/core/torch_compat.h"
 #include "framework/nn/models.h"
 #include "methods/method.h"
 
@@ -425,6 +426,7 @@ int cmd_inpaint(CommandContext& ctx) {
   std::unique_ptr<Method> method =
       Registry<Method>::global().at(r.method).factory(r.method_settings);
   const c10::Device device = parse_device(ctx.device);
+  const CurrentCudaDevice current_device(device);
   std::unique_ptr<Denoiser> model =
       Registry<Denoiser>::global().at(r.model).factory(r.model_settings);
   model->to(device);

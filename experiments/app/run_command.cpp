@@ -6,6 +6,8 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <ostream>
 #include <thread>
 
@@ -25,8 +27,11 @@
 #include "framework/core/error.h"
 #include "framework/core/log.h"
 #include "framework/core/registry.h"
+#include "framework/core/torch_compat.h"
 
 namespace po = boost::program_options;
+
+extern char** environ;
 
 namespace copaint {
 namespace {
@@ -34,7 +39,8 @@ namespace {
 po::options_description run_options() {
   po::options_description d(
       "usage: copaint run EXPERIMENT.ini [--config SITE.ini]... [--set k=v]... [--out DIR] "
-      "[--dry-run] [--shard i/n | --jobs N] [--retry-failed] [--force] [--progress-every S] "
+      "[--dry-run] [--shard i/n | --jobs N|auto [--gpus i,j]] [--retry-failed] [--force] "
+      "[--progress-every S] "
       "[global "
       "options]\n\nOptions");
   d.add_options()("help,h", "print this help")("out", po::value<std::string>(),
@@ -50,11 +56,16 @@ po::options_description run_options() {
       "shard", po::value<std::string>(),
       "i/n: run only work items (cell, image, sample) whose index % n == i, into "
       "results.shard-i-of-n.{sqlite,h5}")(
-      "jobs", po::value<int64_t>(),
-      "N: run as N worker processes on this machine, each a shard (--shard i/N) with 1/N of "
-      "the threads, then merge them into DIR/results.{sqlite,h5}; faster on a CPU, where one "
+      "jobs", po::value<std::string>(),
+      "N | auto: run as N worker processes on this machine, each a shard (--shard i/N) with 1/N "
+      "of the threads, then merge them into DIR/results.{sqlite,h5}; faster on a CPU, where one "
       "process of a small model uses the cores poorly (rerun with the same N to resume); at most "
-      "the machine's cores (more with --allow-large) and the grid's work items")(
+      "the machine's cores (more with --allow-large) and the grid's work items. On "
+      "CUDA each worker gets its own GPU (CUDA_VISIBLE_DEVICES, round-robin over the visible "
+      "GPUs or --gpus); auto = one worker per GPU (on the CPU: one process)")(
+      "gpus", po::value<std::string>(),
+      "i,j,...: the GPUs (visible indices, as in cuda:N) the --jobs workers are placed on, "
+      "round-robin; without --jobs, one worker per GPU listed")(
       "retry-failed", po::bool_switch(), "rerun samples stored with status error")(
       "force", po::bool_switch(), "recompute samples already stored")(
       "float-samples", po::bool_switch(),
@@ -91,8 +102,10 @@ const char* kRunNotes =
     "Results: DIR/results.sqlite (SQLite, WAL) and DIR/results.h5 (uint8 images). A rerun skips\n"
     "stored samples (those with status error too, unless --retry-failed) whose input is unchanged\n"
     "(image id, SHA-256 of the decoded pixels and of the mask bits; others are recomputed) and\n"
-    "scores metrics added since for them. Shards write their own files; combine them with\n"
-    "`copaint merge DIR` (or report on DIR directly).\n"
+    "scores metrics added since for them. A batch out of device memory is split and retried;\n"
+    "out of memory at batch size 1 or a CUDA error stops the run (exit 1; a rerun resumes).\n"
+    "Shards write their own files; combine them with `copaint merge DIR` (or report on DIR\n"
+    "directly).\n"
     "SIGTERM/SIGINT stop after the batch in progress is stored (exit 128+signal; rerun resumes).\n";
 
 /// `arg` quoted for a POSIX shell when it holds anything but [A-Za-z0-9_./=:,+-@%].
@@ -142,27 +155,66 @@ void check_count(const po::variables_map& vm, const char* flag, int64_t minimum)
 volatile std::sig_atomic_t g_jobs_signal = 0;
 extern "C" void on_jobs_signal(int sig) { g_jobs_signal = sig; }
 
+}  // namespace
+
+std::vector<std::string> place_workers(int64_t jobs, const std::string& device,
+                                       const std::string& gpus, int visible_gpus,
+                                       const std::string& visible_env) {
+  const bool cuda =
+      device == "cuda" || device.rfind("cuda:", 0) == 0 || (device == "auto" && visible_gpus > 0);
+  if (!cuda) {
+    if (!gpus.empty()) throw UsageError("run: --gpus needs a CUDA device (--device cuda)");
+    return std::vector<std::string>(static_cast<size_t>(jobs));
+  }
+  std::vector<std::string> listed;  // visible indices
+  std::string list = gpus.empty() && device.rfind("cuda:", 0) == 0 ? device.substr(5) : gpus;
+  for (size_t at = 0; !list.empty() && at <= list.size();) {
+    const size_t comma = std::min(list.find(',', at), list.size());
+    listed.push_back(list.substr(at, comma - at));
+    at = comma + 1;
+  }
+  if (list.empty())
+    for (int i = 0; i < visible_gpus; ++i) listed.push_back(std::to_string(i));
+  if (listed.empty()) throw UsageError("run --jobs: device " + device + " but no GPU is visible");
+  std::vector<std::string> env_ids;  // what the visible indices are to CUDA_VISIBLE_DEVICES
+  for (size_t at = 0; !visible_env.empty() && at <= visible_env.size();) {
+    const size_t comma = std::min(visible_env.find(',', at), visible_env.size());
+    env_ids.push_back(visible_env.substr(at, comma - at));
+    at = comma + 1;
+  }
+  for (std::string& g : listed) {
+    const bool digits = !g.empty() && g.size() < 5 && g.find_first_not_of("0123456789") == g.npos;
+    if (!digits || std::stoi(g) >= visible_gpus) {
+      throw UsageError("run: GPU '" + g + "' is not one of the " + std::to_string(visible_gpus) +
+                       " visible GPU(s) (--gpus takes indices 0.." +
+                       std::to_string(visible_gpus - 1) + ", as cuda:N)");
+    }
+    if (!env_ids.empty()) g = env_ids.at(static_cast<size_t>(std::stoi(g)));
+  }
+  std::vector<std::string> out;
+  for (int64_t i = 0; i < jobs; ++i) out.push_back(listed[static_cast<size_t>(i) % listed.size()]);
+  return out;
+}
+
 /// The command line of worker `index` of `jobs`: this process's global settings (threads split
-/// between the workers), its run arguments without --jobs, and the worker's shard.
-std::vector<std::string> worker_argv(const CommandContext& ctx, int64_t index, int64_t jobs) {
+/// between the workers; a worker placed on a GPU sees only that one, as `cuda`), its run
+/// arguments without --jobs and --gpus, and the worker's shard.
+std::vector<std::string> worker_argv(const CommandContext& ctx, int64_t index, int64_t jobs,
+                                     const std::string& gpu) {
   const int threads = std::max<int>(1, num_threads() / static_cast<int>(jobs));
-  std::vector<std::string> argv = {"/proc/self/exe",
-                                   "--device",
-                                   ctx.device,
-                                   "--threads",
-                                   std::to_string(threads),
-                                   "--log-level",
-                                   log_level_name(log_level())};
+  std::vector<std::string> argv = {
+      "/proc/self/exe",        "--device",    gpu.empty() ? ctx.device : "cuda", "--threads",
+      std::to_string(threads), "--log-level", log_level_name(log_level())};
   if (!ctx.precision.empty()) argv.insert(argv.end(), {"--precision", ctx.precision});
   if (allow_large_values()) argv.push_back("--allow-large");
   argv.push_back("run");
   for (size_t i = 0; i < ctx.args.size(); ++i) {
     const std::string& a = ctx.args[i];
-    if (a == "--jobs") {
+    if (a == "--jobs" || a == "--gpus") {
       ++i;
       continue;
     }
-    if (a.rfind("--jobs=", 0) == 0) continue;
+    if (a.rfind("--jobs=", 0) == 0 || a.rfind("--gpus=", 0) == 0) continue;
     argv.push_back(a);
   }
   argv.insert(argv.end(),
@@ -170,19 +222,28 @@ std::vector<std::string> worker_argv(const CommandContext& ctx, int64_t index, i
   return argv;
 }
 
+namespace {
+
 /// Starts a worker in its own process group (a Ctrl-C reaches only this process, which passes
-/// it on once), ended by SIGTERM if this process dies.
-pid_t start_worker(std::vector<std::string> argv) {
+/// it on once), ended by SIGTERM if this process dies; `gpu` non-empty: with
+/// CUDA_VISIBLE_DEVICES=gpu.
+pid_t start_worker(std::vector<std::string> argv, const std::string& gpu) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e)
+    if (gpu.empty() || std::strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) != 0) env.push_back(*e);
+  if (!gpu.empty()) env.push_back("CUDA_VISIBLE_DEVICES=" + gpu);
+  std::vector<char*> args, envp;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
   std::fflush(nullptr);
   const pid_t pid = ::fork();
   if (pid < 0) throw InputError("run --jobs: cannot start a worker process");
   if (pid == 0) {
     ::setpgid(0, 0);
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    ::execv(args[0], args.data());
+    ::execve(args[0], args.data(), envp.data());
     std::_Exit(127);
   }
   return pid;
@@ -248,10 +309,11 @@ std::vector<std::string> mergeable_dbs(const std::string& dir) {
 }
 
 /// --jobs within bounds: above the machine's cores only with --allow-large (each worker is a
-/// process with its own model), and never more workers than work items (the rest would idle).
-int64_t bounded_jobs(int64_t jobs, const Experiment& ex, const RunOptions& o) {
+/// process with its own model; workers placed on GPUs are not bound by the cores), and never
+/// more workers than work items (the rest would idle).
+int64_t bounded_jobs(int64_t jobs, const Experiment& ex, const RunOptions& o, bool on_gpus) {
   const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
-  if (jobs > cores && !allow_large_values()) {
+  if (!on_gpus && jobs > cores && !allow_large_values()) {
     throw UsageError("run: --jobs " + std::to_string(jobs) + " is above this machine's " +
                      std::to_string(cores) +
                      " cores (a worker process each); pass --allow-large "
@@ -267,14 +329,21 @@ int64_t bounded_jobs(int64_t jobs, const Experiment& ex, const RunOptions& o) {
   return jobs;
 }
 
-/// `run --jobs N`: N workers, then their shards merged into the results folder.
-int run_jobs(CommandContext& ctx, const RunOptions& o, const Experiment& ex, int64_t jobs) {
+/// `run --jobs N`: N workers (each on its GPU of `gpus`, where not empty), then their shards
+/// merged into the results folder.
+int run_jobs(CommandContext& ctx, const RunOptions& o, const Experiment& ex, int64_t jobs,
+             const std::vector<std::string>& gpus) {
   const std::string dir = o.out_dir.empty() ? default_results_dir(ex) : o.out_dir;
   handle_job_signals();
   std::vector<pid_t> pids;
-  for (int64_t i = 0; i < jobs; ++i) pids.push_back(start_worker(worker_argv(ctx, i, jobs)));
+  std::string placed;
+  for (int64_t i = 0; i < jobs; ++i) {
+    const std::string& gpu = gpus[static_cast<size_t>(i)];
+    pids.push_back(start_worker(worker_argv(ctx, i, jobs, gpu), gpu));
+    if (!gpu.empty()) placed += (i ? ", " : "; GPUs (CUDA_VISIBLE_DEVICES) ") + gpu;
+  }
   log_info("run " + ex.name + ": " + std::to_string(jobs) + " worker processes (shards 0.." +
-           std::to_string(jobs - 1) + " of " + std::to_string(jobs) + ") -> " + dir);
+           std::to_string(jobs - 1) + " of " + std::to_string(jobs) + placed + ") -> " + dir);
   const std::vector<int> codes = wait_workers(pids);
   int code = 0;
   for (size_t i = 0; i < codes.size(); ++i) {
@@ -294,6 +363,30 @@ int run_jobs(CommandContext& ctx, const RunOptions& o, const Experiment& ex, int
   return code;
 }
 
+}  // namespace
+
+int64_t jobs_count(const std::string& flag, const std::string& device, const std::string& gpus,
+                   int visible_gpus) {
+  const bool cuda =
+      device == "cuda" || device.rfind("cuda:", 0) == 0 || (device == "auto" && visible_gpus > 0);
+  const int64_t listed =
+      gpus.empty() ? 0 : 1 + static_cast<int64_t>(std::count(gpus.begin(), gpus.end(), ','));
+  if (flag.empty()) return listed > 0 ? listed : 1;
+  if (flag == "auto") return !cuda ? 1 : listed > 0 ? listed : std::max(1, visible_gpus);
+  int64_t n = 0;
+  size_t used = 0;
+  try {
+    n = std::stoll(flag, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != flag.size() || n < 1)
+    throw UsageError("run: --jobs must be a count >= 1 or auto, got '" + flag + "'");
+  return n;
+}
+
+namespace {
+
 int cmd_run(CommandContext& ctx) {
   po::options_description visible = run_options();
   po::options_description all;
@@ -307,10 +400,20 @@ int cmd_run(CommandContext& ctx) {
   if (!vm.count("experiment")) throw UsageError("run: give an experiment file (experiments/*.ini)");
   check_count(vm, "stop-after", 1);
   check_count(vm, "crash-after", 0);
-  check_count(vm, "jobs", 1);
-  const int64_t jobs = vm.count("jobs") ? vm["jobs"].as<int64_t>() : 1;
-  if (jobs > 1 && vm.count("shard"))
+  const std::string gpus_flag = vm.count("gpus") ? vm["gpus"].as<std::string>() : "";
+  const int64_t jobs = jobs_count(vm.count("jobs") ? vm["jobs"].as<std::string>() : "", ctx.device,
+                                  gpus_flag, cuda_device_count());
+  if ((jobs > 1 || vm.count("gpus")) && vm.count("shard"))
     throw UsageError("run: --jobs runs its own shards; give --jobs or --shard, not both");
+  const char* visible_env = std::getenv("CUDA_VISIBLE_DEVICES");
+  const std::vector<std::string> gpus =
+      jobs > 1 ? place_workers(jobs, ctx.device, gpus_flag, cuda_device_count(),
+                               visible_env ? visible_env : "")
+               : std::vector<std::string>{};
+  if (jobs == 1 && !gpus_flag.empty()) {
+    place_workers(1, ctx.device, gpus_flag, cuda_device_count(), "");  // checks the index
+    ctx.device = "cuda:" + gpus_flag;  // one GPU: this process runs on it
+  }
   const double progress = vm["progress-every"].as<double>();
   if (!(progress >= 0) || !std::isfinite(progress)) {
     throw UsageError("run: --progress-every must be a number of seconds >= 0, got " +
@@ -346,8 +449,10 @@ int cmd_run(CommandContext& ctx) {
     return 0;
   }
   if (jobs > 1) {
-    const int64_t n = bounded_jobs(jobs, ex, o);
-    if (n > 1) return run_jobs(ctx, o, ex, n);
+    const int64_t n = bounded_jobs(jobs, ex, o, !gpus.empty());
+    const std::vector<std::string> placed(gpus.begin(),
+                                          gpus.begin() + std::min<int64_t>(n, gpus.size()));
+    if (n > 1) return run_jobs(ctx, o, ex, n, placed);
   }
   const RunSummary s = run_experiment(ex, o);
   refresh_cell_views(s.paths.db);

@@ -208,7 +208,16 @@ bool is_done(const std::map<std::pair<int64_t, int64_t>, std::string>& status, i
   if (o.force) return false;
   auto it = status.find({i, s});
   if (it == status.end()) return false;
-  return it->second == "ok" || !o.retry_failed;
+  return it->second == "ok" || (it->second == "error" && !o.retry_failed);
+}
+
+/// A row's status for is_done: an error row that holds a device failure (stored by versions
+/// that did not stop on them: out of memory, a CUDA error) is not the sample's own failure, so a
+/// resume runs it again ("device-error" is never done).
+std::string resume_status(const SampleRecord& r) {
+  if (r.status == "error" && device_fault(std::runtime_error(r.error)) != DeviceFault::kNone)
+    return "device-error";
+  return r.status;
 }
 
 /// One sample to compute.
@@ -332,6 +341,27 @@ auto blame(const Experiment& ex, const std::vector<std::string>& keys, F f) {
   }
 }
 
+/// The experiment as it runs on `device`: `precision=auto` resolved in the model settings where
+/// it means half precision (resolve_auto_precision), so the precision that runs is part of every
+/// cell's key.
+Experiment with_run_precision(const Experiment& ex, const c10::Device& device) {
+  Experiment out = ex;
+  out.model_settings = resolve_auto_precision(ex.model_settings, device);
+  for (auto& cell : out.cells)
+    cell.model_settings = resolve_auto_precision(cell.model_settings, device);
+  return out;
+}
+
+/// The device a run would use, for planning: a CUDA device is assumed where none is visible (a
+/// dry-run on a login node).
+c10::Device planned_device(const std::string& spec) {
+  try {
+    return parse_device(spec);
+  } catch (const UsageError&) {
+    return spec.rfind("cuda", 0) == 0 ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+  }
+}
+
 /// What became of one sample.
 struct Outcome {
   bool ok = false;
@@ -423,7 +453,8 @@ uint64_t experiment_sample_seed(int64_t seed, int64_t image_index, int64_t sampl
                              sample_index);
 }
 
-GridPlan plan_experiment(const Experiment& ex, const RunOptions& options) {
+GridPlan plan_experiment(const Experiment& experiment, const RunOptions& options) {
+  const Experiment ex = with_run_precision(experiment, planned_device(options.device));
   GridPlan plan;
   for (const auto& name : ex.datasets) {
     const Options& settings = ex.dataset_settings.at(name);
@@ -574,7 +605,11 @@ RunRecord make_run_record(const Experiment& ex, const RunOptions& options,
   run.git_revision = git_revision();
   run.torch_version = torch_version();
   run.cuda = cuda_available() ? "yes (" + std::to_string(cuda_device_count()) + " GPU(s))" : "no";
-  run.device = describe_device(device) + "; model " + model.describe();
+  // The placement of a `run --jobs` worker (or a SLURM allocation) on a node's GPUs.
+  const std::string visible = env_or_empty("CUDA_VISIBLE_DEVICES");
+  run.device = describe_device(device) +
+               (device.is_cuda() && !visible.empty() ? "; CUDA_VISIBLE_DEVICES=" + visible : "") +
+               "; model " + model.describe();
   run.device_type = device.str();
   run.threads = at::get_num_threads();
   run.host = host_name();
@@ -840,6 +875,7 @@ struct CellRun {
       } catch (const UsageError&) {
         throw;  // a configuration error ends the run (runner.h)
       } catch (const std::exception& e) {
+        if (device_fault(e) != DeviceFault::kNone) throw;  // run_fitting's to handle
         if (runnable.size() == 1) {
           ran.assign(1, Outcome{});
           ran[0].error = e.what();
@@ -860,6 +896,7 @@ struct CellRun {
     } catch (const UsageError&) {
       throw;
     } catch (const std::exception& e) {
+      if (device_fault(e) != DeviceFault::kNone) throw;
       Outcome o;
       o.error = e.what();
       return o;
@@ -1002,7 +1039,7 @@ ResumePlan find_pending(const Experiment& ex, const RunInputs& in, ImageSource& 
           (*cell_ids)[cell.index] = db->ensure_cell(cell_record(cell));
           rows = db->sample_rows((*cell_ids)[cell.index]);
           status.clear();
-          for (const auto& [k, r] : rows) status[k] = r.status;
+          for (const auto& [k, r] : rows) status[k] = resume_status(r);
         }
         ++summary->selected;
         std::string why;
@@ -1205,9 +1242,66 @@ void commit_group(RunState& st, const ExperimentCell& cell, int64_t n,
   check_stop(st);
 }
 
+/// A cell's batch size: the configured one until a batch runs out of device memory, then the
+/// size that fit, for the rest of the cell.
+struct BatchFit {
+  size_t size = 1;
+  size_t configured = 1;
+  bool reduced = false, logged = false;
+};
+
+/// The line that stops a run on a device failure: what failed, where, and what to change.
+DeviceError device_stop(const RunState& st, const ExperimentCell& cell, const std::exception& e,
+                        DeviceFault fault) {
+  const std::string where =
+      "run " + st.ex.name + ", cell " + cell.label() + " on " + describe_device(st.device) + ": ";
+  const std::string tail = "; stopped, " + std::to_string(st.stored) +
+                           " sample(s) stored by this run, samples not tried are not stored "
+                           "(rerun to resume)";
+  if (fault == DeviceFault::kOutOfMemory) {
+    return DeviceError(where + "out of memory at batch size 1 (" + error_first_line(e) +
+                       "; batch_size " + std::to_string(st.ex.batch_size) +
+                       (st.ex.batch_size == 1 ? "" : ", split down to 1") +
+                       "): use less memory per sample with --set " + st.ex.model +
+                       ".grad_checkpoint=true (copaint, dps) or --precision bf16|fp16, or a GPU "
+                       "with more memory" +
+                       tail);
+  }
+  return DeviceError(where + "CUDA error (" + error_first_line(e) +
+                     "): the device may be unusable until the process ends" + tail);
+}
+
+/// Runs a group with the retry policy. On a device failure: out of memory with more than one
+/// sample halves the cell's batch size and returns false (the caller runs the group again in
+/// smaller batches); out of memory at one sample, or any other CUDA error, stops the run
+/// (DeviceError): nothing of the group is stored.
+bool run_fitting(CellRun& c, const std::vector<Item>& group, BatchFit& fit,
+                 std::vector<Outcome>* outcomes) {
+  try {
+    *outcomes = c.run_with_retry(group);
+  } catch (const UsageError&) {
+    throw;
+  } catch (const std::exception& e) {
+    const DeviceFault fault = device_fault(e);
+    if (fault == DeviceFault::kNone) throw;
+    if (fault == DeviceFault::kCuda || group.size() <= 1) throw device_stop(c.st, c.cell, e, fault);
+    fit.size = std::max<size_t>(1, group.size() / 2);
+    fit.reduced = true;
+    cuda_empty_cache();
+    return false;
+  }
+  if (fit.reduced && !fit.logged) {
+    fit.logged = true;
+    log_warn(c.cell.label() + ": batch size " + std::to_string(fit.configured) +
+             " ran out of memory on " + describe_device(c.st.device) + "; " +
+             std::to_string(fit.size) + " fits and is kept for the rest of the cell");
+  }
+  return true;
+}
+
 /// Runs the pending items of one cell, batch by batch; each batch's images are stored (HDF5,
 /// closed) first, then its rows in one transaction. A method that cannot be built makes each
-/// sample an error.
+/// sample an error. A batch that runs out of device memory is split (run_fitting).
 void run_cell(RunState& st, int64_t cell_index, const std::vector<Item>& items) {
   CellRun c{st, st.ex.cells[cell_index], st.cell_ids.at(cell_index), nullptr, ""};
   log_debug("cell " + std::to_string(cell_index) + ": " + c.cell.label());
@@ -1216,13 +1310,17 @@ void run_cell(RunState& st, int64_t cell_index, const std::vector<Item>& items) 
   } catch (const std::exception& e) {
     c.method_error = e.what();
   }
-  const size_t bs = st.ex.batch_size == 0 ? items.size() : static_cast<size_t>(st.ex.batch_size);
-  for (size_t first = 0; first < items.size() && !st.summary.stopped; first += bs) {
+  BatchFit fit;
+  fit.size = fit.configured =
+      st.ex.batch_size == 0 ? items.size() : static_cast<size_t>(st.ex.batch_size);
+  for (size_t first = 0; first < items.size() && !st.summary.stopped;) {
     const std::vector<Item> group(items.begin() + first,
-                                  items.begin() + std::min(items.size(), first + bs));
-    std::vector<Outcome> outcomes = c.run_with_retry(group);
+                                  items.begin() + std::min(items.size(), first + fit.size));
+    std::vector<Outcome> outcomes;
+    if (!run_fitting(c, group, fit, &outcomes)) continue;  // out of memory: smaller batches
     const std::vector<SampleRecord> records = c.store_images(group, outcomes, st.summary);
     commit_group(st, c.cell, static_cast<int64_t>(group.size()), records);
+    first += group.size();
   }
 }
 
@@ -1239,16 +1337,18 @@ void mark_failed(RunProgress& bar, ResultsDb& db, int64_t run_id, const std::exc
 
 }  // namespace
 
-RunSummary run_experiment(const Experiment& ex, const RunOptions& options) {
+RunSummary run_experiment(const Experiment& experiment, const RunOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   check_shard(options);
+  const c10::Device device = parse_device(options.device);
+  const CurrentCudaDevice current_device(device);  // cuda:N is the current device for the run
+  const Experiment ex = with_run_precision(experiment, device);
   RunSummary summary;
   const std::string dir = options.out_dir.empty() ? default_results_dir(ex) : options.out_dir;
   summary.paths = result_paths(dir, options.shard_index, options.shard_count);
   const ResultPaths& paths = summary.paths;
 
   // Open resources: everything that can fail on configuration or files, before any work.
-  const c10::Device device = parse_device(options.device);
   RunInputs in = open_inputs(ex, device);
   create_results_folder(dir);
   FileLock lock(results_lock_path(paths.db),

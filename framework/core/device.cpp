@@ -81,9 +81,31 @@ void set_cuda_math(const c10::Device& device, Precision precision, bool cudnn_be
   set_cudnn_benchmark(cudnn_benchmark);
 }
 
+DeviceFault device_fault(const std::exception& e) {
+  if (dynamic_cast<const c10::OutOfMemoryError*>(&e)) return DeviceFault::kOutOfMemory;
+  const std::string what = error_first_line(e);
+  if (what.find("CUDA out of memory") != std::string::npos ||
+      what.find("CUBLAS_STATUS_ALLOC_FAILED") != std::string::npos ||
+      what.find("CUDNN_STATUS_ALLOC_FAILED") != std::string::npos) {
+    return DeviceFault::kOutOfMemory;
+  }
+  for (const char* marker : {"CUDA error", "CUDA driver error", "cuDNN error", "CUDNN_STATUS_",
+                             "CUBLAS_STATUS_", "CUDA kernel errors", "device-side assert"}) {
+    if (what.find(marker) != std::string::npos) return DeviceFault::kCuda;
+  }
+  return DeviceFault::kNone;
+}
+
+std::string error_first_line(const std::exception& e) {
+  const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+  const std::string what = c10_error ? c10_error->what_without_backtrace() : e.what();
+  return what.substr(0, what.find('\n'));
+}
+
 std::string describe_device(const c10::Device& device) {
   if (device.is_cpu()) return "cpu (" + std::to_string(at::get_num_threads()) + " threads)";
-  return device.str();
+  const std::string name = cuda_device_name(device);
+  return device.str() + (name.empty() ? "" : " (" + name + ")");
 }
 
 }  // namespace copaint

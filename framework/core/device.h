@@ -1,7 +1,10 @@
 // Device selection in one place: `auto|cpu|cuda[:N]` parsing, the CPU thread count, and the
-// numeric precision a network runs in (with the process-wide CUDA math switches it implies).
+// numeric precision a network runs in (with the process-wide CUDA math switches it implies), and
+// what a device failure is (DeviceError, device_fault).
 #pragma once
 
+#include <exception>
+#include <stdexcept>
 #include <string>
 
 #include <c10/core/Device.h>
@@ -41,6 +44,21 @@ const char* precision_name(Precision precision);
 /// kTf32, and cuDNN's autotuner (benchmark mode: fastest algorithm per shape, may change the
 /// rounding between runs) on when `cudnn_benchmark`. No effect on a CPU device.
 void set_cuda_math(const c10::Device& device, Precision precision, bool cudnn_benchmark);
+
+/// A device failure that ends a run instead of becoming a result row: out of memory at batch size
+/// 1, or a CUDA error (which may leave the context unusable). The message says what to change;
+/// the command exits 1.
+struct DeviceError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// What a failure on a device is: out of memory (c10::OutOfMemoryError or its text), another
+/// CUDA error (CUDA/cuDNN/cuBLAS status, device-side assert: the context may be unusable), or
+/// neither (an ordinary failure of the sample).
+enum class DeviceFault { kNone, kOutOfMemory, kCuda };
+DeviceFault device_fault(const std::exception& e);
+/// The first line of an exception's message (a c10::Error without its backtrace).
+std::string error_first_line(const std::exception& e);
 
 /// "cpu (2 threads)" or "cuda:0 (NVIDIA H100 ...)" for logs and result rows.
 std::string describe_device(const c10::Device& device);

@@ -4,9 +4,12 @@
 #include <ATen/Context.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 
+#include <cstdio>
+
 #if COPAINT_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
+#include <cuda_runtime_api.h>
 #endif
 
 namespace copaint {
@@ -64,11 +67,51 @@ void cuda_reset_peak_memory(const c10::Device& device) {
   (void)device;
 }
 
+void cuda_empty_cache() {
+#if COPAINT_WITH_CUDA
+  if (cuda_device_count() > 0) c10::cuda::CUDACachingAllocator::emptyCache();
+#endif
+}
+
 void device_synchronize(const c10::Device& device) {
 #if COPAINT_WITH_CUDA
-  if (device.is_cuda()) c10::cuda::device_synchronize();
+  if (device.is_cuda()) {
+    CurrentCudaDevice current(device);
+    c10::cuda::device_synchronize();
+  }
 #endif
   (void)device;
+}
+
+std::string cuda_device_name(const c10::Device& device) {
+#if COPAINT_WITH_CUDA
+  cudaDeviceProp props{};
+  if (device.is_cuda() &&
+      cudaGetDeviceProperties(&props, device.has_index() ? device.index() : 0) == cudaSuccess) {
+    char memory[32];
+    std::snprintf(memory, sizeof memory, ", %.1f GiB",
+                  static_cast<double>(props.totalGlobalMem) / (1024.0 * 1024.0 * 1024.0));
+    return props.name + std::string(memory);
+  }
+#endif
+  (void)device;
+  return "";
+}
+
+CurrentCudaDevice::CurrentCudaDevice(const c10::Device& device) {
+#if COPAINT_WITH_CUDA
+  if (device.is_cuda() && device.has_index() && device.index() != c10::cuda::current_device()) {
+    previous_ = c10::cuda::current_device();
+    c10::cuda::set_device(device.index());
+  }
+#endif
+  (void)device;
+}
+
+CurrentCudaDevice::~CurrentCudaDevice() {
+#if COPAINT_WITH_CUDA
+  if (previous_ >= 0) c10::cuda::set_device(static_cast<c10::DeviceIndex>(previous_));
+#endif
 }
 
 }  // namespace copaint

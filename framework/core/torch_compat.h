@@ -45,7 +45,28 @@ void set_cudnn_benchmark(bool enabled);
 /// CPU device or a CPU build.
 int64_t cuda_peak_memory_bytes(const c10::Device& device);
 void cuda_reset_peak_memory(const c10::Device& device);
-/// Waits for the work queued on `device` (a no-op on the CPU), for timing.
+/// Hands the CUDA caching allocator's unused blocks back (after an out-of-memory); no-op on the
+/// CPU or a CPU build.
+void cuda_empty_cache();
+/// Waits for the work queued on `device` (a no-op on the CPU), for timing: that device's, not
+/// the current one's.
 void device_synchronize(const c10::Device& device);
+
+/// "NVIDIA H100 80GB HBM3, 79.1 GiB" for a CUDA device; "" for the CPU or a CPU build.
+std::string cuda_device_name(const c10::Device& device);
+
+/// Makes a CUDA `device` the current one for the object's lifetime (kernels launched without an
+/// explicit device, cuBLAS handles, the caching allocator's default all follow it), restoring the
+/// previous one after; nothing for the CPU.
+class CurrentCudaDevice {
+ public:
+  explicit CurrentCudaDevice(const c10::Device& device);
+  ~CurrentCudaDevice();
+  CurrentCudaDevice(const CurrentCudaDevice&) = delete;
+  CurrentCudaDevice& operator=(const CurrentCudaDevice&) = delete;
+
+ private:
+  int previous_ = -1;  ///< the device to restore; -1 = none changed
+};
 
 }  // namespace copaint

@@ -200,6 +200,15 @@ Options model_settings_for_results(const Options& model_settings) {
   return out;
 }
 
+Options resolve_auto_precision(const Options& model_settings, const c10::Device& device) {
+  Options out = model_settings;
+  if (device.is_cuda() && out.has("precision") && out.get("precision") == "auto" &&
+      out.has("use_fp16") && out.get_bool("use_fp16")) {
+    out.set("precision", "fp16");
+  }
+  return out;
+}
+
 std::unique_ptr<Denoiser> create_model(const std::string& name, const Options& settings) {
   return Registry<Denoiser>::global().create(name, settings.scope(name));
 }

@@ -36,6 +36,13 @@ UNetConfig adm_config_from_options(const Options& options);
 /// match. An explicit precision (fp32, tf32, bf16, fp16) stays: it changes the rounding.
 Options model_settings_for_results(const Options& model_settings);
 
+/// The model settings with `precision=auto` resolved where it means half precision on `device`:
+/// fp16 for a use_fp16 model on CUDA (the same arithmetic as an explicit fp16, so the same
+/// cells). Elsewhere auto stays (float32; the keys of results stored before are unchanged). The
+/// runner keys cells with this, so a grid started on a GPU and resumed on the CPU stores its
+/// float32 samples in cells of their own instead of mixing them with the fp16 ones.
+Options resolve_auto_precision(const Options& model_settings, const c10::Device& device);
+
 /// Registry<Denoiser>::global().create(name, settings.scope(name)): the model `name` with the
 /// settings whose keys start with `name.`.
 std::unique_ptr<Denoiser> create_model(const std::string& name, const Options& settings);

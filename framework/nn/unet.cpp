@@ -776,24 +776,26 @@ void check_forward_inputs(const UNetConfig& config, const at::Tensor& x, const a
   }
 }
 
-/// Sinusoidal timestep embedding [B, dim] on `device`: freqs exp(-log(10000) * i / half)
-/// (float32, built on the CPU like the original), args t * freqs, [cos, sin], zero-padded to an
-/// odd width.
-at::Tensor timestep_embedding(const at::Tensor& steps, int64_t dim, at::Device device) {
+/// The timestep embedding's frequencies exp(-log(10000) * i / half), i < dim / 2 (float32, built
+/// on the CPU like the original).
+at::Tensor embedding_freqs(int64_t dim) {
   const int64_t half = dim / 2;
-  const at::Tensor freqs = at::exp(at::arange(0, half, at::TensorOptions().dtype(at::kFloat)) *
-                                   (-std::log(10000.0)) / half)
-                               .to(device);
-  const at::Tensor args = steps.to(device).unsqueeze(1).to(at::kFloat) * freqs.unsqueeze(0);
+  return at::exp(at::arange(0, half, at::TensorOptions().dtype(at::kFloat)) * (-std::log(10000.0)) /
+                 half);
+}
+
+/// Sinusoidal timestep embedding [B, dim] on the device of `freqs` (embedding_freqs(dim) there):
+/// args t * freqs, [cos, sin], zero-padded to an odd width.
+at::Tensor timestep_embedding(const at::Tensor& steps, int64_t dim, const at::Tensor& freqs) {
+  const at::Tensor args = steps.to(freqs.device()).unsqueeze(1).to(at::kFloat) * freqs.unsqueeze(0);
   at::Tensor temb = at::cat({at::cos(args), at::sin(args)}, -1);
   if (dim % 2) temb = at::cat({temb, at::zeros_like(temb.narrow(1, 0, 1))}, -1);
   return temb;
 }
 
-/// Throws InputError when CPU labels y fall outside [0, num_classes).
+/// Throws InputError when labels y (on any device) fall outside [0, num_classes).
 void check_labels(const at::Tensor& y, int64_t num_classes) {
-  if (y.device().is_cpu() && y.numel() > 0 &&
-      (y.min().item<int64_t>() < 0 || y.max().item<int64_t>() >= num_classes)) {
+  if (y.numel() > 0 && (y.min().item<int64_t>() < 0 || y.max().item<int64_t>() >= num_classes)) {
     throw InputError("UNet::forward: labels y must be in [0, " + std::to_string(num_classes) + ")");
   }
 }
@@ -814,12 +816,17 @@ at::Tensor UNet::forward(const at::Tensor& x, const at::Tensor& t, const at::Ten
   check_forward_inputs(config_, x, t, y);
   const at::Tensor steps = t.reshape({x.size(0)});
   const at::Device device = x.device();
-  const at::Tensor temb = timestep_embedding(steps, config_.num_channels, device);
+  if (!freqs_.defined() || freqs_.device() != device)
+    freqs_ = embedding_freqs(config_.num_channels).to(device);  // once per device, not per step
+  const at::Tensor temb = timestep_embedding(steps, config_.num_channels, freqs_);
   const at::Tensor& w0 = p(time_w0_);
   at::Tensor emb = onednn_linear(temb.to(w0.scalar_type()), w0, p(time_b0_));
   emb = onednn_linear(at::silu(emb), p(time_w2_), p(time_b2_));
   if (config_.class_cond) {
-    check_labels(y, config_.num_classes);
+    if (!checked_labels_.defined() || !checked_labels_.is_same(y)) {
+      check_labels(y, config_.num_classes);
+      checked_labels_ = y;
+    }
     emb = emb + at::embedding(p(label_emb_), y.to(device).to(at::kLong));
   }
 

@@ -138,6 +138,12 @@ class UNet {
   std::vector<bool> torso_conv_;  ///< per parameter: a torso conv weight/bias (fp16 in kHalf)
   at::ScalarType torso_dtype_ = at::kFloat;
   bool channels_last_ = false;
+  /// The last labels range-checked (held, so that no other tensor can take its place): the
+  /// methods pass the same label tensor to every forward, so a CUDA run pays one host sync per
+  /// batch for the check, not one per step.
+  mutable at::Tensor checked_labels_;
+  /// The timestep embedding's frequencies on the device of the last forward (made once).
+  mutable at::Tensor freqs_;
   bool checkpointing_ = false;
 };
 

@@ -201,6 +201,21 @@ TEST(UNetLoad, InferConfigRecoversFixtures) {
   }
 }
 
+// Labels are range-checked on every device (once per label tensor: the methods pass the same one
+// to every forward, so a CUDA run pays one host read per batch); here on the CPU.
+TEST(UNetForward, LabelsOutsideTheClassesAreRefused) {
+  at::manual_seed(0);
+  UNet net(small_config());  // 5 classes
+  const at::Tensor x = at::zeros({2, 3, 16, 16});
+  const at::Tensor t = at::tensor({1, 2}, at::kLong);
+  EXPECT_THROW(net.forward(x, t, at::tensor({0, 5}, at::kLong)), InputError);
+  EXPECT_THROW(net.forward(x, t, at::tensor({-1, 0}, at::kLong)), InputError);
+  const at::Tensor y = at::tensor({0, 4}, at::kLong);
+  EXPECT_NO_THROW(net.forward(x, t, y));
+  EXPECT_NO_THROW(net.forward(x, t, y));
+  EXPECT_THROW(net.forward(x, t, at::tensor({3, 9}, at::kLong)), InputError);
+}
+
 TEST(UNetLoad, CondCheckpointIntoUnconditionalConfigNamesLabelEmb) {
   const StateDictVec sd = load_state_dict(kFixtures + "adm_tiny_cond.pt");
   UNetConfig c =
