@@ -29,6 +29,7 @@
 #include "framework/nn/models.h"
 #include "methods/method.h"
 #include "methods/sampling.h"
+#include "tests/test_paths.h"
 
 namespace copaint {
 namespace {
