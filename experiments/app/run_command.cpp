@@ -449,7 +449,9 @@ int cmd_run(CommandContext& ctx) {
     return 0;
   }
   if (jobs > 1) {
-    const int64_t n = bounded_jobs(jobs, ex, o, !gpus.empty());
+    const bool on_gpus =
+        std::any_of(gpus.begin(), gpus.end(), [](const std::string& g) { return !g.empty(); });
+    const int64_t n = bounded_jobs(jobs, ex, o, on_gpus);
     const std::vector<std::string> placed(gpus.begin(),
                                           gpus.begin() + std::min<int64_t>(n, gpus.size()));
     if (n > 1) return run_jobs(ctx, o, ex, n, placed);

@@ -113,7 +113,7 @@ std::string ReportData::short_marker(const Stats* st, size_t sec, size_t v, cons
     const std::vector<double>& values = st->values.at(metric);
     ok = std::count_if(values.begin(), values.end(), [](double x) { return !std::isnan(x); });
   }
-  if (it == promised.end() || ok >= it->second) return std::string();
+  if (it == promised.end() || ok == it->second) return std::string();  // fewer or more
   return " [" + std::to_string(ok) + "/" + std::to_string(it->second) + "]";
 }
 

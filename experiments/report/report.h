@@ -74,6 +74,10 @@ struct Completeness {
   std::map<int64_t, int64_t> ok;  ///< ok samples stored per cell
   /// "copaint [G=2] / half / seed 0: 1 of 4 samples" for every cell short of its promise.
   std::vector<std::string> short_cells;
+  /// "blended / half / seed 0: 3 stored, 2 promised" for every cell holding more ok samples than
+  /// its grid promises now: samples of images since removed from the dataset (or beyond a lowered
+  /// `count`), which the tables still average in.
+  std::vector<std::string> extra_cells;
   /// "copaint / half / seed 0: ssim 1 of 3 samples" for every cell whose ok samples do not all
   /// hold a score (not NaN) of each metric of its grid (a metric added after they ran).
   std::vector<std::string> short_metrics;
@@ -84,8 +88,8 @@ struct Completeness {
   /// ok samples of a grid with metrics that hold no score, or a NaN one (e.g. NaN weights).
   int64_t unscored = 0;
   bool incomplete() const {
-    return !short_cells.empty() || !short_metrics.empty() || !missing_shards.empty() ||
-           missing_cells > 0 || unscored > 0;
+    return !short_cells.empty() || !extra_cells.empty() || !short_metrics.empty() ||
+           !missing_shards.empty() || missing_cells > 0 || unscored > 0;
   }
   /// One paragraph for people (empty when complete).
   std::string summary() const;

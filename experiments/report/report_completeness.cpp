@@ -212,6 +212,16 @@ std::string Completeness::summary() const {
     if (short_cells.size() > 10) os << "; ... " << short_cells.size() - 10 << " more";
     os << ".";
   }
+  if (!extra_cells.empty()) {
+    os << " " << extra_cells.size()
+       << " cell(s) hold more ok samples than the grid now promises (images removed from the "
+          "dataset, or its count lowered, since they ran; the tables still include them: report "
+          "a fresh run's folder to leave them out): ";
+    for (size_t i = 0; i < extra_cells.size() && i < 10; ++i)
+      os << (i ? "; " : "") << extra_cells[i];
+    if (extra_cells.size() > 10) os << "; ... " << extra_cells.size() - 10 << " more";
+    os << ".";
+  }
   if (!short_metrics.empty()) {
     os << " " << short_metrics.size()
        << " cell(s) have ok samples without a score of a metric of their grid (a metric added "
@@ -278,6 +288,9 @@ Completeness check_completeness(const ResultSet& rs) {
     if (ok < p.samples) {
       out.short_cells.push_back(cell_label(rs.cells.at(id)) + ": " + std::to_string(ok) + " of " +
                                 std::to_string(p.samples) + " samples");
+    } else if (ok > p.samples) {
+      out.extra_cells.push_back(cell_label(rs.cells.at(id)) + ": " + std::to_string(ok) +
+                                " stored, " + std::to_string(p.samples) + " promised");
     }
   }
   if (latest) {

@@ -69,7 +69,8 @@ struct ReportData {
   const Stats* find(size_t sec, size_t v, const std::string& mask) const;
   bool higher_is_better(const std::string& metric) const;
   /// "[12/16]" when fewer ok samples with a score of `metric` (not NaN) are stored than
-  /// promised, else "": a metric added on a later run counts its own samples.
+  /// promised, "[3/2]" when more (images removed from the dataset since they ran), else "": a
+  /// metric added on a later run counts its own samples.
   std::string short_marker(const Stats* st, size_t sec, size_t v, const std::string& mask,
                            const std::string& metric) const;
 };

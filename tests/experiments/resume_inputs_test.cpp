@@ -196,6 +196,29 @@ TEST(ResumeInputs, ChangingCountKeepsWhatStillMatchesAndRecomputesTheRest) {
   fs::remove_all(dir);
 }
 
+// An image removed from the folder since its samples ran: the resume has nothing to run, the
+// stored rows stay, and the report says the cells hold more than the grid now promises
+// (marked [stored/promised], --strict fails) instead of averaging them in silently.
+TEST(ResumeInputs, SamplesOfRemovedImagesAreFlagged) {
+  const fs::path dir = temp_dir("removed");
+  for (const char* n : {"a", "b", "c"}) put_image(dir, n, n[0]);
+  const Experiment ex = folder_experiment(dir, "psnr");
+  run_into(ex, dir / "r");
+  ResultSet rs = load_results({(dir / "r" / "results.sqlite").string()});
+  EXPECT_FALSE(check_completeness(rs).incomplete()) << check_completeness(rs).summary();
+  fs::remove(dir / "images" / "c.png");
+  const RunSummary again = run_into(folder_experiment(dir, "psnr"), dir / "r");
+  EXPECT_EQ(again.skipped, 8);  // a and b, 2 masks x 2 samples: nothing to run
+  rs = load_results({(dir / "r" / "results.sqlite").string()});
+  const Completeness done = check_completeness(rs);
+  ASSERT_EQ(done.extra_cells.size(), 2u) << done.summary();  // half and line, seed 0
+  EXPECT_EQ(done.extra_cells[0], "blended / half / seed 0: 6 stored, 4 promised");
+  EXPECT_TRUE(done.incomplete());
+  EXPECT_NE(done.summary().find("more ok samples than the grid now promises"), std::string::npos)
+      << done.summary();
+  fs::remove_all(dir);
+}
+
 // Rows stored before schema 3 have no hashes: they are checked against the reference stored
 // for them in results.h5.
 TEST(ResumeInputs, RowsWithoutHashesAreCheckedAgainstTheStoredReference) {
