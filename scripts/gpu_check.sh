@@ -131,7 +131,7 @@ race() {
   [[ -d $ref/guided_diffusion ]] || { echo "no $ref (scripts/gpu_bundle.sh --reference REF)"; return 1; }
   for method in copaint ddnm; do
     COPAINT_RACE_CONFIG=$race_config COPAINT_RACE_STEPS=$race_steps COPAINT_BENCH_PRECISION=$precision \
-      "$build/benchmarks/race_benchmark" --benchmark_filter="BM_Race/$method\$" \
+      "$build/benchmarks/race_benchmark" --benchmark_filter="BM_Race/$method/" \
       --benchmark_out="$out/race_ours_$method.json" --benchmark_out_format=json &&
       benchmark_ran "$out/race_ours_$method.json" || return 1
     "$python" scripts/race_reference.py "$ref" "$race_config" "$method" "$race_steps" "$device" \
