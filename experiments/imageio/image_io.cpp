@@ -19,6 +19,7 @@
 
 #include "framework/core/atomic_file.h"
 #include "framework/core/error.h"
+#include "framework/core/input_hash.h"
 #include "framework/core/log.h"
 #include "framework/core/registry.h"
 
@@ -187,15 +188,7 @@ void write_image(const std::string& path, const at::Tensor& image) {
   if (!image.defined() || image.dim() != 3 || (image.size(0) != 1 && image.size(0) != 3)) {
     throw UsageError("write_image('" + path + "'): expected a [1 or 3, H, W] tensor");
   }
-  at::Tensor u8 = image.detach()
-                      .to(at::kCPU, at::kFloat)
-                      .clamp(-1, 1)
-                      .add(1)
-                      .mul(127.5)
-                      .round()
-                      .to(at::kByte)
-                      .permute({1, 2, 0})
-                      .contiguous();
+  const at::Tensor u8 = image_to_uint8(image);  // the bytes the input hashes are taken of
   const int h = static_cast<int>(u8.size(0)), w = static_cast<int>(u8.size(1));
   const int c = static_cast<int>(u8.size(2));
   cv::Mat m(h, w, CV_8UC(c), u8.data_ptr<uint8_t>());
@@ -218,6 +211,10 @@ void write_image_file(const std::string& path, const cv::Mat& bgr) {
     ok = !ext.empty() && cv::imencode(ext, bgr, bytes);
   } catch (const cv::Exception& e) {
     throw InputError("cannot write image '" + path + "': " + e.what());
+  }
+  if (ext.empty()) {
+    throw InputError("cannot write image '" + path +
+                     "': its name needs an image extension (.png, .jpg, .bmp)");
   }
   if (!ok) throw InputError("cannot write image '" + path + "': cannot encode as '" + ext + "'");
   write_file_atomic(path, bytes.data(), bytes.size());
