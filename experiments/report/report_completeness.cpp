@@ -197,40 +197,31 @@ std::vector<std::string> short_metrics(const ResultSet& rs, const Completeness& 
   return out;
 }
 
+/// " N <what>: a; b; ... (10 at most) ... K more." for a non-empty list of cell labels.
+void list_cells(std::ostream& os, const std::vector<std::string>& cells, const char* what) {
+  if (cells.empty()) return;
+  os << " " << cells.size() << " " << what << ": ";
+  for (size_t i = 0; i < cells.size() && i < 10; ++i) os << (i ? "; " : "") << cells[i];
+  if (cells.size() > 10) os << "; ... " << cells.size() - 10 << " more";
+  os << ".";
+}
+
 }  // namespace
 
 std::string Completeness::summary() const {
   if (!incomplete()) return "";
   std::ostringstream os;
   os << "Incomplete results:";
-  if (!short_cells.empty()) {
-    os << " " << short_cells.size()
-       << " cell(s) hold fewer ok samples than the grid promises (tables mark them "
-          "[ok/promised]): ";
-    for (size_t i = 0; i < short_cells.size() && i < 10; ++i)
-      os << (i ? "; " : "") << short_cells[i];
-    if (short_cells.size() > 10) os << "; ... " << short_cells.size() - 10 << " more";
-    os << ".";
-  }
-  if (!extra_cells.empty()) {
-    os << " " << extra_cells.size()
-       << " cell(s) hold more ok samples than the grid now promises (images removed from the "
-          "dataset, or its count lowered, since they ran; the tables still include them: report "
-          "a fresh run's folder to leave them out): ";
-    for (size_t i = 0; i < extra_cells.size() && i < 10; ++i)
-      os << (i ? "; " : "") << extra_cells[i];
-    if (extra_cells.size() > 10) os << "; ... " << extra_cells.size() - 10 << " more";
-    os << ".";
-  }
-  if (!short_metrics.empty()) {
-    os << " " << short_metrics.size()
-       << " cell(s) have ok samples without a score of a metric of their grid (a metric added "
-          "since: rerun `copaint run` to score them): ";
-    for (size_t i = 0; i < short_metrics.size() && i < 10; ++i)
-      os << (i ? "; " : "") << short_metrics[i];
-    if (short_metrics.size() > 10) os << "; ... " << short_metrics.size() - 10 << " more";
-    os << ".";
-  }
+  list_cells(os, short_cells,
+             "cell(s) hold fewer ok samples than the grid promises (tables mark them "
+             "[ok/promised])");
+  list_cells(os, extra_cells,
+             "cell(s) hold more ok samples than the grid now promises (images removed from the "
+             "dataset, or its count lowered, since they ran; the tables still include them: "
+             "report a fresh run's folder to leave them out)");
+  list_cells(os, short_metrics,
+             "cell(s) have ok samples without a score of a metric of their grid (a metric added "
+             "since: rerun `copaint run` to score them)");
   if (missing_cells > 0) {
     os << " " << missing_cells << " of the grid's " << grid_cells
        << " cells have no stored sample (not in the tables).";
