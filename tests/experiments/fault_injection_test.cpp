@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstring>
@@ -797,9 +798,10 @@ TEST_F(FaultInjectionMerge, MergeBesideARunningRunIsRefused) {
 }
 
 TEST_F(FaultInjectionMerge, ConcurrentRunAndMergeSlow) {
-  // Slower cells (50 steps) so that merges come while shard 1 is running.
-  const std::vector<std::string> slow = {"--set", "copaint.respacing=50", "--set",
-                                         "blended.respacing=50"};
+  // Slower cells (1000 steps: shard 1 runs for seconds, not 0.2 s) so that merges come while
+  // shard 1 is running.
+  const std::vector<std::string> slow = {"--set", "copaint.respacing=1000", "--set",
+                                         "blended.respacing=1000"};
   auto with = [&](std::vector<std::string> args) {
     args.insert(args.end(), slow.begin(), slow.end());
     return args;
@@ -812,10 +814,17 @@ TEST_F(FaultInjectionMerge, ConcurrentRunAndMergeSlow) {
     const fs::path s = fresh("concurrent"), m = fresh("concurrent_m");
     ASSERT_EQ(copaint(with({"run", ini(), "--out", s.string(), "--shard", "0/2"})).code, 0);
     Proc run;
+    std::atomic<bool> running{true};
     std::thread t([&] {
       run = copaint(with({"run", ini(), "--out", s.string(), "--shard", "1/2"}));
+      running = false;
     });
-    for (int i = 0; i < 6; ++i) {
+    // Events, not durations: merges start once shard 1 has created its database and go on
+    // back to back for as long as it runs (a fixed count of merges could all miss a fast run).
+    const fs::path shard1 = s / "results.shard-1-of-2.sqlite";
+    while (running && !fs::exists(shard1))
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    for (int i = 0; i < 500 && (running || i < 2); ++i) {
       const Proc p = copaint({"merge", s.string(), "--out", m.string()});
       EXPECT_EQ(p.signal, 0) << describe(p);
       if (p.code == 0) {
