@@ -24,6 +24,7 @@
 #include "methods/method.h"
 #include "methods/verify/verify_command.h"
 #include "metrics/metric.h"
+#include "metrics/set_metric.h"
 
 namespace po = boost::program_options;
 
@@ -97,7 +98,11 @@ int cmd_list(CommandContext& ctx) {
   const std::string what = vm.count("what") ? vm["what"].as<std::string>() : "";
   const std::map<std::string, std::function<void()>> kinds = {
       {"methods", [&] { print_registry<Method>(ctx.out, "methods"); }},
-      {"metrics", [&] { print_registry<Metric>(ctx.out, "metrics"); }},
+      {"metrics",
+       [&] {
+         print_registry<Metric>(ctx.out, "metrics");
+         print_registry<SetMetric>(ctx.out, "metrics over a set (scored per complete cell)");
+       }},
       {"datasets", [&] { print_registry<Dataset>(ctx.out, "datasets"); }},
       {"masks", [&] { print_registry<MaskGenerator>(ctx.out, "masks"); }},
       {"models", [&] { print_registry<Denoiser>(ctx.out, "models"); }},

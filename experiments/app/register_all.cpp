@@ -17,6 +17,7 @@ void register_all() {
   done = true;
   register_builtin_methods();
   register_builtin_metrics();
+  register_builtin_set_metrics();
   register_builtin_datasets();
   register_builtin_masks();
   install_image_file_reader();  // file-backed datasets and masks decode through OpenCV

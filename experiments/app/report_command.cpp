@@ -8,6 +8,7 @@
 #include "experiments/app/cli.h"
 #include "experiments/app/command_args.h"
 #include "experiments/app/run_command.h"
+#include "experiments/report/input_compare.h"
 #include "experiments/report/plots.h"
 #include "experiments/report/report.h"
 #include "experiments/store/merge.h"
@@ -86,6 +87,10 @@ po::options_description report_options() {
 /// What `copaint report` was asked, typed; strings stay at the edge (parse_report_request).
 struct ReportRequest {
   std::vector<std::string> dbs;  ///< the databases to read
+  /// Per argument (a results folder or database), its databases: `report A B` compares the
+  /// folders' input fingerprints.
+  std::vector<std::vector<std::string>> folders;
+  std::vector<std::string> folder_names;
   ReportOptions report;
   bool plots = false;     ///< --plots given: figures too
   std::string plots_dir;  ///< where they go
@@ -109,7 +114,9 @@ std::pair<int, int> parse_plot_size(const std::string& size) {
 ReportRequest parse_report_request(const po::variables_map& vm) {
   if (!vm.count("inputs")) throw UsageError("report: give a results folder or database");
   ReportRequest r;
-  r.dbs = find_result_dbs(vm["inputs"].as<std::vector<std::string>>());
+  r.folder_names = vm["inputs"].as<std::vector<std::string>>();
+  r.dbs = find_result_dbs(r.folder_names);
+  for (const auto& f : r.folder_names) r.folders.push_back(find_result_dbs(f));
   ReportOptions& o = r.report;
   o.format = vm["format"].as<std::string>();
   if (o.format == "md") o.format = "markdown";
@@ -134,6 +141,8 @@ ReportRequest parse_report_request(const po::variables_map& vm) {
 
 /// Writes the report (and the figures, listed on stderr); 1 when incomplete and --strict.
 int run_report(const ReportRequest& r, CommandContext& ctx) {
+  for (const auto& w : input_differences(r.folders, r.folder_names))
+    ctx.err << "copaint: report: warning: " << w << "\n";
   const ResultSet results = load_results(r.dbs);
   const Completeness done = check_completeness(results);
   write_report(results, done, r.report, ctx.out);

@@ -21,6 +21,7 @@
 #include "experiments/app/command_args.h"
 #include "experiments/experiment/experiment.h"
 #include "experiments/experiment/runner.h"
+#include "experiments/experiment/set_scores.h"
 #include "experiments/report/cell_views.h"
 #include "experiments/store/merge.h"
 #include "framework/core/device.h"
@@ -356,6 +357,7 @@ int run_jobs(CommandContext& ctx, const RunOptions& o, const Experiment& ex, int
   if (dbs.empty()) return code != 0 ? code : 1;  // nothing stored (the workers' errors are above)
   // The merge (copy-on-write, short) runs to its end under a late SIGTERM too.
   const MergeSummary s = merge_results(dbs, dir);
+  update_set_scores_after_merge(s.db, ctx.device);
   refresh_cell_views(s.db);
   ctx.out << ex.name << ": " << jobs << " workers merged (" << s.copied << " sample rows copied, "
           << s.duplicates << " already present)\nresults: " << s.db << ", " << s.h5 << "\n";
@@ -499,10 +501,13 @@ int cmd_merge(CommandContext& ctx) {
   const std::vector<std::string> dbs = find_result_dbs(args);
   const std::string out = vm.count("out") ? vm["out"].as<std::string>() : args.front();
   const MergeSummary s = merge_results(dbs, out);
+  const SetScoreSummary sets = update_set_scores_after_merge(s.db, ctx.device);
   refresh_cell_views(s.db);
   ctx.out << "merged " << s.inputs << " database(s): " << s.copied << " sample rows copied, "
           << s.duplicates << " already present, " << s.runs_added << " run row(s) added; "
           << s.cells << " cells in " << s.db << " and " << s.h5 << "\n";
+  if (sets.scored > 0)
+    ctx.out << sets.scored << " set metric score(s) computed for completed cells\n";
   if (s.unreadable > 0)
     ctx.out << s.unreadable << " stored sample(s) left out: their image cannot be read\n";
   if (!s.missing_shards.empty())

@@ -20,6 +20,7 @@
 #include "framework/nn/models.h"
 #include "methods/method.h"
 #include "metrics/metric.h"
+#include "metrics/set_metric.h"
 
 namespace copaint {
 namespace {
@@ -300,6 +301,37 @@ std::vector<int64_t> read_seeds(const Options& config, const Where& where) {
   return seeds;
 }
 
+/// `metrics`: each name is a per-sample metric (Registry<Metric>) or else a metric over a set
+/// (Registry<SetMetric>: fid, kid); an unknown name lists both kinds.
+void read_metric_names(const Options& config, const Where& where, Experiment& ex) {
+  if (!config.has("metrics")) return;
+  std::set<std::string> seen;
+  for (const auto& n : config.get_list("metrics")) {
+    if (Registry<Metric>::global().contains(n)) {
+      ex.metrics.push_back(n);
+    } else if (Registry<SetMetric>::global().contains(n)) {
+      ex.set_metrics.push_back(n);
+    } else {
+      where.fail("metrics",
+                 "unknown metric '" + n +
+                     "'; valid: " + join_names(Registry<Metric>::global().names()) +
+                     "; over a set: " + join_names(Registry<SetMetric>::global().names()));
+    }
+    if (!seen.insert(n).second) where.fail("metrics", "'" + n + "' is listed twice");
+    ex.metric_names.push_back(n);
+  }
+}
+
+/// Options of a metric of either kind (the names never collide).
+bool has_metric_option(const std::string& name, const std::string& key) {
+  return Registry<Metric>::global().contains(name) ? has_option<Metric>(name, key)
+                                                   : has_option<SetMetric>(name, key);
+}
+std::vector<std::string> metric_option_keys(const std::string& name) {
+  return Registry<Metric>::global().contains(name) ? option_keys<Metric>(name)
+                                                   : option_keys<SetMetric>(name);
+}
+
 /// The top-level keys: name, the entries used, samples, batch size and seeds.
 void read_top_level(const Options& config, const std::string& source, const Where& where,
                     Experiment& ex) {
@@ -316,7 +348,7 @@ void read_top_level(const Options& config, const std::string& source, const Wher
   ex.datasets = checked_names<Dataset>(config, "dataset", where, true);
   ex.methods = checked_names<Method>(config, "methods", where, true);
   ex.masks = checked_names<MaskGenerator>(config, "masks", where, true);
-  ex.metrics = checked_names<Metric>(config, "metrics", where, false);
+  read_metric_names(config, where, ex);
   ex.samples = checked_int(config, "samples", 1, 1, where);
   constexpr int64_t kMaxSamples = kMaxSamplesWithoutAllowLarge;
   if (ex.samples > kMaxSamples && !allow_large_values()) {
@@ -339,7 +371,7 @@ bool scoped_option(const std::string& kind, const std::string& name, const std::
       {"dataset", {has_option<Dataset>, option_keys<Dataset>}},
       {"method", {has_option<Method>, option_keys<Method>}},
       {"mask", {has_option<MaskGenerator>, option_keys<MaskGenerator>}},
-      {"metric", {has_option<Metric>, option_keys<Metric>}}};
+      {"metric", {has_metric_option, metric_option_keys}}};
   const Check& c = kinds.at(kind);
   *keys = c.second(name);
   return c.first(name, rel);
@@ -356,7 +388,7 @@ void check_scoped_keys(const Options& config, const Experiment& ex, const Where&
   for (const auto& n : ex.datasets) add_scope("dataset", n);
   for (const auto& n : ex.methods) add_scope("method", n);
   for (const auto& n : ex.masks) add_scope("mask", n);
-  for (const auto& n : ex.metrics) add_scope("metric", n);
+  for (const auto& n : ex.metric_names) add_scope("metric", n);
   const auto& top = experiment_top_level_keys();
   std::vector<std::string> used;
   for (const auto& [name, s] : scopes) used.push_back(name);
@@ -372,7 +404,8 @@ void check_scoped_keys(const Options& config, const Experiment& ex, const Where&
                               Registry<Denoiser>::global().contains(prefix) ||
                               Registry<Dataset>::global().contains(prefix) ||
                               Registry<MaskGenerator>::global().contains(prefix) ||
-                              Registry<Metric>::global().contains(prefix));
+                              Registry<Metric>::global().contains(prefix) ||
+                              Registry<SetMetric>::global().contains(prefix));
       if (registered) {
         log_debug(where.at(key) + ": '" + key + "' ignored: '" + prefix +
                   "' is not used by this experiment");
@@ -403,13 +436,15 @@ void resolve_entries(const Options& config, const Where& where, Experiment& ex) 
     ex.mask_settings[n] = resolve_at<MaskGenerator>(n, config.scope(n), where);
   for (const auto& n : ex.metrics)
     ex.metric_settings[n] = resolve_at<Metric>(n, config.scope(n), where);
+  for (const auto& n : ex.set_metrics)
+    ex.metric_settings[n] = resolve_at<SetMetric>(n, config.scope(n), where);
   Options& cfg = ex.config;
   cfg.set("name", ex.name);
   cfg.set("model", ex.model);
   cfg.set("dataset", join(ex.datasets));
   cfg.set("methods", join(ex.methods));
   cfg.set("masks", join(ex.masks));
-  cfg.set("metrics", join(ex.metrics));
+  cfg.set("metrics", join(ex.metric_names));
   std::vector<std::string> seed_text;
   for (int64_t s : ex.seeds) seed_text.push_back(std::to_string(s));
   cfg.set("seeds", join(seed_text));

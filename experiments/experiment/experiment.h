@@ -10,7 +10,8 @@
 //   masks       comma list of registered masks (axis)
 //   seeds       comma list of non-negative integers (axis; default 0)
 //   samples     samples per image (default 1)
-//   metrics     comma list of registered metrics (default none)
+//   metrics     comma list of registered metrics (default none): per-sample ones (psnr, lpips)
+//               and metrics over a set (fid, kid: metrics/set_metric.h, scored per complete cell)
 //   batch_size  samples per network batch (default 8; 0 = every pending sample of a cell at once)
 //   mask_seed   seed of the random masks (default 0; not an axis)
 // Every other key is scoped by the name of the model, a dataset, a method, a mask or a metric of
@@ -68,8 +69,12 @@ struct Experiment {
   std::string name;
   std::string model;
   Options model_settings;  ///< resolved
-  std::vector<std::string> datasets, methods, masks, metrics;
-  std::map<std::string, Options> dataset_settings, mask_settings, metric_settings;  ///< resolved
+  std::vector<std::string> datasets, methods, masks;
+  std::vector<std::string> metrics;       ///< per-sample metrics (Registry<Metric>)
+  std::vector<std::string> set_metrics;   ///< metrics over a set (Registry<SetMetric>)
+  std::vector<std::string> metric_names;  ///< both, in the order `metrics` gave them
+  std::map<std::string, Options> dataset_settings, mask_settings;  ///< resolved
+  std::map<std::string, Options> metric_settings;  ///< resolved, of both kinds of metric
   std::vector<int64_t> seeds;
   int64_t samples = 1;
   int64_t batch_size = 8;

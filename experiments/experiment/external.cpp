@@ -19,11 +19,13 @@
 #include <unistd.h>
 
 #include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
 
 #include "datasets/dataset.h"
 #include "datasets/mask.h"
 #include "experiments/experiment/runner.h"
 #include "experiments/experiment/sample_images.h"
+#include "experiments/experiment/set_scores.h"
 #include "experiments/imageio/image_io.h"
 #include "experiments/store/results_db.h"
 #include "experiments/store/results_h5.h"
@@ -123,6 +125,122 @@ struct Inputs {
         .contiguous();
   }
 };
+
+/// The hashes of one (dataset, mask) input set of the grid (framework/core/input_hash.h).
+struct InputSetHashes {
+  std::string dataset, mask, dataset_key, mask_key;
+  std::vector<std::string> ids;
+  std::vector<InputHash> items;
+  std::string fingerprint;
+};
+
+/// Every (dataset, mask) input set of the grid, hashed as `run` hashes and stores them.
+std::vector<InputSetHashes> input_set_hashes(const Experiment& ex, Inputs& in) {
+  std::vector<InputSetHashes> out;
+  std::set<std::pair<std::string, std::string>> seen;
+  for (const ExperimentCell* c : input_cells(ex)) {
+    InputSetHashes h;
+    h.dataset = c->dataset;
+    h.mask = c->mask;
+    h.dataset_key = dataset_key(c->dataset, c->dataset_settings);
+    for (int64_t i = 0; i < in.size(c->dataset); ++i) {
+      const ImageItem& item = in.item(c->dataset, i);
+      if (h.mask_key.empty()) h.mask_key = mask_key(*c, item.image.size(1), item.image.size(2));
+      h.ids.push_back(item.id);
+      h.items.push_back({image_sha256(item.image), mask_sha256(in.mask(*c, i))});
+    }
+    if (!seen.insert({h.dataset_key, h.mask_key}).second) continue;
+    h.fingerprint = input_set_fingerprint(h.items);
+    out.push_back(std::move(h));
+  }
+  return out;
+}
+
+/// The manifest's "inputs": per (dataset, mask) its fingerprint and each image's hashes.
+std::string inputs_json(const std::vector<InputSetHashes>& sets) {
+  std::ostringstream js;
+  js << "[";
+  for (size_t k = 0; k < sets.size(); ++k) {
+    const InputSetHashes& h = sets[k];
+    js << (k ? ",\n" : "\n") << "    {\"dataset\": " << json_string(h.dataset)
+       << ", \"mask\": " << json_string(h.mask)
+       << ", \"dataset_key\": " << json_string(h.dataset_key)
+       << ", \"mask_key\": " << json_string(h.mask_key) << ", \"images\": " << h.items.size()
+       << ", \"fingerprint\": " << json_string(h.fingerprint) << ", \"items\": [";
+    for (size_t i = 0; i < h.items.size(); ++i) {
+      js << (i ? ",\n" : "\n") << "      {\"image_index\": " << i
+         << ", \"image_id\": " << json_string(h.ids[i])
+         << ", \"image_sha256\": " << json_string(h.items[i].image)
+         << ", \"mask_sha256\": " << json_string(h.items[i].mask) << "}";
+    }
+    js << "]}";
+  }
+  return js.str() + "\n  ]";
+}
+
+/// The first difference between an input set of the manifest and the experiment's now ("" when
+/// they are the same): the image count, or the first image whose id or hashes differ.
+std::string first_difference(const nlohmann::json& m, const InputSetHashes& now) {
+  const nlohmann::json& items = m.at("items");
+  const size_t n = std::min(items.size(), now.items.size());
+  for (size_t i = 0; i < n; ++i) {
+    const nlohmann::json& it = items[i];
+    const std::string id = it.value("image_id", "");
+    const std::string where = "image " + std::to_string(i) + " ('" + now.ids[i] + "')";
+    if (id != now.ids[i]) return where + " is '" + id + "' in the manifest";
+    if (it.value("image_sha256", "") != now.items[i].image)
+      return where + ": pixels differ (sha256 " + it.value("image_sha256", "") +
+             " in the manifest, " + now.items[i].image + " now)";
+    if (it.value("mask_sha256", "") != now.items[i].mask)
+      return where + ": mask differs (sha256 " + it.value("mask_sha256", "") +
+             " in the manifest, " + now.items[i].mask + " now)";
+  }
+  if (items.size() != now.items.size())
+    return std::to_string(items.size()) + " images in the manifest, " +
+           std::to_string(now.items.size()) + " now";
+  if (m.value("fingerprint", "") != now.fingerprint) return "fingerprint differs";
+  return "";
+}
+
+/// Checks the predictions' manifest.json (written by export-inputs) against the experiment's
+/// inputs now: a differing input set is an InputError naming the first differing image (the
+/// predictions were made from other inputs: their scores would not be comparable); no manifest,
+/// or one without fingerprints (an older export), is a warning.
+void check_manifest(const Experiment& ex, Inputs& in, const std::string& predictions) {
+  const fs::path file = fs::path(predictions) / "manifest.json";
+  if (!fs::is_regular_file(file)) {
+    log_warn("score: no manifest.json in '" + predictions +
+             "': the inputs the predictions were made from are not checked");
+    return;
+  }
+  nlohmann::json manifest;
+  try {
+    std::ifstream f(file);
+    manifest = nlohmann::json::parse(f);
+  } catch (const std::exception& e) {
+    throw InputError("score: '" + file.string() + "' is not valid JSON: " + e.what());
+  }
+  if (!manifest.contains("inputs")) {
+    log_warn("score: '" + file.string() +
+             "' has no input fingerprints (an export before they were added): inputs not checked");
+    return;
+  }
+  for (const InputSetHashes& now : input_set_hashes(ex, in)) {
+    const nlohmann::json* found = nullptr;
+    for (const auto& m : manifest.at("inputs")) {
+      if (m.value("dataset", "") == now.dataset && m.value("mask", "") == now.mask) found = &m;
+    }
+    if (!found) {
+      throw InputError("score: '" + file.string() + "' has no inputs for " + now.dataset + " x " +
+                       now.mask + ": the predictions were exported for another grid");
+    }
+    const std::string diff = first_difference(*found, now);
+    if (!diff.empty()) {
+      throw InputError("score: the predictions' inputs differ from the experiment's (" +
+                       file.string() + ", " + now.dataset + " x " + now.mask + "): " + diff);
+    }
+  }
+}
 
 /// An exclusive lock on the results database while scores are written.
 class Lock {
@@ -301,9 +419,9 @@ void store_cell_predictions(ScoreContext& sc, const ExperimentCell& cell,
 }
 
 /// Scores and stores the predictions of one grid input as a cell of method o.name, stored as
-/// `run` stores a cell, at `position` (after the grid).
-void score_cell(ScoreContext& sc, const ExperimentCell& grid_cell, int64_t position,
-                ScoreSummary& summary) {
+/// `run` stores a cell, at `position` (after the grid); returns the cell's key.
+std::string score_cell(ScoreContext& sc, const ExperimentCell& grid_cell, int64_t position,
+                       ScoreSummary& summary) {
   ExperimentCell cell = grid_cell;
   cell.method = sc.o.name;
   cell.method_settings = sc.o.settings;
@@ -312,10 +430,11 @@ void score_cell(ScoreContext& sc, const ExperimentCell& grid_cell, int64_t posit
   cr.position = position;
   const int64_t cell_id = sc.db.ensure_cell(cr);
   CellPredictions c = collect_predictions(sc, cell, cr, cell_id, summary);
-  if (c.records.empty()) return;
+  if (c.records.empty()) return cr.key;
   score_cell_predictions(sc, cell, c);
   store_cell_predictions(sc, cell, c);
   summary.scored += static_cast<int64_t>(c.records.size());
+  return cr.key;
 }
 
 }  // namespace
@@ -385,15 +504,18 @@ int64_t export_inputs(const Experiment& ex, const std::string& dir) {
   json << "{\n  \"experiment\": " << json_string(ex.name)
        << ",\n  \"model\": " << json_string(ex.model) << ",\n  \"samples\": " << ex.samples
        << ",\n  \"metrics\": [";
-  for (size_t k = 0; k < ex.metrics.size(); ++k)
-    json << (k ? ", " : "") << json_string(ex.metrics[k]);
+  for (size_t k = 0; k < ex.metric_names.size(); ++k)
+    json << (k ? ", " : "") << json_string(ex.metric_names[k]);
   json << "],\n  \"conventions\": {\"images\": \"PNG, RGB, 8 bit\", \"mask\": \"255 = known "
           "pixel, 0 = to inpaint\", \"masked\": \"image x mask in [-1,1] as the reference's "
           "masked.png: the hole is grey (128)\", \"prediction\": \"write your image here; "
           "k = seed position x samples + sample index\"},\n  \"items\": [\n"
        << items.str() << "\n  ]\n}\n";
+  const std::string inputs = inputs_json(input_set_hashes(ex, in));
+  std::string js = json.str();
+  js.insert(js.rfind("\n}"), ",\n  \"inputs\": " + inputs);
   write_file_atomic((fs::path(dir) / "manifest.csv").string(), csv.str());
-  write_file_atomic((fs::path(dir) / "manifest.json").string(), json.str());
+  write_file_atomic((fs::path(dir) / "manifest.json").string(), js);
   return folders;
 }
 
@@ -408,10 +530,12 @@ ScoreSummary score_predictions(const Experiment& ex, const ScoreOptions& o) {
   if (!fs::is_directory(o.predictions))
     throw InputError("score: predictions folder '" + o.predictions + "' not found");
   Inputs in(ex);
+  check_manifest(ex, in, o.predictions);
   std::vector<std::unique_ptr<Metric>> metrics;
   for (const auto& name : ex.metrics) {
     metrics.push_back(Registry<Metric>::global().at(name).factory(ex.metric_settings.at(name)));
   }
+  const std::vector<std::unique_ptr<SetMetric>> set_metrics = open_set_metrics(ex);
   const std::string dir = o.out_dir.empty() ? default_results_dir(ex) : o.out_dir;
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -425,9 +549,15 @@ ScoreSummary score_predictions(const Experiment& ex, const ScoreOptions& o) {
   const int64_t run_id = db.add_run(score_run_record(ex, o));
   ScoreContext sc{ex, o, in, metrics, paths, db, run_id, seed_positions(ex)};
   int64_t position = static_cast<int64_t>(ex.cells.size()) * 1000;
+  SetScoreRequest sets;  // the metrics over a set of each cell of NAME that is complete
+  sets.dir = dir;
+  sets.samples = ex.samples;
+  sets.run_id = run_id;
   for (const ExperimentCell* grid_cell : input_cells(ex)) {
-    score_cell(sc, *grid_cell, position++, summary);
+    sets.cell_keys.insert(score_cell(sc, *grid_cell, position++, summary));
+    sets.images[grid_cell->dataset] = in.size(grid_cell->dataset);
   }
+  summary.set_scores = update_set_scores(db, sets, set_metrics).scored;
   db.finish_run(run_id, utc_timestamp(),
                 summary.missing.empty() && summary.mis_sized.empty()
                     ? "finished"

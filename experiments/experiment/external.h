@@ -9,7 +9,10 @@
 //   DIR/<dataset>/<mask>/<image>/gt.png       the reference image
 //   DIR/<dataset>/<mask>/<image>/mask.png     255 = known pixel, 0 = to inpaint
 //   DIR/<dataset>/<mask>/<image>/masked.png   the reference with the hole grey (128)
-//   DIR/manifest.csv, DIR/manifest.json       one row per (dataset, mask, seed, image, sample)
+//   DIR/manifest.csv, DIR/manifest.json       one row per (dataset, mask, seed, image, sample);
+//                                             manifest.json's "inputs": per (dataset, mask) the
+//                                             input-set fingerprint and each image's SHA-256s
+//                                             (framework/core/input_hash.h), as `run` stores them
 // Predictions: PRED/<dataset>/<mask>/<image>/samples/<k:05>.png with k = seed position x
 // samples + sample index (k = the sample index for one seed); PRED/<mask>/<image>/samples/... and
 // PRED/<image>/samples/... are accepted when the experiment has one dataset (and one mask), so
@@ -43,10 +46,14 @@ struct ScoreSummary {
   std::vector<std::string> missing;    ///< expected files that are not there
   std::vector<std::string> mis_sized;  ///< "file: HxWxC, expected HxWxC" (or unreadable)
   std::string db;                      ///< the database written
+  int64_t set_scores = 0;              ///< (cell, metric over a set) scores computed
 };
 
 /// Scores every prediction found with the experiment's metrics and stores it (sample rows and
 /// images) under method `name`; missing and mis-sized predictions are listed and not stored.
+/// First checks PRED/manifest.json's input fingerprints against the experiment's inputs now: a
+/// differing set is an InputError naming the first differing image; a missing manifest (or one
+/// without fingerprints) a warning. Metrics over a set score each of NAME's complete cells.
 ScoreSummary score_predictions(const Experiment& ex, const ScoreOptions& options);
 
 /// Turns one of the official code's YAML configs (configs/*.yaml) plus its command-line

@@ -27,6 +27,7 @@
 #include "datasets/mask.h"
 #include "experiments/experiment/inpaint_batch.h"
 #include "experiments/experiment/sample_images.h"
+#include "experiments/experiment/set_scores.h"
 #include "experiments/store/file_lock.h"
 #include "experiments/store/results_db.h"
 #include "experiments/store/results_h5.h"
@@ -567,6 +568,7 @@ struct RunInputs {
   std::map<std::string, int64_t> images;  ///< per dataset
   std::map<std::string, std::unique_ptr<MaskGenerator>> masks;
   std::vector<std::unique_ptr<Metric>> metrics;
+  std::vector<std::unique_ptr<SetMetric>> set_metrics;  ///< scored per complete cell
 };
 
 RunInputs open_inputs(const Experiment& ex, const c10::Device& device) {
@@ -592,6 +594,7 @@ RunInputs open_inputs(const Experiment& ex, const c10::Device& device) {
         ex, {name + ".weights", name + ".heads", name + ".trunk", "metrics"},
         [&] { return Registry<Metric>::global().at(name).factory(ex.metric_settings.at(name)); }));
   }
+  in.set_metrics = open_set_metrics(ex);
   return in;
 }
 
@@ -1324,6 +1327,20 @@ void run_cell(RunState& st, int64_t cell_index, const std::vector<Item>& items) 
   }
 }
 
+/// The metrics over a set of every complete cell of the grid (set_scores.h): computed for cells
+/// completed now, by an earlier run or a resume, and kept where their images are unchanged.
+void score_sets(RunState& st) {
+  if (st.in.set_metrics.empty()) return;
+  SetScoreRequest req;
+  req.dir = st.paths.dir;
+  req.images = st.in.images;
+  req.samples = st.ex.samples;
+  for (const auto& cell : st.ex.cells) req.cell_keys.insert(cell.key());
+  req.device = st.device;
+  req.run_id = st.run_id;
+  st.summary.set_scores = update_set_scores(st.db, req, st.in.set_metrics).scored;
+}
+
 /// Marks the run failed after the error that ended it.
 void mark_failed(RunProgress& bar, ResultsDb& db, int64_t run_id, const std::exception& e) {
   bar.finish("failed");
@@ -1386,6 +1403,7 @@ RunSummary run_experiment(const Experiment& experiment, const RunOptions& option
       if (summary.stopped) break;
       run_cell(st, cell_index, items);
     }
+    if (!summary.stopped) score_sets(st);
   } catch (const std::exception& e) {
     mark_failed(bar, db, run_id, e);
     throw;

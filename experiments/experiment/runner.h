@@ -118,6 +118,7 @@ struct RunSummary {
   int64_t skipped = 0;         ///< already stored (and still belonging to their input)
   int64_t mismatched = 0;      ///< stored, but for an input that changed since: recomputed
   int64_t rescored = 0;        ///< stored samples scored now for metrics they lacked
+  int64_t set_scores = 0;      ///< (cell, set metric) scores computed now (set_scores.h)
   int64_t ok = 0, errors = 0;  ///< run now
   bool stopped = false;        ///< stop_after or a signal ended the run early
   int stop_signal = 0;         ///< the signal that stopped it (SIGTERM, SIGINT), else 0
@@ -137,7 +138,8 @@ struct RunSummary {
 /// before any work. Resuming: a stored sample counts only while its input (image id, image and
 /// mask hashes, framework/core/input_hash.h) is unchanged, else it is recomputed; stored samples
 /// lacking a metric of the experiment are scored from their stored images; every run stores the
-/// fingerprint of each (dataset, mask) input set (experiments/README.md, "Resume").
+/// fingerprint of each (dataset, mask) input set (experiments/README.md, "Resume"). At the end
+/// (unless stopped), each metric over a set scores every complete cell (set_scores.h).
 RunSummary run_experiment(const Experiment& ex, const RunOptions& options);
 
 /// Now in UTC as ISO 8601 ("2026-12-01T20:41:14Z"): the started / finished times of stored runs.

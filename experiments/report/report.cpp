@@ -25,7 +25,9 @@
 #include "experiments/report/report_writers.h"
 #include "experiments/store/results_h5.h"
 #include "framework/core/error.h"
+#include "framework/core/registry.h"
 #include "metrics/aggregate.h"
+#include "metrics/set_metric.h"
 
 namespace copaint {
 namespace fs = std::filesystem;
@@ -68,6 +70,22 @@ std::string fmt(double v, int precision) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", precision, v);
   return buf;
+}
+
+SetSummary summarise_set(const std::vector<const SetScoreRecord*>& scores) {
+  SetSummary s;
+  double sum = 0;
+  for (const SetScoreRecord* r : scores) {
+    sum += r->value;
+    ++s.cells;
+    s.samples += r->n_samples;
+    s.references = std::max(s.references, r->n_references);
+    if (!r->note.empty() && std::find(s.notes.begin(), s.notes.end(), r->note) == s.notes.end())
+      s.notes.push_back(r->note);
+  }
+  if (s.cells > 0) s.value = sum / static_cast<double>(s.cells);
+  if (s.cells == 1) s.stddev = scores.front()->stddev;
+  return s;
 }
 
 double mean_of(const std::vector<double>& v) {
@@ -150,6 +168,17 @@ ResultSet load_results(const std::vector<std::string>& dbs) {
       });
       if (!seen) rs.input_sets.push_back(set);
     }
+    for (auto score : db.set_scores()) {
+      score.cell_id = cell_map.at(score.cell_id);
+      auto same = std::find_if(rs.set_scores.begin(), rs.set_scores.end(), [&](const auto& x) {
+        return x.cell_id == score.cell_id && x.metric == score.metric;
+      });
+      if (same == rs.set_scores.end()) {
+        rs.set_scores.push_back(score);
+      } else if (score.n_samples > same->n_samples) {
+        *same = score;
+      }
+    }
     const fs::path dir = fs::path(path).parent_path();
     for (auto s : db.samples()) {
       s.cell_id = cell_map.at(s.cell_id);
@@ -174,7 +203,14 @@ ResultSet load_results(const std::vector<std::string>& dbs) {
     rs.cells[i].id = static_cast<int64_t>(i);
   }
   for (auto& s : rs.samples) s.cell_id = remap.at(s.cell_id);
+  for (auto& s : rs.set_scores) s.cell_id = remap.at(s.cell_id);
   return rs;
+}
+
+bool is_set_metric(const ResultSet& rs, const std::string& metric) {
+  if (Registry<SetMetric>::global().contains(metric)) return true;
+  return std::any_of(rs.set_scores.begin(), rs.set_scores.end(),
+                     [&](const SetScoreRecord& s) { return s.metric == metric; });
 }
 
 std::vector<Variant> result_variants(const ResultSet& results) {
@@ -361,6 +397,27 @@ void collect_promised(ReportData& d) {
   }
 }
 
+/// The selected metrics over a set (configured order, then as stored) and their scores per
+/// (section, variant, mask).
+void collect_set_scores(ReportData& d, const std::vector<std::string>& wanted) {
+  std::vector<std::string> stored;
+  for (const auto& s : d.results.set_scores) {
+    if (std::find(stored.begin(), stored.end(), s.metric) == stored.end())
+      stored.push_back(s.metric);
+  }
+  for (const auto& m : order_metrics(stored, configured_metrics(d.results.runs))) {
+    if (wanted.empty() || std::find(wanted.begin(), wanted.end(), m) != wanted.end())
+      d.set_metrics.push_back(m);
+  }
+  for (const auto& s : d.results.set_scores) {
+    const CellRecord& c = d.results.cells.at(s.cell_id);
+    const StatsKey k{d.layout.section_of(c), d.layout.variant_of.at({c.method, c.settings_hash}),
+                     c.mask};
+    d.set_scores[{k, s.metric}].push_back(&s);
+    d.higher[s.metric] = s.higher_is_better;
+  }
+}
+
 /// Whether any cell has several samples of one image (then best-of-n is shown).
 bool several_per_image(const ReportData& d) {
   for (const auto& [key, st] : d.stats) {
@@ -379,7 +436,10 @@ ReportData gather(const ResultSet& rs, const Completeness& done, const ReportOpt
   d.layout = result_layout(rs);
   // Metrics in the experiment's order (its `metrics` key), then any others as they appear.
   d.metrics = selected_metrics(rs, o.metrics);
-  check_metrics_exist(o.metrics, stored_metrics(rs));
+  collect_set_scores(d, o.metrics);
+  std::vector<std::string> stored = stored_metrics(rs);
+  stored.insert(stored.end(), d.set_metrics.begin(), d.set_metrics.end());
+  check_metrics_exist(o.metrics, stored);
   collect_stats(d);
   collect_promised(d);
   d.several = several_per_image(d);

@@ -23,7 +23,14 @@ struct ResultSet {
   /// Input-set fingerprints (results_db.h), unique by (dataset_key, mask_key, fingerprint): a
   /// key with two fingerprints means its databases ran on different inputs.
   std::vector<InputSetRecord> input_sets;
+  /// Scores of metrics over a set (FID, KID) per complete cell; cell_id indexes `cells`. A cell
+  /// scored in several databases keeps the score of the most samples (then the first read).
+  std::vector<SetScoreRecord> set_scores;
 };
+
+/// Whether `metric` (a configured or stored name) is a metric over a set: registered in
+/// Registry<SetMetric> or holding a set score in `results`.
+bool is_set_metric(const ResultSet& results, const std::string& metric);
 
 /// Reads every database (an ok row wins over an error row of the same sample).
 ResultSet load_results(const std::vector<std::string>& dbs);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -23,7 +24,8 @@ struct Grid {
   int64_t samples = 1;
   int64_t seeds = 1;
   std::vector<std::string> datasets, methods, masks;
-  std::vector<std::string> metrics;  ///< as configured (lpips: stored as lpips_alex_v0.1)
+  std::vector<std::string> metrics;      ///< as configured (lpips: stored as lpips_alex_v0.1)
+  std::vector<std::string> set_metrics;  ///< metrics over a set (fid, kid)
   std::set<int64_t> seed_values;
   Options config;
   int64_t cells = 0;  ///< datasets x (methods x their settings axes) x masks x seeds
@@ -42,7 +44,9 @@ int64_t int_or(const Options& o, const std::string& key, int64_t fallback) {
 }
 
 /// The grid of a run's canonical configuration text; false when it names no grid (no methods).
-bool parse_grid(const std::string& text, Grid* g) {
+/// Metrics over a set (`is_set`) go to set_metrics, the others to metrics.
+bool parse_grid(const std::string& text, const std::function<bool(const std::string&)>& is_set,
+                Grid* g) {
   std::istringstream in(text);
   std::string line;
   while (std::getline(in, line)) {
@@ -51,7 +55,8 @@ bool parse_grid(const std::string& text, Grid* g) {
   }
   g->datasets = split_list(g->config.get("dataset", ""));
   g->methods = split_list(g->config.get("methods", ""));
-  g->metrics = split_list(g->config.get("metrics", ""));
+  for (const auto& m : split_list(g->config.get("metrics", "")))
+    (is_set(m) ? g->set_metrics : g->metrics).push_back(m);
   for (const auto& [key, value] : g->config.values()) {  // `copaint score --as NAME`
     if (key.rfind("score.", 0) == 0) g->methods.push_back(key.substr(6));
   }
@@ -141,9 +146,8 @@ std::vector<std::string> missing_shards(const ResultSet& rs) {
 
 /// ok samples of cells whose grid has metrics, with no score or a NaN one.
 int64_t unscored_samples(const ResultSet& rs, const std::map<std::string, Grid>& grids) {
-  const bool metrics = std::any_of(grids.begin(), grids.end(), [](const auto& g) {
-    return !split_list(g.second.config.get("metrics", "")).empty();
-  });
+  const bool metrics = std::any_of(grids.begin(), grids.end(),
+                                   [](const auto& g) { return !g.second.metrics.empty(); });
   if (!metrics) return 0;
   int64_t n = 0;
   for (const auto& s : rs.samples) {
@@ -180,10 +184,16 @@ std::vector<std::string> short_metrics(const ResultSet& rs, const Completeness& 
       if (s.status == "ok" && !std::isnan(sc.value)) ++scored[{s.cell_id, sc.metric}];
     }
   }
+  std::set<std::pair<int64_t, std::string>> set_scored;
+  for (const auto& s : rs.set_scores) set_scored.insert({s.cell_id, s.metric});
   std::vector<std::string> out;
   for (const auto& [id, grid] : grid_of) {
     const int64_t ok = c.ok.count(id) ? c.ok.at(id) : 0;
     const int64_t promised = c.promised.at(id).samples;
+    for (const auto& m : grid->set_metrics) {  // scored once the cell is complete
+      if (ok >= promised && !set_scored.count({id, m}))
+        out.push_back(cell_label(rs.cells.at(id)) + ": " + m + " not scored (cell complete)");
+    }
     for (const auto& configured : grid->metrics) {
       for (const auto& m : stored_names(configured, stored)) {
         const int64_t n = scored.count({id, m}) ? scored.at({id, m}) : 0;
@@ -255,7 +265,8 @@ Completeness check_completeness(const ResultSet& rs) {
   for (const RunRecord* r : runs) {
     if (grids.count(r->config)) continue;
     Grid g;
-    if (!parse_grid(r->config, &g)) continue;
+    const auto is_set = [&](const std::string& m) { return is_set_metric(rs, m); };
+    if (!parse_grid(r->config, is_set, &g)) continue;
     const Grid& kept = grids.emplace(r->config, std::move(g)).first->second;
     if (!latest) latest = &kept;
   }

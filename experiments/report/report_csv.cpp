@@ -1,6 +1,7 @@
 // The CSV report writer: one tidy row per (dataset, model, metric, variant, mask) with the
 // sample and image counts, errors, mean, std, best-of-n mean, costs per sample, the 95% CI
-// half-width and the samples promised (empty when unknown).
+// half-width and the samples promised (empty when unknown), kind "sample"; then one row per
+// metric over a set (kind "set": samples and images its score used, mean its value, its note).
 #include <ostream>
 #include <string>
 
@@ -20,7 +21,7 @@ std::string csv_field(const std::string& s) {
 void begin(const ReportData&, std::ostream& out) {
   out << "dataset,model,metric,higher_is_better,method,variant,settings,mask,samples,images,"
          "errors,mean,std,best_mean,seconds_per_sample,forwards_per_sample,"
-         "backwards_per_sample,ci95,promised_samples\n";
+         "backwards_per_sample,ci95,promised_samples,kind,note\n";
 }
 
 void write_row(const ReportData& d, size_t sec, const std::string& metric, size_t v,
@@ -40,7 +41,31 @@ void write_row(const ReportData& d, size_t sec, const std::string& metric, size_
       << fmt(sm.ci95, 10) << ",";
   auto pr = d.promised.find(StatsKey{sec, v, mask});
   if (pr != d.promised.end()) out << pr->second;
-  out << "\n";
+  out << ",sample,\n";
+}
+
+/// A metric over a set: samples and images are those its score used (n, references), mean its
+/// value (the mean over seeds where pooled), std the spread it reports (KID), kind "set".
+void write_set_row(const ReportData& d, size_t sec, const std::string& metric, size_t v,
+                   const std::string& mask, std::ostream& out) {
+  auto it = d.set_scores.find({StatsKey{sec, v, mask}, metric});
+  if (it == d.set_scores.end()) return;
+  const SetSummary s = summarise_set(it->second);
+  const auto& section = d.layout.sections[sec];
+  const Variant& variant = d.layout.variants[v];
+  std::string settings, notes;
+  for (const auto& [k, val] : variant.varying)
+    settings += (settings.empty() ? "" : ";") + k + "=" + val;
+  for (const auto& n : s.notes) notes += (notes.empty() ? "" : "; ") + n;
+  const Stats* st = d.find(sec, v, mask);
+  out << csv_field(section.first) << "," << csv_field(section.second) << "," << csv_field(metric)
+      << "," << (d.higher_is_better(metric) ? 1 : 0) << "," << csv_field(variant.method) << ","
+      << csv_field(variant.label) << "," << csv_field(settings) << "," << csv_field(mask) << ","
+      << s.samples << "," << s.references << "," << (st ? st->errors : 0) << "," << fmt(s.value, 10)
+      << "," << fmt(s.stddev, 10) << ",,,,,,";
+  auto pr = d.promised.find(StatsKey{sec, v, mask});
+  if (pr != d.promised.end()) out << pr->second;
+  out << ",set," << csv_field(notes) << "\n";
 }
 
 void section(const ReportData& d, size_t sec, std::ostream& out) {
@@ -49,6 +74,11 @@ void section(const ReportData& d, size_t sec, std::ostream& out) {
       for (const auto& mask : d.layout.masks) {
         if (const Stats* st = d.find(sec, v, mask)) write_row(d, sec, metric, v, mask, *st, out);
       }
+    }
+  }
+  for (const auto& metric : d.set_metrics) {
+    for (size_t v = 0; v < d.layout.variants.size(); ++v) {
+      for (const auto& mask : d.layout.masks) write_set_row(d, sec, metric, v, mask, out);
     }
   }
 }

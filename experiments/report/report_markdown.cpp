@@ -93,6 +93,8 @@ void render(const Table& t, std::ostream& out) {
     out << "\n";
   }
   out << "\n";
+  for (const auto& n : t.notes) out << n << "\n";
+  if (!t.notes.empty()) out << "\n";
 }
 
 void section(const ReportData& d, size_t sec, std::ostream& out) {

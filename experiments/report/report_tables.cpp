@@ -218,6 +218,75 @@ Table metric_table(const ReportData& d, size_t sec, const std::string& metric) {
   return t;
 }
 
+/// A metric over a set in one (variant, mask): "27.1234 ± 0.0100 (n=100)" (± where the metric
+/// has a spread, n the samples used; "n=200, 2 seeds" where seeds are pooled: the mean of their
+/// scores), "*" where the metric notes that n is too small (the note goes under the table).
+Cell set_value_cell(const ReportData& d, size_t sec, size_t v, const std::string& mask,
+                    const std::string& metric) {
+  auto it = d.set_scores.find({StatsKey{sec, v, mask}, metric});
+  if (it == d.set_scores.end()) return d.find(sec, v, mask) ? Cell("(incomplete)") : Cell("-");
+  const SetSummary s = summarise_set(it->second);
+  const int p = d.options.precision;
+  Cell c;
+  const double scale = std::pow(10.0, p);
+  c.value = std::round(s.value * scale) / scale;
+  c.md = fmt(s.value, p);
+  c.tex_main = fmt(s.value, p);
+  if (std::isfinite(s.stddev)) {
+    c.md += " ± " + fmt(s.stddev, p);
+    c.tex_rest += " {\\scriptsize $\\pm$ " + fmt(s.stddev, p) + "}";
+  }
+  const std::string n = "n=" + std::to_string(s.samples) +
+                        (s.cells > 1 ? ", " + std::to_string(s.cells) + " seeds" : "");
+  c.md += " (" + n + ")";
+  c.tex_rest += " {\\scriptsize (" + n + ")}";
+  if (!s.notes.empty()) {
+    c.md += "*";
+    c.tex_rest += "$^*$";
+  }
+  return c;
+}
+
+/// One metric over a set: rows the variants, columns the masks, a score per complete cell.
+Table set_metric_table(const ReportData& d, size_t sec, const std::string& metric) {
+  const bool higher = d.higher_is_better(metric);
+  Table t;
+  t.title = metric + " over each complete cell (" + direction(d, metric) + " is better), " +
+            where_md(d, sec);
+  t.caption = latex_escape(metric) + (higher ? " $\\uparrow$" : " $\\downarrow$") + " on " +
+              where_tex(d, sec) +
+              ", over all samples of each complete cell against its reference images ($n$ "
+              "samples).";
+  t.label = section_label(d, sec, "-" + metric);
+  t.header = {"method"};
+  t.header_tex = {"Method"};
+  t.rank = {-1};
+  for (const auto& m : d.layout.masks) {
+    t.header.push_back(m);
+    t.header_tex.push_back(latex_escape(mask_display(m)));
+    t.rank.push_back(higher ? 1 : 0);
+  }
+  std::vector<std::string> notes;
+  for (size_t v = 0; v < d.layout.variants.size(); ++v) {
+    if (!d.find(sec, v, kAllMasks)) continue;
+    std::vector<Cell> row = {variant_cell(d.layout.variants[v])};
+    for (const auto& mask : d.layout.masks) {
+      row.push_back(set_value_cell(d, sec, v, mask, metric));
+      auto it = d.set_scores.find({StatsKey{sec, v, mask}, metric});
+      if (it == d.set_scores.end()) continue;
+      for (const auto& note : summarise_set(it->second).notes) {
+        if (std::find(notes.begin(), notes.end(), note) == notes.end()) notes.push_back(note);
+      }
+    }
+    t.rows.push_back(std::move(row));
+  }
+  for (const auto& note : notes) {
+    t.notes.push_back("* " + note);
+    t.caption += " $^*$ " + latex_escape(note) + ".";
+  }
+  return t;
+}
+
 /// The settings that vary between the variants of `method`, sorted.
 std::set<std::string> ablated_keys(const std::vector<Variant>& variants,
                                    const std::string& method) {
@@ -334,6 +403,7 @@ std::vector<Table> section_tables(const ReportData& d, size_t sec) {
   } else {
     for (const auto& metric : d.metrics) add(metric_table(d, sec, metric));
   }
+  for (const auto& metric : d.set_metrics) add(set_metric_table(d, sec, metric));
   // Ablations: a method with several variants, rows its varying settings.
   for (const auto& method : ablated_methods(d.layout.variants)) {
     const std::set<std::string> keys = ablated_keys(d.layout.variants, method);

@@ -64,6 +64,10 @@ struct ReportData {
   std::map<StatsKey, Stats> stats;
   /// Samples the grid promises per (section, variant, mask); absent: unknown.
   std::map<StatsKey, int64_t> promised;
+  /// Metrics over a set (fid, kid) selected, in the experiment's order, and their scores per
+  /// (section, variant, mask): one per complete cell (several where seeds are pooled).
+  std::vector<std::string> set_metrics;
+  std::map<std::pair<StatsKey, std::string>, std::vector<const SetScoreRecord*>> set_scores;
   bool several = false;  ///< some cell has several samples of one image (best-of-n shown)
 
   const Stats* find(size_t sec, size_t v, const std::string& mask) const;
@@ -100,7 +104,18 @@ struct Table {
   /// Per column: 1 rank higher first, 0 lower first, -1 not ranked.
   std::vector<int> rank;
   std::vector<std::vector<Cell>> rows;
+  std::vector<std::string> notes;  ///< lines under the table (markdown; LaTeX: in the caption)
 };
+
+/// A metric over a set in one (variant, mask): the mean of its cells' scores (seeds pooled), the
+/// standard deviation a single cell's metric reports (KID), the samples and references used,
+/// and the distinct notes.
+struct SetSummary {
+  double value = NAN, stddev = NAN;
+  int64_t cells = 0, samples = 0, references = 0;
+  std::vector<std::string> notes;
+};
+SetSummary summarise_set(const std::vector<const SetScoreRecord*>& scores);
 
 /// Marks the best (bold) and, among three or more values, the second best (underlined) value of
 /// every ranked column in the LaTeX text; ties share.

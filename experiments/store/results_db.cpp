@@ -17,7 +17,7 @@
 namespace copaint {
 namespace {
 
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 5;
 
 // Version 1 (the schema of every database written before version 2); a new database is created
 // as version 1 and migrated like an old one, so the migration runs on every database.
@@ -172,6 +172,36 @@ CREATE TABLE IF NOT EXISTS input_set (
 );
 )SQL";
 
+// Version 5 (issue 31): metrics over a set (FID, KID): one score per complete cell with the
+// counts it used, and the per-image features they reduce, cached by the metric's feature key
+// and the SHA-256 of the image's uint8 pixels (framework/core/input_hash.h), so a changed
+// network or weights file (another key) or a changed image (another hash) is never matched.
+// Idempotent (IF NOT EXISTS): it touches no table of version 4, so it runs after either order.
+const char* kMigrateToV5 = R"SQL(
+CREATE TABLE IF NOT EXISTS set_score (
+  cell_id INTEGER NOT NULL REFERENCES cell(id),
+  metric TEXT NOT NULL,
+  value REAL,
+  stddev REAL,
+  higher_is_better INTEGER NOT NULL,
+  n_samples INTEGER NOT NULL,
+  n_references INTEGER NOT NULL,
+  note TEXT NOT NULL,
+  feature_key TEXT NOT NULL,
+  inputs_sha256 TEXT NOT NULL,
+  run_id INTEGER REFERENCES experiment(id),
+  computed TEXT NOT NULL,
+  PRIMARY KEY (cell_id, metric)
+);
+CREATE TABLE IF NOT EXISTS set_feature (
+  feature_key TEXT NOT NULL,
+  image_sha256 TEXT NOT NULL,
+  dim INTEGER NOT NULL,
+  features BLOB NOT NULL,
+  PRIMARY KEY (feature_key, image_sha256)
+);
+)SQL";
+
 /// SQLite's message, with the operating system's reason when there is one ("disk I/O error
 /// (File too large)").
 std::string sqlite_error(sqlite3* db) {
@@ -203,6 +233,12 @@ class Stmt {
     check(v == 0 ? sqlite3_bind_null(stmt_, i) : sqlite3_bind_int64(stmt_, i, v));
     return *this;
   }
+  /// Float64 values as a blob (native byte order: little-endian on every supported machine).
+  Stmt& bind_blob(int i, const std::vector<double>& v) {
+    check(sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size() * sizeof(double)),
+                            SQLITE_TRANSIENT));
+    return *this;
+  }
   Stmt& bind_double(int i, double v) {
     check(std::isnan(v) ? sqlite3_bind_null(stmt_, i) : sqlite3_bind_double(stmt_, i, v));
     return *this;
@@ -222,6 +258,13 @@ class Stmt {
   double f64(int c) const {
     return sqlite3_column_type(stmt_, c) == SQLITE_NULL ? std::numeric_limits<double>::quiet_NaN()
                                                         : sqlite3_column_double(stmt_, c);
+  }
+  std::vector<double> blob(int c) const {
+    const void* p = sqlite3_column_blob(stmt_, c);
+    const int bytes = sqlite3_column_bytes(stmt_, c);
+    std::vector<double> out(static_cast<size_t>(bytes) / sizeof(double));
+    if (p && !out.empty()) std::memcpy(out.data(), p, out.size() * sizeof(double));
+    return out;
   }
   std::string text(int c) const {
     const unsigned char* t = sqlite3_column_text(stmt_, c);
@@ -484,6 +527,9 @@ void ResultsDb::migrate() {
       } else if (now < 3) {
         exec(kMigrateV2ToV3);
         exec("PRAGMA user_version = 3");
+      } else if (now < 5) {
+        exec(kMigrateToV5);
+        exec("PRAGMA user_version = 5");
       }
     } catch (...) {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -795,6 +841,91 @@ SampleRecord ResultsDb::sample(int64_t id) const {
   s.bind(1, id);
   while (s.step()) r.scores.push_back({s.text(0), s.f64(1), s.i64(2) != 0});
   return r;
+}
+
+void ResultsDb::write_set_score(const SetScoreRecord& r) {
+  Stmt q(db_,
+         "INSERT OR REPLACE INTO set_score (cell_id, metric, value, stddev, higher_is_better, "
+         "n_samples, n_references, note, feature_key, inputs_sha256, run_id, computed) "
+         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+         path_);
+  q.bind(1, r.cell_id).bind(2, r.metric).bind_double(3, r.value).bind_double(4, r.stddev);
+  q.bind(5, static_cast<int64_t>(r.higher_is_better ? 1 : 0)).bind(6, r.n_samples);
+  q.bind(7, r.n_references).bind(8, r.note).bind(9, r.feature_key).bind(10, r.inputs_sha256);
+  q.bind_id(11, r.run_id).bind(12, r.computed);
+  q.step();
+}
+
+void ResultsDb::drop_set_score(int64_t cell_id, const std::string& metric) {
+  Stmt q(db_, "DELETE FROM set_score WHERE cell_id = ? AND metric = ?", path_);
+  q.bind(1, cell_id).bind(2, metric);
+  q.step();
+}
+
+std::vector<SetScoreRecord> ResultsDb::set_scores() const {
+  std::vector<SetScoreRecord> out;
+  Stmt q(db_,
+         "SELECT cell_id, metric, value, stddev, higher_is_better, n_samples, n_references, note, "
+         "feature_key, inputs_sha256, run_id, computed FROM set_score ORDER BY cell_id, metric",
+         path_);
+  while (q.step()) {
+    SetScoreRecord r;
+    r.cell_id = q.i64(0);
+    r.metric = q.text(1);
+    r.value = q.f64(2);
+    r.stddev = q.f64(3);
+    r.higher_is_better = q.i64(4) != 0;
+    r.n_samples = q.i64(5);
+    r.n_references = q.i64(6);
+    r.note = q.text(7);
+    r.feature_key = q.text(8);
+    r.inputs_sha256 = q.text(9);
+    r.run_id = q.i64(10);
+    r.computed = q.text(11);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::map<std::string, std::vector<double>> ResultsDb::features(
+    const std::string& feature_key, const std::vector<std::string>& image_sha256) const {
+  std::map<std::string, std::vector<double>> out;
+  Stmt q(db_, "SELECT features FROM set_feature WHERE feature_key = ? AND image_sha256 = ?", path_);
+  for (const auto& sha : image_sha256) {
+    if (out.count(sha)) continue;
+    q.reset();
+    q.bind(1, feature_key).bind(2, sha);
+    if (q.step()) out[sha] = q.blob(0);
+  }
+  return out;
+}
+
+void ResultsDb::write_features(const std::string& feature_key,
+                               const std::map<std::string, std::vector<double>>& features) {
+  if (features.empty()) return;
+  exec("BEGIN IMMEDIATE");
+  try {
+    Stmt q(db_,
+           "INSERT OR REPLACE INTO set_feature (feature_key, image_sha256, dim, features) "
+           "VALUES (?,?,?,?)",
+           path_);
+    for (const auto& [sha, f] : features) {
+      q.reset();
+      q.bind(1, feature_key).bind(2, sha).bind(3, static_cast<int64_t>(f.size()));
+      q.bind_blob(4, f);
+      q.step();
+    }
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+  exec("COMMIT");
+}
+
+int64_t ResultsDb::feature_count(const std::string& feature_key) const {
+  Stmt q(db_, "SELECT COUNT(*) FROM set_feature WHERE feature_key = ?", path_);
+  q.bind(1, feature_key);
+  return q.step() ? q.i64(0) : 0;
 }
 
 std::string run_identity(const RunRecord& r) {

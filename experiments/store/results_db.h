@@ -10,7 +10,10 @@
 // cell and metric over ok samples), image_best (best score per cell, image and metric) and
 // cell_best (its mean over images: the reference's best_mean). Schema version 3: each sample's
 // input identity (image_sha256, mask_sha256: framework/core/input_hash.h) and the table
-// input_set (one fingerprint per dataset and mask, as the latest run computed it).
+// input_set (one fingerprint per dataset and mask, as the latest run computed it). Schema
+// version 5: set_score (one score of a metric over a set, FID or KID, per complete cell, with the
+// samples and references it used) and set_feature (per-image features of those metrics, keyed
+// by the metric's feature key and the image's SHA-256).
 #pragma once
 
 #include <cstdint>
@@ -102,6 +105,22 @@ struct InputSetRecord {
   int64_t run_id = 0;  ///< the run that computed it (0 = none, stored as NULL)
 };
 
+/// A row of the set_score table: a metric over a set (metrics/set_metric.h) of one complete cell.
+struct SetScoreRecord {
+  int64_t cell_id = 0;
+  std::string metric;
+  double value = 0;   ///< NaN is stored as NULL
+  double stddev = 0;  ///< NaN (NULL) where the metric has none
+  bool higher_is_better = false;
+  int64_t n_samples = 0, n_references = 0;
+  std::string note;         ///< SetScore::note ("" when n is large enough)
+  std::string feature_key;  ///< SetMetric::feature_key() of the features it used
+  /// SHA-256 of the images scored (set_scores.h): a score whose images changed is recomputed.
+  std::string inputs_sha256;
+  int64_t run_id = 0;    ///< the run that computed it (0 = a merge; NULL)
+  std::string computed;  ///< ISO 8601 UTC
+};
+
 /// What identifies a run across databases (ids differ between them): a merged file and its
 /// shards hold the same run once each.
 std::string run_identity(const RunRecord& run);
@@ -120,7 +139,7 @@ class ResultsDb {
   ResultsDb& operator=(const ResultsDb&) = delete;
 
   const std::string& path() const { return path_; }
-  /// PRAGMA user_version: 3 once opened by this program (older files are migrated on open).
+  /// PRAGMA user_version: 5 once opened by this program (older files are migrated on open).
   int schema_version() const;
 
   /// Inserts an experiment row; returns its id.
@@ -153,6 +172,20 @@ class ResultsDb {
   void write_input_set(const InputSetRecord& set);
   /// Every stored input set, ordered by dataset and mask key.
   std::vector<InputSetRecord> input_sets() const;
+
+  /// Stores (replaces) the set score of (cell, metric); drop_set_score removes it.
+  void write_set_score(const SetScoreRecord& score);
+  void drop_set_score(int64_t cell_id, const std::string& metric);
+  /// Every stored set score, ordered by cell and metric.
+  std::vector<SetScoreRecord> set_scores() const;
+  /// Cached features of the images with these SHA-256 under `feature_key` (missing ones absent).
+  std::map<std::string, std::vector<double>> features(
+      const std::string& feature_key, const std::vector<std::string>& image_sha256) const;
+  /// Caches features (image SHA-256 -> float64 values) under `feature_key`, in one transaction.
+  void write_features(const std::string& feature_key,
+                      const std::map<std::string, std::vector<double>>& features);
+  /// Images cached under `feature_key`.
+  int64_t feature_count(const std::string& feature_key) const;
 
   std::vector<RunRecord> runs() const;
   std::vector<CellRecord> cells() const;

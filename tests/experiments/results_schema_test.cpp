@@ -213,7 +213,7 @@ TEST_F(ResultsSchema, AVersion1DatabaseIsMigratedOnOpen) {
   }
   {
     ResultsDb db(path, false);
-    EXPECT_EQ(db.schema_version(), 3);
+    EXPECT_EQ(db.schema_version(), 5);
     // Texts, keys and hashes as they were: old results still resume.
     const auto cells = db.cells();
     ASSERT_EQ(cells.size(), 1u);
@@ -259,7 +259,7 @@ TEST_F(ResultsSchema, AVersion1DatabaseIsMigratedOnOpen) {
   }
   // Opening again is a no-op.
   ResultsDb again(path, false);
-  EXPECT_EQ(again.schema_version(), 3);
+  EXPECT_EQ(again.schema_version(), 5);
   EXPECT_EQ(again.cells().size(), 1u);
   fs::remove_all(dir);
 }
@@ -276,7 +276,7 @@ TEST_F(ResultsSchema, ResultsWrittenBeforeVersion2ResumeAfterTheMigration) {
   ASSERT_EQ(ex.cells.size(), 2u);
   {
     ResultsDb db((dir / "results.sqlite").string(), false);
-    EXPECT_EQ(db.schema_version(), 3);
+    EXPECT_EQ(db.schema_version(), 5);
     const auto cells = db.cells();
     ASSERT_EQ(cells.size(), 3u);
     for (size_t i = 0; i < ex.cells.size(); ++i) {
@@ -323,7 +323,7 @@ TEST_F(ResultsSchema, RunsStoreTypedSettingsAndTheirEnvironment) {
   ::unsetenv("SLURM_ARRAY_TASK_ID");
   EXPECT_EQ(s.ok, 12);
   ResultsDb db(s.paths.db, true);
-  EXPECT_EQ(db.schema_version(), 3);
+  EXPECT_EQ(db.schema_version(), 5);
   const auto cells = db.cells();
   ASSERT_EQ(cells.size(), 4u);
   for (size_t i = 0; i < cells.size(); ++i) {
