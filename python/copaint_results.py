@@ -14,7 +14,8 @@ the method's resolved settings as typed ``settings.<key>`` columns (numbers as n
 as booleans, lists as lists). ``load_samples`` gives one row per sample (no scores).
 ``get_images`` fetches the stored sample, reference and mask of one (method, settings, mask,
 image, sample) as numpy arrays; ``load_cell`` a whole cell at once, stacked ([N,H,W,C]), from
-the folder's ``results.cells.h5``.
+the folder's ``results.cells.h5``. ``load_set_scores`` gives the metrics over a set (FID, KID:
+one row per complete cell and metric, with the samples and references they used; schema 5).
 
 Databases of schema version 1 (written before the JSON columns existed) are read too: their
 settings texts are typed here the way the program types them.
@@ -29,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["find_databases", "load_scores", "load_samples", "load_cells", "load_runs",
+           "load_set_scores",
            "get_images", "stack_samples", "load_cell", "typed_value", "settings_from_text"]
 
 _NUMBER = re.compile(r"^[+-]?[0-9.eE+-]*[0-9][0-9.eE+-]*$")
@@ -157,6 +159,38 @@ def load_runs(path):
         runs.insert(0, "db", db)
         frames.append(runs)
     return pd.concat(frames, ignore_index=True)
+
+
+def load_set_scores(path):
+    """Metrics over a set (FID, KID; schema version 5): one row per (cell, metric) of a complete
+    cell, with the cell's method, variant, dataset, mask, model and seed, ``value``, ``stddev``
+    (KID's over subsets; NaN otherwise), ``n_samples``, ``n_references``, ``note`` (e.g. that n is
+    too small), ``feature_key`` and ``inputs_sha256``. Empty for databases before version 5; a
+    cell scored in several databases keeps the row with the most samples."""
+    frames = []
+    for db in find_databases(path):
+        con = _connect(db)
+        try:
+            if "set_score" not in {r[0] for r in con.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'")}:
+                continue
+            frames.append(pd.read_sql_query(
+                "SELECT c.cell_key, c.method, c.variant, c.dataset, c.mask, c.model, c.seed, "
+                "s.metric, s.value, s.stddev, s.higher_is_better, s.n_samples, s.n_references, "
+                "s.note, s.feature_key, s.inputs_sha256, s.computed "
+                "FROM set_score s JOIN cell c ON c.id = s.cell_id", con))
+        finally:
+            con.close()
+    columns = ["cell_key", "method", "variant", "dataset", "mask", "model", "seed", "metric",
+               "value", "stddev", "higher_is_better", "n_samples", "n_references", "note",
+               "feature_key", "inputs_sha256", "computed"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    df = pd.concat(frames, ignore_index=True)
+    df["value"] = df["value"].astype(float)
+    df["stddev"] = df["stddev"].astype(float)
+    df = df.sort_values("n_samples", ascending=False, kind="stable")
+    return df.drop_duplicates(["cell_key", "metric"]).sort_index().reset_index(drop=True)
 
 
 def _read(path, with_scores, status):

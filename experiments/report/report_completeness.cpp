@@ -192,7 +192,9 @@ std::vector<std::string> short_metrics(const ResultSet& rs, const Completeness& 
     const int64_t promised = c.promised.at(id).samples;
     for (const auto& m : grid->set_metrics) {  // scored once the cell is complete
       if (ok >= promised && !set_scored.count({id, m}))
-        out.push_back(cell_label(rs.cells.at(id)) + ": " + m + " not scored (cell complete)");
+        out.push_back(
+            cell_label(rs.cells.at(id)) + ": " + m +
+            " not scored (cell complete: `copaint merge` or a rerun with its weights scores it)");
     }
     for (const auto& configured : grid->metrics) {
       for (const auto& m : stored_names(configured, stored)) {

@@ -527,6 +527,11 @@ void ResultsDb::migrate() {
       } else if (now < 3) {
         exec(kMigrateV2ToV3);
         exec("PRAGMA user_version = 3");
+      } else if (now < 4) {
+        // MERGE(issue 31, branch i31b): version 4 is the lead's step on main (a per-sample
+        // non-finite-gradient column); until it is merged this step only numbers the version.
+        // The lead's step replaces this line and stays before the version-5 step.
+        exec("PRAGMA user_version = 4");
       } else if (now < 5) {
         exec(kMigrateToV5);
         exec("PRAGMA user_version = 5");
@@ -864,6 +869,8 @@ void ResultsDb::drop_set_score(int64_t cell_id, const std::string& metric) {
 
 std::vector<SetScoreRecord> ResultsDb::set_scores() const {
   std::vector<SetScoreRecord> out;
+  // A read-only database of version < 5 is read without migrating: it has no set scores.
+  if (query_text("SELECT COUNT(*) FROM sqlite_master WHERE name = 'set_score'") == "0") return out;
   Stmt q(db_,
          "SELECT cell_id, metric, value, stddev, higher_is_better, n_samples, n_references, note, "
          "feature_key, inputs_sha256, run_id, computed FROM set_score ORDER BY cell_id, metric",

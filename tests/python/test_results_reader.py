@@ -191,6 +191,21 @@ def main():
               cell["samples_float"].shape == cell["samples"].shape, "cell samples_float")
         runs = cr.load_runs(os.path.join(out, "results.sqlite"))
         check("host" in runs and runs.host.notna().all(), "runs have a host")
+        # Metrics over a set (schema 5): none here (no fid/kid in the grid), then a row written
+        # as the program writes it comes back with its cell.
+        check(cr.load_set_scores(out).empty, "no set scores without fid/kid")
+        import sqlite3
+        con = sqlite3.connect(os.path.join(out, "results.sqlite"))
+        cell_id, cell_key = con.execute("SELECT id, cell_key FROM cell LIMIT 1").fetchone()
+        con.execute("INSERT INTO set_score (cell_id, metric, value, stddev, higher_is_better, "
+                    "n_samples, n_references, note, feature_key, inputs_sha256, computed) "
+                    "VALUES (?, 'fid', 12.5, NULL, 0, 4, 2, 'n < 2048', 'k', 'h', 't')",
+                    (cell_id,))
+        con.commit()
+        con.close()
+        sets = cr.load_set_scores(out)
+        check(len(sets) == 1 and sets.cell_key[0] == cell_key and sets.value[0] == 12.5 and
+              np.isnan(sets.stddev[0]) and sets.n_samples[0] == 4, "set score read: %r" % (sets,))
 
         # --- the README snippets, run where results/quickstart is this run
         for readme, heading in ((os.path.join(ROOT, "README.md"), "Results in Python"),
