@@ -203,9 +203,18 @@ SetScoreSummary update_set_scores(ResultsDb& db, const SetScoreRequest& req,
       }
       continue;
     }
-    const CellImages cell_images_ = cell_images(promised, files);
-    for (const auto& m : metrics)
-      score_cell(db, cell, cell_images_, *m, stored, files, req, summary);
+    // A cell whose images cannot be read back (a damaged results.h5) or that a metric cannot
+    // score is warned about and left unscored; the other cells go on.
+    try {
+      const CellImages images_of_cell = cell_images(promised, files);
+      for (const auto& m : metrics)
+        score_cell(db, cell, images_of_cell, *m, stored, files, req, summary);
+    } catch (const UsageError&) {
+      throw;
+    } catch (const std::exception& e) {
+      log_warn("set metrics: cell " + cell.method + " / " + cell.mask + " / seed " +
+               std::to_string(cell.seed) + " not scored: " + e.what());
+    }
   }
   if (summary.scored > 0 || summary.featurised > 0) {
     log_info("set metrics: " + std::to_string(summary.scored) + " cell score(s) computed, " +

@@ -50,6 +50,7 @@ class TestSetMetric : public SetMetric {
   bool higher_is_better() const override { return false; }
   std::string feature_key() const override { return "test-net:" + key_; }
   at::Tensor features(const at::Tensor& images) override {
+    if (key_ == "fail") throw std::runtime_error("features failed");
     g_featurised += images.size(0);
     const at::Tensor x = images.to(at::kDouble).flatten(2);
     return at::cat({x.mean(2), x.std(2)}, 1).mul(scale_);
@@ -220,6 +221,20 @@ TEST(SetMetricResults, StoredWhenCompleteNotWhenIncompleteAndAfterResume) {
           "sample_index = 1");
   EXPECT_EQ(run_into(ex, dir / "r").set_scores, 0);  // error rows are not retried by default
   EXPECT_TRUE(set_scores(dir / "r" / "results.sqlite").empty());
+  fs::remove_all(dir);
+}
+
+// A metric that fails on a cell (a damaged file, a network error) leaves it unscored with a
+// warning; the samples and the run stand.
+TEST(SetMetricResults, AFailingMetricLeavesTheRunFinished) {
+  const fs::path dir = temp_dir("fail");
+  for (const char* n : {"a", "b"}) put_image(dir, n, n[0]);
+  const RunSummary s =
+      run_into(experiment(dir, "psnr, test_set", "test_set.key = fail\n"), dir / "r");
+  EXPECT_EQ(s.ok, 4);
+  EXPECT_EQ(s.set_scores, 0);
+  EXPECT_TRUE(set_scores(dir / "r" / "results.sqlite").empty());
+  EXPECT_EQ(ResultsDb(s.paths.db, false).runs().back().status, "finished");
   fs::remove_all(dir);
 }
 
