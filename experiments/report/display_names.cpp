@@ -79,6 +79,8 @@ std::string latex_escape(const std::string& s) {
       out += "\\textasciicircum{}";
     } else if (c == '\\') {
       out += "\\textbackslash{}";
+    } else if (c == '<' || c == '>') {  // OT1 fonts print other glyphs for these
+      out += c == '<' ? "\\textless{}" : "\\textgreater{}";
     } else if (s.compare(i, 2, "\xc2\xb1") == 0) {  // ±
       out += "$\\pm$";
       ++i;

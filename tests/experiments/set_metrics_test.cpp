@@ -348,6 +348,8 @@ TEST(SetMetricReport, ColumnsInMarkdownCsvAndLatex) {
   EXPECT_NE(tex.str().find(std::string(text) + " {\\scriptsize (n=4)}$^*$"), std::string::npos)
       << tex.str();
   EXPECT_NE(tex.str().find("test\\_set $\\downarrow$"), std::string::npos) << tex.str();
+  EXPECT_NE(tex.str().find("$^*$ n \\textless{} 10: test\\_set is biased."), std::string::npos)
+      << tex.str();
   // --metric selects it alone.
   std::ostringstream only;
   ASSERT_EQ(run_cli({"report", (dir / "r").string(), "--metric", "test_set"}, only, err), 0)
