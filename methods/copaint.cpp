@@ -10,7 +10,6 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
-#include <torch/csrc/autograd/autograd.h>
 
 #include <cmath>
 #include <sstream>
@@ -21,6 +20,7 @@
 #include "framework/diffusion/ddpm.h"
 #include "framework/diffusion/diffusion.h"
 #include "methods/degradation.h"
+#include "methods/gradients.h"
 #include "methods/sampling.h"
 
 namespace copaint {
@@ -161,10 +161,7 @@ class StepProblem {
   void descend(at::Tensor& x, Prediction& pred, bool last, double coef, LearningRates& lrs,
                int64_t& backtracks) {
     at::Tensor loss = fit(pred.pred_x0) + coef * reg(x);
-    const at::Tensor grad = torch::autograd::grad({loss.sum()}, {x}, /*grad_outputs=*/{},
-                                                  /*retain_graph=*/false)[0]
-                                .detach();
-    ++counter_.backwards;
+    const at::Tensor grad = guarded_grad(loss, x, model_.reduced_precision(), counter_).grad;
     loss = loss.detach();
     const at::Tensor x_base = x.detach();
     at::Tensor new_x = x_base - lrs.tensor(grad) * grad;
