@@ -28,6 +28,9 @@ class Denoiser {
   virtual int64_t num_classes() const { return 0; }
   /// Number of steps of the process the network was trained on.
   virtual int64_t num_train_timesteps() const { return 1000; }
+  /// Whether the network computes in reduced precision (an fp16 or bf16 torso): the
+  /// gradient-based methods then guard their gradients (methods/gradients.h).
+  virtual bool reduced_precision() const { return false; }
   virtual void to(const c10::Device& device) = 0;
   virtual std::string describe() const = 0;
 };
@@ -36,6 +39,9 @@ class Denoiser {
 struct EvalCounter {
   int64_t forwards = 0;   ///< network forward passes (each over a whole batch)
   int64_t backwards = 0;  ///< backward passes through the network to its input
+  /// int64 [B] on the run's device: per sample, the gradient steps whose loss or gradient was
+  /// non-finite (methods/gradients.h); undefined for methods without gradients.
+  at::Tensor nonfinite_grads;
 };
 
 }  // namespace copaint
