@@ -126,20 +126,30 @@ std::vector<int64_t> NumpyLegacySubsets::choice(int64_t n, int64_t k) {
   return x;
 }
 
+namespace {
+
+/// torch-fidelity's kernel_poly with its defaults: (x.y * gamma + coef0)^degree, gamma = 1 / D.
+at::Tensor cubic_kernel(const at::Tensor& p, const at::Tensor& q) {
+  return (at::matmul(p, q.t()) / double(p.size(1)) + 1.0).pow(3);
+}
+
+/// torch-fidelity's mmd2(K_XX, K_XY, K_YY), mmd_est="unbiased": the diagonals of K_XX and K_YY
+/// left out, K_XY's kept.
+double unbiased_mmd2(const at::Tensor& kxx, const at::Tensor& kxy, const at::Tensor& kyy) {
+  const int64_t m = kxx.size(0);
+  const double off_diagonal = (kxx.sum() - kxx.trace() + kyy.sum() - kyy.trace()).item<double>();
+  return off_diagonal / double(m * (m - 1)) - 2.0 * kxy.sum().item<double>() / double(m * m);
+}
+
+}  // namespace
+
 double kid_mmd2(const at::Tensor& x, const at::Tensor& y) {
   at::NoGradGuard no_grad;
   const at::Tensor fx = as_double_matrix(x, "x"), fy = as_double_matrix(y, "y");
-  const int64_t m = fx.size(0);
-  if (fy.size(0) != m || fx.size(1) != fy.size(1) || m < 2) {
+  if (fy.size(0) != fx.size(0) || fx.size(1) != fy.size(1) || fx.size(0) < 2) {
     throw InputError("kid: needs two feature sets [m>=2, D] of the same m and D");
   }
-  const double d = double(fx.size(1));
-  auto kernel = [&](const at::Tensor& p, const at::Tensor& q) {
-    return (at::matmul(p, q.t()) / d + 1.0).pow(3);
-  };
-  const at::Tensor kxx = kernel(fx, fx), kyy = kernel(fy, fy), kxy = kernel(fx, fy);
-  const double off_diagonal = (kxx.sum() - kxx.trace() + kyy.sum() - kyy.trace()).item<double>();
-  return off_diagonal / double(m * (m - 1)) - 2.0 * kxy.sum().item<double>() / double(m * m);
+  return unbiased_mmd2(cubic_kernel(fx, fx), cubic_kernel(fx, fy), cubic_kernel(fy, fy));
 }
 
 KidResult kernel_inception_distance(const at::Tensor& features1, const at::Tensor& features2,
@@ -147,14 +157,24 @@ KidResult kernel_inception_distance(const at::Tensor& features1, const at::Tenso
   at::NoGradGuard no_grad;
   const at::Tensor f1 = as_double_matrix(features1, "features1");
   const at::Tensor f2 = as_double_matrix(features2, "features2");
-  if (subsets.empty() || subsets.size() % 2 != 0) {
-    throw InputError("kid: subsets come in (sample, reference) pairs");
+  if (subsets.empty() || subsets.size() % 2 != 0 || f1.size(1) != f2.size(1)) {
+    throw InputError("kid: subsets come in (sample, reference) pairs over features of one D");
   }
+  // The kernels of all pairs once; each subset's kernels are their rows and columns (the same
+  // dot products as computing them per subset, 100x fewer flops for 100 subsets).
+  const at::Tensor k11 = cubic_kernel(f1, f1), k22 = cubic_kernel(f2, f2);
+  const at::Tensor k12 = cubic_kernel(f1, f2);
+  auto block = [](const at::Tensor& k, const at::Tensor& rows, const at::Tensor& cols) {
+    return k.index_select(0, rows).index_select(1, cols);
+  };
   std::vector<double> mmds;
   for (size_t s = 0; s < subsets.size(); s += 2) {
     const at::Tensor i = at::tensor(subsets[s], at::kLong);
     const at::Tensor j = at::tensor(subsets[s + 1], at::kLong);
-    mmds.push_back(kid_mmd2(f1.index_select(0, i), f2.index_select(0, j)));
+    if (i.numel() != j.numel() || i.numel() < 2) {
+      throw InputError("kid: a subset pair must have equal sizes >= 2");
+    }
+    mmds.push_back(unbiased_mmd2(block(k11, i, i), block(k12, i, j), block(k22, j, j)));
   }
   const double mean = std::accumulate(mmds.begin(), mmds.end(), 0.0) / double(mmds.size());
   double var = 0.0;

@@ -296,6 +296,14 @@ const FidInception::Conv& FidInception::conv(const std::string& name) const {
 
 at::Tensor FidInception::basic(const std::string& name, const at::Tensor& x) const {
   const Conv& c = conv(name);
+  // On the CPU, oneDNN directly: ATen sends 1x1 and small convolutions at batch < 16 on one
+  // thread to the system BLAS (Debian's is the reference BLAS), 4.5x slower over the network here.
+  const bool onednn = x.device().is_cpu() && x.scalar_type() == at::kFloat && at::hasMKLDNN() &&
+                      at::globalContext().userEnabledMkldnn();
+  if (onednn) {
+    return at::relu(at::mkldnn_convolution(x.contiguous(), c.weight, c.bias, c.padding, c.stride,
+                                           /*dilation=*/{1, 1}, /*groups=*/1));
+  }
   return at::relu(at::conv2d(x, c.weight, c.bias, c.stride, c.padding));
 }
 
