@@ -68,9 +68,9 @@ TEST(Fid, RankDeficientCovariancesGiveTheExactRealValue) {
   const double pytorch_fid = value("ill_fid_pytorch_fid");
   std::cout << "rank deficient: ours " << fid << ", exact " << exact << ", pytorch-fid (scipy "
             << "sqrtm) " << pytorch_fid << "; relative to pytorch-fid "
-            << relative(fid, pytorch_fid) << "; scipy's sqrtm "
-            << (value("ill_sqrtm_finite") > 0 ? "finite" : "NOT finite") << " with max |imag| "
-            << value("ill_sqrtm_max_imag") << "\n";
+            << relative(fid, pytorch_fid) << ", to exact " << relative(fid, exact)
+            << "; scipy's sqrtm " << (value("ill_sqrtm_finite") > 0 ? "finite" : "NOT finite")
+            << " with max |imag| " << value("ill_sqrtm_max_imag") << "\n";
   ASSERT_TRUE(std::isfinite(fid));
   EXPECT_LT(relative(fid, exact), 1e-9);
   EXPECT_LT(relative(fid, pytorch_fid), 1e-4);
