@@ -215,16 +215,21 @@ std::string file_sha256(const std::string& path) {
 }  // namespace
 
 SharedInception load_shared_inception(const std::string& weights_file) {
+  struct Loaded {
+    std::weak_ptr<FidInception> network;
+    std::string sha256;
+  };
   static std::mutex mutex;
-  static std::map<std::string, std::weak_ptr<FidInception>> loaded;
+  static std::map<std::string, Loaded> loaded;
   std::lock_guard<std::mutex> lock(mutex);
-  // Constructing first gives the missing-file error before hashing.
-  std::shared_ptr<FidInception> network = loaded[weights_file].lock();
+  Loaded& entry = loaded[weights_file];
+  std::shared_ptr<FidInception> network = entry.network.lock();
   if (!network) {
-    network = std::make_shared<FidInception>(weights_file);
-    loaded[weights_file] = network;
+    network = std::make_shared<FidInception>(weights_file);  // the missing-file error first
+    entry.network = network;
+    entry.sha256 = file_sha256(weights_file);
   }
-  return {network, file_sha256(weights_file)};
+  return {network, entry.sha256};
 }
 
 std::string InceptionSetMetric::feature_key() const {
