@@ -1,4 +1,5 @@
-// Adds the built-in metrics to Registry<Metric>: names, descriptions, options and factories.
+// Adds the built-in metrics to Registry<Metric> (per sample) and Registry<SetMetric> (fid, kid):
+// names, descriptions, options and factories.
 #include "metrics/register_metrics.h"
 
 #include "framework/core/registry.h"
