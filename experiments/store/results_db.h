@@ -10,10 +10,11 @@
 // cell and metric over ok samples), image_best (best score per cell, image and metric) and
 // cell_best (its mean over images: the reference's best_mean). Schema version 3: each sample's
 // input identity (image_sha256, mask_sha256: framework/core/input_hash.h) and the table
-// input_set (one fingerprint per dataset and mask, as the latest run computed it). Schema
-// version 5: set_score (one score of a metric over a set, FID or KID, per complete cell, with the
-// samples and references it used) and set_feature (per-image features of those metrics, keyed
-// by the metric's feature key and the image's SHA-256).
+// input_set (one fingerprint per dataset and mask, as the latest run computed it). Version 4:
+// sample.nonfinite_grads (gradient steps with a non-finite loss or gradient; NULL without
+// gradients). Version 5: set_score (one score of a metric over a set, FID or KID, per complete
+// cell, with the samples and references it used) and set_feature (per-image features of those
+// metrics, keyed by the metric's feature key and the image's SHA-256).
 #pragma once
 
 #include <cstdint>
@@ -90,6 +91,9 @@ struct SampleRecord {
   /// Schema version 3: the input the sample was computed from (framework/core/input_hash.h);
   /// "" in rows stored before, and image_sha256 "" for an image that could not be read.
   std::string image_sha256, mask_sha256;
+  /// Schema version 4: the gradient steps whose loss or gradient was non-finite
+  /// (methods/gradients.h); -1 (NULL) for methods without gradients and rows stored before.
+  int64_t nonfinite_grads = -1;
   std::vector<ScoreRecord> scores;
 };
 

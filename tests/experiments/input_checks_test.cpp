@@ -326,12 +326,13 @@ TEST_F(InputChecks, StoppedRunIsMarkedIncompleteUntilResumed) {
   EXPECT_TRUE(has(r.err, "Incomplete results")) << r.err;
   EXPECT_EQ(cli({"report", out, "--strict"}).code, 1);
   r = cli({"report", out, "--format", "csv"});
-  EXPECT_TRUE(has(r.out, ",promised_samples,kind,note\n")) << r.out;
+  EXPECT_TRUE(has(r.out, ",promised_samples,nonfinite_grad_samples,kind,note\n")) << r.out;
   EXPECT_TRUE(has(r.out, ",blended,blended,,half,2,")) << r.out;
   const std::string row = r.out.substr(r.out.find(",blended,blended,,half,2,"));
-  // promised_samples, then kind and note (empty for a per-sample metric).
+  // promised_samples 4, nonfinite_grad_samples empty (blended takes no gradients), then kind
+  // and note (empty for a per-sample metric).
   const std::string line = row.substr(0, row.find('\n'));
-  EXPECT_EQ(line.substr(line.size() - 10), ",4,sample,") << row;
+  EXPECT_EQ(line.substr(line.size() - 11), ",4,,sample,") << row;
   r = cli({"report", out, "--format", "latex"});
   EXPECT_TRUE(has(r.out, "% Incomplete results")) << r.out;
   EXPECT_TRUE(has(r.out, " [2/4]")) << r.out;

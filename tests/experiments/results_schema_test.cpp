@@ -256,6 +256,22 @@ TEST_F(ResultsSchema, AVersion1DatabaseIsMigratedOnOpen) {
     EXPECT_EQ(db.runs().back().id, id);
     EXPECT_EQ(db.runs().back().host, "node1");
     EXPECT_EQ(db.runs().back().threads, 4);
+    // Version 4: old rows have no non-finite gradient count (NULL, not 0); new rows keep theirs.
+    EXPECT_EQ(db.samples()[0].nonfinite_grads, -1);
+    SampleRecord counted;
+    counted.cell_id = cells[0].id;
+    counted.image_index = 2;
+    counted.image_id = "img2";
+    counted.status = "ok";
+    counted.nonfinite_grads = 3;
+    SampleRecord checked = counted;
+    checked.image_index = 3;
+    checked.nonfinite_grads = 0;
+    db.write_samples({counted, checked});
+    EXPECT_EQ(db.query_text("SELECT group_concat(COALESCE(nonfinite_grads, 'null'), ',') FROM "
+                            "(SELECT nonfinite_grads FROM sample ORDER BY image_index)"),
+              "null,null,3,0");
+    EXPECT_EQ(db.samples()[2].nonfinite_grads, 3);
   }
   // Opening again is a no-op.
   ResultsDb again(path, false);

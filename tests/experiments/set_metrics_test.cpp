@@ -339,7 +339,7 @@ TEST(SetMetricReport, ColumnsInMarkdownCsvAndLatex) {
   EXPECT_NE(csv.str().find(",promised_samples,kind,note\n"), std::string::npos) << csv.str();
   std::snprintf(text, sizeof text, "%.10f", value);
   EXPECT_NE(csv.str().find("test_set,0,blended,blended,,half,4,2,0," + std::string(text) +
-                           ",nan,,,,,,4,set,n < 10: test_set is biased\n"),
+                           ",nan,,,,,,4,,set,n < 10: test_set is biased\n"),
             std::string::npos)
       << csv.str();
   EXPECT_NE(csv.str().find(",sample,\n"), std::string::npos) << csv.str();
