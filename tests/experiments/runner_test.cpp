@@ -285,8 +285,10 @@ TEST_F(Runner, MalformedFilesFailNamingTheLine) {
   m = message(
       "model = gaussian\ndataset = runner_synthetic\nmethods = blended\nmasks = half, hexagon\n");
   EXPECT_TRUE(has(m, "bad.ini:4") && has(m, "unknown mask 'hexagon'")) << m;
-  m = message(head + "metrics = psnr, fid\n");
-  EXPECT_TRUE(has(m, "bad.ini:5") && has(m, "unknown metric 'fid'")) << m;
+  m = message(head + "metrics = psnr, fld\n");  // both kinds listed: fid is a metric over a set
+  EXPECT_TRUE(has(m, "bad.ini:5") && has(m, "unknown metric 'fld'") && has(m, "psnr_masked") &&
+              has(m, "over a set: fid, kid"))
+      << m;
   m = message(head + "samples = 0\n");
   EXPECT_TRUE(has(m, "bad.ini:5") && has(m, "samples")) << m;
   m = message(head + "[blended]\nrespacing = 10,abc\n");
