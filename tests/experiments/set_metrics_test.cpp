@@ -9,8 +9,11 @@
 // and the analytic `gaussian` model with `blended` on 8x8 PNG folders.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <string>
 
@@ -27,9 +30,11 @@
 #include "experiments/report/report.h"
 #include "experiments/store/results_db.h"
 #include "experiments/store/results_h5.h"
+#include "framework/checkpoint/checkpoint.h"
 #include "framework/core/error.h"
 #include "framework/core/input_hash.h"
 #include "framework/core/registry.h"
+#include "metrics/inception.h"
 #include "metrics/set_metric.h"
 
 namespace copaint {
@@ -446,6 +451,46 @@ TEST(ScoreManifest, WrittenByExportAndCheckedByScore) {
   EXPECT_NE(err2.str().find("inputs differ from the experiment's"), std::string::npos)
       << err2.str();
   EXPECT_NE(err2.str().find("image 1 ('b'): pixels differ"), std::string::npos) << err2.str();
+  fs::remove_all(dir);
+}
+
+// The real fid and kid (metrics/fid.h) in a grid, on stand-in weights (every Inception tensor
+// filled by formula_uniform, written as safetensors; not FID's network, only its shape): each
+// complete cell is scored with n, KID's spread and FID's small-n note, and the report shows them.
+TEST(SetMetricResults, FidAndKidOnStandInWeights) {
+  const fs::path dir = temp_dir("fid");
+  for (const char* n : {"a", "b", "c"}) put_image(dir, n, n[0]);
+  const fs::path weights = dir / "standin_inception.safetensors";
+  write_safetensors(weights.string(), fid_inception_formula_weights());
+  register_all();
+  const std::string w = weights.string();
+  const Experiment ex = parse_experiment(
+      experiment_text(dir, "psnr, fid, kid", "fid.weights = " + w + "\nkid.weights = " + w + "\n"),
+      "sets.ini");
+  EXPECT_EQ(ex.set_metrics, (std::vector<std::string>{"fid", "kid"}));
+  const RunSummary s = run_into(ex, dir / "r");
+  EXPECT_EQ(s.set_scores, 2);
+  const auto scores = set_scores(dir / "r" / "results.sqlite");
+  ASSERT_EQ(scores.size(), 2u);
+  for (const auto& sc : scores) {
+    EXPECT_EQ(sc.n_samples, 6) << sc.metric;
+    EXPECT_EQ(sc.n_references, 3) << sc.metric;
+    EXPECT_TRUE(std::isfinite(sc.value)) << sc.metric;
+    EXPECT_FALSE(sc.note.empty()) << sc.metric;  // 6 samples: FID biased, KID subset capped
+  }
+  EXPECT_EQ(scores[0].metric, "fid");
+  EXPECT_TRUE(std::isnan(scores[0].stddev));
+  EXPECT_EQ(scores[1].metric, "kid");
+  EXPECT_TRUE(std::isfinite(scores[1].stddev));
+  EXPECT_EQ(scores[0].feature_key, scores[1].feature_key);  // one network: features shared
+  EXPECT_EQ(ResultsDb((dir / "r" / "results.sqlite").string(), false)
+                .feature_count(scores[0].feature_key),
+            9);
+  std::ostringstream md, err;
+  ASSERT_EQ(run_cli({"report", (dir / "r").string()}, md, err), 0) << err.str();
+  EXPECT_NE(md.str().find("### fid over each complete cell (lower is better)"), std::string::npos)
+      << md.str();
+  EXPECT_NE(md.str().find("(n=6)*"), std::string::npos) << md.str();
   fs::remove_all(dir);
 }
 
