@@ -2,9 +2,11 @@
 """Trains a small diffusers UNet2DModel on Fashion-MNIST briefly (CPU) and saves it in diffusers'
 folder format, to show every method running on a diffusers model (README, issue 30).
 
-How to run (the venv of tests/fixtures/diffusers/generate_diffusers_fixtures.py; Debian's
-dataset-fashion-mnist package provides the data):
-    /work/venv-i30/bin/python scripts/train_diffusers_fashion_mnist.py OUT_DIR --minutes 8
+How to run (the venv of tests/fixtures/diffusers/generate_diffusers_fixtures.py with the
+project's PyPI torch 2.11 first on the path: Debian's torch 1.13 trains 10x slower on its
+reference BLAS; Debian's dataset-fashion-mnist package provides the data):
+    PYTHONPATH=~/.cache/copaint/torch-2.11 /work/venv-i30/bin/python \
+        scripts/train_diffusers_fashion_mnist.py OUT_DIR --minutes 10
 Images: 28x28 grey padded with background to 32x32, replicated to RGB, in [-1, 1] (as the
 `fashion_mnist` dataset of this project reads them). DDPMScheduler: linear betas 1e-4..0.02 over
 1000 steps, epsilon, fixed_small. Adam, MSE on eps, EMA of the weights (saved).
@@ -31,8 +33,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--minutes", type=float, default=8)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -40,7 +42,7 @@ def main():
     data = load_images("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
     model = UNet2DModel(
         sample_size=32, in_channels=3, out_channels=3, layers_per_block=1,
-        block_out_channels=(32, 64, 64), norm_num_groups=8, attention_head_dim=32,
+        block_out_channels=(16, 32, 32), norm_num_groups=8, attention_head_dim=16,
         down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
         flip_sin_to_cos=False, freq_shift=1, downsample_padding=0, norm_eps=1e-6)
