@@ -10,16 +10,17 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
-#include <torch/csrc/autograd/autograd.h>
 
 #include <cmath>
 #include <sstream>
 
 #include "framework/core/error.h"
 #include "framework/core/log.h"
+#include "framework/core/transfer.h"
 #include "framework/diffusion/ddpm.h"
 #include "framework/diffusion/diffusion.h"
 #include "methods/degradation.h"
+#include "methods/gradients.h"
 #include "methods/sampling.h"
 
 namespace copaint {
@@ -54,37 +55,34 @@ std::vector<at::Tensor> draw_eta_noise(const CoPaintParams& p, const CoPaintTarg
   return noise;
 }
 
-/// Per-sample learning rates of the x_t updates (one shared entry when batch-coupled).
+/// Per-sample learning rates of the x_t updates (one shared entry when batch-coupled), kept on
+/// the run's device in float64: shrinking them there is the host's double arithmetic, and no
+/// rate travels to the device per gradient step.
 class LearningRates {
  public:
   /// `batch` rates of `lr` (one when `coupled`).
   LearningRates(double lr, int64_t batch, bool coupled)
-      : lrs_(coupled ? 1 : batch, lr), batch_(batch), coupled_(coupled) {}
+      : lr_(lr), count_(coupled ? 1 : batch), coupled_(coupled) {}
 
-  /// The rates in `like`'s dtype and device, shaped to broadcast over [B,C,H,W].
-  at::Tensor tensor(const at::Tensor& like) const {
-    auto v = at::tensor(lrs_, at::kDouble).to(like.scalar_type()).to(like.device());
-    return coupled_ ? v.reshape({1, 1, 1, 1}) : v.reshape({batch_, 1, 1, 1});
-  }
-
-  /// Multiplies the rates of the rejected entries (`rejected[b]`) by 0.8.
-  void shrink(const bool* rejected) {
-    for (size_t b = 0; b < lrs_.size(); ++b) {
-      if (rejected[b]) lrs_[b] *= 0.8;
+  /// The rates in `like`'s dtype (on its device), shaped to broadcast over [B,C,H,W].
+  at::Tensor tensor(const at::Tensor& like) {
+    if (!lrs_.defined()) {
+      lrs_ = at::full({count_}, lr_, at::TensorOptions().dtype(at::kDouble).device(like.device()));
     }
+    return lrs_.to(like.scalar_type()).reshape({coupled_ ? 1 : count_, 1, 1, 1});
   }
+
+  /// Multiplies the rates of the rejected entries (`rejected`: bool [count] on the device) by 0.8.
+  void shrink(const at::Tensor& rejected) { lrs_ = at::where(rejected, lrs_ * 0.8, lrs_); }
 
   /// Sets the rates of the rejected entries to 0: those samples stay where they are.
-  void stop(const bool* rejected) {
-    for (size_t b = 0; b < lrs_.size(); ++b) {
-      if (rejected[b]) lrs_[b] = 0;
-    }
-  }
+  void stop(const at::Tensor& rejected) { lrs_ = lrs_.masked_fill(rejected, 0.0); }
 
  private:
-  std::vector<double> lrs_;
-  int64_t batch_;
+  double lr_;
+  int64_t count_;
   bool coupled_;
+  at::Tensor lrs_;
 };
 
 /// What one CoPaint::step call optimises at respaced step t: the (multi-hop) prediction, the
@@ -163,10 +161,7 @@ class StepProblem {
   void descend(at::Tensor& x, Prediction& pred, bool last, double coef, LearningRates& lrs,
                int64_t& backtracks) {
     at::Tensor loss = fit(pred.pred_x0) + coef * reg(x);
-    const at::Tensor grad = torch::autograd::grad({loss.sum()}, {x}, /*grad_outputs=*/{},
-                                                  /*retain_graph=*/false)[0]
-                                .detach();
-    ++counter_.backwards;
+    const at::Tensor grad = guarded_grad(loss, x, model_.reduced_precision(), counter_).grad;
     loss = loss.detach();
     const at::Tensor x_base = x.detach();
     at::Tensor new_x = x_base - lrs.tensor(grad) * grad;
@@ -196,22 +191,22 @@ class StepProblem {
         at::NoGradGuard no_grad;
         new_loss = fit(trial.pred_x0) + coef * reg(new_x);
       }
-      // Accept where the loss did not grow (NaN never accepted).
-      const at::Tensor reject = (new_loss.isnan() | (new_loss > loss)).to(at::kCPU).contiguous();
-      const bool* rej = reject.data_ptr<bool>();
-      if (std::none_of(rej, rej + reject.numel(), [](bool r) { return r; })) break;
+      // Accept where the loss did not grow (NaN never accepted). Whether any sample is rejected
+      // is the one host read of a gradient step (the host-sync budget).
+      const at::Tensor reject = new_loss.isnan() | (new_loss > loss);
+      if (!to_host(reject.any()).data_ptr<bool>()[0]) break;
       if (round >= p_.max_backtracks) {
         // Give up on the samples still rejected: they stay where they are (lr 0), so a growing
         // or NaN loss never gets through.
         log_warn("copaint: learning-rate backtracking stopped after " +
                  std::to_string(p_.max_backtracks) + " rounds at t=" + std::to_string(t_));
-        lrs.stop(rej);
+        lrs.stop(reject);
         new_x = x_base - lrs.tensor(grad) * grad;
         if (!last) new_x = new_x.detach().requires_grad_(true);
         trial = predict(new_x);
         break;
       }
-      lrs.shrink(rej);
+      lrs.shrink(reject);
       ++backtracks;
       new_x = x_base - lrs.tensor(grad) * grad;
     }

@@ -96,9 +96,13 @@ InpaintOutput DDNM::run(Denoiser& model, const InpaintInput& input) {
     const at::Tensor sigma_t = at::sqrt(at::rsub(at::pow(a, 2), 1.0));
     at::Tensor x0 = (x - eps * at::sqrt(at::rsub(a, 1.0))) / at::sqrt(a);
     if (params_.clip_denoised) x0 = x0.clamp(-1, 1);
-    // All samples share t: the reference decides the branch on sample 0.
-    const float s0 = sigma_t.reshape({-1})[0].item<float>();
-    const float limit = (a_prev.reshape({-1})[0] * sigma_y).item<float>();
+    // All samples share t: the reference decides the branch on sample 0's float32 values, which
+    // the host computes from the schedule with the same float32 operations (no device read).
+    const auto a0 = static_cast<float>(schedule.alphas_cumprod[static_cast<size_t>(t_last)]);
+    const auto a0_prev =
+        static_cast<float>(schedule.alphas_cumprod[static_cast<size_t>(t_last - 1)]);
+    const float s0 = std::sqrt(1.0f - a0 * a0);
+    const float limit = a0_prev * static_cast<float>(sigma_y);
     at::Tensor lambda, gamma;
     if (params_.paper_update) {
       lambda = at::ones({}, x.options());

@@ -57,7 +57,12 @@ InpaintOutput DDRM::run(Denoiser& model, const InpaintInput& input) {
   c10::InferenceMode no_grad;  // no graph, no version counters: results are inference tensors
   const double s = deg.singular(), sigma_0 = params_.sigma_0, eta = params_.eta,
                eta_b = params_.eta_b;
-  const auto as_float = [](const at::Tensor& v) { return v.reshape({-1})[0].item<float>(); };
+  // sqrt(1 - ab_t) / sqrt(ab_t) in float32, as the reference computes it on its tensors: the
+  // host decides the branches from the schedule, with no read of the device per step.
+  const auto host_sigma = [&](int64_t t) {
+    const auto a = static_cast<float>(schedule.alphas_cumprod[static_cast<size_t>(t)]);
+    return std::sqrt(1.0f - a) / std::sqrt(a);
+  };
 
   // The measurement (with its noise when sigma_0 > 0) and its image-space lift.
   at::Tensor y = deg.A(input.image);
@@ -73,7 +78,7 @@ InpaintOutput DDRM::run(Denoiser& model, const InpaintInput& input) {
   {
     const at::Tensor a = extract(schedule.alphas_cumprod, batch_steps(t_T - 1, x), x);
     const at::Tensor L = at::sqrt(at::rsub(a, 1.0)) / at::sqrt(a);
-    const bool large = static_cast<float>(s) * as_float(L) > sigma_0;
+    const bool large = static_cast<float>(s) * host_sigma(t_T - 1) > sigma_0;
     const double inv = large ? sigma_0 / s : 0.0;
     const at::Tensor rem_measured = at::sqrt(at::clamp_min(at::pow(L, 2) - inv * inv, 0.0));
     const at::Tensor rem_free = at::sqrt(at::clamp_min(at::pow(L, 2), 0.0));
@@ -99,7 +104,7 @@ InpaintOutput DDRM::run(Denoiser& model, const InpaintInput& input) {
     const at::Tensor eps = predict_eps(model, schedule, x, t, input.y, out.evals);
     const at::Tensor x0 = (x - eps * at::sqrt(at::rsub(a, 1.0))) / at::sqrt(a);
     const at::Tensor sigma_next = at::sqrt(at::rsub(a_next, 1.0)) / at::sqrt(a_next);
-    const float sn = as_float(sigma_next) * static_cast<float>(s);
+    const float sn = host_sigma(t_cur) * static_cast<float>(s);
     const at::Tensor std_next = sigma_next * eta;
     const at::Tensor tilde_next = at::sqrt(at::pow(sigma_next, 2) - at::pow(std_next, 2));
     const at::Tensor z = draw_noise(input, "step", k, t_last, x);

@@ -3,12 +3,12 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
-#include <torch/csrc/autograd/autograd.h>
 
 #include "framework/core/error.h"
 #include "framework/diffusion/ddpm.h"
 #include "framework/diffusion/diffusion.h"
 #include "methods/degradation.h"
+#include "methods/gradients.h"
 #include "methods/sampling.h"
 
 namespace copaint {
@@ -77,12 +77,11 @@ InpaintOutput DPS::run(Denoiser& model, const InpaintInput& input) {
     const at::Tensor diff = measurement - deg.A(x0);
     // linalg_vector_norm's backward is 0 (not NaN) where the norm is 0, e.g. a sample with no
     // known pixel.
-    const at::Tensor norm = params_.batch_norm
-                                ? at::linalg_vector_norm(diff, 2)
-                                : at::linalg_vector_norm(diff, 2, at::IntArrayRef{1, 2, 3}).sum();
-    const at::Tensor grad =
-        torch::autograd::grad({norm}, {x}, /*grad_outputs=*/{}, /*retain_graph=*/false)[0];
-    ++out.evals.backwards;
+    const at::Tensor losses = params_.batch_norm
+                                  ? at::linalg_vector_norm(diff, 2).reshape({1})
+                                  : at::linalg_vector_norm(diff, 2, at::IntArrayRef{1, 2, 3});
+    const at::Tensor norm = params_.batch_norm ? losses.reshape({}) : losses.sum();
+    const at::Tensor grad = guarded_grad(losses, x, model.reduced_precision(), out.evals).grad;
     at::NoGradGuard no_grad;
     const at::Tensor x0_d = x0.detach(), x_d = x.detach();
     const at::Tensor eps_x0 = eps_from_x0(schedule, x_d, t, x0_d);

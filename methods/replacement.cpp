@@ -10,6 +10,7 @@
 #include <map>
 
 #include "framework/core/error.h"
+#include "framework/core/transfer.h"
 #include "framework/diffusion/ddpm.h"
 #include "framework/diffusion/diffusion.h"
 #include "framework/diffusion/schedule.h"
@@ -71,15 +72,20 @@ class ForwardSamples {
   std::map<int64_t, at::Tensor> cache_;
 };
 
-/// p = softmax(temperature / (mse / mean mse)) over one sample's particles (float32 like the
-/// reference), as host doubles.
-std::vector<double> mse_inverse_weights(const at::Tensor& mse, double temperature) {
-  const at::Tensor normalised = mse / mse.mean();
-  const at::Tensor p = at::softmax(at::reciprocal(normalised) * temperature, -1)
-                           .to(at::kCPU, at::kDouble)
-                           .contiguous();
+/// p = softmax(temperature / (mse / mean mse)) over each sample's particles (mse [B, n]; float32
+/// like the reference, row by row), read to the host in one transfer as B rows of doubles.
+std::vector<std::vector<double>> mse_inverse_weights(const at::Tensor& mse, double temperature) {
+  std::vector<at::Tensor> rows;
+  for (int64_t b = 0; b < mse.size(0); ++b) {
+    const at::Tensor normalised = mse[b] / mse[b].mean();
+    rows.push_back(at::softmax(at::reciprocal(normalised) * temperature, -1));
+  }
+  const at::Tensor p = to_host(at::stack(rows, 0).to(at::kDouble));
   const double* d = p.data_ptr<double>();
-  return std::vector<double>(d, d + p.numel());
+  std::vector<std::vector<double>> out;
+  for (int64_t b = 0; b < p.size(0); ++b)
+    out.emplace_back(d + b * p.size(1), d + (b + 1) * p.size(1));
+  return out;
 }
 
 }  // namespace
@@ -293,8 +299,9 @@ class ParticleFilter {
                       int64_t t, at::Tensor* weights) {
     std::vector<int64_t> rows;
     std::vector<at::Tensor> all;
+    const std::vector<std::vector<double>> all_w = mse_inverse_weights(mse, params_.temperature);
     for (int64_t b = 0; b < batch_; ++b) {
-      const std::vector<double> w = mse_inverse_weights(mse[b], params_.temperature);
+      const std::vector<double>& w = all_w[static_cast<size_t>(b)];
       if (weights) all.push_back(at::tensor(w, at::kDouble));
       DrawRequest request;
       request.role = role;
@@ -306,7 +313,7 @@ class ParticleFilter {
       for (int64_t i : picked) rows.push_back(b * n_ + i);
     }
     if (weights) *weights = at::stack(all, 0);
-    return at::tensor(rows, at::kLong).to(mse.device());
+    return upload(at::tensor(rows, at::kLong), mse.device(), at::kLong);
   }
 
  private:

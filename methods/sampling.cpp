@@ -5,6 +5,7 @@
 
 #include "framework/core/error.h"
 #include "framework/core/registry.h"
+#include "framework/core/transfer.h"
 #include "framework/diffusion/diffusion.h"
 
 namespace copaint {
@@ -30,7 +31,9 @@ at::Tensor grouped_randn(const at::Tensor& like, const std::vector<at::Generator
   for (const auto& g : generators) {
     parts.push_back(at::randn(shape, g, at::TensorOptions().dtype(at::kFloat)));
   }
-  return at::cat(parts, 0).to(like.device(), like.scalar_type());
+  // Drawn on the host (one CPU generator per sample, as the reference); the copy to the device
+  // does not block the host.
+  return upload(at::cat(parts, 0), like.device(), like.scalar_type());
 }
 
 at::Tensor draw_randn(const NoiseSource* source, const std::vector<at::Generator>& generators,
@@ -45,7 +48,7 @@ at::Tensor draw_randn(const NoiseSource* source, const std::vector<at::Generator
                          "' at t=" + std::to_string(request.t) + " must be shaped like " +
                          std::to_string(like.numel()) + " elements of the sampler's tensor");
       }
-      return n.to(like.device(), like.scalar_type());
+      return upload(n, like.device(), like.scalar_type());
     }
   }
   return grouped_randn(like, generators);

@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include "framework/core/error.h"
+#include "framework/core/transfer.h"
 #include "framework/diffusion/diffusion.h"
 
 namespace copaint {
@@ -21,8 +22,10 @@ VarianceType parse_variance_type(const std::string& text, const std::string& key
 
 ModelOutput predict_model(Denoiser& model, const DiffusionSchedule& schedule, const at::Tensor& x,
                           const at::Tensor& t, const at::Tensor& y, EvalCounter& counter) {
-  const auto map = at::tensor(schedule.timestep_map, at::kLong).to(t.device());
-  const at::Tensor out = model.forward(x, map.index({t}), y);
+  // The respaced -> original step map, uploaded once per schedule and device.
+  const at::Tensor map = device_table(schedule.timestep_map, t.device());
+  const at::Tensor out =
+      model.forward(x, map.index_select(0, t.reshape({-1})).reshape(t.sizes()), y);
   ++counter.forwards;
   const int64_t c = x.size(1);
   ModelOutput result;

@@ -7,12 +7,16 @@
 #include <ATen/ATen.h>
 
 #include "framework/core/error.h"
+#include "framework/core/transfer.h"
 
 namespace copaint {
 namespace {
 
-/// The integer steps of t (0-d or [B], any device) as a host vector.
-std::vector<int64_t> host_steps(const at::Tensor& t) {
+/// t (0-d or [B] integer tensor) flattened to int64 [B], on its own device. On the CPU every
+/// step is checked to lie in [lo, hi) (UsageError naming `what`); on a GPU reading t would block,
+/// so only its shape and type are checked there (samplers build t from host integers with
+/// batch_steps, which the CPU runs of the same code check).
+at::Tensor checked_steps(const at::Tensor& t, int64_t lo, int64_t hi, const char* what) {
   if (!t.defined()) throw UsageError("diffusion: timestep tensor is undefined");
   if (t.dim() > 1) {
     throw InputError("diffusion: timesteps must be 0-d or [B], got " + std::to_string(t.dim()) +
@@ -21,25 +25,62 @@ std::vector<int64_t> host_steps(const at::Tensor& t) {
   if (at::isFloatingType(t.scalar_type()) || at::isComplexType(t.scalar_type())) {
     throw InputError("diffusion: timesteps must be an integer tensor");
   }
-  const at::Tensor c = t.to(at::kCPU, at::kLong).contiguous().reshape({-1});
-  const int64_t* p = c.data_ptr<int64_t>();
-  return std::vector<int64_t>(p, p + c.numel());
+  at::Tensor flat = t.reshape({-1});
+  if (flat.scalar_type() != at::kLong) flat = flat.to(at::kLong);
+  if (flat.device().is_cpu()) {
+    flat = flat.contiguous();
+    const int64_t* p = flat.data_ptr<int64_t>();
+    for (int64_t i = 0; i < flat.numel(); ++i) {
+      if (p[i] < lo || p[i] >= hi) {
+        throw UsageError(std::string(what) + ": timestep " + std::to_string(p[i]) + " outside [" +
+                         std::to_string(lo) + ", " + std::to_string(hi) + ")");
+      }
+    }
+  }
+  return flat;
 }
 
-/// Per-sample doubles -> float32 (double when x is double) tensor shaped by per_sample.
-at::Tensor coefficient(const std::vector<double>& values, const at::Tensor& x) {
+/// v ([n]) reshaped to [n,1,...,1] with x.dim() dimensions (at least one).
+at::Tensor batch_shaped(const at::Tensor& v, const at::Tensor& x) {
+  std::vector<int64_t> shape(static_cast<size_t>(std::max<int64_t>(x.dim(), 1)), 1);
+  shape[0] = v.numel();
+  return v.reshape(shape);
+}
+
+/// table[steps_b + offset] per sample, gathered on the table's device (x's), cast from double to
+/// float32 (double when x is double) and shaped [B,1,...,1] like per_sample.
+at::Tensor gather(const at::Tensor& table, const at::Tensor& steps, const at::Tensor& x,
+                  int64_t offset = 0) {
   const at::ScalarType dtype = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  at::Tensor v = at::tensor(at::ArrayRef<double>(values), at::TensorOptions().dtype(at::kDouble));
-  return per_sample(v.to(dtype), x);
+  at::Tensor index = steps.device() == table.device() ? steps : steps.to(table.device());
+  if (offset != 0) index = index + offset;
+  return batch_shaped(table.index_select(0, index).to(dtype), x);
 }
 
-/// f(step) for every step of t, as a coefficient tensor.
-template <typename F>
-at::Tensor per_step(const at::Tensor& t, const at::Tensor& x, F f) {
-  std::vector<double> values;
-  for (int64_t s : host_steps(t)) values.push_back(f(s));
-  return coefficient(values, x);
+/// The schedule's alpha bars with alpha_bar(-1) = 1 in front (entry t + 1 is alpha_bar(t)),
+/// mapped by f, as a device table (uploaded once per schedule, device and f's tag).
+at::Tensor alpha_bar_table(const DiffusionSchedule& schedule, const at::Tensor& x,
+                           const std::string& tag, double (*f)(double)) {
+  return device_table(schedule.alphas_cumprod, x.device(), "alpha_bar:" + tag,
+                      [f](const std::vector<double>& ab) {
+                        std::vector<double> out{f(1.0)};
+                        for (double v : ab) out.push_back(f(v));
+                        return out;
+                      });
 }
+
+/// f(alpha_bar(t_b)) per sample, t in [-1, size()).
+at::Tensor alpha_bar_term(const DiffusionSchedule& schedule, const at::Tensor& t,
+                          const at::Tensor& x, const std::string& tag, double (*f)(double)) {
+  const at::Tensor steps = checked_steps(t, -1, schedule.size(), "alpha_bar");
+  return gather(alpha_bar_table(schedule, x, tag, f), steps, x, /*offset=*/1);
+}
+
+double identity(double v) { return v; }
+double sqrt_recip(double ab) { return std::sqrt(1.0 / ab); }
+double sqrt_recip_m1(double ab) { return std::sqrt(1.0 / ab - 1.0); }
+double sqrt_of(double ab) { return std::sqrt(ab); }
+double sqrt_one_minus(double ab) { return std::sqrt(1.0 - ab); }
 
 }  // namespace
 
@@ -51,9 +92,7 @@ at::Tensor per_sample(const at::Tensor& v, const at::Tensor& x) {
                      std::to_string(batch) + "], got " + std::to_string(n) + " elements in " +
                      std::to_string(v.dim()) + " dims");
   }
-  std::vector<int64_t> shape(static_cast<size_t>(std::max<int64_t>(x.dim(), 1)), 1);
-  shape[0] = n;
-  return v.reshape(shape).to(x.device());
+  return batch_shaped(v.reshape({-1}), x).to(x.device());
 }
 
 at::Tensor batch_steps(int64_t t, const at::Tensor& x) {
@@ -62,35 +101,26 @@ at::Tensor batch_steps(int64_t t, const at::Tensor& x) {
 }
 
 at::Tensor extract(const std::vector<double>& values, const at::Tensor& t, const at::Tensor& x) {
-  return per_step(t, x, [&](int64_t s) {
-    if (s < 0 || s >= static_cast<int64_t>(values.size())) {
-      throw UsageError("extract: timestep " + std::to_string(s) + " outside [0, " +
-                       std::to_string(values.size()) + ")");
-    }
-    return values[static_cast<size_t>(s)];
-  });
+  const at::Tensor steps = checked_steps(t, 0, static_cast<int64_t>(values.size()), "extract");
+  return gather(device_table(values, x.device()), steps, x);
 }
 
 at::Tensor alpha_bar_at(const DiffusionSchedule& schedule, const at::Tensor& t,
                         const at::Tensor& x) {
-  return per_step(t, x, [&](int64_t s) { return schedule.alpha_bar(s); });
+  return alpha_bar_term(schedule, t, x, "", identity);
 }
 
 at::Tensor x0_from_eps(const DiffusionSchedule& schedule, const at::Tensor& x_t,
                        const at::Tensor& t, const at::Tensor& eps) {
-  const at::Tensor recip =
-      per_step(t, x_t, [&](int64_t s) { return std::sqrt(1.0 / schedule.alpha_bar(s)); });
-  const at::Tensor recipm1 =
-      per_step(t, x_t, [&](int64_t s) { return std::sqrt(1.0 / schedule.alpha_bar(s) - 1.0); });
+  const at::Tensor recip = alpha_bar_term(schedule, t, x_t, "sqrt_recip", sqrt_recip);
+  const at::Tensor recipm1 = alpha_bar_term(schedule, t, x_t, "sqrt_recip_m1", sqrt_recip_m1);
   return recip * x_t - recipm1 * eps;
 }
 
 at::Tensor eps_from_x0(const DiffusionSchedule& schedule, const at::Tensor& x_t,
                        const at::Tensor& t, const at::Tensor& x0) {
-  const at::Tensor recip =
-      per_step(t, x_t, [&](int64_t s) { return std::sqrt(1.0 / schedule.alpha_bar(s)); });
-  const at::Tensor recipm1 =
-      per_step(t, x_t, [&](int64_t s) { return std::sqrt(1.0 / schedule.alpha_bar(s) - 1.0); });
+  const at::Tensor recip = alpha_bar_term(schedule, t, x_t, "sqrt_recip", sqrt_recip);
+  const at::Tensor recipm1 = alpha_bar_term(schedule, t, x_t, "sqrt_recip_m1", sqrt_recip_m1);
   return (recip * x_t - x0) / recipm1;
 }
 
@@ -109,16 +139,16 @@ at::Tensor ddim_step(const DiffusionSchedule& schedule, const at::Tensor& x0, co
   const at::Tensor dir = at::sqrt(at::rsub(p, 1.0) - sigma * sigma);
   at::Tensor mean = x0 * at::sqrt(p) + dir * eps;
   if (!noise.defined()) return mean;
-  const at::Tensor nonzero = per_step(t, x0, [](int64_t s) { return s != 0 ? 1.0 : 0.0; });
+  const at::Tensor steps = checked_steps(t, -1, schedule.size(), "ddim_step");
+  const at::ScalarType dtype = x0.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::Tensor nonzero = batch_shaped(steps.ne(0).to(dtype), x0);
   return mean + noise * sigma * nonzero;
 }
 
 at::Tensor q_sample(const DiffusionSchedule& schedule, const at::Tensor& x0, const at::Tensor& t,
                     const at::Tensor& noise) {
-  const at::Tensor c0 =
-      per_step(t, x0, [&](int64_t s) { return std::sqrt(schedule.alpha_bar(s)); });
-  const at::Tensor c1 =
-      per_step(t, x0, [&](int64_t s) { return std::sqrt(1.0 - schedule.alpha_bar(s)); });
+  const at::Tensor c0 = alpha_bar_term(schedule, t, x0, "sqrt", sqrt_of);
+  const at::Tensor c1 = alpha_bar_term(schedule, t, x0, "sqrt_one_minus", sqrt_one_minus);
   return c0 * x0 + c1 * noise;
 }
 

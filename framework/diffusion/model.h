@@ -47,6 +47,9 @@ class Denoiser {
   virtual ModelVariance variance() const {
     return learn_sigma() ? ModelVariance::kLearnedRange : ModelVariance::kFixedSmall;
   }
+  /// Whether the network computes in reduced precision (an fp16 or bf16 torso): the
+  /// gradient-based methods then guard their gradients (methods/gradients.h).
+  virtual bool reduced_precision() const { return false; }
   virtual void to(const c10::Device& device) = 0;
   virtual std::string describe() const = 0;
 };
@@ -55,6 +58,9 @@ class Denoiser {
 struct EvalCounter {
   int64_t forwards = 0;   ///< network forward passes (each over a whole batch)
   int64_t backwards = 0;  ///< backward passes through the network to its input
+  /// int64 [B] on the run's device: per sample, the gradient steps whose loss or gradient was
+  /// non-finite (methods/gradients.h); undefined for methods without gradients.
+  at::Tensor nonfinite_grads;
 };
 
 }  // namespace copaint

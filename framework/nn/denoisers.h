@@ -45,6 +45,8 @@ class UNetDenoiser : public Denoiser {
   int64_t num_classes() const override {
     return unet_->config().class_cond ? unet_->config().num_classes : 0;
   }
+  /// Whether the torso runs in fp16 or bf16 (after to()).
+  bool reduced_precision() const override { return unet_->torso_dtype() != at::kFloat; }
   /// Moves the UNet and applies the run options: the torso dtype of the precision (UsageError
   /// for fp16 on the CPU unless fp16_falls_back_on_cpu), the CUDA math switches, the layout.
   void to(const c10::Device& device) override;

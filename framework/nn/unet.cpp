@@ -787,7 +787,9 @@ at::Tensor embedding_freqs(int64_t dim) {
 /// Sinusoidal timestep embedding [B, dim] on the device of `freqs` (embedding_freqs(dim) there):
 /// args t * freqs, [cos, sin], zero-padded to an odd width.
 at::Tensor timestep_embedding(const at::Tensor& steps, int64_t dim, const at::Tensor& freqs) {
-  const at::Tensor args = steps.to(freqs.device()).unsqueeze(1).to(at::kFloat) * freqs.unsqueeze(0);
+  // Samplers keep t on the run's device: a move here would be a copy per forward.
+  const at::Tensor on_device = steps.device() == freqs.device() ? steps : steps.to(freqs.device());
+  const at::Tensor args = on_device.unsqueeze(1).to(at::kFloat) * freqs.unsqueeze(0);
   at::Tensor temb = at::cat({at::cos(args), at::sin(args)}, -1);
   if (dim % 2) temb = at::cat({temb, at::zeros_like(temb.narrow(1, 0, 1))}, -1);
   return temb;
@@ -827,7 +829,8 @@ at::Tensor UNet::forward(const at::Tensor& x, const at::Tensor& t, const at::Ten
       check_labels(y, config_.num_classes);
       checked_labels_ = y;
     }
-    emb = emb + at::embedding(p(label_emb_), y.to(device).to(at::kLong));
+    const at::Tensor labels = y.device() == device ? y : y.to(device);
+    emb = emb + at::embedding(p(label_emb_), labels.to(at::kLong));
   }
 
   std::vector<at::Tensor> skips;
