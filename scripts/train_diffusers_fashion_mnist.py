@@ -10,6 +10,8 @@ reference BLAS; Debian's dataset-fashion-mnist package provides the data):
 Images: 28x28 grey padded with background to 32x32, replicated to RGB, in [-1, 1] (as the
 `fashion_mnist` dataset of this project reads them). DDPMScheduler: linear betas 1e-4..0.02 over
 1000 steps, epsilon, fixed_small. Adam, MSE on eps, EMA of the weights (saved).
+Measured on the shared 2-core build machine (issue 30): under 100 steps in 10 minutes, far too
+few for a useful model; on an idle machine or a GPU, give it more --minutes.
 """
 import argparse
 import copy
@@ -17,6 +19,7 @@ import gzip
 import time
 
 import numpy as np
+import safetensors.torch  # noqa: F401 (save_pretrained needs it loaded with torch 2.11 here)
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
