@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -71,6 +72,7 @@ TEST_P(DiffusersUNetParity, MatchesDiffusersOutputs) {
   ASSERT_EQ(out.sizes(), io["out"].sizes());
   const double scale = io["out"].abs().max().item<double>();
   const double diff = max_abs_diff(out, io["out"]);
+  std::printf("[%s] max |ours - diffusers| %.3g (max |out| %.3g)\n", name.c_str(), diff, scale);
   EXPECT_LT(diff, 1e-5 * std::max(1.0, scale)) << name << ": max |diff| " << diff;
   // The float timesteps of the fixture are whole numbers: the same output from int64 steps.
   EXPECT_TRUE(at::equal(model->unet().forward(io["x"], io["t"]), out));
@@ -200,6 +202,10 @@ TEST_P(DiffusersDdimParity, TrajectoryMatchesDiffusers) {
   at::NoGradGuard no_grad;
   const std::vector<at::Tensor> xs = diffusers_ddim_sample(model, train, s, n, ref["x_T"]);
   ASSERT_EQ(static_cast<int64_t>(xs.size()), n);
+  double worst = 0;
+  for (int64_t i = 0; i < n; ++i) worst = std::max(worst, max_abs_diff(xs[i], ref["xs"][i]));
+  std::printf("[ddim %s] max |ours - diffusers| over %lld steps %.3g\n", GetParam().c_str(),
+              static_cast<long long>(n), worst);
   for (int64_t i = 0; i < n; ++i) {
     EXPECT_LT(max_abs_diff(xs[i], ref["xs"][i]), 1e-4) << GetParam() << " step " << i;
   }
