@@ -61,111 +61,125 @@ at::Tensor conv(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, i
 
 }  // namespace
 
-DiffusersUNet::DiffusersUNet(const DiffusersUNetConfig& config) : config_(config) {
+DiffusersUNet::Attention DiffusersUNet::make_attention(const std::string& prefix, int64_t channels,
+                                                       int64_t groups, bool norm,
+                                                       double rescale) const {
+  // UNet2DModel passes attention_head_dim, or the block's channels when it is null (one head).
+  const int64_t dim = config_.attention_head_dim > 0 ? config_.attention_head_dim : channels;
+  return Attention{prefix, channels, channels / dim, dim, norm, groups, rescale};
+}
+
+DiffusersUNet::Block DiffusersUNet::make_down_block(int64_t i, int64_t in_ch) const {
+  const auto& c = config_;
+  const int64_t out_ch = c.block_out_channels[i];
+  Block b;
+  b.prefix = "down_blocks." + std::to_string(i);
+  for (int64_t j = 0; j < c.layers_per_block; ++j) {
+    b.resnets.push_back(
+        {b.prefix + ".resnets." + std::to_string(j), j == 0 ? in_ch : out_ch, out_ch, 1.0});
+    if (c.down_block_types[i] == "AttnDownBlock2D") {
+      b.attentions.push_back(make_attention(b.prefix + ".attentions." + std::to_string(j), out_ch,
+                                            c.norm_num_groups, true, 1.0));
+    }
+  }
+  b.resample = i + 1 < static_cast<int64_t>(c.block_out_channels.size());
+  b.channels = out_ch;
+  return b;
+}
+
+DiffusersUNet::Block DiffusersUNet::make_mid_block() const {
+  // UNetMidBlock2D: resnet, then (attention, resnet) once. Its attention has a GroupNorm with
+  // attn_norm_num_groups, or norm_num_groups for the default time conditioning, else none.
+  const auto& c = config_;
+  const int64_t ch = c.block_out_channels.back();
+  Block b;
+  b.prefix = "mid_block";
+  for (int j = 0; j < 2; ++j) {
+    b.resnets.push_back(
+        {"mid_block.resnets." + std::to_string(j), ch, ch, c.mid_block_scale_factor});
+  }
+  if (c.add_attention) {
+    const bool norm = c.attn_norm_num_groups > 0 || c.resnet_time_scale_shift == "default";
+    const int64_t groups = c.attn_norm_num_groups > 0 ? c.attn_norm_num_groups : c.norm_num_groups;
+    b.attentions.push_back(
+        make_attention("mid_block.attentions.0", ch, groups, norm, c.mid_block_scale_factor));
+  }
+  return b;
+}
+
+DiffusersUNet::Block DiffusersUNet::make_up_block(int64_t i, int64_t prev_out) const {
+  // Up block i (deepest first) has layers_per_block + 1 resnets; resnet j concatenates a skip
+  // of the level's channels, the last one the skip of the level below (in_ch).
   const auto& c = config_;
   const auto& chans = c.block_out_channels;
-  const int64_t levels = static_cast<int64_t>(chans.size()), temb = c.time_embed_dim();
-  const bool scale_shift = c.resnet_time_scale_shift == "scale_shift";
-  Layout& l = layout_;
-  add_conv(l, "conv_in", c.in_channels, chans[0], 3);
-  add_linear(l, "time_embedding.linear_1", chans[0], temb);
-  add_linear(l, "time_embedding.linear_2", temb, temb);
+  const int64_t levels = static_cast<int64_t>(chans.size());
+  const int64_t out_ch = chans[levels - 1 - i];
+  const int64_t in_ch = chans[levels - 1 - std::min(i + 1, levels - 1)];
+  Block b;
+  b.prefix = "up_blocks." + std::to_string(i);
+  const int64_t n = c.layers_per_block + 1;
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t skip = j == n - 1 ? in_ch : out_ch;
+    const int64_t res_in = j == 0 ? prev_out : out_ch;
+    b.resnets.push_back({b.prefix + ".resnets." + std::to_string(j), res_in + skip, out_ch, 1.0});
+    if (c.up_block_types[i] == "AttnUpBlock2D") {
+      b.attentions.push_back(make_attention(b.prefix + ".attentions." + std::to_string(j), out_ch,
+                                            c.norm_num_groups, true, 1.0));
+    }
+  }
+  b.resample = i + 1 < levels;
+  b.channels = out_ch;
+  return b;
+}
 
-  const auto add_resnet = [&](const Resnet& r) {
+void DiffusersUNet::add_block_layout(const Block& b) {
+  // diffusers' module order: a block's attentions and resnets are two ModuleLists (attentions
+  // first in Attn*Block2D and the mid block), then the resampler.
+  Layout& l = layout_;
+  const int64_t temb = config_.time_embed_dim();
+  const bool scale_shift = config_.resnet_time_scale_shift == "scale_shift";
+  for (const Attention& a : b.attentions) {
+    if (a.norm) add_norm(l, a.prefix + ".group_norm", a.channels);
+    const int64_t inner = a.heads * a.head_dim;
+    for (const char* proj : {".to_q", ".to_k", ".to_v"}) {
+      add_linear(l, a.prefix + proj, a.channels, inner);
+    }
+    add_linear(l, a.prefix + ".to_out.0", inner, a.channels);
+  }
+  for (const Resnet& r : b.resnets) {
     add_norm(l, r.prefix + ".norm1", r.in);
     add_conv(l, r.prefix + ".conv1", r.in, r.out, 3);
     add_linear(l, r.prefix + ".time_emb_proj", temb, scale_shift ? 2 * r.out : r.out);
     add_norm(l, r.prefix + ".norm2", r.out);
     add_conv(l, r.prefix + ".conv2", r.out, r.out, 3);
     if (r.in != r.out) add_conv(l, r.prefix + ".conv_shortcut", r.in, r.out, 1);
-  };
-  const auto add_attention = [&](const Attention& a) {
-    if (a.norm) add_norm(l, a.prefix + ".group_norm", a.channels);
-    const int64_t inner = a.heads * a.head_dim;
-    add_linear(l, a.prefix + ".to_q", a.channels, inner);
-    add_linear(l, a.prefix + ".to_k", a.channels, inner);
-    add_linear(l, a.prefix + ".to_v", a.channels, inner);
-    add_linear(l, a.prefix + ".to_out.0", inner, a.channels);
-  };
-  // UNet2DModel passes attention_head_dim, or the block's channels when it is null (one head).
-  const auto make_attention = [&](const std::string& prefix, int64_t ch, int64_t groups, bool norm,
-                                  double rescale) {
-    const int64_t dim = c.attention_head_dim > 0 ? c.attention_head_dim : ch;
-    return Attention{prefix, ch, ch / dim, dim, norm, groups, rescale};
-  };
-  // The components are emitted in diffusers' module order: a block's attentions and resnets are
-  // two ModuleLists (attentions first in Attn*Block2D), then the resampler.
-  const auto emit = [&](const Block& b) {
-    for (const auto& a : b.attentions) add_attention(a);
-    for (const auto& r : b.resnets) add_resnet(r);
-    if (b.resample) {
-      const bool down = b.prefix.rfind("down", 0) == 0;
-      add_conv(l, b.prefix + (down ? ".downsamplers.0.conv" : ".upsamplers.0.conv"), b.channels,
-               b.channels, 3);
-    }
-  };
+  }
+  if (b.resample) {
+    const bool down = b.prefix.rfind("down", 0) == 0;
+    add_conv(l, b.prefix + (down ? ".downsamplers.0.conv" : ".upsamplers.0.conv"), b.channels,
+             b.channels, 3);
+  }
+}
 
-  int64_t out_ch = chans[0];
+DiffusersUNet::DiffusersUNet(const DiffusersUNetConfig& config) : config_(config) {
+  const auto& chans = config_.block_out_channels;
+  const int64_t levels = static_cast<int64_t>(chans.size());
+  const int64_t temb = config_.time_embed_dim();
+  add_conv(layout_, "conv_in", config_.in_channels, chans[0], 3);
+  add_linear(layout_, "time_embedding.linear_1", chans[0], temb);
+  add_linear(layout_, "time_embedding.linear_2", temb, temb);
   for (int64_t i = 0; i < levels; ++i) {
-    const int64_t in_ch = out_ch;
-    out_ch = chans[i];
-    Block b;
-    b.prefix = "down_blocks." + std::to_string(i);
-    for (int64_t j = 0; j < c.layers_per_block; ++j) {
-      b.resnets.push_back(
-          {b.prefix + ".resnets." + std::to_string(j), j == 0 ? in_ch : out_ch, out_ch, 1.0});
-      if (c.down_block_types[i] == "AttnDownBlock2D") {
-        b.attentions.push_back(make_attention(b.prefix + ".attentions." + std::to_string(j), out_ch,
-                                              c.norm_num_groups, true, 1.0));
-      }
-    }
-    b.resample = i + 1 < levels;
-    b.channels = out_ch;
-    emit(b);
-    down_.push_back(std::move(b));
+    down_.push_back(make_down_block(i, chans[std::max<int64_t>(i - 1, 0)]));
+    add_block_layout(down_.back());
   }
-
-  // UNetMidBlock2D: resnet, then (attention, resnet) once. Its attention has a GroupNorm with
-  // attn_norm_num_groups, or norm_num_groups for the default time conditioning, else none.
-  const int64_t mid_ch = chans.back();
-  mid_.prefix = "mid_block";
-  for (int j = 0; j < 2; ++j) {
-    mid_.resnets.push_back(
-        {"mid_block.resnets." + std::to_string(j), mid_ch, mid_ch, c.mid_block_scale_factor});
-  }
-  if (c.add_attention) {
-    const bool norm = c.attn_norm_num_groups > 0 || !scale_shift;
-    const int64_t groups = c.attn_norm_num_groups > 0 ? c.attn_norm_num_groups : c.norm_num_groups;
-    mid_.attentions.push_back(
-        make_attention("mid_block.attentions.0", mid_ch, groups, norm, c.mid_block_scale_factor));
-  }
-  emit(mid_);
-
-  out_ch = chans.back();
+  mid_ = make_mid_block();
+  add_block_layout(mid_);
   for (int64_t i = 0; i < levels; ++i) {
-    const int64_t prev_out = out_ch;
-    out_ch = chans[levels - 1 - i];
-    const int64_t in_ch = chans[levels - 1 - std::min(i + 1, levels - 1)];
-    Block b;
-    b.prefix = "up_blocks." + std::to_string(i);
-    const int64_t n = c.layers_per_block + 1;
-    for (int64_t j = 0; j < n; ++j) {
-      const int64_t skip = j == n - 1 ? in_ch : out_ch;
-      const int64_t res_in = j == 0 ? prev_out : out_ch;
-      b.resnets.push_back({b.prefix + ".resnets." + std::to_string(j), res_in + skip, out_ch, 1.0});
-      if (c.up_block_types[i] == "AttnUpBlock2D") {
-        b.attentions.push_back(make_attention(b.prefix + ".attentions." + std::to_string(j), out_ch,
-                                              c.norm_num_groups, true, 1.0));
-      }
-    }
-    b.resample = i + 1 < levels;
-    b.channels = out_ch;
-    emit(b);
-    up_.push_back(std::move(b));
+    up_.push_back(make_up_block(i, i == 0 ? chans.back() : chans[levels - i]));
+    add_block_layout(up_.back());
   }
-  add_norm(l, "conv_norm_out", chans[0]);
-  add_conv(l, "conv_out", chans[0], c.out_channels, 3);
-
+  add_norm(layout_, "conv_norm_out", chans[0]);
+  add_conv(layout_, "conv_out", chans[0], config_.out_channels, 3);
   for (const auto& [name, shape] : layout_) params_[name] = at::zeros(shape, at::kFloat);
 }
 

@@ -61,6 +61,13 @@ class DiffusersUNet {
     int64_t channels = 0;               ///< the resampler's channels
   };
 
+  Attention make_attention(const std::string& prefix, int64_t channels, int64_t groups, bool norm,
+                           double rescale) const;
+  Block make_down_block(int64_t level, int64_t in_channels) const;
+  Block make_mid_block() const;
+  Block make_up_block(int64_t index, int64_t prev_out_channels) const;
+  /// Appends a block's tensors to layout_ in diffusers' state_dict order.
+  void add_block_layout(const Block& b);
   const at::Tensor& p(const std::string& name) const;
   at::Tensor resnet(const Resnet& r, const at::Tensor& x, const at::Tensor& emb) const;
   at::Tensor attention(const Attention& a, const at::Tensor& x) const;
