@@ -1,10 +1,13 @@
 // Google Benchmark of the metrics: LPIPS (alex, squeeze, vgg; random weights of the real shapes),
-// PSNR and SSIM on batches of 256x256 images.
+// PSNR and SSIM on batches of 256x256 images, the FID Inception's features (formula weights of
+// the real shapes; every input is resized to 299x299) and FID/KID of 100 vs 100 features.
 #include <ATen/ATen.h>
 #include <benchmark/benchmark.h>
 #include <c10/core/GradMode.h>
 
+#include "metrics/fid.h"
 #include "metrics/image_metrics.h"
+#include "metrics/inception.h"
 #include "metrics/lpips.h"
 
 namespace copaint {
@@ -48,6 +51,31 @@ void BM_PsnrSsim(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_PsnrSsim)->Unit(benchmark::kMillisecond);
+
+void BM_FidInceptionFeatures(benchmark::State& state) {
+  static const FidInception network(fid_inception_formula_weights(), "formula weights");
+  const int64_t batch = state.range(0), size = state.range(1);
+  const at::Tensor images = at::rand({batch, 3, size, size}) * 2 - 1;
+  for (auto _ : state) benchmark::DoNotOptimize(network.features(images));
+  state.counters["images/s"] = benchmark::Counter(static_cast<double>(batch * state.iterations()),
+                                                  benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_FidInceptionFeatures)
+    ->Args({4, 64})
+    ->Args({4, 256})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// The per-cell reduction of the 100-image protocol: 100 sample vs 100 reference features.
+void BM_FidKidScore(benchmark::State& state) {
+  const at::Tensor a = 2.0 * formula_uniform_tensor("bench.a", {100, 2048}).pow(2);
+  const at::Tensor b = 2.0 * formula_uniform_tensor("bench.b", {100, 2048}).pow(2);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(frechet_distance_of_features(a, b));
+    benchmark::DoNotOptimize(kernel_inception_distance(a, b, KidParams{}));
+  }
+}
+BENCHMARK(BM_FidKidScore)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 }  // namespace copaint

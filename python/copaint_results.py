@@ -170,6 +170,9 @@ def _read(path, with_scores, status):
             # The input hashes (schema 3): NULL (None) for databases written before.
             hashes = ("p.image_sha256, p.mask_sha256" if "image_sha256" in scols
                       else "NULL AS image_sha256, NULL AS mask_sha256")
+            # Non-finite gradient steps (schema 4): NULL (NaN) without gradients or before.
+            hashes += (", p.nonfinite_grads" if "nonfinite_grads" in scols
+                       else ", NULL AS nonfinite_grads")
             q = ("SELECT p.id AS sample_id, p.cell_id, p.image_index, p.image_id, p.sample_index, "
                  "p.run_id, p.status, p.error, p.seconds, p.forwards, p.backwards, "
                  "p.%s AS peak_memory_bytes, p.h5_file, p.sample_path, p.reference_path, "

@@ -45,6 +45,8 @@ InpaintBatchResult run_inpaint_batch(Method& method, Denoiser& model, const Inpa
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (in.x_T.defined()) result.x_T = in.x_T.to(at::kCPU, at::kFloat);
   result.evals = out.evals;
+  if (out.evals.nonfinite_grads.defined())  // read with the samples, once per batch
+    result.evals.nonfinite_grads = out.evals.nonfinite_grads.to(at::kCPU, at::kLong);
   return result;
 }
 

@@ -368,6 +368,7 @@ struct Outcome {
   at::Tensor sample;  ///< [C,H,W] on the CPU
   double seconds = 0;
   EvalCounter evals;
+  int64_t nonfinite_grads = -1;  ///< this sample's (methods/gradients.h); -1 = not counted
   int64_t peak = 0;
   std::string error;
   std::vector<ScoreRecord> scores;
@@ -811,7 +812,8 @@ struct CellRun {
   const ExperimentCell& cell;
   int64_t cell_id = 0;
   std::unique_ptr<Method> method;
-  std::string method_error;  ///< why the method could not be built (each sample's error)
+  std::string method_error;       ///< why the method could not be built (each sample's error)
+  bool warned_nonfinite = false;  ///< the cell's non-finite gradient warning was given
 
   /// Runs `group` as one batch and scores it; one outcome per item (throws when the batch fails).
   std::vector<Outcome> run_group(const std::vector<Item>& group) {
@@ -842,6 +844,8 @@ struct CellRun {
       out[k].sample = r.samples[k];
       out[k].seconds = r.seconds / static_cast<double>(b);
       out[k].evals = r.evals;
+      if (r.evals.nonfinite_grads.defined())
+        out[k].nonfinite_grads = r.evals.nonfinite_grads[k].item<int64_t>();  // on the host
       out[k].peak = cuda_peak_memory_bytes(st.device);
     }
     if (!st.in.metrics.empty()) {
@@ -904,6 +908,20 @@ struct CellRun {
     }
   }
 
+  /// Warns once per cell that a sample's gradients were non-finite (the report marks the cell).
+  void warn_nonfinite(int64_t steps) {
+    if (warned_nonfinite) return;
+    warned_nonfinite = true;
+    log_warn(cell.label() + ": a sample had " + std::to_string(steps) +
+             " gradient step(s) with a non-finite loss or gradient" +
+             (st.in.model->reduced_precision()
+                  ? " in reduced precision; recomputed with a scaled loss, zeroed where that "
+                    "failed"
+                  : "") +
+             " (column sample.nonfinite_grads; `copaint report` marks the cell [nf n]); warned "
+             "once per cell");
+  }
+
   /// Stores a group's images in HDF5 (the file closed, so a write error surfaces here) and returns
   /// its rows, ready for one SQLite transaction.
   std::vector<SampleRecord> store_images(const std::vector<Item>& group,
@@ -950,6 +968,8 @@ struct CellRun {
       r.seconds = o.seconds;
       r.forwards = o.evals.forwards;
       r.backwards = o.evals.backwards;
+      r.nonfinite_grads = o.nonfinite_grads;
+      if (o.nonfinite_grads > 0) warn_nonfinite(o.nonfinite_grads);
       r.peak_memory = o.peak;
       r.scores = std::move(o.scores);
       ++summary.ok;

@@ -113,8 +113,13 @@ std::string ReportData::short_marker(const Stats* st, size_t sec, size_t v, cons
     const std::vector<double>& values = st->values.at(metric);
     ok = std::count_if(values.begin(), values.end(), [](double x) { return !std::isnan(x); });
   }
-  if (it == promised.end() || ok == it->second) return std::string();  // fewer or more
-  return " [" + std::to_string(ok) + "/" + std::to_string(it->second) + "]";
+  std::string marker;
+  if (it != promised.end() && ok != it->second)  // fewer or more
+    marker = " [" + std::to_string(ok) + "/" + std::to_string(it->second) + "]";
+  // Samples that met a non-finite gradient (methods/gradients.h): never silently pooled.
+  if (st && st->nonfinite_samples > 0)
+    marker += " [nf " + std::to_string(st->nonfinite_samples) + "]";
+  return marker;
 }
 
 }  // namespace report_detail
@@ -328,6 +333,11 @@ void add_sample(const SampleRecord& s, Stats& st, std::map<std::string, bool>& h
   st.seconds.push_back(s.seconds);
   st.forwards.push_back(static_cast<double>(s.forwards));
   st.backwards.push_back(static_cast<double>(s.backwards));
+  if (s.nonfinite_grads >= 0) {
+    ++st.grads_counted;
+    st.nonfinite_samples += s.nonfinite_grads > 0;
+    st.nonfinite_steps += s.nonfinite_grads;
+  }
   st.peak = std::max(st.peak, s.peak_memory);
   st.image_set.insert(s.image_index);
   for (const auto& sc : s.scores) {

@@ -20,7 +20,7 @@ std::string csv_field(const std::string& s) {
 void begin(const ReportData&, std::ostream& out) {
   out << "dataset,model,metric,higher_is_better,method,variant,settings,mask,samples,images,"
          "errors,mean,std,best_mean,seconds_per_sample,forwards_per_sample,"
-         "backwards_per_sample,ci95,promised_samples\n";
+         "backwards_per_sample,ci95,promised_samples,nonfinite_grad_samples\n";
 }
 
 void write_row(const ReportData& d, size_t sec, const std::string& metric, size_t v,
@@ -40,6 +40,8 @@ void write_row(const ReportData& d, size_t sec, const std::string& metric, size_
       << fmt(sm.ci95, 10) << ",";
   auto pr = d.promised.find(StatsKey{sec, v, mask});
   if (pr != d.promised.end()) out << pr->second;
+  out << ",";
+  if (st.grads_counted > 0) out << st.nonfinite_samples;  // empty: no gradients counted
   out << "\n";
 }
 

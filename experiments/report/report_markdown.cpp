@@ -58,6 +58,21 @@ void write_failures(const ResultSet& rs, std::ostream& out) {
   out << "\n";
 }
 
+/// How many samples met a non-finite loss or gradient (methods/gradients.h), when any did.
+void write_nonfinite(const ResultSet& rs, std::ostream& out) {
+  int64_t samples = 0, steps = 0;
+  for (const auto& s : rs.samples) {
+    if (s.status != "ok" || s.nonfinite_grads <= 0) continue;
+    ++samples;
+    steps += s.nonfinite_grads;
+  }
+  if (samples == 0) return;
+  out << samples << " sample(s) met a non-finite loss or gradient at " << steps
+      << " gradient step(s) (`[nf n]` marks their cells; the timing table counts them per "
+         "method; column sample.nonfinite_grads). In reduced precision those steps were "
+         "recomputed with a scaled loss, and zeroed where that failed.\n\n";
+}
+
 /// The inputs' fingerprints (framework/core/input_hash.h), one line per (dataset, mask).
 void write_inputs(const ResultSet& rs, std::ostream& out) {
   if (rs.input_sets.empty()) return;
@@ -79,6 +94,7 @@ void begin(const ReportData& d, std::ostream& out) {
   }
   write_inputs(d.results, out);
   write_failures(d.results, out);
+  write_nonfinite(d.results, out);
 }
 
 void render(const Table& t, std::ostream& out) {

@@ -276,6 +276,14 @@ Table ablation_table(const ReportData& d, size_t sec, const std::string& method,
   return t;
 }
 
+/// "-" (no gradients counted), "0", or "3 (7 steps)": samples with a non-finite gradient step.
+Cell nonfinite_cell(const Stats& st) {
+  if (st.grads_counted == 0) return Cell("-");
+  if (st.nonfinite_samples == 0) return Cell("0");
+  return Cell(std::to_string(st.nonfinite_samples) + " (" + std::to_string(st.nonfinite_steps) +
+              " steps)");
+}
+
 /// Seconds, forwards, backwards and peak memory per sample of each variant.
 Table timing_table(const ReportData& d, size_t sec) {
   Table t;
@@ -284,8 +292,13 @@ Table timing_table(const ReportData& d, size_t sec) {
               ": seconds, UNet forwards and backwards, peak device memory (- where not measured: "
               "CPU runs).";
   t.label = section_label(d, sec, "-timing");
-  t.header = {"method", "samples", "errors", "seconds", "forwards", "backwards", "peak MiB"};
-  t.header_tex = {"Method", "samples", "errors", "seconds", "forwards", "backwards", "peak MiB"};
+  t.caption +=
+      " Non-finite: samples whose loss or gradient was non-finite at some gradient step "
+      "(and the steps), - for methods without gradients.";
+  t.header = {"method",   "samples",   "errors",   "seconds",
+              "forwards", "backwards", "peak MiB", "non-finite grads"};
+  t.header_tex = {"Method",   "samples",   "errors",   "seconds",
+                  "forwards", "backwards", "peak MiB", "non-finite"};
   const auto& variants = d.layout.variants;
   for (size_t v = 0; v < variants.size(); ++v) {
     const Stats* all = d.find(sec, v, kAllMasks);
@@ -295,7 +308,8 @@ Table timing_table(const ReportData& d, size_t sec) {
          fmt(mean_of(all->seconds), 3), fmt(mean_of(all->forwards), 1),
          fmt(mean_of(all->backwards), 1),
          // 0 = not measured (a CPU run): "-", never a number that is not one.
-         all->peak > 0 ? Cell(fmt(static_cast<double>(all->peak) / 1048576.0, 1)) : Cell("-")});
+         all->peak > 0 ? Cell(fmt(static_cast<double>(all->peak) / 1048576.0, 1)) : Cell("-"),
+         nonfinite_cell(*all)});
   }
   return t;
 }

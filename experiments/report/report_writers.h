@@ -30,6 +30,9 @@ struct Stats {
   std::map<std::string, std::vector<int64_t>> images;  ///< metric -> image index per score
   std::map<std::string, bool> higher;                  ///< metric -> direction
   std::vector<double> seconds, forwards, backwards;
+  /// Samples whose non-finite gradients were counted (methods with gradients), those with at
+  /// least one such step, and the steps (sample.nonfinite_grads).
+  int64_t grads_counted = 0, nonfinite_samples = 0, nonfinite_steps = 0;
   int64_t peak = 0;
   int64_t ok = 0, errors = 0;
   std::set<int64_t> image_set;

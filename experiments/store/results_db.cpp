@@ -17,7 +17,7 @@
 namespace copaint {
 namespace {
 
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 
 // Version 1 (the schema of every database written before version 2); a new database is created
 // as version 1 and migrated like an old one, so the migration runs on every database.
@@ -172,6 +172,10 @@ CREATE TABLE IF NOT EXISTS input_set (
 );
 )SQL";
 
+// Version 4: per sample, the gradient steps whose loss or gradient was non-finite
+// (methods/gradients.h); NULL for methods without gradients and for rows stored before.
+const char* kMigrateV3ToV4 = "ALTER TABLE sample ADD COLUMN nonfinite_grads INTEGER";
+
 /// SQLite's message, with the operating system's reason when there is one ("disk I/O error
 /// (File too large)").
 std::string sqlite_error(sqlite3* db) {
@@ -203,6 +207,11 @@ class Stmt {
     check(v == 0 ? sqlite3_bind_null(stmt_, i) : sqlite3_bind_int64(stmt_, i, v));
     return *this;
   }
+  /// A count, NULL when negative (not counted).
+  Stmt& bind_count(int i, int64_t v) {
+    check(v < 0 ? sqlite3_bind_null(stmt_, i) : sqlite3_bind_int64(stmt_, i, v));
+    return *this;
+  }
   Stmt& bind_double(int i, double v) {
     check(std::isnan(v) ? sqlite3_bind_null(stmt_, i) : sqlite3_bind_double(stmt_, i, v));
     return *this;
@@ -219,6 +228,10 @@ class Stmt {
     sqlite3_clear_bindings(stmt_);
   }
   int64_t i64(int c) const { return sqlite3_column_int64(stmt_, c); }
+  /// A count, -1 when NULL (not counted).
+  int64_t count(int c) const {
+    return sqlite3_column_type(stmt_, c) == SQLITE_NULL ? -1 : sqlite3_column_int64(stmt_, c);
+  }
   double f64(int c) const {
     return sqlite3_column_type(stmt_, c) == SQLITE_NULL ? std::numeric_limits<double>::quiet_NaN()
                                                         : sqlite3_column_double(stmt_, c);
@@ -344,7 +357,7 @@ const std::vector<Column<CellRecord>>& cell_columns() {
 const char* kSampleColumns =
     "s.id, s.cell_id, s.image_index, s.image_id, s.sample_index, s.run_id, s.seconds, s.forwards, "
     "s.backwards, s.peak_memory_bytes, s.status, s.error, s.h5_file, s.sample_path, "
-    "s.reference_path, s.mask_path, s.image_sha256, s.mask_sha256";
+    "s.reference_path, s.mask_path, s.image_sha256, s.mask_sha256, s.nonfinite_grads";
 
 SampleRecord read_sample(const Stmt& q) {
   SampleRecord r;
@@ -366,6 +379,7 @@ SampleRecord read_sample(const Stmt& q) {
   r.mask_path = q.text(15);
   r.image_sha256 = q.text(16);
   r.mask_sha256 = q.text(17);
+  r.nonfinite_grads = q.count(18);
   return r;
 }
 
@@ -484,6 +498,9 @@ void ResultsDb::migrate() {
       } else if (now < 3) {
         exec(kMigrateV2ToV3);
         exec("PRAGMA user_version = 3");
+      } else if (now < 4) {
+        exec(kMigrateV3ToV4);
+        exec("PRAGMA user_version = 4");
       }
     } catch (...) {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -687,8 +704,8 @@ void ResultsDb::write_samples(const std::vector<SampleRecord>& samples) {
     Stmt up(db_,
             "INSERT INTO sample (cell_id, image_index, image_id, sample_index, run_id, seconds, "
             "forwards, backwards, peak_memory_bytes, status, error, h5_file, sample_path, "
-            "reference_path, mask_path, image_sha256, mask_sha256) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+            "reference_path, mask_path, image_sha256, mask_sha256, nonfinite_grads) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
             "ON CONFLICT (cell_id, image_index, sample_index) DO UPDATE SET "
             "image_id = excluded.image_id, run_id = excluded.run_id, seconds = excluded.seconds, "
             "forwards = excluded.forwards, backwards = excluded.backwards, "
@@ -696,7 +713,7 @@ void ResultsDb::write_samples(const std::vector<SampleRecord>& samples) {
             "error = excluded.error, h5_file = excluded.h5_file, "
             "sample_path = excluded.sample_path, reference_path = excluded.reference_path, "
             "mask_path = excluded.mask_path, image_sha256 = excluded.image_sha256, "
-            "mask_sha256 = excluded.mask_sha256",
+            "mask_sha256 = excluded.mask_sha256, nonfinite_grads = excluded.nonfinite_grads",
             path_);
     Stmt id(db_, "SELECT id FROM sample WHERE cell_id = ? AND image_index = ? AND sample_index = ?",
             path_);
@@ -710,7 +727,7 @@ void ResultsDb::write_samples(const std::vector<SampleRecord>& samples) {
       up.bind_id(5, s.run_id).bind_double(6, s.seconds).bind(7, s.forwards).bind(8, s.backwards);
       up.bind(9, s.peak_memory).bind(10, s.status).bind(11, s.error).bind(12, s.h5_file);
       up.bind(13, s.sample_path).bind(14, s.reference_path).bind(15, s.mask_path);
-      up.bind(16, s.image_sha256).bind(17, s.mask_sha256);
+      up.bind(16, s.image_sha256).bind(17, s.mask_sha256).bind_count(18, s.nonfinite_grads);
       up.step();
       id.reset();
       id.bind(1, s.cell_id).bind(2, s.image_index).bind(3, s.sample_index);

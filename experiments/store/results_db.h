@@ -10,7 +10,9 @@
 // cell and metric over ok samples), image_best (best score per cell, image and metric) and
 // cell_best (its mean over images: the reference's best_mean). Schema version 3: each sample's
 // input identity (image_sha256, mask_sha256: framework/core/input_hash.h) and the table
-// input_set (one fingerprint per dataset and mask, as the latest run computed it).
+// input_set (one fingerprint per dataset and mask, as the latest run computed it). Version 4:
+// sample.nonfinite_grads (gradient steps with a non-finite loss or gradient; NULL without
+// gradients).
 #pragma once
 
 #include <cstdint>
@@ -87,6 +89,9 @@ struct SampleRecord {
   /// Schema version 3: the input the sample was computed from (framework/core/input_hash.h);
   /// "" in rows stored before, and image_sha256 "" for an image that could not be read.
   std::string image_sha256, mask_sha256;
+  /// Schema version 4: the gradient steps whose loss or gradient was non-finite
+  /// (methods/gradients.h); -1 (NULL) for methods without gradients and rows stored before.
+  int64_t nonfinite_grads = -1;
   std::vector<ScoreRecord> scores;
 };
 
@@ -120,7 +125,7 @@ class ResultsDb {
   ResultsDb& operator=(const ResultsDb&) = delete;
 
   const std::string& path() const { return path_; }
-  /// PRAGMA user_version: 3 once opened by this program (older files are migrated on open).
+  /// PRAGMA user_version: 4 once opened by this program (older files are migrated on open).
   int schema_version() const;
 
   /// Inserts an experiment row; returns its id.

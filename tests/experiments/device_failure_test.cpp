@@ -42,6 +42,7 @@ struct Faults {
   int64_t oom_image = -1;        ///< a batch holding this image is out of memory, even alone
   int64_t cuda_image = -1;       ///< a batch holding this image fails with a CUDA error
   int64_t poison_image = -1;     ///< an ordinary failure of this image's samples
+  int64_t nonfinite_image = -1;  ///< this image's samples report 2 non-finite gradient steps
   std::vector<int64_t> batches;  ///< the batch sizes the method was called with
 };
 Faults g_faults;
@@ -71,6 +72,11 @@ class FaultyMethod : public Method {
     InpaintOutput out;
     out.sample = in.image * m + (1 - m) * initial_noise(in).clamp(-1, 1);
     out.evals.forwards = 1;
+    if (g_faults.nonfinite_image >= 0) {  // a method with gradients counts them per sample
+      out.evals.nonfinite_grads = at::zeros({b}, at::kLong);
+      for (int64_t k = 0; k < b; ++k)
+        if (image_index(in.image[k]) == g_faults.nonfinite_image) out.evals.nonfinite_grads[k] = 2;
+    }
     return out;
   }
   int64_t expected_forwards(int64_t) const override { return 1; }
@@ -331,6 +337,47 @@ TEST_F(DeviceRuns, AResumeInAnotherPrecisionStartsSeparateCells) {
   std::ostringstream report;
   write_report(rs, ReportOptions{}, report);
   EXPECT_NE(report.str().find("adm (precision=bf16)"), std::string::npos) << report.str();
+}
+
+// Non-finite gradients (methods/gradients.h) are stored per sample (NULL for a method without
+// gradients, 0 for a checked sample), warned once per cell, and marked by the report in its
+// tables ([nf n]), its timing table and the CSV.
+TEST_F(DeviceRuns, NonFiniteGradientsAreStoredWarnedOnceAndMarked) {
+  const Experiment ex = parse_experiment(kExperiment, "faults.ini");
+  g_faults.nonfinite_image = 1;
+  ::testing::internal::CaptureStderr();
+  const RunSummary run = run_experiment(ex, options("nf"));
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  ASSERT_EQ(run.ok, 16);
+  const std::string db = run.paths.db;
+  EXPECT_EQ(count_rows(db, "nonfinite_grads = 2"), 2);  // image 1's two samples
+  EXPECT_EQ(count_rows(db, "nonfinite_grads = 0"), 6);
+  EXPECT_EQ(count_rows(db, "nonfinite_grads IS NULL"), 8);  // blended takes no gradients
+  size_t warnings = 0;
+  for (size_t at = err.find("non-finite loss or gradient"); at != std::string::npos;
+       at = err.find("non-finite loss or gradient", at + 1))
+    ++warnings;
+  EXPECT_EQ(warnings, 1u) << err;
+
+  ReportOptions ro;
+  ro.timing = true;
+  std::ostringstream md, csv;
+  write_report(load_results({db}), ro, md);
+  EXPECT_NE(md.str().find(" [nf 2]"), std::string::npos) << md.str();
+  EXPECT_NE(md.str().find("2 sample(s) met a non-finite loss or gradient at 4"), std::string::npos)
+      << md.str();
+  EXPECT_NE(md.str().find("| 2 (4 steps) |"), std::string::npos) << md.str();
+  ro.format = "csv";
+  write_report(load_results({db}), ro, csv);
+  // The last column: samples with a non-finite gradient, empty for blended.
+  std::istringstream lines(csv.str());
+  int faulty = 0, blended = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find(",faulty,") != std::string::npos) faulty += line.substr(line.size() - 2) == ",2";
+    if (line.find(",blended,") != std::string::npos) blended += line.back() == ',';
+  }
+  EXPECT_EQ(faulty, 1) << csv.str();  // one metric (psnr), one mask
+  EXPECT_EQ(blended, 1) << csv.str();
 }
 
 }  // namespace

@@ -213,7 +213,7 @@ TEST_F(ResultsSchema, AVersion1DatabaseIsMigratedOnOpen) {
   }
   {
     ResultsDb db(path, false);
-    EXPECT_EQ(db.schema_version(), 3);
+    EXPECT_EQ(db.schema_version(), 4);
     // Texts, keys and hashes as they were: old results still resume.
     const auto cells = db.cells();
     ASSERT_EQ(cells.size(), 1u);
@@ -256,10 +256,26 @@ TEST_F(ResultsSchema, AVersion1DatabaseIsMigratedOnOpen) {
     EXPECT_EQ(db.runs().back().id, id);
     EXPECT_EQ(db.runs().back().host, "node1");
     EXPECT_EQ(db.runs().back().threads, 4);
+    // Version 4: old rows have no non-finite gradient count (NULL, not 0); new rows keep theirs.
+    EXPECT_EQ(db.samples()[0].nonfinite_grads, -1);
+    SampleRecord counted;
+    counted.cell_id = cells[0].id;
+    counted.image_index = 2;
+    counted.image_id = "img2";
+    counted.status = "ok";
+    counted.nonfinite_grads = 3;
+    SampleRecord checked = counted;
+    checked.image_index = 3;
+    checked.nonfinite_grads = 0;
+    db.write_samples({counted, checked});
+    EXPECT_EQ(db.query_text("SELECT group_concat(COALESCE(nonfinite_grads, 'null'), ',') FROM "
+                            "(SELECT nonfinite_grads FROM sample ORDER BY image_index)"),
+              "null,null,3,0");
+    EXPECT_EQ(db.samples()[2].nonfinite_grads, 3);
   }
   // Opening again is a no-op.
   ResultsDb again(path, false);
-  EXPECT_EQ(again.schema_version(), 3);
+  EXPECT_EQ(again.schema_version(), 4);
   EXPECT_EQ(again.cells().size(), 1u);
   fs::remove_all(dir);
 }
@@ -276,7 +292,7 @@ TEST_F(ResultsSchema, ResultsWrittenBeforeVersion2ResumeAfterTheMigration) {
   ASSERT_EQ(ex.cells.size(), 2u);
   {
     ResultsDb db((dir / "results.sqlite").string(), false);
-    EXPECT_EQ(db.schema_version(), 3);
+    EXPECT_EQ(db.schema_version(), 4);
     const auto cells = db.cells();
     ASSERT_EQ(cells.size(), 3u);
     for (size_t i = 0; i < ex.cells.size(); ++i) {
@@ -323,7 +339,7 @@ TEST_F(ResultsSchema, RunsStoreTypedSettingsAndTheirEnvironment) {
   ::unsetenv("SLURM_ARRAY_TASK_ID");
   EXPECT_EQ(s.ok, 12);
   ResultsDb db(s.paths.db, true);
-  EXPECT_EQ(db.schema_version(), 3);
+  EXPECT_EQ(db.schema_version(), 4);
   const auto cells = db.cells();
   ASSERT_EQ(cells.size(), 4u);
   for (size_t i = 0; i < cells.size(); ++i) {
