@@ -366,8 +366,7 @@ CoPaintStepResult CoPaint::step(Denoiser& model, const DiffusionSchedule& schedu
 
 InpaintOutput CoPaint::run(Denoiser& model, const InpaintInput& input) {
   const at::Tensor mask = check_input(model, input);
-  const DiffusionSchedule schedule =
-      DiffusionSchedule::linear(model.num_train_timesteps()).respaced(params_.respacing);
+  const DiffusionSchedule schedule = method_schedule(model, params_.respacing);
   const std::vector<int64_t> steps = timesteps(schedule.size());
   CoPaintTarget target{input.image, mask, input.y, &input.generators, &input.noise};
 

@@ -45,8 +45,9 @@ po::options_description inpaint_options() {
                                                po::value<std::string>()->default_value("copaint"),
                                                "inpainting method (`copaint list methods`)")(
       "model", po::value<std::string>(),
-      "model: celebahq256 | imagenet256 | adm | gaussian (`copaint list models`); required")(
-      "checkpoint", po::value<std::string>(), "shorthand for --set <model>.checkpoint=FILE")(
+      "model: celebahq256 | imagenet256 | adm | diffusers | ddpm_celebahq256 | gaussian | ... "
+      "(`copaint list models`); required")("checkpoint", po::value<std::string>(),
+                                           "shorthand for --set <model>.checkpoint=FILE")(
       "image", po::value<std::string>(),
       "input image (PNG, JPEG, ...); fitted to the model's size: shorter side resized, centre "
       "cropped; required")(

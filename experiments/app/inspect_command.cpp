@@ -1,5 +1,6 @@
 // `copaint inspect CHECKPOINT`: the file's format, tensor and parameter counts, dtypes, and the ADM
-// configuration inferred from the tensor shapes as ready-to-paste `--set adm.<flag>=<value>` lines.
+// configuration inferred from the tensor shapes as ready-to-paste `--set adm.<flag>=<value>` lines;
+// for a diffusers folder, its UNet2DModel's blocks, parameters and scheduler.
 #include <cstdio>
 #include <map>
 #include <ostream>
@@ -14,6 +15,7 @@
 #include "experiments/app/inpaint_command.h"
 #include "framework/checkpoint/checkpoint.h"
 #include "framework/core/error.h"
+#include "framework/nn/diffusers_unet.h"
 #include "framework/nn/models.h"
 #include "framework/nn/unet.h"
 
@@ -81,7 +83,9 @@ struct InspectRequest {
 
 /// The options of `copaint inspect`.
 po::options_description inspect_options() {
-  po::options_description d("usage: copaint inspect CHECKPOINT [--image-size N]\n\nOptions");
+  po::options_description d(
+      "usage: copaint inspect CHECKPOINT [--image-size N]\n"
+      "       copaint inspect DIFFUSERS_DIR\n\nOptions");
   d.add_options()("help,h", "print this help")(
       "image-size", po::value<int>()->default_value(0),
       "training resolution, when channel_mult is not one of guided-diffusion's defaults (0 = "
@@ -203,6 +207,59 @@ void print_flags(std::ostream& os, const std::string& path, const Inferred& inf)
   }
 }
 
+std::string joined(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+/// A diffusers folder: files, the UNet2DModel's blocks, whether the weights load, the scheduler.
+void inspect_diffusers(std::ostream& os, const std::string& dir) {
+  const DiffusersFolder folder = find_diffusers_folder(dir);
+  const StateDict sd = load_state_dict(folder.weights);
+  os << "diffusers folder: " << dir << "\nconfig: " << folder.config << "\n";
+  print_contents(os, folder.weights, checkpoint_format(folder.weights), sd);
+  std::vector<std::string> missing;
+  const DiffusersUNetConfig c = read_diffusers_unet_config(folder.config, &missing);
+  os << "\nclass: UNet2DModel, " << c.in_channels << " -> " << c.out_channels
+     << " channels, sample_size " << c.sample_size << "\n";
+  for (size_t i = 0; i < c.block_out_channels.size(); ++i) {
+    os << "  level " << i << ": " << c.down_block_types[i] << " / "
+       << c.up_block_types[c.block_out_channels.size() - 1 - i] << ", " << c.block_out_channels[i]
+       << " channels\n";
+  }
+  os << "  mid: UNetMidBlock2D" << (c.add_attention ? " with attention" : "")
+     << "; layers_per_block " << c.layers_per_block << ", attention_head_dim "
+     << (c.attention_head_dim > 0 ? std::to_string(c.attention_head_dim) : "null (one head)")
+     << ", GroupNorm " << c.norm_num_groups << " groups eps " << c.norm_eps << "\n"
+     << "  time embedding: positional, flip_sin_to_cos " << (c.flip_sin_to_cos ? "true" : "false")
+     << ", freq_shift " << c.freq_shift << "; downsample_padding " << c.downsample_padding << "\n";
+  if (!missing.empty()) os << "  absent keys (diffusers' defaults): " << joined(missing) << "\n";
+  std::vector<std::string> ignored;
+  if (folder.scheduler_config.empty()) {
+    os << "scheduler: none (DDPMScheduler's defaults are used)\n";
+  } else {
+    const auto sched = read_diffusers_scheduler_config(folder.scheduler_config, &ignored);
+    os << "scheduler: " << sched.to_string() << "\n";
+    if (!ignored.empty()) os << "  keys not used here: " << joined(ignored) << "\n";
+  }
+  try {
+    load_diffusers_unet(c, folder.weights);
+    os << "weights: match the config\n";
+  } catch (const InputError& e) {
+    os << "weights: " << e.what() << "\n";
+    return;
+  }
+  for (const DiffusersPreset& preset : diffusers_presets()) {
+    if (parse_diffusers_unet_config(preset.unet_json, preset.name).to_string() == c.to_string()) {
+      os << "the architecture of " << preset.repository << " (and its siblings): --model "
+         << preset.name << " --checkpoint " << dir << "\n";
+      break;
+    }
+  }
+  os << "use: --model diffusers --checkpoint " << dir << "\n";
+}
+
 int cmd_inspect(CommandContext& ctx) {
   const po::options_description d = inspect_options();
   po::variables_map vm = parse_command_args(ctx, d, {{"checkpoint", 1}});
@@ -211,6 +268,10 @@ int cmd_inspect(CommandContext& ctx) {
     return 0;
   }
   const InspectRequest r = parse_inspect_request(vm);
+  if (is_diffusers_folder(r.path)) {
+    inspect_diffusers(ctx.out, r.path);
+    return 0;
+  }
   const std::string format = checkpoint_format(r.path);
   const StateDict sd = load_state_dict(r.path);
   print_contents(ctx.out, r.path, format, sd);
@@ -225,7 +286,8 @@ int cmd_inspect(CommandContext& ctx) {
 
 void register_inspect_command() {
   add_command({"inspect",
-               "show what a checkpoint holds and the `adm` flags inferred from its tensor shapes",
+               "show what a checkpoint holds and the `adm` flags inferred from its tensor shapes "
+               "(or a diffusers folder's UNet2DModel and scheduler)",
                cmd_inspect});
 }
 

@@ -479,7 +479,8 @@ GridPlan plan_experiment(const Experiment& experiment, const RunOptions& options
   }
   const std::string checkpoint = ex.model_settings.get("checkpoint", "");
   std::error_code fs_ec;
-  if (ex.model_settings.has("checkpoint") && !fs::is_regular_file(checkpoint, fs_ec)) {
+  if (ex.model_settings.has("checkpoint") && !fs::is_regular_file(checkpoint, fs_ec) &&
+      !fs::is_directory(checkpoint, fs_ec)) {  // a file, or a diffusers folder
     plan.warnings.push_back("model " + ex.model + ": checkpoint '" + checkpoint + "' " +
                             (checkpoint.empty() ? "not set" : "not found"));
   }

@@ -29,6 +29,7 @@ ModelOutput predict_model(Denoiser& model, const DiffusionSchedule& schedule, co
   ++counter.forwards;
   const int64_t c = x.size(1);
   ModelOutput result;
+  result.variance = model.variance();
   if (out.size(1) == c) {
     result.eps = out;
     return result;
@@ -76,8 +77,11 @@ PosteriorMeanVariance p_mean_variance(const DiffusionSchedule& schedule, const D
                                       bool clip_denoised) {
   PosteriorMeanVariance r;
   if (variance == VarianceType::kAuto) {
-    variance =
-        output.var_values.defined() ? VarianceType::kLearnedRange : VarianceType::kFixedSmall;
+    // The model's own: learned with variance channels, else its fixed variance (diffusers'
+    // variance_type; the posterior variance for ADM networks without variance channels).
+    variance = output.var_values.defined()                     ? VarianceType::kLearnedRange
+               : output.variance == ModelVariance::kFixedLarge ? VarianceType::kFixedLarge
+                                                               : VarianceType::kFixedSmall;
   }
   switch (variance) {
     case VarianceType::kLearnedRange: {
@@ -108,7 +112,7 @@ PosteriorMeanVariance p_mean_variance(const DiffusionSchedule& schedule, const D
 }
 
 DiffusionSchedule method_schedule(const Denoiser& model, const std::string& respacing) {
-  return DiffusionSchedule::linear(model.num_train_timesteps()).respaced(respacing);
+  return model.train_schedule().respaced(respacing);
 }
 
 int64_t resolve_t_T(const std::string& method, int64_t t_T, int64_t respaced_size) {

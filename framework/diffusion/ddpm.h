@@ -21,7 +21,8 @@ namespace copaint {
 
 /// How a DDPM reverse step chooses its variance.
 enum class VarianceType {
-  kAuto,          ///< learned range when the network outputs 2C channels, fixed small otherwise
+  kAuto,          ///< the model's own (Denoiser::variance(): learned range for 2C-channel
+                  ///< ADM networks, fixed small otherwise, a diffusers model's variance_type)
   kLearnedRange,  ///< log var = frac log(beta_t) + (1 - frac) log(posterior var), frac = (v+1)/2
   kFixedSmall,    ///< the posterior variance beta_t (1 - ab_{t-1}) / (1 - ab_t) (clipped at t=0)
   kFixedLarge,    ///< beta_t (posterior variance at t = 0)
@@ -34,6 +35,7 @@ VarianceType parse_variance_type(const std::string& text, const std::string& key
 struct ModelOutput {
   at::Tensor eps;         ///< [B,C,H,W]
   at::Tensor var_values;  ///< [B,C,H,W] in about [-1, 1], undefined for C-channel networks
+  ModelVariance variance = ModelVariance::kFixedSmall;  ///< the model's own (what kAuto uses)
 };
 
 /// Evaluates the network at respaced steps t ([B] int64): it runs at schedule.timestep_map[t] and
@@ -76,7 +78,8 @@ PosteriorMeanVariance p_mean_variance(const DiffusionSchedule& schedule,
                                       const at::Tensor& t, const ModelOutput& output,
                                       VarianceType variance, bool clip_denoised);
 
-/// The respaced process a baseline walks: the model's linear process respaced by `respacing`.
+/// The respaced process a baseline walks: the model's training process (Denoiser::train_schedule,
+/// guided-diffusion's linear one for ADM models) respaced by `respacing`.
 DiffusionSchedule method_schedule(const Denoiser& model, const std::string& respacing);
 
 /// Resolves a `t_T` option: 0 means the respaced process's size; UsageError (naming `method`) when

@@ -8,7 +8,16 @@
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
+#include "framework/diffusion/schedule.h"
+
 namespace copaint {
+
+/// The reverse-step variance a network was trained with (what a DDPM step uses by default).
+enum class ModelVariance {
+  kLearnedRange,  ///< variance channels interpolate log beta and the log posterior variance
+  kFixedSmall,    ///< the posterior variance (DDPM's sigma^2 = beta~; diffusers' fixed_small)
+  kFixedLarge,    ///< beta_t (DDPM's sigma^2 = beta; diffusers' fixed_large)
+};
 
 /// A diffusion network. Methods never see the concrete class (UNet, analytic test models, ...).
 class Denoiser {
@@ -28,6 +37,16 @@ class Denoiser {
   virtual int64_t num_classes() const { return 0; }
   /// Number of steps of the process the network was trained on.
   virtual int64_t num_train_timesteps() const { return 1000; }
+  /// The process the network was trained on (unrespaced): guided-diffusion's linear betas unless
+  /// the model says otherwise (a diffusers folder's scheduler_config.json).
+  virtual DiffusionSchedule train_schedule() const {
+    return DiffusionSchedule::linear(num_train_timesteps());
+  }
+  /// The variance the network was trained with: learned for variance-channel networks, else the
+  /// posterior variance unless the model says otherwise.
+  virtual ModelVariance variance() const {
+    return learn_sigma() ? ModelVariance::kLearnedRange : ModelVariance::kFixedSmall;
+  }
   /// Whether the network computes in reduced precision (an fp16 or bf16 torso): the
   /// gradient-based methods then guard their gradients (methods/gradients.h).
   virtual bool reduced_precision() const { return false; }

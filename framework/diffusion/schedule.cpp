@@ -88,10 +88,77 @@ std::vector<double> linear_betas(int64_t num_timesteps) {
   return np_linspace(scale * 0.0001, scale * 0.02, num_timesteps);
 }
 
+std::vector<double> diffusers_betas(const std::string& beta_schedule, int64_t num_timesteps,
+                                    double beta_start, double beta_end) {
+  require_positive(num_timesteps, "num_train_timesteps", "beta_schedule");
+  std::vector<double> betas;
+  if (beta_schedule == "linear") {
+    betas = np_linspace(beta_start, beta_end, num_timesteps);
+  } else if (beta_schedule == "scaled_linear") {
+    betas = np_linspace(std::sqrt(beta_start), std::sqrt(beta_end), num_timesteps);
+    for (double& b : betas) b = static_cast<double>(static_cast<float>(b)) * static_cast<float>(b);
+  } else if (beta_schedule == "squaredcos_cap_v2") {
+    // diffusers' betas_for_alpha_bar (the improved-DDPM cosine schedule), in Python floats.
+    const auto alpha_bar = [](double t) {
+      const double c = std::cos((t + 0.008) / 1.008 * M_PI / 2);
+      return c * c;
+    };
+    const double n = static_cast<double>(num_timesteps);
+    for (int64_t i = 0; i < num_timesteps; ++i) {
+      const double t1 = static_cast<double>(i) / n, t2 = static_cast<double>(i + 1) / n;
+      betas.push_back(std::min(1 - alpha_bar(t2) / alpha_bar(t1), 0.999));
+    }
+  } else {
+    throw UsageError("beta_schedule '" + beta_schedule +
+                     "' is not supported (linear, scaled_linear, squaredcos_cap_v2)");
+  }
+  for (double& b : betas) b = static_cast<double>(static_cast<float>(b));  // torch float32
+  return betas;
+}
+
+std::vector<int64_t> diffusers_timesteps(const std::string& spacing, int64_t num_timesteps,
+                                         int64_t num_inference_steps, int64_t steps_offset) {
+  const int64_t T = num_timesteps, N = num_inference_steps;
+  require_positive(T, "num_train_timesteps", "diffusers_timesteps");
+  if (N < 1 || N > T) {
+    throw UsageError("timestep_spacing " + spacing + ": " + std::to_string(N) +
+                     " inference steps outside [1, " + std::to_string(T) + "]");
+  }
+  std::vector<int64_t> steps;
+  if (spacing == "leading") {
+    for (int64_t i = N - 1; i >= 0; --i) steps.push_back(i * (T / N) + steps_offset);
+  } else if (spacing == "trailing") {
+    // np.round(np.arange(T, 0, -T / N)) - 1: the float stride summed as numpy's arange does.
+    const double ratio = static_cast<double>(T) / static_cast<double>(N);
+    const int64_t count = static_cast<int64_t>(std::ceil(static_cast<double>(T) / ratio));
+    for (int64_t i = 0; i < count; ++i) {
+      steps.push_back(round_half_even(static_cast<double>(T) - static_cast<double>(i) * ratio) - 1);
+    }
+  } else if (spacing == "linspace") {
+    const std::vector<double> v = np_linspace(0.0, static_cast<double>(T - 1), N);
+    for (auto it = v.rbegin(); it != v.rend(); ++it) steps.push_back(round_half_even(*it));
+  } else {
+    throw UsageError("timestep_spacing '" + spacing +
+                     "' is not supported (leading, trailing, linspace)");
+  }
+  return steps;
+}
+
 std::vector<int64_t> space_timesteps(int64_t num_timesteps, const std::string& section_counts) {
   require_positive(num_timesteps, "num_timesteps", "space_timesteps");
   const std::string where = "timestep respacing '" + section_counts + "'";
   const std::string spec = trim(section_counts);
+
+  for (const char* spacing : {"leading", "trailing", "linspace"}) {
+    const std::string prefix = spacing;
+    if (spec.rfind(prefix, 0) != 0) continue;
+    const int64_t n = parse_int(spec.substr(prefix.size()), where);
+    std::set<int64_t> kept;
+    for (int64_t t : diffusers_timesteps(prefix, num_timesteps, n)) {
+      if (t >= 0 && t < num_timesteps) kept.insert(t);
+    }
+    return {kept.begin(), kept.end()};
+  }
 
   if (spec.rfind("ddim", 0) == 0) {
     const int64_t desired = parse_int(spec.substr(4), where);

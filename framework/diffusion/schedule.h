@@ -21,10 +21,31 @@ std::vector<double> linear_betas(int64_t num_timesteps);
 ///   longer), section j strided to c_j steps: start + round(cur), cur += (size-1)/(c_j-1) summed
 ///   in double and rounded half to even (Python's round). UsageError when a section is shorter
 ///   than its count, a count is negative or not an integer, or nothing is kept;
+/// - "leadingN", "trailingN", "linspaceN": the steps diffusers' DDIMScheduler visits with that
+///   timestep_spacing (diffusers_timesteps, steps_offset 0), ascending; a respaced process over
+///   them walks exactly diffusers' DDIM pairs when T is a multiple of N;
 /// - a single count above num_timesteps: the reference returns the float set
 ///   linspace(0, num_timesteps, count), of which a respaced process keeps only the entries that
 ///   are exact integers below num_timesteps; those are returned (for most counts just {0}).
 std::vector<int64_t> space_timesteps(int64_t num_timesteps, const std::string& section_counts);
+
+/// diffusers' beta schedules (DDPMScheduler's and DDIMScheduler's `beta_schedule`), each value
+/// rounded to float32 as diffusers stores them (then widened to double):
+/// "linear": linspace(beta_start, beta_end, T); "scaled_linear": linspace(sqrt(beta_start),
+/// sqrt(beta_end), T)^2; "squaredcos_cap_v2": betas_for_alpha_bar with the cosine alpha_bar
+/// cos((t + 0.008) / 1.008 * pi / 2)^2 and max_beta 0.999 (beta_start/beta_end unused).
+/// UsageError naming an unknown schedule or T < 1.
+std::vector<double> diffusers_betas(const std::string& beta_schedule, int64_t num_timesteps,
+                                    double beta_start, double beta_end);
+
+/// The timesteps diffusers' DDIMScheduler.set_timesteps visits (of a T-step process), descending:
+/// "leading": (arange(N) * (T // N)) reversed, plus steps_offset; "trailing":
+/// round(arange(T, 0, -T / N)) - 1; "linspace": round(linspace(0, T - 1, N)) reversed (numpy's
+/// round half to even). diffusers' DDIM pairs each t with prev_t = t - T // N (not necessarily the
+/// next entry; negative prev_t means the final alpha). UsageError for an unknown spacing or
+/// N outside [1, T].
+std::vector<int64_t> diffusers_timesteps(const std::string& timestep_spacing, int64_t num_timesteps,
+                                         int64_t num_inference_steps, int64_t steps_offset = 0);
 
 /// A (possibly respaced) discrete diffusion process in double precision.
 struct DiffusionSchedule {

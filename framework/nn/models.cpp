@@ -11,6 +11,7 @@
 #include "framework/core/log.h"
 #include "framework/core/registry.h"
 #include "framework/nn/denoisers.h"
+#include "framework/nn/diffusers_unet.h"
 
 namespace copaint {
 namespace {
@@ -242,6 +243,29 @@ void register_builtin_models() {
                return load_unet("adm", c, o.get("checkpoint"), run_options_from(o, c.use_fp16));
              });
            }});
+  const auto diffusers_model = [](const std::string& entry, const Options& o,
+                                  const DiffusersPreset* preset) -> std::unique_ptr<Denoiser> {
+    const std::string dir = o.get("checkpoint");
+    if (dir.empty()) {
+      throw UsageError("model '" + entry + "' needs a diffusers folder: give --checkpoint DIR or " +
+                       "--set " + entry + ".checkpoint=DIR");
+    }
+    return DiffusersDenoiser::from_folder(dir, preset);
+  };
+  reg.add(
+      {"diffusers",
+       "a diffusers UNet2DModel folder (config.json, diffusion_pytorch_model.safetensors or "
+       ".bin, scheduler_config.json): the google/ddpm family and pixel-space fine-tunes",
+       {{"checkpoint", "", "the diffusers folder (DIR or DIR/unet holds config.json)"}},
+       [diffusers_model](const Options& o) { return diffusers_model("diffusers", o, nullptr); }});
+  for (const DiffusersPreset& preset : diffusers_presets()) {
+    const DiffusersPreset* p = &preset;
+    reg.add(
+        {preset.name,
+         preset.what + " (" + preset.repository + ": the user's download; needs checkpoint=DIR)",
+         {{"checkpoint", "", "the folder of " + preset.repository}},
+         [diffusers_model, p](const Options& o) { return diffusers_model(p->name, o, p); }});
+  }
   reg.add(
       {"gaussian",
        "analytic test model: data ~ N(mean, std^2) per pixel, exact eps (no checkpoint)",

@@ -1,5 +1,5 @@
-// The model registry's built-in entries (celebahq256, imagenet256, adm, gaussian) and the
-// mapping between guided-diffusion's flags and UNetConfig.
+// The model registry's built-in entries (celebahq256, imagenet256, adm, diffusers and the
+// google/ddpm presets, gaussian) and the mapping between guided-diffusion's flags and UNetConfig.
 #pragma once
 
 #include <memory>
@@ -13,9 +13,9 @@
 
 namespace copaint {
 
-/// Registers celebahq256, imagenet256, adm and gaussian in Registry<Denoiser>::global().
-/// Their options are set scoped by the entry's name (`--set adm.num_channels=32`).
-/// Idempotent.
+/// Registers celebahq256, imagenet256, adm, diffusers, ddpm_*256 and gaussian in
+/// Registry<Denoiser>::global(). Their options are set scoped by the entry's name (`--set
+/// adm.num_channels=32`). Idempotent.
 void register_builtin_models();
 
 /// Every flag of the `adm` entry with its value in `config`, in guided-diffusion's spelling

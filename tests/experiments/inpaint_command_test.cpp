@@ -212,6 +212,40 @@ TEST(Inspect, PrintsTheFixtureFlags) {
   EXPECT_EQ(lines(m.err), 1u) << m.err;
 }
 
+TEST(Inspect, DescribesADiffusersFolder) {
+  const std::string dir = kFixtures + "/diffusers/ddpm_like";
+  auto r = run({"inspect", dir});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* line :
+       {"diffusers folder: ", "format: zip", "tensors: 268", "parameters: 279,235",
+        "class: UNet2DModel, 3 -> 3 channels, sample_size 16",
+        "level 1: AttnDownBlock2D / AttnUpBlock2D, 16 channels",
+        "mid: UNetMidBlock2D with attention", "flip_sin_to_cos false, freq_shift 1",
+        "scheduler: none", "weights: match the config", "use: --model diffusers --checkpoint "}) {
+    EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
+  }
+}
+
+// A diffusers folder through the whole command: loaded by --model diffusers --checkpoint DIR.
+TEST(Inpaint, DiffusersFolderEndToEnd) {
+  const auto dir = temp_dir("diffusers");
+  const std::string img = (dir / "img.png").string();
+  at::manual_seed(0);
+  write_image(img, at::rand({3, 16, 16}) * 1.6 - 0.8);
+  auto r = run({"--device", "cpu", "inpaint", "--model", "diffusers", "--checkpoint",
+                kFixtures + "/diffusers/attn_all", "--image", img, "--mask", "half", "--method",
+                "repaint", "--set", "repaint.respacing=5", "--set", "repaint.jump_length=1",
+                "--out", (dir / "o").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir / "o" / "sample_0.png"));
+  auto m = run({"inpaint", "--model", "diffusers", "--checkpoint", "/no/such/folder", "--image",
+                img, "--mask", "half", "--out", (dir / "p").string()});
+  EXPECT_EQ(m.code, 1);
+  EXPECT_NE(m.err.find("/no/such/folder"), std::string::npos) << m.err;
+  EXPECT_EQ(lines(m.err), 1u) << m.err;
+  fs::remove_all(dir);
+}
+
 TEST(Inpaint, HelpDocumentsEveryOption) {
   auto r = run({"inpaint", "--help"});
   ASSERT_EQ(r.code, 0) << r.err;
