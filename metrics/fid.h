@@ -94,6 +94,9 @@ class InceptionSetMetric : public SetMetric {
   /// Runs on the images' device (the network follows it); [B,2048] float64 on the CPU.
   at::Tensor features(const at::Tensor& images) override;
 
+ protected:
+  bool stand_in() const { return inception_.network->stand_in(); }
+
  private:
   SharedInception inception_;
 };
@@ -101,7 +104,8 @@ class InceptionSetMetric : public SetMetric {
 class FidMetric : public InceptionSetMetric {
  public:
   using InceptionSetMetric::InceptionSetMetric;
-  std::string name() const override { return "fid"; }
+  /// "fid", or "fid_standin" on the formula stand-in weights (never presented as FID).
+  std::string name() const override { return stand_in() ? "fid_standin" : "fid"; }
   bool higher_is_better() const override { return false; }
   /// NaN with a note for fewer than 2 samples or references; a note when either is below 2048.
   SetScore score(const at::Tensor& sample_features, const at::Tensor& reference_features) override;
@@ -111,7 +115,8 @@ class KidMetric : public InceptionSetMetric {
  public:
   KidMetric(SharedInception inception, KidParams params)
       : InceptionSetMetric(std::move(inception)), params_(params) {}
-  std::string name() const override { return "kid"; }
+  /// "kid", or "kid_standin" on the formula stand-in weights.
+  std::string name() const override { return stand_in() ? "kid_standin" : "kid"; }
   bool higher_is_better() const override { return false; }
   /// Mean and std over subsets; a note when the subset size was capped at the smaller set.
   SetScore score(const at::Tensor& sample_features, const at::Tensor& reference_features) override;

@@ -217,32 +217,47 @@ at::Tensor formula_uniform_tensor(const std::string& name, const std::vector<int
   return out;
 }
 
-InceptionTensors fid_inception_formula_weights() {
-  auto ends_with = [](const std::string& s, const std::string& suffix) {
-    return s.size() >= suffix.size() &&
-           s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+namespace {
+
+/// Tensor `name` of fid_inception_formula_weights(), float32.
+at::Tensor formula_weight(const std::string& name, const std::vector<int64_t>& shape) {
+  auto ends_with = [&](const std::string& suffix) {
+    return name.size() >= suffix.size() &&
+           name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
+  const at::Tensor u = formula_uniform_tensor(name, shape);
+  const at::Tensor s = 2.0 * u - 1.0;
+  at::Tensor v;
+  if (ends_with("conv.weight")) {
+    v = s * (std::sqrt(3.0) * std::sqrt(2.0 / double(shape[1] * shape[2] * shape[3])));
+  } else if (ends_with("bn.weight") || ends_with("bn.running_var")) {
+    v = 0.5 + u;
+  } else if (ends_with("bn.bias")) {
+    v = 0.2 * s;
+  } else if (ends_with("bn.running_mean")) {
+    v = 0.1 * s;
+  } else {
+    v = 0.01 * s;
+  }
+  return v.to(at::kFloat);
+}
+
+/// Whether `tensors` are the formula stand-in: its first convolution's weight is the formula's.
+bool is_formula(const std::map<std::string, at::Tensor>& tensors) {
+  const std::string first = fid_inception_shapes().front().first;
+  const at::Tensor given = tensors.at(first).detach().to(at::kFloat);
+  const at::Tensor formula = formula_weight(first, given.sizes().vec());
+  return at::equal(given, formula);
+}
+
+}  // namespace
+
+InceptionTensors fid_inception_formula_weights() {
   auto shapes = fid_inception_shapes();
   shapes.push_back({"fc.weight", {kClasses, kFeatures}});
   shapes.push_back({"fc.bias", {kClasses}});
   InceptionTensors out;
-  for (const auto& [name, shape] : shapes) {
-    const at::Tensor u = formula_uniform_tensor(name, shape);
-    const at::Tensor s = 2.0 * u - 1.0;
-    at::Tensor v;
-    if (ends_with(name, "conv.weight")) {
-      v = s * (std::sqrt(3.0) * std::sqrt(2.0 / double(shape[1] * shape[2] * shape[3])));
-    } else if (ends_with(name, "bn.weight") || ends_with(name, "bn.running_var")) {
-      v = 0.5 + u;
-    } else if (ends_with(name, "bn.bias")) {
-      v = 0.2 * s;
-    } else if (ends_with(name, "bn.running_mean")) {
-      v = 0.1 * s;
-    } else {
-      v = 0.01 * s;
-    }
-    out.emplace_back(name, v.to(at::kFloat));
-  }
+  for (const auto& [name, shape] : shapes) out.emplace_back(name, formula_weight(name, shape));
   return out;
 }
 
@@ -263,6 +278,7 @@ FidInception::FidInception(const std::string& weights_file)
 
 FidInception::FidInception(const InceptionTensors& tensors, const std::string& source) {
   const std::map<std::string, at::Tensor> by_name = checked_tensors(tensors, source);
+  stand_in_ = is_formula(by_name);
   auto get = [&](const std::string& name) { return by_name.at(name).detach().to(at::kDouble); };
   for (const ConvSpec& c : conv_specs()) {
     // Eval-mode batch norm: gamma * (y - mean) / sqrt(var + eps) + beta = y * scale + shift.

@@ -55,6 +55,9 @@ class FidInception {
   /// Moves the weights (float32) to `device`.
   void to(at::Device device);
   at::Device device() const;
+  /// Whether the weights are fid_inception_formula_weights() (a stand-in, not FID's network):
+  /// the metrics then name their scores fid_standin / kid_standin.
+  bool stand_in() const { return stand_in_; }
 
  private:
   /// A BasicConv2d (convolution without bias, batch norm with eps 1e-3, ReLU), the batch norm
@@ -72,6 +75,7 @@ class FidInception {
   at::Tensor block_e(const std::string& p, const at::Tensor& x, bool max_pool) const;
 
   std::vector<std::pair<std::string, Conv>> convs_;
+  bool stand_in_ = false;
 };
 
 }  // namespace copaint

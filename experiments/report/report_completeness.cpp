@@ -185,7 +185,15 @@ std::vector<std::string> short_metrics(const ResultSet& rs, const Completeness& 
     }
   }
   std::set<std::pair<int64_t, std::string>> set_scored;
-  for (const auto& s : rs.set_scores) set_scored.insert({s.cell_id, s.metric});
+  for (const auto& s : rs.set_scores) {
+    // fid on the formula stand-in weights is stored as fid_standin (metrics/fid.h).
+    const std::string suffix = "_standin";
+    const bool standin =
+        s.metric.size() > suffix.size() &&
+        s.metric.compare(s.metric.size() - suffix.size(), suffix.size(), suffix) == 0;
+    set_scored.insert(
+        {s.cell_id, standin ? s.metric.substr(0, s.metric.size() - suffix.size()) : s.metric});
+  }
   std::vector<std::string> out;
   for (const auto& [id, grid] : grid_of) {
     const int64_t ok = c.ok.count(id) ? c.ok.at(id) : 0;

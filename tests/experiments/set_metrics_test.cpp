@@ -478,9 +478,10 @@ TEST(SetMetricResults, FidAndKidOnStandInWeights) {
     EXPECT_TRUE(std::isfinite(sc.value)) << sc.metric;
     EXPECT_FALSE(sc.note.empty()) << sc.metric;  // 6 samples: FID biased, KID subset capped
   }
-  EXPECT_EQ(scores[0].metric, "fid");
+  // Stand-in weights are never presented as FID: the scores are named fid_standin, kid_standin.
+  EXPECT_EQ(scores[0].metric, "fid_standin");
   EXPECT_TRUE(std::isnan(scores[0].stddev));
-  EXPECT_EQ(scores[1].metric, "kid");
+  EXPECT_EQ(scores[1].metric, "kid_standin");
   EXPECT_TRUE(std::isfinite(scores[1].stddev));
   EXPECT_EQ(scores[0].feature_key, scores[1].feature_key);  // one network: features shared
   EXPECT_EQ(ResultsDb((dir / "r" / "results.sqlite").string(), false)
@@ -488,8 +489,12 @@ TEST(SetMetricResults, FidAndKidOnStandInWeights) {
             9);
   std::ostringstream md, err;
   ASSERT_EQ(run_cli({"report", (dir / "r").string()}, md, err), 0) << err.str();
-  EXPECT_NE(md.str().find("### fid over each complete cell (lower is better)"), std::string::npos)
+  EXPECT_NE(md.str().find("### fid_standin over each complete cell (lower is better)"),
+            std::string::npos)
       << md.str();
+  EXPECT_EQ(md.str().find("### fid over"), std::string::npos) << md.str();
+  EXPECT_EQ(md.str().find("not scored"), std::string::npos)
+      << md.str();  // fid asked, standin stored
   EXPECT_NE(md.str().find("(n=6)*"), std::string::npos) << md.str();
   fs::remove_all(dir);
 }

@@ -116,5 +116,15 @@ TEST(FidInception, MissingOrForeignWeightsAreOneLineErrors) {
   EXPECT_THROW(formula_network().features(at::zeros({1, 2, 8, 8})), InputError);
 }
 
+// The formula weights are recognised as a stand-in (scores named fid_standin, kid_standin),
+// weights that differ from them in one value are not.
+TEST(FidInception, RecognisesTheFormulaStandIn) {
+  InceptionTensors tensors = fid_inception_formula_weights();
+  EXPECT_TRUE(FidInception(tensors, "formula").stand_in());
+  tensors.front().second = tensors.front().second.clone();
+  tensors.front().second.view({-1})[0] += 1e-3;
+  EXPECT_FALSE(FidInception(tensors, "changed").stand_in());
+}
+
 }  // namespace
 }  // namespace copaint
