@@ -72,21 +72,26 @@ Cell variant_cell(const Variant& v) { return label_cell(v.label, variant_tex(v))
 
 /// The mean (ranked as printed, so values that print equal are marked equal), the spread, the
 /// best-of-n and the errors of one (variant, mask).
+/// `value` with `p` digits (rounded the same for ranking), and " ± spread" when `with_spread`.
+Cell number_cell(double value, int p, bool with_spread, double spread) {
+  Cell c;
+  const double scale = std::pow(10.0, p);
+  c.value = std::round(value * scale) / scale;
+  c.md = fmt(value, p);
+  c.tex_main = fmt(value, p);
+  if (with_spread) {
+    c.md += " ± " + fmt(spread, p);
+    c.tex_rest += " {\\scriptsize $\\pm$ " + fmt(spread, p) + "}";
+  }
+  return c;
+}
+
 Cell value_cell(const ReportData& d, const Stats* st, const std::string& metric) {
   if (!st) return Cell("-");
   const Summary sm = summarise(*st, metric);
   if (sm.samples == 0) return Cell(st->errors ? "error" : "-");
   const int p = d.options.precision;
-  Cell c;
-  const double scale = std::pow(10.0, p);
-  c.value = std::round(sm.mean * scale) / scale;
-  c.md = fmt(sm.mean, p);
-  c.tex_main = fmt(sm.mean, p);
-  const double sp = d.spread == "std" ? sm.std : sm.ci95;
-  if (d.spread != "none") {
-    c.md += " ± " + fmt(sp, p);
-    c.tex_rest += " {\\scriptsize $\\pm$ " + fmt(sp, p) + "}";
-  }
+  Cell c = number_cell(sm.mean, p, d.spread != "none", d.spread == "std" ? sm.std : sm.ci95);
   if (sm.per_image > 1) {
     c.md += " (" + fmt(sm.best, p) + ")";
     c.tex_rest += " (" + fmt(sm.best, p) + ")";
@@ -227,15 +232,7 @@ Cell set_value_cell(const ReportData& d, size_t sec, size_t v, const std::string
   if (it == d.set_scores.end()) return d.find(sec, v, mask) ? Cell("(incomplete)") : Cell("-");
   const SetSummary s = summarise_set(it->second);
   const int p = d.options.precision;
-  Cell c;
-  const double scale = std::pow(10.0, p);
-  c.value = std::round(s.value * scale) / scale;
-  c.md = fmt(s.value, p);
-  c.tex_main = fmt(s.value, p);
-  if (std::isfinite(s.stddev)) {
-    c.md += " ± " + fmt(s.stddev, p);
-    c.tex_rest += " {\\scriptsize $\\pm$ " + fmt(s.stddev, p) + "}";
-  }
+  Cell c = number_cell(s.value, p, std::isfinite(s.stddev), s.stddev);
   const std::string n = "n=" + std::to_string(s.samples) +
                         (s.cells > 1 ? ", " + std::to_string(s.cells) + " seeds" : "");
   c.md += " (" + n + ")";

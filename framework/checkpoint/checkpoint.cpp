@@ -707,4 +707,14 @@ StateDict load_state_dict(const std::string& path) {
   return sd;
 }
 
+StateDict load_finite_state_dict(const std::string& path) {
+  StateDict sd = load_state_dict(path);
+  for (const auto& [name, tensor] : sd) {
+    if (at::isFloatingType(tensor.scalar_type()) && !at::isfinite(tensor).all().item<bool>()) {
+      throw InputError(path + ": tensor '" + name + "' holds NaN or infinite values");
+    }
+  }
+  return sd;
+}
+
 }  // namespace copaint

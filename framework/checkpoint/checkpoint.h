@@ -52,6 +52,11 @@ void write_safetensors(const std::string& path, const StateDict& tensors);
 /// Tensors keep their storage sharing (a view stays a view). Throws InputError.
 StateDict load_state_dict(const std::string& path);
 
+/// load_state_dict(path), refusing a checkpoint with a NaN or infinite floating-point value (a
+/// damaged or diverged checkpoint would give NaN samples that score nothing): InputError naming
+/// the file and the tensor.
+StateDict load_finite_state_dict(const std::string& path);
+
 /// Container format by content: "zip", "legacy" or "safetensors"; InputError otherwise.
 std::string checkpoint_format(const std::string& path);
 

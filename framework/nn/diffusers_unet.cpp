@@ -386,12 +386,7 @@ at::Tensor DiffusersUNet::forward(const at::Tensor& x, const at::Tensor& t) cons
 std::shared_ptr<DiffusersUNet> load_diffusers_unet(const DiffusersUNetConfig& config,
                                                    const std::string& weights) {
   auto unet = std::make_shared<DiffusersUNet>(config);
-  const StateDict sd = load_state_dict(weights);
-  for (const auto& [name, tensor] : sd) {
-    if (at::isFloatingType(tensor.scalar_type()) && !at::isfinite(tensor).all().item<bool>()) {
-      throw InputError(weights + ": tensor '" + name + "' holds NaN or infinite values");
-    }
-  }
+  const StateDict sd = load_finite_state_dict(weights);
   try {
     unet->load(sd);
   } catch (const InputError& e) {

@@ -4,6 +4,7 @@
 #include "framework/nn/diffusers_unet.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
