@@ -150,17 +150,22 @@ Table paper_table(const ReportData& d, size_t sec) {
   return t;
 }
 
-/// Rows the variants, columns the masks (pivot "method x mask").
-void fill_methods_by_masks(const ReportData& d, size_t sec, const std::string& metric, Table& t) {
-  const auto& variants = d.layout.variants;
+/// The header of a table with the variants as rows and the masks as columns, ranked by `higher`.
+void method_and_mask_columns(const ReportData& d, bool higher, Table& t) {
   t.header = {"method"};
   t.header_tex = {"Method"};
   t.rank = {-1};
   for (const auto& m : d.layout.masks) {
     t.header.push_back(m);
     t.header_tex.push_back(latex_escape(mask_display(m)));
-    t.rank.push_back(d.higher_is_better(metric) ? 1 : 0);
+    t.rank.push_back(higher ? 1 : 0);
   }
+}
+
+/// Rows the variants, columns the masks (pivot "method x mask").
+void fill_methods_by_masks(const ReportData& d, size_t sec, const std::string& metric, Table& t) {
+  const auto& variants = d.layout.variants;
+  method_and_mask_columns(d, d.higher_is_better(metric), t);
   for (size_t v = 0; v < variants.size(); ++v) {
     std::vector<Cell> row = {variant_cell(variants[v])};
     bool any = false;
@@ -255,14 +260,7 @@ Table set_metric_table(const ReportData& d, size_t sec, const std::string& metri
               ", over all samples of each complete cell against its reference images ($n$ "
               "samples).";
   t.label = section_label(d, sec, "-" + metric);
-  t.header = {"method"};
-  t.header_tex = {"Method"};
-  t.rank = {-1};
-  for (const auto& m : d.layout.masks) {
-    t.header.push_back(m);
-    t.header_tex.push_back(latex_escape(mask_display(m)));
-    t.rank.push_back(higher ? 1 : 0);
-  }
+  method_and_mask_columns(d, higher, t);
   std::vector<std::string> notes;
   for (size_t v = 0; v < d.layout.variants.size(); ++v) {
     if (!d.find(sec, v, kAllMasks)) continue;
